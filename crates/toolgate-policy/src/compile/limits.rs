@@ -1,0 +1,201 @@
+//! The parts every counter limit is made of, whichever form wrote it: windows, scopes,
+//! increments, and where the counter lives.
+
+use super::reader::Reader;
+use crate::amount::Amount;
+use crate::args::ArgPath;
+use crate::ir::{Increment, Limit, Scope, GLOBAL_NAMESPACE};
+use crate::source::{Node, NodeKind};
+use crate::window::{Window, WindowMode};
+
+/// Whose rule a limit belongs to: a named tool, or every tool (`"*"` / `all_tools`).
+#[derive(Debug, Clone, Copy)]
+pub enum Owner<'a> {
+    Tool(&'a str),
+    AllTools,
+}
+
+impl Owner<'_> {
+    /// The namespace Intercept gives this owner's counters in `state.<ns>.<counter>` paths.
+    pub fn state_namespace(&self) -> &str {
+        match self {
+            Owner::Tool(name) => name,
+            Owner::AllTools => GLOBAL_NAMESPACE,
+        }
+    }
+}
+
+/// A `scope:` as written.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScopeChoice {
+    Global,
+    Tool,
+    Session,
+    Identity,
+    Argument(ArgPath),
+}
+
+pub const SCOPE_HELP: &str =
+    "use global, tool, session, identity (or grant), or args.<path> such as args.repo";
+
+pub fn read_scope(reader: &mut Reader, node: &Node, path: &str) -> Option<ScopeChoice> {
+    let text = reader.name(node, path)?;
+    Some(match text.as_str() {
+        "global" => ScopeChoice::Global,
+        "tool" => ScopeChoice::Tool,
+        "session" => ScopeChoice::Session,
+        "identity" | "grant" => ScopeChoice::Identity,
+        other if other.starts_with("args.") => match ArgPath::parse(other) {
+            Ok(p) => ScopeChoice::Argument(p),
+            Err(e) => {
+                reader.error_with_hint(node.location, path, e.to_string(), SCOPE_HELP);
+                return None;
+            }
+        },
+        other => {
+            reader.error_with_hint(
+                node.location,
+                path,
+                format!("unknown scope {other:?}"),
+                SCOPE_HELP,
+            );
+            return None;
+        }
+    })
+}
+
+/// A window written as a name or duration (`hour`, `15m`) or, as PolicyLayer's pages do,
+/// a number of seconds (`60`).
+pub fn read_window(reader: &mut Reader, node: &Node, path: &str) -> Option<Window> {
+    let parsed = match &node.kind {
+        NodeKind::String(text) => Window::parse(text),
+        NodeKind::Number(text) => match text.parse::<u64>() {
+            Ok(seconds) => Window::from_seconds(seconds),
+            Err(_) => {
+                reader.error(
+                    node.location,
+                    path,
+                    format!("window {text} must be a whole number of seconds"),
+                );
+                return None;
+            }
+        },
+        _ => {
+            reader.error(
+                node.location,
+                path,
+                format!(
+                    "expected a window such as minute, hour, day, 15m or 60 (seconds), found {}",
+                    node.type_name()
+                ),
+            );
+            return None;
+        }
+    };
+    match parsed {
+        Ok(w) => Some(w),
+        Err(e) => {
+            reader.error(node.location, path, e.to_string());
+            None
+        }
+    }
+}
+
+pub fn read_mode(reader: &mut Reader, node: &Node, path: &str) -> Option<WindowMode> {
+    match reader.name(node, path)?.as_str() {
+        "fixed" => Some(WindowMode::Fixed),
+        "sliding" => Some(WindowMode::Sliding),
+        other => {
+            reader.error_with_hint(
+                node.location,
+                path,
+                format!("unknown window mode {other:?}"),
+                "use fixed (calendar-aligned, the default) or sliding",
+            );
+            None
+        }
+    }
+}
+
+/// A positive amount (`max`, `increment`).
+pub fn read_positive_amount(
+    reader: &mut Reader,
+    node: &Node,
+    path: &str,
+    what: &str,
+) -> Option<Amount> {
+    let text = reader.number_text(node, path)?;
+    match Amount::parse(text) {
+        Ok(a) if a > Amount::ZERO => Some(a),
+        Ok(_) => {
+            reader.error(
+                node.location,
+                path,
+                format!("{what} must be greater than zero, got {text}"),
+            );
+            None
+        }
+        Err(e) => {
+            reader.error(node.location, path, format!("{what}: {e}"));
+            None
+        }
+    }
+}
+
+pub fn read_increment_from(reader: &mut Reader, node: &Node, path: &str) -> Option<Increment> {
+    let text = reader.name(node, path)?;
+    match ArgPath::parse(&text) {
+        Ok(p) => Some(Increment::FromArgument(p)),
+        Err(_) => {
+            reader.error_with_hint(
+                node.location,
+                path,
+                format!("increment_from must start with \"args.\", got {text:?}"),
+                "name the numeric argument to add, e.g. args.amount",
+            );
+            None
+        }
+    }
+}
+
+/// Builds the limit, placing the counter according to its owner and scope.
+pub fn build_limit(
+    owner: Owner<'_>,
+    counter: String,
+    scope: ScopeChoice,
+    window: Window,
+    max: Amount,
+    increment: Increment,
+) -> Limit {
+    let own_namespace = match owner {
+        Owner::Tool(name) => Some(name.to_string()),
+        Owner::AllTools => Some(GLOBAL_NAMESPACE.to_string()),
+    };
+    let (namespace, scope) = match scope {
+        ScopeChoice::Global => (Some(GLOBAL_NAMESPACE.to_string()), Scope::Shared),
+        ScopeChoice::Tool => match owner {
+            Owner::Tool(name) => (Some(name.to_string()), Scope::Shared),
+            // A tool-scoped counter on a rule for every tool counts each tool apart.
+            Owner::AllTools => (None, Scope::Shared),
+        },
+        ScopeChoice::Session => (own_namespace, Scope::Session),
+        ScopeChoice::Identity => (own_namespace, Scope::Identity),
+        ScopeChoice::Argument(p) => (own_namespace, Scope::Argument(p)),
+    };
+    Limit {
+        counter,
+        namespace,
+        scope,
+        window,
+        max,
+        increment,
+    }
+}
+
+/// The scope a counter gets when none is written: its own tool, or every tool for `"*"`.
+pub fn default_scope(owner: Owner<'_>) -> ScopeChoice {
+    match owner {
+        Owner::Tool(_) => ScopeChoice::Tool,
+        Owner::AllTools => ScopeChoice::Global,
+    }
+}

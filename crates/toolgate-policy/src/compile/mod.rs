@@ -1,0 +1,256 @@
+//! From a located document to a [`Policy`]: format detection, the top-level keys every form
+//! shares, and dispatch to the form's own rule compiler.
+
+mod conditions;
+mod intercept;
+mod limits;
+mod policylayer;
+mod reader;
+
+use std::collections::{HashMap, HashSet};
+
+use limits::Owner;
+use reader::{child_path, index_path, Reader};
+
+use crate::diagnostics::{Diagnostic, Location};
+use crate::ir::{DefaultAction, HiddenTools, Policy, PolicyFormat, Rule};
+use crate::source::{parse_document, Node, NodeKind};
+
+pub use conditions::{OPERATORS, REGEX_MAX_LEN, REGEX_SIZE_LIMIT};
+
+const INTERCEPT_KEYS: &[&str] = &[
+    "version",
+    "description",
+    "default",
+    "hide",
+    "tools",
+    "deny_prefix",
+];
+const POLICYLAYER_KEYS: &[&str] = &[
+    "version",
+    "description",
+    "default",
+    "hide",
+    "tools",
+    "all_tools",
+    "deny_prefix",
+];
+
+/// Parses and compiles policy text. On failure, every problem found, in file order.
+pub fn compile(text: &str) -> Result<Policy, Vec<Diagnostic>> {
+    let root = parse_document(text)?;
+    let format = detect_format(&root, text);
+    let mut reader = Reader::default();
+    let policy = compile_root(&mut reader, &root, format, revision_of(text));
+    let mut diagnostics = reader.diagnostics;
+    if diagnostics.is_empty() {
+        if let Some(policy) = policy {
+            return Ok(policy);
+        }
+        diagnostics.push(Diagnostic::new(
+            Location::start(),
+            "",
+            "the policy could not be compiled",
+        ));
+    }
+    diagnostics.sort_by_key(|d| d.location);
+    Err(diagnostics)
+}
+
+/// PolicyLayer's form is recognised by its own keys (`all_tools`, or `require`, `deny_if`,
+/// `limits` under a tool); Intercept's by `rules`. A file with neither (only empty tool
+/// entries) means the same in both; JSON text then reads as PolicyLayer's.
+fn detect_format(root: &Node, text: &str) -> PolicyFormat {
+    if root.get("all_tools").is_some() {
+        return PolicyFormat::PolicyLayer;
+    }
+    if let Some(NodeKind::Mapping(tools)) = root.get("tools").map(|n| &n.kind) {
+        for (_, tool) in tools {
+            if let NodeKind::Mapping(entries) = &tool.kind {
+                if entries.iter().any(|(k, _)| k.name == "rules") {
+                    return PolicyFormat::Intercept;
+                }
+                if entries
+                    .iter()
+                    .any(|(k, _)| policylayer::tool_keys().contains(&k.name.as_str()))
+                {
+                    return PolicyFormat::PolicyLayer;
+                }
+            }
+        }
+    }
+    if text.trim_start().starts_with('{') {
+        PolicyFormat::PolicyLayer
+    } else {
+        PolicyFormat::Intercept
+    }
+}
+
+fn compile_root(
+    reader: &mut Reader,
+    root: &Node,
+    format: PolicyFormat,
+    revision: String,
+) -> Option<Policy> {
+    let keys = match format {
+        PolicyFormat::Intercept => INTERCEPT_KEYS,
+        PolicyFormat::PolicyLayer => POLICYLAYER_KEYS,
+    };
+    let entries = reader.mapping(root, "", keys)?;
+    let get = |k: &str| {
+        entries
+            .iter()
+            .find(|(key, _)| key.name == k)
+            .map(|(_, v)| v)
+    };
+
+    match get("version") {
+        Some(node) => {
+            let version = match &node.kind {
+                NodeKind::String(s) | NodeKind::Number(s) => Some(s.as_str()),
+                _ => None,
+            };
+            if version != Some("1") {
+                reader.error_with_hint(
+                    node.location,
+                    "version",
+                    format!("version must be \"1\", got {}", node.kind),
+                    "set version: \"1\"",
+                );
+            }
+        }
+        None => reader.error_with_hint(
+            root.location,
+            "",
+            "missing `version`",
+            "add version: \"1\" at the top",
+        ),
+    }
+
+    let description = get("description").and_then(|n| reader.string(n, "description"));
+    let deny_prefix = get("deny_prefix").and_then(|n| reader.string(n, "deny_prefix"));
+    let default = match get("default") {
+        None => DefaultAction::Allow,
+        Some(node) => match reader.name(node, "default").as_deref() {
+            Some("allow") => DefaultAction::Allow,
+            Some("deny") => DefaultAction::Deny,
+            Some(other) => {
+                reader.error_with_hint(
+                    node.location,
+                    "default",
+                    format!("default must be \"allow\" or \"deny\", got {other:?}"),
+                    "deny lets through only the tools listed under tools; allow lets through everything not denied",
+                );
+                DefaultAction::Allow
+            }
+            None => DefaultAction::Allow,
+        },
+    };
+    let hidden = get("hide")
+        .map(|n| compile_hide(reader, n))
+        .unwrap_or_default();
+
+    let mut tools: HashMap<String, Vec<Rule>> = HashMap::new();
+    let mut wildcard: Vec<Rule> = Vec::new();
+    if let Some(tools_node) = get("tools") {
+        if !matches!(tools_node.kind, NodeKind::Null) {
+            for (key, node) in reader.open_mapping(tools_node, "tools").unwrap_or_default() {
+                let path = child_path("tools", &key.name);
+                if key.name.is_empty() {
+                    reader.error(key.location, &path, "tool name must not be empty");
+                    continue;
+                }
+                let owner = if key.name == "*" {
+                    Owner::AllTools
+                } else {
+                    Owner::Tool(&key.name)
+                };
+                let rules = match format {
+                    PolicyFormat::Intercept => intercept::compile_tool(reader, owner, node, &path),
+                    PolicyFormat::PolicyLayer => policylayer::compile_tool(
+                        reader,
+                        owner,
+                        node,
+                        &path,
+                        policylayer::tool_keys(),
+                    ),
+                };
+                match owner {
+                    Owner::AllTools => wildcard.extend(rules),
+                    Owner::Tool(name) => {
+                        tools.insert(name.to_string(), rules);
+                    }
+                }
+            }
+        }
+    }
+    if let Some(all) = get("all_tools") {
+        wildcard.extend(policylayer::compile_tool(
+            reader,
+            Owner::AllTools,
+            all,
+            "all_tools",
+            &["limits"],
+        ));
+    }
+
+    Some(Policy {
+        revision,
+        format,
+        description,
+        default,
+        deny_prefix,
+        hidden,
+        tools,
+        wildcard,
+    })
+}
+
+fn compile_hide(reader: &mut Reader, node: &Node) -> HiddenTools {
+    let mut hidden = HiddenTools::default();
+    let Some(items) = reader.optional_sequence(node, "hide") else {
+        return hidden;
+    };
+    let mut seen: HashSet<&str> = HashSet::new();
+    for (i, item) in items.iter().enumerate() {
+        let path = index_path("hide", i);
+        let NodeKind::String(name) = &item.kind else {
+            reader.error(
+                item.location,
+                &path,
+                format!("expected a tool name, found {}", item.type_name()),
+            );
+            continue;
+        };
+        if name.trim().is_empty() {
+            reader.error_with_hint(
+                item.location,
+                &path,
+                "entry must not be empty",
+                "remove the empty entry or write a tool name",
+            );
+            continue;
+        }
+        if !seen.insert(name) {
+            reader.error(item.location, &path, format!("duplicate entry {name:?}"));
+            continue;
+        }
+        if name == "*" {
+            hidden.all = true;
+        } else {
+            hidden.names.insert(name.clone());
+        }
+    }
+    hidden
+}
+
+/// A short, stable name for this exact policy text (FNV-1a, 48 bits as hex). It identifies a
+/// revision in denials and audit lines; it is not a security boundary.
+fn revision_of(text: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in text.as_bytes() {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{:012x}", hash >> 16)
+}

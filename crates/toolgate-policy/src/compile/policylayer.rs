@@ -1,0 +1,260 @@
+//! PolicyLayer's JSON policy: `tools.<name>.require`, `deny_if`, `limits`, and
+//! `all_tools.limits`. Each requirement, deny entry and limit becomes one IR rule, named after
+//! where it was written (`create_refund.require[0]`), so a denial says exactly which one failed.
+
+use super::conditions::{compile_conditions, CompiledCondition};
+use super::intercept::read_approval_settings;
+use super::limits::{
+    build_limit, default_scope, read_increment_from, read_mode, read_positive_amount, read_scope,
+    read_window, Owner,
+};
+use super::reader::{child_path, index_path, Reader};
+use crate::amount::Amount;
+use crate::ir::{Effect, Increment, Rule};
+use crate::source::{Node, NodeKind};
+
+const TOOL_KEYS: &[&str] = &["require", "deny_if", "limits", "require_approval"];
+const DENY_IF_KEYS: &[&str] = &["conditions", "on_deny"];
+const APPROVAL_KEYS: &[&str] = &["conditions", "message", "approval_timeout", "approval_mode"];
+const LIMIT_KEYS: &[&str] = &[
+    "counter",
+    "window",
+    "max",
+    "scope",
+    "increment",
+    "increment_from",
+    "mode",
+    "on_deny",
+];
+
+/// Compiles `tools.<name>` (or `all_tools`) of a PolicyLayer policy.
+pub fn compile_tool(
+    reader: &mut Reader,
+    owner: Owner<'_>,
+    node: &Node,
+    path: &str,
+    keys: &[&str],
+) -> Vec<Rule> {
+    if matches!(node.kind, NodeKind::Null) {
+        return Vec::new();
+    }
+    let Some(entries) = reader.mapping(node, path, keys) else {
+        return Vec::new();
+    };
+    let label = match owner {
+        Owner::Tool(name) => name.to_string(),
+        Owner::AllTools => "all_tools".to_string(),
+    };
+    let mut rules = Vec::new();
+    for (key, value) in entries {
+        let key_path = child_path(path, &key.name);
+        let Some(items) = reader.optional_sequence(value, &key_path) else {
+            continue;
+        };
+        for (i, item) in items.iter().enumerate() {
+            let item_path = index_path(&key_path, i);
+            let name = format!("{label}.{}[{i}]", key.name);
+            let rule = match key.name.as_str() {
+                "require" => compile_requirement(reader, item, &item_path, name),
+                "deny_if" => compile_deny_if(reader, item, &item_path, name),
+                "require_approval" => compile_approval(reader, item, &item_path, name),
+                "limits" => compile_limit(reader, owner, item, &item_path, name),
+                _ => None,
+            };
+            rules.extend(rule);
+        }
+    }
+    let mut counters: Vec<String> = Vec::new();
+    for rule in &rules {
+        for limit in &rule.limits {
+            let identity = format!("{:?}/{}", limit.namespace, limit.counter);
+            if counters.contains(&identity) {
+                reader.error_with_hint(
+                    node.location,
+                    path,
+                    format!("duplicate counter {:?}", limit.counter),
+                    "give each limit its own counter name",
+                );
+            }
+            counters.push(identity);
+        }
+    }
+    rules
+}
+
+pub fn tool_keys() -> &'static [&'static str] {
+    TOOL_KEYS
+}
+
+fn argument_conditions(
+    reader: &mut Reader,
+    node: &Node,
+    path: &str,
+) -> Option<Vec<crate::ir::Condition>> {
+    let before = reader.diagnostics.len();
+    let mut out = Vec::new();
+    for c in compile_conditions(reader, node, path) {
+        match c {
+            CompiledCondition::Argument(a) => out.push(a),
+            CompiledCondition::State(s) => reader.error_with_hint(
+                s.location,
+                &s.path,
+                "PolicyLayer policies limit counters with `limits`, not state conditions",
+                "write {counter, window, max} under limits",
+            ),
+        }
+    }
+    (reader.diagnostics.len() == before).then_some(out)
+}
+
+/// A `require` entry is one condition that must hold.
+fn compile_requirement(reader: &mut Reader, node: &Node, path: &str, name: String) -> Option<Rule> {
+    let wrapped = Node {
+        location: node.location,
+        kind: NodeKind::Sequence(vec![node.clone()]),
+    };
+    let conditions = argument_conditions(reader, &wrapped, path)?;
+    let message = conditions
+        .first()
+        .map(|c| format!("Requirement not met: {}", c.text));
+    Some(Rule {
+        name,
+        origin: path.to_string(),
+        effect: Effect::Require,
+        conditions,
+        limits: Vec::new(),
+        message,
+    })
+}
+
+fn compile_deny_if(reader: &mut Reader, node: &Node, path: &str, name: String) -> Option<Rule> {
+    let entries = reader.mapping(node, path, DENY_IF_KEYS)?;
+    let get = |k: &str| {
+        entries
+            .iter()
+            .find(|(key, _)| key.name == k)
+            .map(|(_, v)| v)
+    };
+    let conditions = match get("conditions") {
+        Some(n) => argument_conditions(reader, n, &child_path(path, "conditions"))?,
+        None => Vec::new(),
+    };
+    let message = match get("on_deny") {
+        Some(n) => Some(reader.string(n, &child_path(path, "on_deny"))?),
+        None => None,
+    };
+    Some(Rule {
+        name,
+        origin: path.to_string(),
+        effect: Effect::Deny,
+        conditions,
+        limits: Vec::new(),
+        message,
+    })
+}
+
+fn compile_approval(reader: &mut Reader, node: &Node, path: &str, name: String) -> Option<Rule> {
+    let entries = reader.mapping(node, path, APPROVAL_KEYS)?;
+    let get = |k: &str| {
+        entries
+            .iter()
+            .find(|(key, _)| key.name == k)
+            .map(|(_, v)| v)
+    };
+    let before = reader.diagnostics.len();
+    let conditions = match get("conditions") {
+        Some(n) => {
+            argument_conditions(reader, n, &child_path(path, "conditions")).unwrap_or_default()
+        }
+        None => Vec::new(),
+    };
+    let message = get("message").and_then(|n| reader.string(n, &child_path(path, "message")));
+    let settings = read_approval_settings(reader, &get, path);
+    (reader.diagnostics.len() == before).then(|| Rule {
+        name,
+        origin: path.to_string(),
+        effect: Effect::RequireApproval(settings),
+        conditions,
+        limits: Vec::new(),
+        message,
+    })
+}
+
+fn compile_limit(
+    reader: &mut Reader,
+    owner: Owner<'_>,
+    node: &Node,
+    path: &str,
+    name: String,
+) -> Option<Rule> {
+    let entries = reader.mapping(node, path, LIMIT_KEYS)?;
+    let get = |k: &str| {
+        entries
+            .iter()
+            .find(|(key, _)| key.name == k)
+            .map(|(_, v)| v)
+    };
+    let mut missing = false;
+    for required in ["counter", "window", "max"] {
+        if get(required).is_none() {
+            reader.error_with_hint(
+                node.location,
+                path,
+                format!("limit is missing `{required}`"),
+                "a limit is written {counter: calls, window: hour, max: 100}",
+            );
+            missing = true;
+        }
+    }
+    if missing {
+        return None;
+    }
+    let counter = get("counter").and_then(|n| reader.name(n, &child_path(path, "counter")));
+    let window = get("window").and_then(|n| read_window(reader, n, &child_path(path, "window")));
+    let max =
+        get("max").and_then(|n| read_positive_amount(reader, n, &child_path(path, "max"), "max"));
+    let scope = match get("scope") {
+        Some(n) => read_scope(reader, n, &child_path(path, "scope")),
+        None => Some(default_scope(owner)),
+    };
+    let increment = match (get("increment"), get("increment_from")) {
+        (Some(n), Some(_)) => {
+            reader.error(
+                n.location,
+                &child_path(path, "increment"),
+                "use either increment or increment_from, not both",
+            );
+            None
+        }
+        (Some(n), None) => {
+            read_positive_amount(reader, n, &child_path(path, "increment"), "increment")
+                .map(Increment::Fixed)
+        }
+        (None, Some(n)) => read_increment_from(reader, n, &child_path(path, "increment_from")),
+        (None, None) => Some(Increment::Fixed(Amount::ONE)),
+    };
+    let mode = get("mode").map(|n| read_mode(reader, n, &child_path(path, "mode")));
+    let message = get("on_deny").and_then(|n| reader.string(n, &child_path(path, "on_deny")));
+    let (counter, mut window, max, scope, increment) =
+        (counter?, window?, max?, scope?, increment?);
+    if let Some(mode) = mode {
+        window.mode = mode?;
+    }
+    let limit = build_limit(owner, counter, scope, window, max, increment);
+    let message = message.or_else(|| {
+        Some(format!(
+            "Limit of {} per {} reached for counter {:?}.",
+            limit.max,
+            limit.window.name(),
+            limit.counter
+        ))
+    });
+    Some(Rule {
+        name,
+        origin: path.to_string(),
+        effect: Effect::Require,
+        conditions: Vec::new(),
+        limits: vec![limit],
+        message,
+    })
+}

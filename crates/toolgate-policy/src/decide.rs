@@ -1,0 +1,295 @@
+//! Deciding one tool call from one policy snapshot: pure, allocation-light, no I/O.
+//!
+//! Order (each step can end the decision):
+//! 1. a hidden tool is `Hidden`; with `default: deny`, so is a tool the policy does not list
+//!    (wildcard rules never rescue it);
+//! 2. the tool's own rules in file order, then the `"*"` rules in file order: the first rule
+//!    whose conditions deny decides; `require_approval` rules that match are remembered, since a
+//!    later matching `deny` still wins;
+//! 3. every limit of every rule becomes a [`Reservation`]; the caller reserves them all at once
+//!    in its counter store and denies with the first that does not fit.
+//!
+//! Argument checks run before counters are touched, so a call that breaks an argument rule
+//! never reads or moves a counter.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::amount::Amount;
+use crate::ir::{ApprovalSettings, DefaultAction, Effect, Increment, Limit, Policy, Rule, Scope};
+use crate::operators::holds;
+use crate::window::Window;
+
+/// A `tools/call` as the policy sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    pub tool: &'a str,
+    /// The call's `arguments` (an object; `Null` when absent).
+    pub arguments: &'a Value,
+    /// The client session, for `scope: session` counters.
+    pub session: Option<&'a str>,
+    /// Who is calling, for `scope: identity` counters.
+    pub identity: Option<&'a str>,
+}
+
+/// What to do with a call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Forward the call once these reservations are taken.
+    Allow(Permit),
+    /// Answer with a denial; the server never sees the call.
+    Deny(Denial),
+    /// Answer exactly as a server answers an unknown tool.
+    Hidden,
+    /// A person must approve the call first; the permit applies once it is forwarded.
+    ApprovalRequired(ApprovalRequest),
+}
+
+/// Counters an allowed call must reserve before it is forwarded.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct Permit {
+    pub reservations: Vec<Reservation>,
+}
+
+/// One counter increment, with the limit it must stay within.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reservation {
+    /// The counter's identity, e.g. `create_issue._rate_hour` or
+    /// `_global.calls@session:"abc"`; stores add the window to it.
+    pub key: String,
+    pub max: Amount,
+    pub amount: Amount,
+    pub window: Window,
+    /// The rule that owns the limit, and what to tell the agent when it is reached.
+    pub rule: String,
+    pub message: String,
+}
+
+/// Why a call is refused.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Denial {
+    pub rule: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApprovalRequest {
+    pub rule: String,
+    pub message: Option<String>,
+    pub settings: ApprovalSettings,
+    pub permit: Permit,
+}
+
+/// One step of an explanation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TraceStep {
+    pub rule: String,
+    pub result: &'static str,
+    pub detail: String,
+}
+
+/// Where evaluation reports its steps; the hot path passes [`NoTrace`].
+pub trait Tracer {
+    fn step(&mut self, rule: &Rule, result: &'static str, detail: impl FnOnce() -> String);
+}
+
+pub struct NoTrace;
+
+impl Tracer for NoTrace {
+    #[inline]
+    fn step(&mut self, _: &Rule, _: &'static str, _: impl FnOnce() -> String) {}
+}
+
+impl Tracer for Vec<TraceStep> {
+    fn step(&mut self, rule: &Rule, result: &'static str, detail: impl FnOnce() -> String) {
+        self.push(TraceStep {
+            rule: rule.name.clone(),
+            result,
+            detail: detail(),
+        });
+    }
+}
+
+impl Policy {
+    /// Decides a call.
+    pub fn decide(&self, call: &Call<'_>) -> Decision {
+        self.evaluate(call, &mut NoTrace)
+    }
+
+    /// Whether a tool appears in `tools/list` for clients of this policy.
+    pub fn is_visible(&self, tool: &str) -> bool {
+        !self.hidden.contains(tool)
+            && (self.default == DefaultAction::Allow || self.tools.contains_key(tool))
+    }
+
+    /// Decides a call, reporting each rule's outcome to `tracer`.
+    pub fn evaluate(&self, call: &Call<'_>, tracer: &mut impl Tracer) -> Decision {
+        if !self.is_visible(call.tool) {
+            return Decision::Hidden;
+        }
+        let own = self
+            .tools
+            .get(call.tool)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let mut permit = Permit::default();
+        let mut approval: Option<(&Rule, &ApprovalSettings)> = None;
+        for rule in own.iter().chain(self.wildcard.iter()) {
+            let matched = rule
+                .conditions
+                .iter()
+                .find(|c| !holds(&c.operator, c.path.resolve(call.arguments)));
+            let deny = match &rule.effect {
+                Effect::Require => matched.is_some(),
+                Effect::Deny => matched.is_none(),
+                Effect::Allow => false,
+                Effect::RequireApproval(settings) => {
+                    if matched.is_none() && approval.is_none() {
+                        approval = Some((rule, settings));
+                    }
+                    false
+                }
+            };
+            if deny {
+                tracer.step(rule, "deny", || match matched {
+                    Some(c) => format!("condition failed: {}", c.text),
+                    None if rule.conditions.is_empty() => "denies every call".to_string(),
+                    None => "every condition matched".to_string(),
+                });
+                return Decision::Deny(Denial {
+                    rule: rule.name.clone(),
+                    message: rule_message(rule),
+                });
+            }
+            for limit in &rule.limits {
+                match reservation(rule, limit, call) {
+                    Ok(r) => permit.reservations.push(r),
+                    Err(message) => {
+                        tracer.step(rule, "deny", || message.clone());
+                        return Decision::Deny(Denial {
+                            rule: rule.name.clone(),
+                            message,
+                        });
+                    }
+                }
+            }
+            tracer.step(rule, step_result(rule, matched.is_none()), || {
+                describe_pass(rule, matched.is_none())
+            });
+        }
+        match approval {
+            Some((rule, settings)) => Decision::ApprovalRequired(ApprovalRequest {
+                rule: rule.name.clone(),
+                message: rule.message.clone(),
+                settings: settings.clone(),
+                permit,
+            }),
+            None => Decision::Allow(permit),
+        }
+    }
+}
+
+fn step_result(rule: &Rule, all_matched: bool) -> &'static str {
+    match rule.effect {
+        Effect::RequireApproval(_) if all_matched => "approval_required",
+        Effect::RequireApproval(_) => "skip",
+        _ if !rule.limits.is_empty() => "reserve",
+        _ => "pass",
+    }
+}
+
+fn describe_pass(rule: &Rule, all_matched: bool) -> String {
+    let mut detail = match (&rule.effect, all_matched) {
+        (Effect::Allow, _) => "allows the call".to_string(),
+        (Effect::Deny, _) => "conditions did not all match".to_string(),
+        (Effect::RequireApproval(_), true) => "conditions matched: needs approval".to_string(),
+        (Effect::RequireApproval(_), false) => {
+            "conditions did not all match: no approval needed".to_string()
+        }
+        (Effect::Require, _) if rule.conditions.is_empty() => String::new(),
+        (Effect::Require, _) => "every condition held".to_string(),
+    };
+    for limit in &rule.limits {
+        if !detail.is_empty() {
+            detail.push_str("; ");
+        }
+        let _ = write!(
+            detail,
+            "counter {} limited to {} per {}",
+            limit.counter, limit.max, limit.window
+        );
+    }
+    detail
+}
+
+fn rule_message(rule: &Rule) -> String {
+    rule.message
+        .clone()
+        .unwrap_or_else(|| format!("Denied by rule {:?}.", rule.name))
+}
+
+/// The counter key and amount this call reserves under a limit.
+fn reservation(rule: &Rule, limit: &Limit, call: &Call<'_>) -> Result<Reservation, String> {
+    let amount = match &limit.increment {
+        Increment::Fixed(a) => *a,
+        Increment::FromArgument(path) => {
+            let number = match path.resolve(call.arguments) {
+                Some(Value::Number(n)) => n,
+                Some(_) => return Err(format!("Argument {path} must be a number to be counted.")),
+                None => return Err(format!("Argument {path} is required to count this call.")),
+            };
+            match Amount::from_json_number(number) {
+                Ok(a) if a.is_negative() => {
+                    return Err(format!("Argument {path} must not be negative."))
+                }
+                Ok(a) => a,
+                Err(e) => return Err(format!("Argument {path} cannot be counted: {e}.")),
+            }
+        }
+    };
+    Ok(Reservation {
+        key: counter_key(limit, call),
+        max: limit.max,
+        amount,
+        window: limit.window,
+        rule: rule.name.clone(),
+        message: rule_message(rule),
+    })
+}
+
+/// `<namespace>.<counter>` plus the scope's partition, e.g. `create_issue._rate_hour`,
+/// `_global.calls@identity:"alice"`, `deploy.runs@args.env="prod"`. Partition values are
+/// JSON-encoded so that no value can forge another key.
+pub fn counter_key(limit: &Limit, call: &Call<'_>) -> String {
+    let namespace = limit.namespace.as_deref().unwrap_or(call.tool);
+    let mut key = String::with_capacity(namespace.len() + limit.counter.len() + 24);
+    key.push_str(namespace);
+    key.push('.');
+    key.push_str(&limit.counter);
+    match &limit.scope {
+        Scope::Shared => {}
+        Scope::Session => {
+            let _ = write!(
+                key,
+                "@session:{}",
+                Value::from(call.session.unwrap_or("default"))
+            );
+        }
+        Scope::Identity => {
+            let _ = write!(
+                key,
+                "@identity:{}",
+                Value::from(call.identity.unwrap_or("anonymous"))
+            );
+        }
+        Scope::Argument(path) => {
+            let value = path
+                .resolve(call.arguments)
+                .map_or_else(|| "null".to_string(), Value::to_string);
+            let _ = write!(key, "@{path}={value}");
+        }
+    }
+    key
+}

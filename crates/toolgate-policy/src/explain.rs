@@ -1,0 +1,97 @@
+//! `explain`: the decision for a call given assumed counter values, with the trace of every
+//! rule that was looked at. No side effects: counters are read from the caller's map.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::amount::Amount;
+use crate::decide::{Call, Decision, TraceStep};
+use crate::ir::Policy;
+use crate::window::Window;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Explanation {
+    /// `allow`, `deny`, `hidden` or `approval_required`.
+    pub decision: &'static str,
+    pub rule: Option<String>,
+    pub message: Option<String>,
+    pub reservations: Vec<ExplainedReservation>,
+    pub trace: Vec<TraceStep>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExplainedReservation {
+    pub key: String,
+    pub max: Amount,
+    pub amount: Amount,
+    pub window: Window,
+    /// The counter's value assumed for this explanation (0 unless given).
+    pub current: Amount,
+}
+
+impl Policy {
+    /// Explains the decision for `call` when the counters hold `counters` (by key; absent
+    /// keys are 0).
+    pub fn explain(&self, call: &Call<'_>, counters: &HashMap<String, Amount>) -> Explanation {
+        let mut trace: Vec<TraceStep> = Vec::new();
+        let decision = self.evaluate(call, &mut trace);
+        let permit = match &decision {
+            Decision::Allow(p) => Some(p),
+            Decision::ApprovalRequired(a) => Some(&a.permit),
+            Decision::Deny(_) | Decision::Hidden => None,
+        };
+        let reservations: Vec<ExplainedReservation> = permit
+            .map(|p| {
+                p.reservations
+                    .iter()
+                    .map(|r| ExplainedReservation {
+                        key: r.key.clone(),
+                        max: r.max,
+                        amount: r.amount,
+                        window: r.window,
+                        current: counters.get(&r.key).copied().unwrap_or_default(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+
+        // The first reservation that does not fit denies the call, as the store would.
+        if let Some(permit) = permit {
+            for (r, explained) in permit.reservations.iter().zip(&reservations) {
+                let after = explained.current.saturating_add(r.amount);
+                if after > r.max {
+                    trace.push(TraceStep {
+                        rule: r.rule.clone(),
+                        result: "deny",
+                        detail: format!(
+                            "counter {} is {}; +{} would exceed {}",
+                            r.key, explained.current, r.amount, r.max
+                        ),
+                    });
+                    return Explanation {
+                        decision: "deny",
+                        rule: Some(r.rule.clone()),
+                        message: Some(r.message.clone()),
+                        reservations,
+                        trace,
+                    };
+                }
+            }
+        }
+
+        let (name, rule, message) = match decision {
+            Decision::Allow(_) => ("allow", None, None),
+            Decision::Deny(d) => ("deny", Some(d.rule), Some(d.message)),
+            Decision::Hidden => ("hidden", None, Some(format!("Unknown tool: {}", call.tool))),
+            Decision::ApprovalRequired(a) => ("approval_required", Some(a.rule), a.message),
+        };
+        Explanation {
+            decision: name,
+            rule,
+            message,
+            reservations,
+            trace,
+        }
+    }
+}

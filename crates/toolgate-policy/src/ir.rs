@@ -1,0 +1,200 @@
+//! The compiled policy: what every policy form turns into, and all that `decide` reads.
+//!
+//! Everything here can only hold valid values — an explicit `max` on every limit, compiled
+//! regexes, typed operator values — so evaluation never meets a malformed rule. The types are
+//! plain data; evaluation lives in `decide`.
+
+use std::collections::{HashMap, HashSet};
+
+use regex::Regex;
+use serde::Serialize;
+
+use crate::amount::Amount;
+use crate::args::ArgPath;
+use crate::window::Window;
+
+/// Which policy language a file was written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyFormat {
+    /// Intercept's YAML (`tools.<name>.rules[]`), including the rule forms of PolicyLayer's
+    /// public tool pages and toolgate's extensions.
+    Intercept,
+    /// PolicyLayer's hosted-gateway JSON (`require`, `deny_if`, `limits`, `all_tools`).
+    PolicyLayer,
+}
+
+/// What happens to a tool the policy does not list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DefaultAction {
+    Allow,
+    Deny,
+}
+
+/// A compiled, validated policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// A short hash of the source text; names the policy in denials and the audit log.
+    pub revision: String,
+    pub format: PolicyFormat,
+    pub description: Option<String>,
+    pub default: DefaultAction,
+    /// Replaces the `[POLICY DENIED]` prefix of denial messages when set.
+    pub deny_prefix: Option<String>,
+    pub hidden: HiddenTools,
+    /// Rules of each listed tool, in file order.
+    pub tools: HashMap<String, Vec<Rule>>,
+    /// Rules of the `"*"` entry (PolicyLayer's `all_tools`), applied after a tool's own.
+    pub wildcard: Vec<Rule>,
+}
+
+/// The tools removed from `tools/list` and refused as unknown.
+#[derive(Debug, Clone, Default)]
+pub struct HiddenTools {
+    pub all: bool,
+    pub names: HashSet<String>,
+}
+
+impl HiddenTools {
+    pub fn contains(&self, tool: &str) -> bool {
+        self.all || self.names.contains(tool)
+    }
+}
+
+/// One rule: an effect guarded by conditions, and the counters it limits.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub name: String,
+    /// Where the rule was written, e.g. `tools.create_issue.rules[1]`.
+    pub origin: String,
+    pub effect: Effect,
+    pub conditions: Vec<Condition>,
+    pub limits: Vec<Limit>,
+    /// The message the agent receives when this rule denies the call.
+    pub message: Option<String>,
+}
+
+/// What a rule does with its conditions.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Every condition must hold, else the call is denied (Intercept `evaluate`,
+    /// PolicyLayer `require`). A rule that only limits counters has no conditions.
+    Require,
+    /// The call is denied when every condition holds; with no conditions, always
+    /// (Intercept `deny`, PolicyLayer `deny_if`).
+    Deny,
+    /// Lists the tool and lets the call through this rule (`action: allow`).
+    Allow,
+    /// The call needs a person's approval when every condition holds (or always,
+    /// with no conditions). A matching `Deny` rule still wins.
+    RequireApproval(ApprovalSettings),
+}
+
+/// How an approval is asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApprovalSettings {
+    /// How long a request stays pending before it expires, in milliseconds.
+    pub timeout_ms: u64,
+    pub mode: ApprovalMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalMode {
+    /// Answer at once and let the agent retry the identical call once approved.
+    Retry,
+    /// Hold the call open until a person decides or the timeout passes.
+    Hold,
+}
+
+impl Default for ApprovalSettings {
+    fn default() -> Self {
+        ApprovalSettings {
+            timeout_ms: 30 * 60 * 1000,
+            mode: ApprovalMode::Retry,
+        }
+    }
+}
+
+/// A test on one argument.
+#[derive(Debug, Clone)]
+pub struct Condition {
+    pub path: ArgPath,
+    pub operator: Operator,
+    /// The condition as written, e.g. `args.amount lte 50000`, for traces.
+    pub text: String,
+}
+
+/// The eleven operators, each with its value already checked and converted.
+#[derive(Debug, Clone)]
+pub enum Operator {
+    Eq(serde_json::Value),
+    Neq(serde_json::Value),
+    In(Vec<serde_json::Value>),
+    NotIn(Vec<serde_json::Value>),
+    Lt(serde_json::Number),
+    Lte(serde_json::Number),
+    Gt(serde_json::Number),
+    Gte(serde_json::Number),
+    Regex(Regex),
+    Contains(serde_json::Value),
+    Exists(bool),
+}
+
+impl Operator {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Operator::Eq(_) => "eq",
+            Operator::Neq(_) => "neq",
+            Operator::In(_) => "in",
+            Operator::NotIn(_) => "not_in",
+            Operator::Lt(_) => "lt",
+            Operator::Lte(_) => "lte",
+            Operator::Gt(_) => "gt",
+            Operator::Gte(_) => "gte",
+            Operator::Regex(_) => "regex",
+            Operator::Contains(_) => "contains",
+            Operator::Exists(_) => "exists",
+        }
+    }
+}
+
+/// A counter a call must fit under.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limit {
+    pub counter: String,
+    /// `_global` for counters shared by every tool, else the tool the rule belongs to;
+    /// `None` for tool-scoped counters of `"*"` rules, which count per called tool.
+    pub namespace: Option<String>,
+    pub scope: Scope,
+    pub window: Window,
+    /// The largest value the counter may reach, after this call's increment.
+    pub max: Amount,
+    pub increment: Increment,
+}
+
+/// What a counter is partitioned by, besides its namespace.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scope {
+    /// One counter for everyone.
+    Shared,
+    /// One counter per client session.
+    Session,
+    /// One counter per identity (PolicyLayer's `scope: grant`).
+    Identity,
+    /// One counter per value of an argument.
+    Argument(ArgPath),
+}
+
+/// How much a call adds to a counter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Increment {
+    Fixed(Amount),
+    /// The value of a numeric argument (spend); a missing, non-numeric or negative value
+    /// denies the call.
+    FromArgument(ArgPath),
+}
+
+/// The namespace used for counters shared by all tools.
+pub const GLOBAL_NAMESPACE: &str = "_global";

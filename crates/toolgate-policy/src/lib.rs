@@ -1,0 +1,39 @@
+//! toolgate's policy engine: parse every policy form users have, validate it with precise
+//! locations, compile it to one IR, and decide tool calls from it.
+//!
+//! The crate is pure — no I/O, no async, no clock. Callers hand it policy text and get a
+//! [`Policy`] or every [`Diagnostic`]; they hand it a [`Call`] and get a [`Decision`], which
+//! they carry out (reserve counters, forward, deny). Keeping the decision a value is what lets
+//! the stdio and HTTP transports share one pipeline and lets `explain` show the exact
+//! decision the gateway would take.
+//!
+//! Forms accepted (detected from content, never from the file name):
+//! - Intercept's YAML (`tools.<name>.rules[]`), with PolicyLayer's tool-page rule forms and
+//!   toolgate's extensions;
+//! - PolicyLayer's JSON (`require`, `deny_if`, `limits`, `all_tools`).
+
+pub mod amount;
+pub mod args;
+mod compile;
+pub mod decide;
+pub mod diagnostics;
+pub mod explain;
+pub mod ir;
+pub mod operators;
+pub mod source;
+pub mod window;
+
+pub use amount::Amount;
+pub use compile::{OPERATORS, REGEX_MAX_LEN, REGEX_SIZE_LIMIT};
+pub use decide::{ApprovalRequest, Call, Decision, Denial, Permit, Reservation, TraceStep};
+pub use diagnostics::{Diagnostic, Location, PolicyErrors};
+pub use explain::{ExplainedReservation, Explanation};
+pub use ir::{DefaultAction, Policy, PolicyFormat};
+pub use window::{Window, WindowMode};
+
+/// Parses, validates and compiles policy text (YAML or JSON, any supported form).
+///
+/// On failure, returns every problem found, sorted by position.
+pub fn compile(text: &str) -> Result<Policy, Vec<Diagnostic>> {
+    compile::compile(text)
+}
