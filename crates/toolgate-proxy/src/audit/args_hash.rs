@@ -1,0 +1,170 @@
+//! `args_hash`: a keyed hash of a call's canonical arguments.
+//!
+//! Keyed (HMAC-SHA256), so that someone holding the log cannot confirm a guess of the
+//! arguments; canonical (sorted keys, normalised numbers), so that the same arguments written
+//! differently hash the same. The key is made once and kept with mode 0600.
+
+use std::io::Write;
+use std::path::Path;
+
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+
+#[derive(Clone)]
+pub struct ArgsHasher {
+    key: [u8; 32],
+}
+
+impl ArgsHasher {
+    /// Loads the key from `path`, creating it (0600) when missing.
+    pub fn load_or_create(path: &Path) -> std::io::Result<ArgsHasher> {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            if let Some(key) = decode_hex(text.trim()) {
+                return Ok(ArgsHasher { key });
+            }
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{} is not a 64-digit hex key; delete it to make a new one",
+                    path.display()
+                ),
+            ));
+        }
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).map_err(|e| std::io::Error::other(e.to_string()))?;
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        match options.open(path) {
+            Ok(mut file) => {
+                file.write_all(encode_hex(&key).as_bytes())?;
+                Ok(ArgsHasher { key })
+            }
+            // Another process made it first: use theirs.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                ArgsHasher::load_or_create(path)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn from_key(key: [u8; 32]) -> ArgsHasher {
+        ArgsHasher { key }
+    }
+
+    /// `hmac-sha256:<hex>` of the canonical form of `arguments`.
+    pub fn hash(&self, arguments: &Value) -> String {
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.key) else {
+            return String::new();
+        };
+        mac.update(canonical_json(arguments).as_bytes());
+        format!("hmac-sha256:{}", encode_hex(&mac.finalize().into_bytes()))
+    }
+}
+
+/// JSON with object keys sorted and numbers in one spelling (`1.0` → `1`).
+pub fn canonical_json(value: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(value, &mut out);
+    out
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, key) in keys.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String((*key).clone()).to_string());
+                out.push(':');
+                write_canonical(&map[key.as_str()], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => out.push_str(&i.to_string()),
+            (_, Some(u), _) => out.push_str(&u.to_string()),
+            (_, _, Some(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
+                out.push_str(&(f as i64).to_string())
+            }
+            _ => out.push_str(&n.to_string()),
+        },
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+fn encode_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_hex(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 {
+        return None;
+    }
+    let mut key = [0u8; 32];
+    for (i, chunk) in text.as_bytes().chunks(2).enumerate() {
+        key[i] = u8::from_str_radix(std::str::from_utf8(chunk).ok()?, 16).ok()?;
+    }
+    Some(key)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn canonical_form_ignores_key_order_and_number_spelling() {
+        assert_eq!(
+            canonical_json(&json!({"b": 1.0, "a": [2, {"d": 1, "c": 0}]})),
+            r#"{"a":[2,{"c":0,"d":1}],"b":1}"#
+        );
+        let h = ArgsHasher::from_key([7; 32]);
+        assert_eq!(
+            h.hash(&json!({"a": 1, "b": 2})),
+            h.hash(&json!({"b": 2.0, "a": 1}))
+        );
+        assert_ne!(h.hash(&json!({"a": 1})), h.hash(&json!({"a": 2})));
+        assert_ne!(
+            h.hash(&json!({"a": 1})),
+            ArgsHasher::from_key([8; 32]).hash(&json!({"a": 1}))
+        );
+    }
+
+    #[test]
+    fn key_file_is_private_and_stable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/audit.key");
+        let a = ArgsHasher::load_or_create(&path).unwrap();
+        let b = ArgsHasher::load_or_create(&path).unwrap();
+        assert_eq!(a.hash(&json!(1)), b.hash(&json!(1)));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+    }
+}

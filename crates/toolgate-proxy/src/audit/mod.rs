@@ -1,0 +1,145 @@
+//! The audit log: one JSON line per decision and per lifecycle event, written by a thread of
+//! its own so the call path never waits on a disk.
+//!
+//! Lines are written whole and flushed one by one (a crash loses at most the line being
+//! written). Files rotate by size and old ones are pruned. Arguments are never written raw:
+//! `args_hash` is an HMAC of the canonical arguments under a key kept beside the state, so
+//! identical calls can be correlated without the log holding their content.
+
+mod args_hash;
+mod time;
+mod writer;
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+
+use serde::Serialize;
+
+pub use args_hash::{canonical_json, ArgsHasher};
+pub use time::format_rfc3339_ms;
+pub use writer::AuditConfig;
+
+/// One counter touched by a call.
+#[derive(Debug, Clone, Serialize)]
+pub struct CounterRecord {
+    pub key: String,
+    pub amount: toolgate_policy::Amount,
+    pub max: toolgate_policy::Amount,
+}
+
+/// A decision on a `tools/call` and what became of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DecisionRecord {
+    pub session: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    pub tool: String,
+    /// `allow`, `deny`, `hidden`, `approval_required`, or `error` (refused before a decision).
+    pub decision: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub policy: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub counters: Vec<CounterRecord>,
+    /// What happened upstream: `result`, `tool_error`, `error`, `timeout`, `cancelled`,
+    /// `upstream_gone`, or `not_forwarded`.
+    pub outcome: &'static str,
+    /// True when the store was unreachable and fail-open let the call through uncounted.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub not_counted: bool,
+    pub latency_us: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub args_hash: Option<String>,
+}
+
+/// Everything that goes into the log.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum AuditEvent {
+    Decision(DecisionRecord),
+    Startup {
+        policy: String,
+        version: &'static str,
+    },
+    Reload {
+        ok: bool,
+        policy: Option<String>,
+        errors: Vec<String>,
+    },
+    Shutdown {
+        reason: String,
+    },
+}
+
+#[derive(Serialize)]
+struct Line<'a> {
+    ts: String,
+    instance: &'a str,
+    #[serde(flatten)]
+    event: &'a AuditEvent,
+}
+
+/// Where audit events go. Cloning is cheap; dropping the last clone flushes and closes.
+#[derive(Clone)]
+pub struct AuditSink {
+    instance: String,
+    sender: Option<mpsc::SyncSender<String>>,
+}
+
+impl AuditSink {
+    /// A sink that drops everything (no `--audit-dir`).
+    pub fn disabled(instance: String) -> AuditSink {
+        AuditSink {
+            instance,
+            sender: None,
+        }
+    }
+
+    /// Starts the writer thread for `config.dir`.
+    pub fn open(instance: String, config: AuditConfig) -> std::io::Result<AuditSink> {
+        let sender = writer::spawn(&instance, config)?;
+        Ok(AuditSink {
+            instance,
+            sender: Some(sender),
+        })
+    }
+
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.sender.is_some()
+    }
+
+    /// Queues an event. Never blocks the caller: when the writer is far behind, the event is
+    /// dropped and a warning logged, rather than stalling tool calls.
+    pub fn record(&self, event: AuditEvent) {
+        let Some(sender) = &self.sender else { return };
+        let line = Line {
+            ts: format_rfc3339_ms(now_ms()),
+            instance: &self.instance,
+            event: &event,
+        };
+        let Ok(text) = serde_json::to_string(&line) else {
+            return;
+        };
+        if let Err(mpsc::TrySendError::Full(_)) = sender.try_send(text) {
+            tracing::warn!("audit writer is behind; an audit event was dropped");
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The default audit directory beside the state.
+pub fn default_audit_dir(state_dir: &std::path::Path) -> PathBuf {
+    state_dir.join("audit")
+}

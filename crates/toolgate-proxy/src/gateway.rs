@@ -1,0 +1,150 @@
+//! The gateway: one policy snapshot, one counter store, one audit sink, shared by every
+//! session of every transport.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
+use toolgate_policy::Policy;
+use toolgate_state::{Clock, CounterStore};
+
+use crate::audit::{ArgsHasher, AuditEvent, AuditSink};
+use crate::session::Session;
+use crate::wire;
+
+/// What to do with a call that needs the counter store while the store is unreachable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FailMode {
+    /// Refuse the call (the default: a limit nobody can check is not a limit).
+    #[default]
+    Closed,
+    /// Let the call through uncounted, and say so in the audit log.
+    Open,
+}
+
+/// Settings that are not policy.
+#[derive(Debug, Clone)]
+pub struct GatewayOptions {
+    /// Overrides the policy's `deny_prefix`.
+    pub deny_prefix: Option<String>,
+    pub fail_mode: FailMode,
+    /// How long a forwarded call may take before its reservation is rolled back and the
+    /// client is told the server did not answer.
+    pub call_timeout: Duration,
+    /// How long after a client cancels a forwarded call a late result still counts.
+    pub cancel_grace: Duration,
+    /// Whether results with `isError: true` consume quota (they reached the tool).
+    pub count_error_results: bool,
+}
+
+impl Default for GatewayOptions {
+    fn default() -> Self {
+        GatewayOptions {
+            deny_prefix: None,
+            fail_mode: FailMode::Closed,
+            call_timeout: Duration::from_secs(600),
+            cancel_grace: Duration::from_secs(5),
+            count_error_results: true,
+        }
+    }
+}
+
+pub struct Gateway {
+    pub(crate) policy: ArcSwap<Policy>,
+    pub(crate) store: Arc<dyn CounterStore>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) audit: AuditSink,
+    pub(crate) hasher: Option<ArgsHasher>,
+    pub(crate) options: GatewayOptions,
+    sessions: Mutex<Vec<Weak<Session>>>,
+}
+
+impl Gateway {
+    pub fn new(
+        policy: Policy,
+        store: Arc<dyn CounterStore>,
+        clock: Arc<dyn Clock>,
+        audit: AuditSink,
+        hasher: Option<ArgsHasher>,
+        options: GatewayOptions,
+    ) -> Arc<Gateway> {
+        audit.record(AuditEvent::Startup {
+            policy: policy.revision.clone(),
+            version: env!("CARGO_PKG_VERSION"),
+        });
+        Arc::new(Gateway {
+            policy: ArcSwap::from_pointee(policy),
+            store,
+            clock,
+            audit,
+            hasher,
+            options,
+            sessions: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy.load_full()
+    }
+
+    pub fn audit(&self) -> &AuditSink {
+        &self.audit
+    }
+
+    pub(crate) fn deny_prefix<'a>(&'a self, policy: &'a Policy) -> &'a str {
+        self.options
+            .deny_prefix
+            .as_deref()
+            .or(policy.deny_prefix.as_deref())
+            .unwrap_or(wire::DEFAULT_DENY_PREFIX)
+    }
+
+    /// Registers a session so reloads can reach it.
+    pub fn register(&self, session: &Arc<Session>) {
+        let mut sessions = self.sessions.lock();
+        sessions.retain(|s| s.strong_count() > 0);
+        sessions.push(Arc::downgrade(session));
+    }
+
+    /// Puts a new policy in force. Calls already being decided finish on the old snapshot;
+    /// counters are untouched. Clients whose visible tools change are told.
+    pub async fn replace_policy(&self, policy: Policy) {
+        let revision = policy.revision.clone();
+        let old = self.policy.swap(Arc::new(policy));
+        let new = self.policy.load_full();
+        self.audit.record(AuditEvent::Reload {
+            ok: true,
+            policy: Some(revision),
+            errors: Vec::new(),
+        });
+        let sessions: Vec<Arc<Session>> = self
+            .sessions
+            .lock()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for session in sessions {
+            let changed = {
+                let state = session.state.lock();
+                match &state.listed_tools {
+                    Some(names) => names.iter().any(|n| old.is_visible(n) != new.is_visible(n)),
+                    None => false,
+                }
+            };
+            if changed {
+                session.send_to_client(wire::tools_list_changed()).await;
+            }
+        }
+    }
+
+    /// Records a reload that failed validation; the old policy stays in force.
+    pub fn reload_failed(&self, errors: Vec<String>) {
+        self.audit.record(AuditEvent::Reload {
+            ok: false,
+            policy: None,
+            errors,
+        });
+    }
+}

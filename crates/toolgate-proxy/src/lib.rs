@@ -1,0 +1,22 @@
+//! toolgate's message core: the JSON-RPC envelope, the pipeline that decides `tools/call`
+//! and filters `tools/list`, the transports that carry messages to and from it, and the
+//! audit log.
+//!
+//! Data flows one way through it: a transport frames bytes into messages, the pipeline
+//! checks and decides them on one policy snapshot, and the other transport writes them out.
+//! Policy text is never interpreted here — `toolgate-policy` does that — and no transport
+//! contains policy logic.
+
+pub mod audit;
+pub mod envelope;
+pub mod framing;
+pub mod gateway;
+pub mod pipeline;
+pub mod reload;
+pub mod session;
+pub mod stdio;
+pub mod strict_json;
+pub mod wire;
+
+pub use gateway::{FailMode, Gateway, GatewayOptions};
+pub use session::Session;

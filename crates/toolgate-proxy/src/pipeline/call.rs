@@ -1,0 +1,353 @@
+//! `tools/call`: read the call strictly, decide it, reserve its counters, forward it.
+//!
+//! Ordering decisions, in the order they are taken:
+//! 1. params are parsed strictly before anything else — an ambiguous call is never decided,
+//!    let alone forwarded;
+//! 2. the decision is taken on one policy snapshot (a reload cannot split a call);
+//! 3. a call without counters is forwarded inline, keeping its place among the client's
+//!    messages; a call with counters reserves them in a task of its own, so a slow store never
+//!    holds up unrelated traffic;
+//! 4. the call is registered as in flight *before* the reservation starts, so a cancellation
+//!    that overtakes it is seen and the counters are given back.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::value::RawValue;
+use serde_json::Value;
+use toolgate_policy::{Call, Decision, Permit, Policy};
+use toolgate_state::{ReserveItem, ReserveOutcome};
+
+use crate::audit::{AuditEvent, CounterRecord, DecisionRecord};
+use crate::gateway::{FailMode, Gateway};
+use crate::session::{CallInFlight, CallPhase, InFlight, Session};
+use crate::strict_json::{parse_strict, StrictJsonError};
+use crate::wire::{self, DenialMeta, ErrorCode};
+
+/// What toolgate reads from `tools/call` params.
+struct CallParams {
+    tool: String,
+    arguments: Value,
+}
+
+fn read_params(params: Option<&RawValue>) -> Result<CallParams, String> {
+    let params = params.ok_or("tools/call needs params")?;
+    let value = parse_strict(params.get()).map_err(|e| match e {
+        StrictJsonError::Ambiguous(m) => format!("ambiguous params: {m}"),
+        StrictJsonError::Syntax(m) => m,
+    })?;
+    let Value::Object(mut map) = value else {
+        return Err("tools/call params must be an object".into());
+    };
+    let tool = match map.get("name") {
+        Some(Value::String(name)) => name.clone(),
+        Some(_) => return Err("tools/call \"name\" must be a string".into()),
+        None => return Err("tools/call params need a \"name\"".into()),
+    };
+    let arguments = match map.remove("arguments") {
+        None | Some(Value::Null) => Value::Object(Default::default()),
+        Some(args @ Value::Object(_)) => args,
+        Some(_) => return Err("tools/call \"arguments\" must be an object".into()),
+    };
+    Ok(CallParams { tool, arguments })
+}
+
+impl Gateway {
+    pub(super) async fn call_from_client(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        id: &RawValue,
+        key: String,
+        params: Option<&RawValue>,
+        text: &str,
+    ) {
+        let started = Instant::now();
+        let params = match read_params(params) {
+            Ok(p) => p,
+            Err(message) => {
+                tracing::warn!(session = %session.id, %message, "refused a tools/call");
+                let reply = wire::error_response(
+                    Some(id),
+                    ErrorCode::InvalidRequest,
+                    &format!("Invalid request: {message}"),
+                );
+                return session.send_to_client(reply).await;
+            }
+        };
+        let policy = self.policy.load_full();
+        let call = Call {
+            tool: &params.tool,
+            arguments: &params.arguments,
+            session: Some(&session.id),
+            identity: session.identity.as_deref(),
+        };
+        let decision = policy.decide(&call);
+        let args_hash = self.hasher.as_ref().map(|h| h.hash(&params.arguments));
+        let record = |decision: &'static str, rule: Option<String>, message: Option<String>| {
+            DecisionRecord {
+                session: session.id.clone(),
+                identity: session.identity.clone(),
+                tool: params.tool.clone(),
+                decision,
+                rule,
+                message,
+                policy: policy.revision.clone(),
+                counters: Vec::new(),
+                outcome: "not_forwarded",
+                not_counted: false,
+                latency_us: started.elapsed().as_micros() as u64,
+                args_hash: args_hash.clone(),
+            }
+        };
+
+        let permit = match decision {
+            Decision::Hidden => {
+                self.audit
+                    .record(AuditEvent::Decision(record("hidden", None, None)));
+                return session
+                    .send_to_client(wire::unknown_tool(id, &params.tool))
+                    .await;
+            }
+            Decision::Deny(denial) => {
+                let meta = DenialMeta {
+                    decision: "deny",
+                    rule: &denial.rule,
+                    policy_revision: &policy.revision,
+                    retry_after_ms: None,
+                    extra: None,
+                };
+                let reply =
+                    wire::denial_result(id, self.deny_prefix(&policy), &denial.message, &meta);
+                self.audit.record(AuditEvent::Decision(record(
+                    "deny",
+                    Some(denial.rule),
+                    Some(denial.message),
+                )));
+                return session.send_to_client(reply).await;
+            }
+            Decision::ApprovalRequired(request) => {
+                let message = "This call requires human approval, and approvals are not configured on this gateway";
+                let meta = DenialMeta {
+                    decision: "approval_required",
+                    rule: &request.rule,
+                    policy_revision: &policy.revision,
+                    retry_after_ms: None,
+                    extra: None,
+                };
+                let reply = wire::denial_result(id, self.deny_prefix(&policy), message, &meta);
+                self.audit.record(AuditEvent::Decision(record(
+                    "approval_required",
+                    Some(request.rule),
+                    Some(message.to_string()),
+                )));
+                return session.send_to_client(reply).await;
+            }
+            Decision::Allow(permit) => permit,
+        };
+
+        let counters = counter_records(&permit);
+        let in_flight = CallInFlight {
+            tool: params.tool.clone(),
+            rule: None,
+            policy: policy.revision.clone(),
+            started,
+            ticket: None,
+            counters,
+            args_hash,
+            not_counted: false,
+            phase: if permit.reservations.is_empty() {
+                CallPhase::Forwarded
+            } else {
+                CallPhase::Admitting
+            },
+            deadline: started + self.options.call_timeout,
+        };
+        session
+            .state
+            .lock()
+            .inflight
+            .insert(key.clone(), InFlight::Call(in_flight));
+        if permit.reservations.is_empty() {
+            return self.forward(session, text).await;
+        }
+        let gateway = Arc::clone(self);
+        let session = Arc::clone(session);
+        let id = id.to_owned();
+        let text = text.to_string();
+        tokio::spawn(async move {
+            gateway
+                .reserve_and_forward(&session, &id, key, permit, policy, text)
+                .await;
+        });
+    }
+
+    async fn reserve_and_forward(
+        &self,
+        session: &Session,
+        id: &RawValue,
+        key: String,
+        permit: Permit,
+        policy: Arc<Policy>,
+        text: String,
+    ) {
+        let items: Vec<ReserveItem> = permit
+            .reservations
+            .iter()
+            .map(|r| ReserveItem {
+                key: r.key.clone(),
+                window: r.window,
+                max: r.max,
+                amount: r.amount,
+            })
+            .collect();
+        let outcome = self.store.reserve(&items).await;
+        let ticket = match outcome {
+            Ok(ReserveOutcome::Reserved(ticket)) => Some(ticket),
+            Ok(ReserveOutcome::Exceeded { index, .. }) => {
+                let Some(InFlight::Call(call)) = session.state.lock().inflight.remove(&key) else {
+                    return;
+                };
+                let Some(limit) = permit.reservations.get(index) else {
+                    return;
+                };
+                let now = self.clock.now_ms();
+                let retry_after_ms = limit.window.start_of(now) + limit.window.length_ms - now;
+                let meta = DenialMeta {
+                    decision: "deny",
+                    rule: &limit.rule,
+                    policy_revision: &policy.revision,
+                    retry_after_ms: Some(retry_after_ms),
+                    extra: None,
+                };
+                let reply =
+                    wire::denial_result(id, self.deny_prefix(&policy), &limit.message, &meta);
+                self.record_settled(
+                    session,
+                    call,
+                    "deny",
+                    Some(limit.rule.clone()),
+                    Some(limit.message.clone()),
+                    "not_forwarded",
+                );
+                return session.send_to_client(reply).await;
+            }
+            Err(error) => match self.options.fail_mode {
+                FailMode::Closed => {
+                    let Some(InFlight::Call(call)) = session.state.lock().inflight.remove(&key)
+                    else {
+                        return;
+                    };
+                    tracing::warn!(session = %session.id, %error, "counter store unavailable; call refused (fail-closed)");
+                    let message = "State backend unavailable: this call needs a rate or budget counter and cannot be counted right now, so it was refused. Try again later.";
+                    self.record_settled(
+                        session,
+                        call,
+                        "error",
+                        None,
+                        Some(message.to_string()),
+                        "not_forwarded",
+                    );
+                    let reply =
+                        wire::error_response(Some(id), ErrorCode::StateUnavailable, message);
+                    return session.send_to_client(reply).await;
+                }
+                FailMode::Open => {
+                    tracing::warn!(session = %session.id, %error, "counter store unavailable; call forwarded uncounted (fail-open)");
+                    None
+                }
+            },
+        };
+
+        // Between reserving and forwarding, the client may have cancelled.
+        let cancelled = {
+            let mut state = session.state.lock();
+            match state.inflight.get_mut(&key) {
+                Some(InFlight::Call(call)) if call.phase == CallPhase::Admitting => {
+                    call.phase = CallPhase::Forwarded;
+                    call.not_counted = ticket.is_none();
+                    call.ticket = ticket.clone();
+                    None
+                }
+                Some(InFlight::Call(_)) => match state.inflight.remove(&key) {
+                    Some(InFlight::Call(call)) => Some(call),
+                    _ => None,
+                },
+                _ => None,
+            }
+        };
+        if let Some(call) = cancelled {
+            if let Some(ticket) = &ticket {
+                self.rollback(ticket).await;
+            }
+            self.record_settled(session, call, "allow", None, None, "cancelled");
+            return;
+        }
+        self.forward(session, &text).await;
+    }
+
+    /// Writes the audit line of a call that has ended.
+    pub(crate) fn record_settled(
+        &self,
+        session: &Session,
+        call: CallInFlight,
+        decision: &'static str,
+        rule: Option<String>,
+        message: Option<String>,
+        outcome: &'static str,
+    ) {
+        self.audit.record(AuditEvent::Decision(DecisionRecord {
+            session: session.id.clone(),
+            identity: session.identity.clone(),
+            tool: call.tool,
+            decision,
+            rule: rule.or(call.rule),
+            message,
+            policy: call.policy,
+            counters: call.counters,
+            outcome,
+            not_counted: call.not_counted,
+            latency_us: call.started.elapsed().as_micros() as u64,
+            args_hash: call.args_hash,
+        }));
+    }
+}
+
+fn counter_records(permit: &Permit) -> Vec<CounterRecord> {
+    permit
+        .reservations
+        .iter()
+        .map(|r| CounterRecord {
+            key: r.key.clone(),
+            amount: r.amount,
+            max: r.max,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(text: &str) -> Option<Box<RawValue>> {
+        RawValue::from_string(text.to_string()).ok()
+    }
+
+    #[test]
+    fn params_are_read_strictly() {
+        let ok = read_params(
+            raw(r#"{"name":"echo","arguments":{"a":1},"_meta":{"progressToken":1}}"#).as_deref(),
+        );
+        assert!(matches!(ok, Ok(CallParams { ref tool, .. }) if tool == "echo"));
+        for bad in [
+            r#"{"name":"a","name":"b"}"#,
+            r#"{"name":"a","Name":"b"}"#,
+            r#"{"name":5}"#,
+            r#"{"arguments":{}}"#,
+            r#"{"name":"a","arguments":[1]}"#,
+            r#"{"name":"a","arguments":{"amount":1,"AMOUNT":2}}"#,
+        ] {
+            assert!(read_params(raw(bad).as_deref()).is_err(), "{bad}");
+        }
+        assert!(read_params(None).is_err());
+    }
+}

@@ -1,0 +1,55 @@
+//! The `initialize` result as the client sees it: toolgate may change the tool list on a
+//! policy reload, so it advertises `tools.listChanged` whatever the server said.
+
+use serde_json::Value;
+
+/// What toolgate takes from the server's `initialize` result.
+pub struct InitializeResult {
+    pub protocol_version: Option<String>,
+    /// The result to send instead, when it had to change.
+    pub rewritten: Option<Value>,
+}
+
+pub fn patch_initialize_result(result: &str) -> Option<InitializeResult> {
+    let mut value: Value = serde_json::from_str(result).ok()?;
+    let protocol_version = value
+        .get("protocolVersion")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let tools = value
+        .get_mut("capabilities")
+        .and_then(|c| c.get_mut("tools"));
+    let rewritten = match tools {
+        Some(Value::Object(tools)) if tools.get("listChanged") != Some(&Value::Bool(true)) => {
+            tools.insert("listChanged".into(), Value::Bool(true));
+            Some(value)
+        }
+        _ => None,
+    };
+    Some(InitializeResult {
+        protocol_version,
+        rewritten,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn advertises_list_changed() {
+        let r = patch_initialize_result(r#"{"protocolVersion":"2025-06-18","capabilities":{"tools":{},"logging":{}},"serverInfo":{"name":"s"}}"#).unwrap();
+        assert_eq!(r.protocol_version.as_deref(), Some("2025-06-18"));
+        let v = r.rewritten.unwrap();
+        assert_eq!(v["capabilities"]["tools"]["listChanged"], true);
+        assert_eq!(v["serverInfo"]["name"], "s");
+    }
+
+    #[test]
+    fn servers_without_tools_are_left_alone() {
+        let r = patch_initialize_result(r#"{"protocolVersion":"2025-06-18","capabilities":{}}"#)
+            .unwrap();
+        assert!(r.rewritten.is_none());
+    }
+}

@@ -1,0 +1,107 @@
+//! Hot reload: watch the policy file's directory, debounce, validate, swap.
+//!
+//! The directory is watched rather than the file because editors and Kubernetes ConfigMaps
+//! replace files (write a new one, rename over the old), which a watch on the old inode misses.
+//! A file that does not validate leaves the policy in force unchanged and every error logged.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+
+use crate::gateway::Gateway;
+
+/// Quiet time after the last change before the file is read.
+pub const DEBOUNCE: Duration = Duration::from_millis(150);
+
+/// Reads, validates and, if valid, installs the policy at `path`. Returns whether it did.
+pub async fn reload_from(gateway: &Gateway, path: &Path) -> bool {
+    let text = match tokio::fs::read_to_string(path).await {
+        Ok(t) => t,
+        Err(e) => {
+            let error = format!("{}: cannot read policy: {e}", path.display());
+            tracing::error!("{error}; keeping the current policy");
+            gateway.reload_failed(vec![error]);
+            return false;
+        }
+    };
+    match toolgate_policy::compile(&text) {
+        Ok(policy) => {
+            if policy.revision == gateway.policy().revision {
+                return false;
+            }
+            tracing::info!(revision = %policy.revision, "policy reloaded");
+            gateway.replace_policy(policy).await;
+            true
+        }
+        Err(diagnostics) => {
+            let file = path.display().to_string();
+            let errors: Vec<String> = diagnostics
+                .iter()
+                .map(|d| d.display_in(&file).to_string())
+                .collect();
+            for e in &errors {
+                tracing::error!("{e}");
+            }
+            tracing::error!(
+                errors = errors.len(),
+                "policy reload failed; keeping the current policy"
+            );
+            gateway.reload_failed(errors);
+            false
+        }
+    }
+}
+
+/// Watches `path` and reloads on change until the returned handle is dropped.
+pub fn watch(gateway: Arc<Gateway>, path: PathBuf) -> notify::Result<WatchHandle> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+    let file_name = path.file_name().map(|n| n.to_os_string());
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event {
+            let ours = event
+                .paths
+                .iter()
+                .any(|p| p.file_name().map(|n| n.to_os_string()) == file_name);
+            if ours {
+                let _ = tx.send(());
+            }
+        }
+    })?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    watcher.watch(&dir, RecursiveMode::NonRecursive)?;
+    let task = tokio::spawn(async move {
+        while rx.recv().await.is_some() {
+            // Debounce: wait until changes stop arriving.
+            loop {
+                match tokio::time::timeout(DEBOUNCE, rx.recv()).await {
+                    Ok(Some(())) => continue,
+                    Ok(None) => return,
+                    Err(_) => break,
+                }
+            }
+            reload_from(&gateway, &path).await;
+        }
+    });
+    Ok(WatchHandle {
+        _watcher: watcher,
+        task,
+    })
+}
+
+pub struct WatchHandle {
+    _watcher: notify::RecommendedWatcher,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for WatchHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

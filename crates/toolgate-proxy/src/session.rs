@@ -1,0 +1,115 @@
+//! One client's connection through the gateway: where its messages go, and what it has in
+//! flight.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+use toolgate_state::Ticket;
+
+use crate::audit::CounterRecord;
+
+/// One client session. Transports create it with the two channels they drain.
+pub struct Session {
+    pub id: String,
+    pub identity: Option<String>,
+    pub(crate) to_client: mpsc::Sender<String>,
+    pub(crate) to_server: mpsc::Sender<String>,
+    pub(crate) state: Mutex<SessionState>,
+}
+
+#[derive(Default)]
+pub(crate) struct SessionState {
+    /// Client requests awaiting the server's answer, by canonical id.
+    pub inflight: HashMap<String, InFlight>,
+    /// The protocol version the server agreed to in `initialize`.
+    pub protocol_version: Option<String>,
+    /// Tool names the server listed, to tell whether a reload changes what the client sees.
+    pub listed_tools: Option<Vec<String>>,
+}
+
+/// A client request toolgate must follow to its answer.
+pub(crate) enum InFlight {
+    Initialize,
+    ToolsList,
+    Call(CallInFlight),
+}
+
+pub(crate) struct CallInFlight {
+    pub tool: String,
+    pub rule: Option<String>,
+    pub policy: String,
+    pub started: Instant,
+    /// Counters reserved for the call; settled when it ends.
+    pub ticket: Option<Ticket>,
+    pub counters: Vec<CounterRecord>,
+    pub args_hash: Option<String>,
+    pub not_counted: bool,
+    pub phase: CallPhase,
+    /// When toolgate stops waiting for the server.
+    pub deadline: Instant,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CallPhase {
+    /// Counters are being reserved; not yet sent to the server.
+    Admitting,
+    /// The client cancelled while counters were being reserved: do not forward.
+    CancelledBeforeForward,
+    /// Sent to the server.
+    Forwarded,
+    /// Sent, then cancelled by the client: a late result still counts, silence rolls back.
+    CancelledAfterForward,
+}
+
+impl Session {
+    pub fn new(
+        id: String,
+        identity: Option<String>,
+        to_client: mpsc::Sender<String>,
+        to_server: mpsc::Sender<String>,
+    ) -> Session {
+        Session {
+            id,
+            identity,
+            to_client,
+            to_server,
+            state: Mutex::new(SessionState::default()),
+        }
+    }
+
+    /// Sends a message to the client; a closed client is not an error here (the transport
+    /// notices and shuts the session down).
+    pub(crate) async fn send_to_client(&self, message: String) {
+        let _ = self.to_client.send(message).await;
+    }
+
+    pub(crate) async fn send_to_server(&self, message: String) -> bool {
+        self.to_server.send(message).await.is_ok()
+    }
+
+    /// The session's negotiated protocol version, if `initialize` has completed.
+    pub fn protocol_version(&self) -> Option<String> {
+        self.state.lock().protocol_version.clone()
+    }
+
+    /// Number of client requests still waiting for the server.
+    pub fn inflight_count(&self) -> usize {
+        self.state.lock().inflight.len()
+    }
+}
+
+/// A random identifier: 16 bytes as hex.
+pub fn random_id() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // No entropy source: fall back to time and pid, still unique per process.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        return format!("{now:x}{:x}", std::process::id());
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,257 @@
+//! The stdio transport: toolgate as the server command in an MCP client's config, with the
+//! real server as its child.
+//!
+//! Four tasks move messages — client stdin → pipeline, pipeline → child stdin, child stdout →
+//! pipeline, pipeline → client stdout — so neither direction ever waits on the other. The main
+//! task watches the child, the client's end of input, and signals.
+
+mod child;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::sync::{mpsc, Notify};
+
+use crate::framing::{Frame, LineReader};
+use crate::gateway::Gateway;
+use crate::session::{random_id, Session};
+use crate::wire::{self, ErrorCode};
+
+pub use child::exit_code;
+
+/// Settings of the stdio transport.
+#[derive(Debug, Clone)]
+pub struct StdioOptions {
+    pub max_line_bytes: usize,
+    /// How long to wait at each step of stopping the server.
+    pub shutdown_grace: Duration,
+    /// Who this client acts as, for `scope: identity` counters and the audit log.
+    pub identity: Option<String>,
+    /// Reloaded on SIGHUP.
+    pub policy_path: Option<PathBuf>,
+}
+
+const CHANNEL_DEPTH: usize = 1024;
+
+/// Runs the proxy until the server exits or the client goes away; returns the exit code to
+/// leave with (the server's).
+pub async fn run(
+    gateway: Arc<Gateway>,
+    command: &[OsString],
+    options: StdioOptions,
+) -> std::io::Result<i32> {
+    let mut child = child::spawn(command)?;
+    let (Some(child_stdin), Some(child_stdout)) = (child.stdin.take(), child.stdout.take()) else {
+        return Err(std::io::Error::other(
+            "the server's stdio could not be captured",
+        ));
+    };
+
+    let (to_client, client_rx) = mpsc::channel::<String>(CHANNEL_DEPTH);
+    let (to_server, server_rx) = mpsc::channel::<String>(CHANNEL_DEPTH);
+    let session = Arc::new(Session::new(
+        random_id(),
+        options.identity.clone(),
+        to_client,
+        to_server,
+    ));
+    gateway.register(&session);
+    tracing::info!(session = %session.id, "proxy started");
+
+    let close_client = Arc::new(Notify::new());
+    let close_server = Arc::new(Notify::new());
+    let client_writer = tokio::spawn(write_lines(
+        tokio::io::stdout(),
+        client_rx,
+        Arc::clone(&close_client),
+    ));
+    let server_writer = tokio::spawn(write_lines(
+        child_stdin,
+        server_rx,
+        Arc::clone(&close_server),
+    ));
+
+    // Child stdout → pipeline. Ends when the child closes its stdout (usually: exits).
+    let server_reader = {
+        let gateway = Arc::clone(&gateway);
+        let session = Arc::clone(&session);
+        let max = options.max_line_bytes;
+        tokio::spawn(async move {
+            let mut reader = LineReader::new(BufReader::new(child_stdout), max);
+            loop {
+                match reader.next_frame().await {
+                    Ok(Some(Frame::Line(line))) => gateway.from_server(&session, line).await,
+                    Ok(Some(Frame::TooLong(n))) => {
+                        tracing::warn!(bytes = n, "dropped an over-long line from the server")
+                    }
+                    Ok(Some(Frame::NotUtf8)) => {
+                        tracing::warn!("dropped a non-UTF-8 line from the server")
+                    }
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        })
+    };
+
+    // Client stdin → pipeline. Ends at the client's EOF.
+    let mut client_reader = {
+        let gateway = Arc::clone(&gateway);
+        let session = Arc::clone(&session);
+        let max = options.max_line_bytes;
+        tokio::spawn(async move {
+            let mut reader = LineReader::new(BufReader::new(tokio::io::stdin()), max);
+            loop {
+                match reader.next_frame().await {
+                    Ok(Some(Frame::Line(line))) => gateway.from_client(&session, line).await,
+                    Ok(Some(Frame::TooLong(n))) => {
+                        let message = format!(
+                            "Invalid request: message of {n} bytes exceeds the {max} byte limit"
+                        );
+                        session
+                            .send_to_client(wire::error_response(
+                                None,
+                                ErrorCode::InvalidRequest,
+                                &message,
+                            ))
+                            .await;
+                    }
+                    Ok(Some(Frame::NotUtf8)) => {
+                        let reply = wire::error_response(
+                            None,
+                            ErrorCode::Parse,
+                            "Parse error: message is not UTF-8",
+                        );
+                        session.send_to_client(reply).await;
+                    }
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        })
+    };
+
+    let sweeper = {
+        let gateway = Arc::clone(&gateway);
+        let session = Arc::clone(&session);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                tick.tick().await;
+                gateway.expire_calls(&session).await;
+            }
+        })
+    };
+
+    let signals = Signals::install()?;
+    let status = {
+        let mut signals = signals;
+        loop {
+            tokio::select! {
+                status = child.wait() => break status?,
+                _ = &mut client_reader => {
+                    tracing::info!("client closed its input; stopping the server");
+                    close_server.notify_one();
+                    break child::stop(&mut child, options.shutdown_grace).await?;
+                }
+                signal = signals.next() => match signal {
+                    SignalKind::Reload => {
+                        if let Some(path) = &options.policy_path {
+                            crate::reload::reload_from(&gateway, path).await;
+                        }
+                    }
+                    SignalKind::Terminate(name) => {
+                        tracing::info!("received {name}; stopping the server");
+                        child::signal_group(&child, nix::sys::signal::Signal::SIGTERM);
+                        break child::stop(&mut child, options.shutdown_grace).await?;
+                    }
+                },
+            }
+        }
+    };
+
+    // The server is gone: its last words first, then errors for whatever it left unanswered.
+    let _ = tokio::time::timeout(Duration::from_secs(2), server_reader).await;
+    sweeper.abort();
+    client_reader.abort();
+    gateway
+        .upstream_gone(&session, "The server exited before answering")
+        .await;
+    close_server.notify_one();
+    close_client.notify_one();
+    let _ = tokio::time::timeout(Duration::from_secs(5), client_writer).await;
+    let _ = server_writer.await;
+    let code = exit_code(status);
+    tracing::info!(code, "server exited");
+    gateway.audit().record(crate::audit::AuditEvent::Shutdown {
+        reason: format!("server exited with code {code}"),
+    });
+    Ok(code)
+}
+
+/// Writes each message as one line, flushing after each so the peer never waits on a buffer.
+/// When `close` is notified, whatever is queued is written and the stream is closed.
+async fn write_lines<W: AsyncWrite + Unpin>(
+    mut out: W,
+    mut rx: mpsc::Receiver<String>,
+    close: Arc<Notify>,
+) {
+    loop {
+        let message = tokio::select! {
+            m = rx.recv() => m,
+            _ = close.notified() => {
+                rx.close();
+                while let Some(m) = rx.recv().await {
+                    if write_line(&mut out, &m).await.is_err() {
+                        break;
+                    }
+                }
+                break;
+            }
+        };
+        let Some(message) = message else { break };
+        if write_line(&mut out, &message).await.is_err() {
+            break;
+        }
+    }
+    let _ = out.shutdown().await;
+}
+
+async fn write_line<W: AsyncWrite + Unpin>(out: &mut W, message: &str) -> std::io::Result<()> {
+    let mut bytes = Vec::with_capacity(message.len() + 1);
+    bytes.extend_from_slice(message.as_bytes());
+    bytes.push(b'\n');
+    out.write_all(&bytes).await?;
+    out.flush().await
+}
+
+enum SignalKind {
+    Reload,
+    Terminate(&'static str),
+}
+
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind as K};
+        Ok(Signals {
+            term: signal(K::terminate())?,
+            int: signal(K::interrupt())?,
+            hup: signal(K::hangup())?,
+        })
+    }
+
+    async fn next(&mut self) -> SignalKind {
+        tokio::select! {
+            _ = self.term.recv() => SignalKind::Terminate("SIGTERM"),
+            _ = self.int.recv() => SignalKind::Terminate("SIGINT"),
+            _ = self.hup.recv() => SignalKind::Reload,
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! `toolgate explain`: the decision for one call, with the trace of rules that produced it.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use toolgate_policy::{Amount, Call, Explanation};
+
+use super::policy_file;
+use crate::cli::{ExplainArgs, OutputFormat};
+
+pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
+    let policy = match policy_file::load(&args.config)? {
+        Ok(p) => p,
+        Err(errors) => {
+            eprint!("{}", policy_file::render_errors(&args.config, &errors));
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let arguments: serde_json::Value = serde_json::from_str(&args.args)
+        .with_context(|| format!("--args is not valid JSON: {}", args.args))?;
+    if !arguments.is_object() {
+        bail!("--args must be a JSON object, such as '{{\"amount\": 500}}'");
+    }
+    let counters = parse_counters(&args.counters)?;
+    let call = Call {
+        tool: &args.tool,
+        arguments: &arguments,
+        session: args.session.as_deref(),
+        identity: args.identity.as_deref(),
+    };
+    let explanation = policy.explain(&call, &counters);
+    match args.format {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&explanation)?),
+        OutputFormat::Text => print!("{}", render_text(&args.tool, &explanation)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_counters(pairs: &[String]) -> anyhow::Result<HashMap<String, Amount>> {
+    let mut counters = HashMap::new();
+    for pair in pairs {
+        let Some((key, value)) = pair.rsplit_once('=') else {
+            bail!("--counter {pair:?} must be KEY=VALUE, e.g. create_issue._rate_hour=5");
+        };
+        let amount = Amount::parse(value.trim())
+            .with_context(|| format!("--counter {pair:?}: {value:?} is not a number"))?;
+        counters.insert(key.trim().to_string(), amount);
+    }
+    Ok(counters)
+}
+
+fn render_text(tool: &str, e: &Explanation) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "decision: {}", e.decision);
+    if let Some(rule) = &e.rule {
+        let _ = writeln!(out, "rule:     {rule}");
+    }
+    if let Some(message) = &e.message {
+        let _ = writeln!(out, "message:  {message}");
+    }
+    if !e.trace.is_empty() {
+        let _ = writeln!(out, "\nrules evaluated for {tool}:");
+        for step in &e.trace {
+            let _ = writeln!(
+                out,
+                "  {:<18} {:<28} {}",
+                step.result, step.rule, step.detail
+            );
+        }
+    }
+    if !e.reservations.is_empty() {
+        let _ = writeln!(out, "\ncounters this call would reserve:");
+        for r in &e.reservations {
+            let _ = writeln!(
+                out,
+                "  {}  {} + {} (max {} per {})",
+                r.key, r.current, r.amount, r.max, r.window
+            );
+        }
+    }
+    out
+}

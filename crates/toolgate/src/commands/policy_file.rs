@@ -1,0 +1,30 @@
+//! Reading a policy file for the commands, with errors that name the file.
+
+use std::path::Path;
+
+use anyhow::Context;
+use toolgate_policy::{Diagnostic, Policy};
+
+/// Reads and compiles a policy; on failure, every diagnostic.
+pub fn load(path: &Path) -> anyhow::Result<Result<Policy, Vec<Diagnostic>>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read policy file {}", path.display()))?;
+    Ok(toolgate_policy::compile(&text))
+}
+
+/// `file:line:column: path: message` lines, then a count.
+pub fn render_errors(path: &Path, diagnostics: &[Diagnostic]) -> String {
+    let file = path.display().to_string();
+    let mut out = String::new();
+    for d in diagnostics {
+        out.push_str(&d.display_in(&file).to_string());
+        out.push('\n');
+    }
+    let noun = if diagnostics.len() == 1 {
+        "error"
+    } else {
+        "errors"
+    };
+    out.push_str(&format!("{} {noun} in {file}\n", diagnostics.len()));
+    out
+}

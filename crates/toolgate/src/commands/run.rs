@@ -1,0 +1,109 @@
+//! The proxy: wire the policy, counter store, audit log and stdio transport together.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use toolgate_proxy::audit::{ArgsHasher, AuditConfig, AuditSink};
+use toolgate_proxy::stdio::StdioOptions;
+use toolgate_proxy::{FailMode, Gateway, GatewayOptions};
+use toolgate_state::SystemClock;
+
+use super::policy_file;
+use crate::cli::{FailModeArg, RunArgs};
+use crate::logging;
+
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    logging::init(&args.log_level, args.log_format)?;
+    let Some(config) = args.config.clone() else {
+        anyhow::bail!("a policy file is required: toolgate -c policy.yaml -- <server command>");
+    };
+    let policy = match policy_file::load(&config)? {
+        Ok(p) => p,
+        Err(errors) => {
+            eprint!("{}", policy_file::render_errors(&config, &errors));
+            anyhow::bail!("the policy file is not valid; nothing was started");
+        }
+    };
+    let state_dir = expand_home(&args.state_dir)?;
+    let dsn = args
+        .state_dsn
+        .clone()
+        .unwrap_or_else(|| format!("sqlite:{}", state_dir.join("state.db").display()));
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let code = runtime.block_on(async move {
+        let clock = Arc::new(SystemClock);
+        let store = toolgate_state::open_store(&dsn, &args.state_prefix, clock.clone())
+            .context("cannot open the counter store")?;
+        let instance = format!(
+            "{}-{}",
+            std::process::id(),
+            &toolgate_proxy::session::random_id()[..6]
+        );
+        let (audit, hasher) = if args.no_audit {
+            (AuditSink::disabled(instance), None)
+        } else {
+            let dir = args
+                .audit_dir
+                .clone()
+                .unwrap_or_else(|| state_dir.join("audit"));
+            let sink = AuditSink::open(instance, AuditConfig::new(dir.clone()))
+                .with_context(|| format!("cannot open the audit directory {}", dir.display()))?;
+            let hasher = ArgsHasher::load_or_create(&state_dir.join("audit.key"))
+                .context("cannot load the audit hashing key")?;
+            (sink, Some(hasher))
+        };
+        let options = GatewayOptions {
+            deny_prefix: args.deny_prefix.clone(),
+            fail_mode: match args.state_fail_mode {
+                FailModeArg::Closed => FailMode::Closed,
+                FailModeArg::Open => FailMode::Open,
+            },
+            call_timeout: Duration::from_secs(args.call_timeout.max(1)),
+            ..GatewayOptions::default()
+        };
+        let gateway = Gateway::new(policy, store, clock, audit, hasher, options);
+        let _watch = if args.no_watch {
+            None
+        } else {
+            Some(
+                toolgate_proxy::reload::watch(Arc::clone(&gateway), absolute(&config)?)
+                    .context("cannot watch the policy file")?,
+            )
+        };
+        let stdio = StdioOptions {
+            max_line_bytes: toolgate_proxy::framing::DEFAULT_MAX_LINE_BYTES,
+            shutdown_grace: Duration::from_secs(args.shutdown_grace),
+            identity: args.identity.clone(),
+            policy_path: Some(config.clone()),
+        };
+        toolgate_proxy::stdio::run(gateway, &args.command, stdio)
+            .await
+            .map_err(anyhow::Error::from)
+    })?;
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
+fn expand_home(path: &str) -> anyhow::Result<PathBuf> {
+    match path.strip_prefix("~") {
+        Some(rest) => {
+            let home = std::env::var_os("HOME").context("HOME is not set; pass --state-dir")?;
+            Ok(PathBuf::from(home).join(rest.trim_start_matches('/')))
+        }
+        None => Ok(PathBuf::from(path)),
+    }
+}
+
+fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+    if path.is_absolute() {
+        return Ok(path.to_path_buf());
+    }
+    Ok(std::env::current_dir()?.join(path))
+}
