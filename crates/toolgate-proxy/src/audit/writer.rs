@@ -43,6 +43,7 @@ pub fn spawn(instance: &str, config: AuditConfig) -> std::io::Result<mpsc::SyncS
                 live,
                 file,
                 written: 0,
+                rotations: 0,
             };
             writer.written = writer.file.metadata().map(|m| m.len()).unwrap_or(0);
             for line in receiver {
@@ -68,6 +69,7 @@ struct Writer {
     live: PathBuf,
     file: File,
     written: u64,
+    rotations: u64,
 }
 
 impl Writer {
@@ -85,12 +87,16 @@ impl Writer {
     }
 
     fn rotate(&mut self) -> std::io::Result<()> {
-        let stamp = super::now_ms();
-        let rotated = self
-            .config
-            .dir
-            .join(format!("toolgate-{}.{stamp}.jsonl", self.instance));
-        std::fs::rename(&self.live, &rotated)?;
+        // Millisecond stamp plus a sequence: rotations within one millisecond must never
+        // rename over each other, and names must sort in age order.
+        self.rotations += 1;
+        let name = format!(
+            "toolgate-{}.{}-{:06}.jsonl",
+            self.instance,
+            super::now_ms(),
+            self.rotations
+        );
+        std::fs::rename(&self.live, self.config.dir.join(name))?;
         self.file = open_append(&self.live)?;
         self.written = 0;
         self.prune()
@@ -101,6 +107,7 @@ impl Writer {
         let mut rotated: Vec<PathBuf> = std::fs::read_dir(&self.config.dir)?
             .filter_map(Result::ok)
             .map(|e| e.path())
+            .filter(|p| *p != self.live)
             .filter(|p| {
                 p.file_name()
                     .and_then(|n| n.to_str())
@@ -134,10 +141,6 @@ mod tests {
                     "{{\"n\":{i},\"pad\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}}"
                 ))
                 .unwrap();
-            // Distinct rotation stamps.
-            if i % 3 == 2 {
-                std::thread::sleep(std::time::Duration::from_millis(2));
-            }
         }
         drop(sender);
         std::thread::sleep(std::time::Duration::from_millis(200));

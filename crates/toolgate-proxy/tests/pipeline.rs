@@ -1,0 +1,368 @@
+//! The pipeline against an in-memory store and channel-backed sessions: what reaches the
+//! server, what the client receives, and how counters settle.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use tokio::sync::mpsc;
+use toolgate_policy::{Amount, Window};
+use toolgate_proxy::audit::AuditSink;
+use toolgate_proxy::{FailMode, Gateway, GatewayOptions, Session};
+use toolgate_state::{
+    CounterStore, ManualClock, MemoryStore, ReserveItem, ReserveOutcome, StoreError, Ticket,
+};
+
+const POLICY: &str = r#"
+version: "1"
+hide: [secret_tool]
+tools:
+  echo:
+    rules:
+      - name: echo limit
+        rate_limit: 2/minute
+  write_file:
+    rules:
+      - name: no writes
+        action: deny
+        on_deny: "Writing files is not allowed"
+"#;
+
+struct Harness {
+    gateway: Arc<Gateway>,
+    session: Arc<Session>,
+    store: Arc<MemoryStore>,
+    client_rx: mpsc::Receiver<String>,
+    server_rx: mpsc::Receiver<String>,
+}
+
+fn harness_with(
+    policy: &str,
+    options: GatewayOptions,
+    store: Option<Arc<dyn CounterStore>>,
+) -> Harness {
+    let clock = Arc::new(ManualClock::new(1_767_261_600_000));
+    let memory = Arc::new(MemoryStore::new("test", clock.clone()));
+    let store = store.unwrap_or_else(|| memory.clone());
+    let policy = toolgate_policy::compile(policy).unwrap();
+    let gateway = Gateway::new(
+        policy,
+        store,
+        clock,
+        AuditSink::disabled("t".into()),
+        None,
+        options,
+    );
+    let (to_client, client_rx) = mpsc::channel(64);
+    let (to_server, server_rx) = mpsc::channel(64);
+    let session = Arc::new(Session::new("s1".into(), None, to_client, to_server));
+    gateway.register(&session);
+    Harness {
+        gateway,
+        session,
+        store: memory,
+        client_rx,
+        server_rx,
+    }
+}
+
+fn harness() -> Harness {
+    harness_with(POLICY, GatewayOptions::default(), None)
+}
+
+impl Harness {
+    async fn client(&self, message: &str) {
+        self.gateway
+            .from_client(&self.session, message.to_string())
+            .await;
+    }
+    async fn server(&self, message: &str) {
+        self.gateway
+            .from_server(&self.session, message.to_string())
+            .await;
+    }
+    async fn to_server(&mut self) -> String {
+        tokio::time::timeout(Duration::from_secs(2), self.server_rx.recv())
+            .await
+            .unwrap()
+            .unwrap()
+    }
+    async fn to_client(&mut self) -> Value {
+        let text = tokio::time::timeout(Duration::from_secs(2), self.client_rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+    fn nothing_to_server(&mut self) {
+        assert!(
+            self.server_rx.try_recv().is_err(),
+            "something reached the server"
+        );
+    }
+    async fn echo_count(&self) -> Amount {
+        self.store
+            .current("echo._rate_minute", Window::parse("minute").unwrap())
+            .await
+            .unwrap()
+    }
+}
+
+fn call(id: u32, tool: &str, args: &str) -> String {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}","arguments":{args}}}}}"#
+    )
+}
+
+#[tokio::test]
+async fn allowed_calls_reach_the_server_byte_for_byte() {
+    let mut h = harness();
+    let message = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"other","arguments":{"z":1,"a":[1.50]},"_meta":{"progressToken":"p"}}}"#;
+    h.client(message).await;
+    assert_eq!(h.to_server().await, message);
+}
+
+#[tokio::test]
+async fn denied_calls_never_reach_the_server() {
+    let mut h = harness();
+    h.client(&call(7, "write_file", r#"{"path":"/tmp/x"}"#))
+        .await;
+    let reply = h.to_client().await;
+    assert_eq!(reply["id"], 7);
+    assert_eq!(reply["result"]["isError"], true);
+    assert_eq!(
+        reply["result"]["content"][0]["text"],
+        "[POLICY DENIED] Writing files is not allowed (rule \"no writes\"). The tool was not called."
+    );
+    h.nothing_to_server();
+}
+
+#[tokio::test]
+async fn hidden_tools_answer_as_unknown() {
+    let mut h = harness();
+    h.client(&call(3, "secret_tool", "{}")).await;
+    let reply = h.to_client().await;
+    assert_eq!(reply["error"]["code"], -32602);
+    assert_eq!(reply["error"]["message"], "Unknown tool: secret_tool");
+    h.nothing_to_server();
+}
+
+#[tokio::test]
+async fn rate_limits_count_results_and_return_quota_on_errors() {
+    let mut h = harness();
+    h.client(&call(1, "echo", r#"{"message":"a"}"#)).await;
+    h.to_server().await;
+    h.client(&call(2, "echo", r#"{"message":"b"}"#)).await;
+    h.to_server().await;
+    h.client(&call(3, "echo", r#"{"message":"c"}"#)).await;
+    let denied = h.to_client().await;
+    assert_eq!(denied["id"], 3);
+    assert_eq!(
+        denied["result"]["_meta"]["dev.toolgate/decision"]["rule"],
+        "echo limit"
+    );
+    assert!(
+        denied["result"]["_meta"]["dev.toolgate/decision"]["retry_after_ms"]
+            .as_u64()
+            .unwrap()
+            <= 60_000
+    );
+    h.nothing_to_server();
+
+    // Call 1 fails upstream: its quota comes back; call 2 succeeds: it stays used.
+    h.server(r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32603,"message":"boom"}}"#)
+        .await;
+    assert_eq!(h.to_client().await["error"]["message"], "boom");
+    h.server(r#"{"jsonrpc":"2.0","id":2,"result":{"content":[]}}"#)
+        .await;
+    h.to_client().await;
+    assert_eq!(h.echo_count().await, Amount::ONE);
+    h.client(&call(4, "echo", r#"{"message":"d"}"#)).await;
+    assert!(h.to_server().await.contains("\"id\":4"));
+}
+
+#[tokio::test]
+async fn tools_list_pages_are_filtered_and_keep_everything_else() {
+    let mut h = harness_with(
+        "version: '1'\ndefault: deny\ntools:\n  a:\n    rules: []\n",
+        GatewayOptions::default(),
+        None,
+    );
+    h.client(r#"{"jsonrpc":"2.0","id":"l1","method":"tools/list","params":{"cursor":"c1"}}"#)
+        .await;
+    h.to_server().await;
+    h.server(r#"{"jsonrpc":"2.0","id":"l1","result":{"tools":[{"name":"a"},{"name":"b"}],"nextCursor":"c2","_meta":{"x":1}}}"#).await;
+    let reply = h.to_client().await;
+    assert_eq!(reply["result"]["tools"], serde_json::json!([{"name": "a"}]));
+    assert_eq!(reply["result"]["nextCursor"], "c2");
+    assert_eq!(reply["result"]["_meta"]["x"], 1);
+    // Unlisted under default deny: looks unknown.
+    h.client(&call(9, "b", "{}")).await;
+    assert_eq!(h.to_client().await["error"]["code"], -32602);
+}
+
+#[tokio::test]
+async fn initialize_advertises_list_changed_and_reload_notifies() {
+    let mut h = harness();
+    h.client(r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"c","version":"1"}}}"#).await;
+    h.to_server().await;
+    h.server(r#"{"jsonrpc":"2.0","id":0,"result":{"protocolVersion":"2025-06-18","capabilities":{"tools":{}},"serverInfo":{"name":"s","version":"1"}}}"#).await;
+    assert_eq!(
+        h.to_client().await["result"]["capabilities"]["tools"]["listChanged"],
+        true
+    );
+
+    h.client(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#)
+        .await;
+    h.to_server().await;
+    h.server(
+        r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"echo"},{"name":"secret_tool"}]}}"#,
+    )
+    .await;
+    h.to_client().await;
+
+    // A reload that changes nothing visible is silent; one that hides echo notifies.
+    h.gateway
+        .replace_policy(
+            toolgate_policy::compile("version: '1'\nhide: [secret_tool]\ntools: {}\n").unwrap(),
+        )
+        .await;
+    assert!(h.client_rx.try_recv().is_err());
+    h.gateway
+        .replace_policy(
+            toolgate_policy::compile("version: '1'\nhide: [secret_tool, echo]\ntools: {}\n")
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        h.to_client().await["method"],
+        "notifications/tools/list_changed"
+    );
+}
+
+#[tokio::test]
+async fn malformed_and_ambiguous_messages_get_errors() {
+    let mut h = harness();
+    h.client("{bad json").await;
+    assert_eq!(h.to_client().await["error"]["code"], -32700);
+    h.client(r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#)
+        .await;
+    assert_eq!(h.to_client().await["error"]["code"], -32600);
+    h.client(r#"{"jsonrpc":"2.0","id":5,"id":6,"method":"ping"}"#)
+        .await;
+    let reply = h.to_client().await;
+    assert_eq!(reply["error"]["code"], -32600);
+    assert_eq!(reply["id"], 5);
+    h.client(&call(8, "echo", r#"{"message":"a","MESSAGE":"b"}"#))
+        .await;
+    assert_eq!(h.to_client().await["error"]["code"], -32600);
+    h.nothing_to_server();
+    // The session keeps working.
+    h.client(r#"{"jsonrpc":"2.0","id":9,"method":"ping"}"#)
+        .await;
+    assert!(h.to_server().await.contains("ping"));
+}
+
+#[tokio::test]
+async fn a_request_id_in_flight_cannot_be_reused() {
+    let mut h = harness();
+    h.client(&call(1, "other", "{}")).await;
+    h.to_server().await;
+    h.client(&call(1, "other", "{}")).await;
+    assert_eq!(h.to_client().await["error"]["code"], -32600);
+    h.nothing_to_server();
+}
+
+#[tokio::test]
+async fn server_gone_answers_in_flight_calls_and_returns_quota() {
+    let mut h = harness();
+    h.client(&call(1, "echo", "{}")).await;
+    h.to_server().await;
+    assert_eq!(h.echo_count().await, Amount::ONE);
+    h.gateway
+        .upstream_gone(&h.session, "The server exited before answering")
+        .await;
+    let reply = h.to_client().await;
+    assert_eq!(reply["id"], 1);
+    assert_eq!(reply["error"]["code"], -31003);
+    assert_eq!(h.echo_count().await, Amount::ZERO);
+}
+
+#[tokio::test]
+async fn cancelled_calls_without_result_return_quota() {
+    let options = GatewayOptions {
+        cancel_grace: Duration::ZERO,
+        ..GatewayOptions::default()
+    };
+    let mut h = harness_with(POLICY, options, None);
+    h.client(&call(1, "echo", "{}")).await;
+    h.to_server().await;
+    h.client(r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}}"#)
+        .await;
+    assert!(h.to_server().await.contains("notifications/cancelled"));
+    h.gateway.expire_calls(&h.session).await;
+    assert_eq!(h.echo_count().await, Amount::ZERO);
+    assert!(
+        h.client_rx.try_recv().is_err(),
+        "a cancelled request gets no answer"
+    );
+}
+
+#[tokio::test]
+async fn timeouts_return_quota_and_tell_both_sides() {
+    let options = GatewayOptions {
+        call_timeout: Duration::ZERO,
+        ..GatewayOptions::default()
+    };
+    let mut h = harness_with(POLICY, options, None);
+    h.client(&call(1, "echo", "{}")).await;
+    h.to_server().await;
+    h.gateway.expire_calls(&h.session).await;
+    assert_eq!(h.to_client().await["error"]["code"], -31002);
+    assert!(h.to_server().await.contains("notifications/cancelled"));
+    assert_eq!(h.echo_count().await, Amount::ZERO);
+}
+
+struct DownStore;
+
+#[async_trait]
+impl CounterStore for DownStore {
+    async fn reserve(&self, _: &[ReserveItem]) -> Result<ReserveOutcome, StoreError> {
+        Err(StoreError::Unavailable("connection refused".into()))
+    }
+    async fn commit(&self, _: &Ticket) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable("connection refused".into()))
+    }
+    async fn rollback(&self, _: &Ticket) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable("connection refused".into()))
+    }
+    async fn current(&self, _: &str, _: Window) -> Result<Amount, StoreError> {
+        Err(StoreError::Unavailable("connection refused".into()))
+    }
+}
+
+#[tokio::test]
+async fn store_outage_fails_closed_by_default_and_open_on_request() {
+    let mut closed = harness_with(POLICY, GatewayOptions::default(), Some(Arc::new(DownStore)));
+    closed.client(&call(1, "echo", "{}")).await;
+    let reply = closed.to_client().await;
+    assert_eq!(reply["error"]["code"], -31001);
+    assert!(reply["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("State backend unavailable"));
+    closed.nothing_to_server();
+    // Calls that need no counter are unaffected.
+    closed.client(&call(2, "other", "{}")).await;
+    assert!(closed.to_server().await.contains("\"id\":2"));
+
+    let options = GatewayOptions {
+        fail_mode: FailMode::Open,
+        ..GatewayOptions::default()
+    };
+    let mut open = harness_with(POLICY, options, Some(Arc::new(DownStore)));
+    open.client(&call(1, "echo", "{}")).await;
+    assert!(open.to_server().await.contains("\"id\":1"));
+}
