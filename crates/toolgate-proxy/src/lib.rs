@@ -11,6 +11,7 @@ pub mod audit;
 pub mod envelope;
 pub mod framing;
 pub mod gateway;
+pub mod http;
 pub mod pipeline;
 pub mod reload;
 pub mod session;

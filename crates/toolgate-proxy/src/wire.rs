@@ -20,6 +20,8 @@ pub enum ErrorCode {
     UpstreamTimeout = -31002,
     /// The server went away with the call in flight.
     UpstreamGone = -31003,
+    /// An HTTP upstream answered a request with an HTTP error, or could not be reached.
+    UpstreamHttp = -31004,
 }
 
 /// The default prefix of a denial's text.

@@ -83,13 +83,13 @@ impl Harness {
             .from_server(&self.session, message.to_string())
             .await;
     }
-    async fn to_server(&mut self) -> String {
+    async fn next_to_server(&mut self) -> String {
         tokio::time::timeout(Duration::from_secs(2), self.server_rx.recv())
             .await
             .unwrap()
             .unwrap()
     }
-    async fn to_client(&mut self) -> Value {
+    async fn next_to_client(&mut self) -> Value {
         let text = tokio::time::timeout(Duration::from_secs(2), self.client_rx.recv())
             .await
             .unwrap()
@@ -121,7 +121,7 @@ async fn allowed_calls_reach_the_server_byte_for_byte() {
     let mut h = harness();
     let message = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"other","arguments":{"z":1,"a":[1.50]},"_meta":{"progressToken":"p"}}}"#;
     h.client(message).await;
-    assert_eq!(h.to_server().await, message);
+    assert_eq!(h.next_to_server().await, message);
 }
 
 #[tokio::test]
@@ -129,7 +129,7 @@ async fn denied_calls_never_reach_the_server() {
     let mut h = harness();
     h.client(&call(7, "write_file", r#"{"path":"/tmp/x"}"#))
         .await;
-    let reply = h.to_client().await;
+    let reply = h.next_to_client().await;
     assert_eq!(reply["id"], 7);
     assert_eq!(reply["result"]["isError"], true);
     assert_eq!(
@@ -143,7 +143,7 @@ async fn denied_calls_never_reach_the_server() {
 async fn hidden_tools_answer_as_unknown() {
     let mut h = harness();
     h.client(&call(3, "secret_tool", "{}")).await;
-    let reply = h.to_client().await;
+    let reply = h.next_to_client().await;
     assert_eq!(reply["error"]["code"], -32602);
     assert_eq!(reply["error"]["message"], "Unknown tool: secret_tool");
     h.nothing_to_server();
@@ -153,11 +153,11 @@ async fn hidden_tools_answer_as_unknown() {
 async fn rate_limits_count_results_and_return_quota_on_errors() {
     let mut h = harness();
     h.client(&call(1, "echo", r#"{"message":"a"}"#)).await;
-    h.to_server().await;
+    h.next_to_server().await;
     h.client(&call(2, "echo", r#"{"message":"b"}"#)).await;
-    h.to_server().await;
+    h.next_to_server().await;
     h.client(&call(3, "echo", r#"{"message":"c"}"#)).await;
-    let denied = h.to_client().await;
+    let denied = h.next_to_client().await;
     assert_eq!(denied["id"], 3);
     assert_eq!(
         denied["result"]["_meta"]["dev.toolgate/decision"]["rule"],
@@ -174,13 +174,13 @@ async fn rate_limits_count_results_and_return_quota_on_errors() {
     // Call 1 fails upstream: its quota comes back; call 2 succeeds: it stays used.
     h.server(r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32603,"message":"boom"}}"#)
         .await;
-    assert_eq!(h.to_client().await["error"]["message"], "boom");
+    assert_eq!(h.next_to_client().await["error"]["message"], "boom");
     h.server(r#"{"jsonrpc":"2.0","id":2,"result":{"content":[]}}"#)
         .await;
-    h.to_client().await;
+    h.next_to_client().await;
     assert_eq!(h.echo_count().await, Amount::ONE);
     h.client(&call(4, "echo", r#"{"message":"d"}"#)).await;
-    assert!(h.to_server().await.contains("\"id\":4"));
+    assert!(h.next_to_server().await.contains("\"id\":4"));
 }
 
 #[tokio::test]
@@ -192,36 +192,36 @@ async fn tools_list_pages_are_filtered_and_keep_everything_else() {
     );
     h.client(r#"{"jsonrpc":"2.0","id":"l1","method":"tools/list","params":{"cursor":"c1"}}"#)
         .await;
-    h.to_server().await;
+    h.next_to_server().await;
     h.server(r#"{"jsonrpc":"2.0","id":"l1","result":{"tools":[{"name":"a"},{"name":"b"}],"nextCursor":"c2","_meta":{"x":1}}}"#).await;
-    let reply = h.to_client().await;
+    let reply = h.next_to_client().await;
     assert_eq!(reply["result"]["tools"], serde_json::json!([{"name": "a"}]));
     assert_eq!(reply["result"]["nextCursor"], "c2");
     assert_eq!(reply["result"]["_meta"]["x"], 1);
     // Unlisted under default deny: looks unknown.
     h.client(&call(9, "b", "{}")).await;
-    assert_eq!(h.to_client().await["error"]["code"], -32602);
+    assert_eq!(h.next_to_client().await["error"]["code"], -32602);
 }
 
 #[tokio::test]
 async fn initialize_advertises_list_changed_and_reload_notifies() {
     let mut h = harness();
     h.client(r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"c","version":"1"}}}"#).await;
-    h.to_server().await;
+    h.next_to_server().await;
     h.server(r#"{"jsonrpc":"2.0","id":0,"result":{"protocolVersion":"2025-06-18","capabilities":{"tools":{}},"serverInfo":{"name":"s","version":"1"}}}"#).await;
     assert_eq!(
-        h.to_client().await["result"]["capabilities"]["tools"]["listChanged"],
+        h.next_to_client().await["result"]["capabilities"]["tools"]["listChanged"],
         true
     );
 
     h.client(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#)
         .await;
-    h.to_server().await;
+    h.next_to_server().await;
     h.server(
         r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"echo"},{"name":"secret_tool"}]}}"#,
     )
     .await;
-    h.to_client().await;
+    h.next_to_client().await;
 
     // A reload that changes nothing visible is silent; one that hides echo notifies.
     h.gateway
@@ -237,7 +237,7 @@ async fn initialize_advertises_list_changed_and_reload_notifies() {
         )
         .await;
     assert_eq!(
-        h.to_client().await["method"],
+        h.next_to_client().await["method"],
         "notifications/tools/list_changed"
     );
 }
@@ -246,32 +246,32 @@ async fn initialize_advertises_list_changed_and_reload_notifies() {
 async fn malformed_and_ambiguous_messages_get_errors() {
     let mut h = harness();
     h.client("{bad json").await;
-    assert_eq!(h.to_client().await["error"]["code"], -32700);
+    assert_eq!(h.next_to_client().await["error"]["code"], -32700);
     h.client(r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#)
         .await;
-    assert_eq!(h.to_client().await["error"]["code"], -32600);
+    assert_eq!(h.next_to_client().await["error"]["code"], -32600);
     h.client(r#"{"jsonrpc":"2.0","id":5,"id":6,"method":"ping"}"#)
         .await;
-    let reply = h.to_client().await;
+    let reply = h.next_to_client().await;
     assert_eq!(reply["error"]["code"], -32600);
     assert_eq!(reply["id"], 5);
     h.client(&call(8, "echo", r#"{"message":"a","MESSAGE":"b"}"#))
         .await;
-    assert_eq!(h.to_client().await["error"]["code"], -32600);
+    assert_eq!(h.next_to_client().await["error"]["code"], -32600);
     h.nothing_to_server();
     // The session keeps working.
     h.client(r#"{"jsonrpc":"2.0","id":9,"method":"ping"}"#)
         .await;
-    assert!(h.to_server().await.contains("ping"));
+    assert!(h.next_to_server().await.contains("ping"));
 }
 
 #[tokio::test]
 async fn a_request_id_in_flight_cannot_be_reused() {
     let mut h = harness();
     h.client(&call(1, "other", "{}")).await;
-    h.to_server().await;
+    h.next_to_server().await;
     h.client(&call(1, "other", "{}")).await;
-    assert_eq!(h.to_client().await["error"]["code"], -32600);
+    assert_eq!(h.next_to_client().await["error"]["code"], -32600);
     h.nothing_to_server();
 }
 
@@ -279,12 +279,12 @@ async fn a_request_id_in_flight_cannot_be_reused() {
 async fn server_gone_answers_in_flight_calls_and_returns_quota() {
     let mut h = harness();
     h.client(&call(1, "echo", "{}")).await;
-    h.to_server().await;
+    h.next_to_server().await;
     assert_eq!(h.echo_count().await, Amount::ONE);
     h.gateway
         .upstream_gone(&h.session, "The server exited before answering")
         .await;
-    let reply = h.to_client().await;
+    let reply = h.next_to_client().await;
     assert_eq!(reply["id"], 1);
     assert_eq!(reply["error"]["code"], -31003);
     assert_eq!(h.echo_count().await, Amount::ZERO);
@@ -298,10 +298,10 @@ async fn cancelled_calls_without_result_return_quota() {
     };
     let mut h = harness_with(POLICY, options, None);
     h.client(&call(1, "echo", "{}")).await;
-    h.to_server().await;
+    h.next_to_server().await;
     h.client(r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}}"#)
         .await;
-    assert!(h.to_server().await.contains("notifications/cancelled"));
+    assert!(h.next_to_server().await.contains("notifications/cancelled"));
     h.gateway.expire_calls(&h.session).await;
     assert_eq!(h.echo_count().await, Amount::ZERO);
     assert!(
@@ -318,10 +318,10 @@ async fn timeouts_return_quota_and_tell_both_sides() {
     };
     let mut h = harness_with(POLICY, options, None);
     h.client(&call(1, "echo", "{}")).await;
-    h.to_server().await;
+    h.next_to_server().await;
     h.gateway.expire_calls(&h.session).await;
-    assert_eq!(h.to_client().await["error"]["code"], -31002);
-    assert!(h.to_server().await.contains("notifications/cancelled"));
+    assert_eq!(h.next_to_client().await["error"]["code"], -31002);
+    assert!(h.next_to_server().await.contains("notifications/cancelled"));
     assert_eq!(h.echo_count().await, Amount::ZERO);
 }
 
@@ -347,7 +347,7 @@ impl CounterStore for DownStore {
 async fn store_outage_fails_closed_by_default_and_open_on_request() {
     let mut closed = harness_with(POLICY, GatewayOptions::default(), Some(Arc::new(DownStore)));
     closed.client(&call(1, "echo", "{}")).await;
-    let reply = closed.to_client().await;
+    let reply = closed.next_to_client().await;
     assert_eq!(reply["error"]["code"], -31001);
     assert!(reply["error"]["message"]
         .as_str()
@@ -356,7 +356,7 @@ async fn store_outage_fails_closed_by_default_and_open_on_request() {
     closed.nothing_to_server();
     // Calls that need no counter are unaffected.
     closed.client(&call(2, "other", "{}")).await;
-    assert!(closed.to_server().await.contains("\"id\":2"));
+    assert!(closed.next_to_server().await.contains("\"id\":2"));
 
     let options = GatewayOptions {
         fail_mode: FailMode::Open,
@@ -364,5 +364,5 @@ async fn store_outage_fails_closed_by_default_and_open_on_request() {
     };
     let mut open = harness_with(POLICY, options, Some(Arc::new(DownStore)));
     open.client(&call(1, "echo", "{}")).await;
-    assert!(open.to_server().await.contains("\"id\":1"));
+    assert!(open.next_to_server().await.contains("\"id\":1"));
 }

@@ -41,6 +41,9 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Show how the policy decides one call, rule by rule, without side effects.
     Explain(ExplainArgs),
+    /// Summarise the audit log: instances, decisions, deny rate, top deny rules, recent
+    /// denials and failed reloads, across every instance and rotated file.
+    Status(StatusArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -166,6 +169,41 @@ pub struct ExplainArgs {
     /// Assume a counter holds a value, e.g. create_issue._rate_hour=5. Repeatable.
     #[arg(long = "counter", value_name = "KEY=VALUE")]
     pub counters: Vec<String>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Audit directory to read (default: <state-dir>/audit).
+    // Not a clap conflict with --state-dir: that also comes from TOOLGATE_STATE_DIR, and an
+    // exported variable must not make an explicit --audit-dir an error.
+    #[arg(long, value_name = "DIR")]
+    pub audit_dir: Option<PathBuf>,
+
+    /// State directory whose audit log to read (ignored with --audit-dir).
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "TOOLGATE_STATE_DIR",
+        default_value = "~/.toolgate"
+    )]
+    pub state_dir: String,
+
+    /// Count calls per minute over this many minutes, up to the newest line in the log.
+    #[arg(
+        long,
+        value_name = "MINUTES",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub since: u32,
+
+    /// How many recent denials and failed reloads to list.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub recent: usize,
 
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]

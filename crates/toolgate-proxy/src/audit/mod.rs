@@ -7,6 +7,7 @@
 //! identical calls can be correlated without the log holding their content.
 
 mod args_hash;
+pub mod summary;
 mod time;
 mod writer;
 

@@ -79,8 +79,9 @@ impl Gateway {
                 }
             }
             (Kind::Notification, Some("notifications/cancelled")) => {
-                if !self.cancel_from_client(session, envelope.params) {
-                    // The call never reached the server: nothing there to cancel.
+                let call_reached_server = self.cancel_from_client(session, envelope.params);
+                if !call_reached_server {
+                    // Nothing was sent, so there is nothing there to cancel.
                     return;
                 }
             }

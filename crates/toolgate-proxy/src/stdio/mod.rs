@@ -5,7 +5,7 @@
 //! pipeline, pipeline → client stdout — so neither direction ever waits on the other. The main
 //! task watches the child, the client's end of input, and signals.
 
-mod child;
+pub(crate) mod child;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -192,7 +192,7 @@ pub async fn run(
 
 /// Writes each message as one line, flushing after each so the peer never waits on a buffer.
 /// When `close` is notified, whatever is queued is written and the stream is closed.
-async fn write_lines<W: AsyncWrite + Unpin>(
+pub(crate) async fn write_lines<W: AsyncWrite + Unpin>(
     mut out: W,
     mut rx: mpsc::Receiver<String>,
     close: Arc<Notify>,
@@ -226,19 +226,19 @@ async fn write_line<W: AsyncWrite + Unpin>(out: &mut W, message: &str) -> std::i
     out.flush().await
 }
 
-enum SignalKind {
+pub(crate) enum SignalKind {
     Reload,
     Terminate(&'static str),
 }
 
-struct Signals {
+pub(crate) struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
     hup: tokio::signal::unix::Signal,
 }
 
 impl Signals {
-    fn install() -> std::io::Result<Signals> {
+    pub(crate) fn install() -> std::io::Result<Signals> {
         use tokio::signal::unix::{signal, SignalKind as K};
         Ok(Signals {
             term: signal(K::terminate())?,
@@ -247,7 +247,7 @@ impl Signals {
         })
     }
 
-    async fn next(&mut self) -> SignalKind {
+    pub(crate) async fn next(&mut self) -> SignalKind {
         tokio::select! {
             _ = self.term.recv() => SignalKind::Terminate("SIGTERM"),
             _ = self.int.recv() => SignalKind::Terminate("SIGINT"),

@@ -3,6 +3,7 @@
 mod explain;
 mod policy_file;
 mod run;
+mod status;
 mod validate;
 
 use std::process::ExitCode;
@@ -14,6 +15,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Validate(args)) => validate::run(&args),
         Some(Command::Explain(args)) => explain::run(&args),
         Some(Command::Run(args)) => run::run(args),
+        Some(Command::Status(args)) => status::run(&args),
         None => run::run(cli.run),
     }
 }

@@ -91,7 +91,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 
-fn expand_home(path: &str) -> anyhow::Result<PathBuf> {
+pub(crate) fn expand_home(path: &str) -> anyhow::Result<PathBuf> {
     match path.strip_prefix("~") {
         Some(rest) => {
             let home = std::env::var_os("HOME").context("HOME is not set; pass --state-dir")?;

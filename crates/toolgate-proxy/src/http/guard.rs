@@ -1,0 +1,227 @@
+//! Who may talk to the listener: the Host and Origin allow-lists (DNS-rebinding protection)
+//! and bearer-token identities.
+//!
+//! Checks run before a request is read, in this order: Host (a rebound DNS name reaches a
+//! loopback listener with the attacker's host name), Origin (a browser page on another site),
+//! then the token. Each refusal is its own variant, mapped to a status in one place.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::http::{header, HeaderMap, StatusCode};
+use sha2::{Digest, Sha256};
+use toolgate_policy::Policy;
+
+/// Why a request was refused before it reached a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The Host header is missing or not allowed.
+    Host(String),
+    /// The Origin header names a site that is not allowed.
+    Origin(String),
+    /// Identities are configured and no valid bearer token was given.
+    Unauthenticated(&'static str),
+}
+
+impl Refusal {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Refusal::Host(_) | Refusal::Origin(_) => StatusCode::FORBIDDEN,
+            Refusal::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            Refusal::Host(host) => format!("Forbidden: Host {host:?} is not allowed"),
+            Refusal::Origin(origin) => format!("Forbidden: Origin {origin:?} is not allowed"),
+            Refusal::Unauthenticated(why) => format!("Unauthorized: {why}"),
+        }
+    }
+}
+
+/// The allow-lists, resolved once from the options and the bind address.
+#[derive(Debug, Clone)]
+pub struct Guard {
+    hosts: Vec<String>,
+    origins: Vec<String>,
+    /// With no explicit origins, any origin whose host is a localhost name passes.
+    localhost_origins: bool,
+    /// Identity for every request when the policy configures no identities.
+    default_identity: Option<String>,
+}
+
+const LOCAL_NAMES: &[&str] = &["localhost", "127.0.0.1", "[::1]", "::1"];
+
+impl Guard {
+    pub fn new(
+        bind: SocketAddr,
+        allowed_hosts: &[String],
+        allowed_origins: &[String],
+        default_identity: Option<String>,
+    ) -> Guard {
+        let mut hosts: Vec<String> = allowed_hosts.iter().map(|h| h.to_ascii_lowercase()).collect();
+        if hosts.is_empty() {
+            hosts.extend(LOCAL_NAMES.iter().map(|s| s.to_string()));
+            let ip = bind.ip();
+            if !ip.is_loopback() && !ip.is_unspecified() {
+                hosts.push(match ip {
+                    IpAddr::V4(v4) => v4.to_string(),
+                    IpAddr::V6(v6) => format!("[{v6}]"),
+                });
+            }
+        }
+        Guard {
+            hosts,
+            origins: allowed_origins
+                .iter()
+                .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
+                .collect(),
+            localhost_origins: allowed_origins.is_empty(),
+            default_identity,
+        }
+    }
+
+    /// Checks a request's headers; on success, the identity it acts as.
+    pub fn check(&self, headers: &HeaderMap, policy: &Policy) -> Result<Option<String>, Refusal> {
+        self.check_host(headers)?;
+        self.check_origin(headers)?;
+        self.identity(headers, policy)
+    }
+
+    fn check_host(&self, headers: &HeaderMap) -> Result<(), Refusal> {
+        let mut values = headers.get_all(header::HOST).iter();
+        let (Some(value), None) = (values.next(), values.next()) else {
+            return Err(Refusal::Host("(missing or repeated)".into()));
+        };
+        let host = value.to_str().unwrap_or("").to_ascii_lowercase();
+        let name = strip_port(&host);
+        if self.hosts.iter().any(|h| h == &host || h == name) {
+            Ok(())
+        } else {
+            Err(Refusal::Host(host))
+        }
+    }
+
+    fn check_origin(&self, headers: &HeaderMap) -> Result<(), Refusal> {
+        let mut values = headers.get_all(header::ORIGIN).iter();
+        let Some(value) = values.next() else {
+            return Ok(());
+        };
+        let origin = value.to_str().unwrap_or("").to_ascii_lowercase();
+        if values.next().is_some() {
+            return Err(Refusal::Origin(origin));
+        }
+        if self.origins.iter().any(|o| o == &origin) {
+            return Ok(());
+        }
+        if self.localhost_origins {
+            if let Some((scheme, rest)) = origin.split_once("://") {
+                let host = strip_port(rest);
+                if matches!(scheme, "http" | "https") && LOCAL_NAMES.contains(&host) {
+                    return Ok(());
+                }
+            }
+        }
+        Err(Refusal::Origin(origin))
+    }
+
+    fn identity(&self, headers: &HeaderMap, policy: &Policy) -> Result<Option<String>, Refusal> {
+        if policy.identities.is_empty() {
+            return Ok(self.default_identity.clone());
+        }
+        let mut values = headers.get_all(header::AUTHORIZATION).iter();
+        let Some(value) = values.next() else {
+            return Err(Refusal::Unauthenticated("a bearer token is required"));
+        };
+        if values.next().is_some() {
+            return Err(Refusal::Unauthenticated("more than one Authorization header"));
+        }
+        let text = value.to_str().unwrap_or("");
+        let token = match text.split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+            _ => return Err(Refusal::Unauthenticated("a bearer token is required")),
+        };
+        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        match policy.identities.find(&hash) {
+            Some(name) => Ok(Some(name.to_string())),
+            None => Err(Refusal::Unauthenticated("the token is not valid")),
+        }
+    }
+}
+
+/// `host:port` → `host`, keeping IPv6 brackets.
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return match host.find(']') {
+            Some(end) => &host[..=end],
+            None => host,
+        };
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(*k, HeaderValue::from_str(v).unwrap());
+        }
+        map
+    }
+
+    fn policy(text: &str) -> Policy {
+        toolgate_policy::compile(text).unwrap()
+    }
+
+    #[test]
+    fn localhost_by_default() {
+        let guard = Guard::new("127.0.0.1:0".parse().unwrap(), &[], &[], None);
+        let p = policy("version: \"1\"\n");
+        assert!(guard.check(&headers(&[("host", "127.0.0.1:8080")]), &p).is_ok());
+        assert!(guard.check(&headers(&[("host", "localhost")]), &p).is_ok());
+        assert!(guard.check(&headers(&[("host", "[::1]:9")]), &p).is_ok());
+        assert!(matches!(
+            guard.check(&headers(&[("host", "evil.example:8080")]), &p),
+            Err(Refusal::Host(_))
+        ));
+        assert!(matches!(guard.check(&headers(&[]), &p), Err(Refusal::Host(_))));
+        let ok = headers(&[("host", "localhost:1"), ("origin", "http://localhost:3000")]);
+        assert!(guard.check(&ok, &p).is_ok());
+        for bad in ["http://evil.example", "null", "http://localhost.evil.example"] {
+            let h = headers(&[("host", "localhost:1"), ("origin", bad)]);
+            assert!(matches!(guard.check(&h, &p), Err(Refusal::Origin(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bearer_tokens_map_to_identities() {
+        let hash = |t: &str| {
+            Sha256::digest(t.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        };
+        let p = policy(&format!(
+            "version: \"1\"\nidentities:\n  alice:\n    token_sha256: {}\n  bob: [{}]\n",
+            hash("a-token"),
+            hash("b-token")
+        ));
+        let guard = Guard::new("127.0.0.1:0".parse().unwrap(), &[], &[], None);
+        let with = |auth: &str| headers(&[("host", "localhost"), ("authorization", auth)]);
+        assert_eq!(guard.check(&with("Bearer a-token"), &p).unwrap().as_deref(), Some("alice"));
+        assert_eq!(guard.check(&with("bearer b-token"), &p).unwrap().as_deref(), Some("bob"));
+        for bad in ["Bearer nope", "Basic a-token", "a-token"] {
+            assert_eq!(guard.check(&with(bad), &p).unwrap_err().status(), StatusCode::UNAUTHORIZED);
+        }
+        let none = headers(&[("host", "localhost")]);
+        assert_eq!(guard.check(&none, &p).unwrap_err().status(), StatusCode::UNAUTHORIZED);
+    }
+}

@@ -1,0 +1,350 @@
+//! The HTTP listener: binds, accepts connections (with a header-read timeout), serves
+//! Streamable HTTP at `/mcp` and legacy HTTP+SSE at `/sse` + `/message`, opens and reclaims
+//! sessions.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, Semaphore};
+
+use super::guard::Guard;
+use super::options::{ListenerOptions, UpstreamTarget};
+use super::reply::HttpError;
+use super::sessions::{HttpSession, SessionTable};
+use super::upstream::{HttpClient, LinkSpec, ModernRequest, UpstreamLink};
+use super::{legacy_server, streamable_server};
+use crate::gateway::Gateway;
+use crate::session::{random_id, Session};
+
+const CHANNEL_DEPTH: usize = 1024;
+
+/// Everything a request handler reaches.
+pub(crate) struct App {
+    pub gateway: Arc<Gateway>,
+    pub target: UpstreamTarget,
+    pub http: Option<HttpClient>,
+    pub options: ListenerOptions,
+    pub guard: Guard,
+    pub sessions: SessionTable,
+    children: Arc<Semaphore>,
+}
+
+impl App {
+    /// Host, Origin and token checks; the identity the request acts as.
+    pub fn admit(&self, headers: &HeaderMap) -> Result<Option<String>, HttpError> {
+        let policy = self.gateway.policy();
+        self.guard.check(headers, &policy).map_err(|refusal| {
+            tracing::info!(reason = %refusal.message(), "refused an HTTP request");
+            HttpError::Refused(refusal)
+        })
+    }
+
+    /// The live session named by the request, if it belongs to the same identity (another
+    /// identity's session looks exactly like an unknown one).
+    pub fn session_for(
+        &self,
+        id: &str,
+        identity: &Option<String>,
+    ) -> Result<Arc<HttpSession>, HttpError> {
+        match self.sessions.get(id) {
+            Some(s) if &s.identity == identity => Ok(s),
+            _ => Err(HttpError::UnknownSession),
+        }
+    }
+
+    fn link_spec(&self, modern: Option<ModernRequest>) -> Result<LinkSpec, HttpError> {
+        let child_permit = match &self.target {
+            UpstreamTarget::Command(_) => Some(
+                Arc::clone(&self.children)
+                    .try_acquire_owned()
+                    .map_err(|_| HttpError::Busy("Too many server processes; try again later"))?,
+            ),
+            UpstreamTarget::Http(_) => None,
+        };
+        Ok(LinkSpec {
+            target: self.target.clone(),
+            http: self.http.clone(),
+            shutdown_grace: self.options.shutdown_grace,
+            max_line_bytes: self.options.max_line_bytes,
+            child_permit,
+            modern,
+        })
+    }
+
+    /// Opens a session with its own upstream (a child process, or an upstream session).
+    pub fn open_session(
+        self: &Arc<Self>,
+        identity: Option<String>,
+        legacy: bool,
+    ) -> Result<Arc<HttpSession>, HttpError> {
+        if self.sessions.len() >= self.options.max_sessions {
+            return Err(HttpError::Busy("Too many sessions; try again later"));
+        }
+        let spec = self.link_spec(None)?;
+        let (to_client, client_rx) = mpsc::channel(CHANNEL_DEPTH);
+        let (to_server, server_rx) = mpsc::channel(CHANNEL_DEPTH);
+        let session = Arc::new(Session::new(random_id(), identity, to_client, to_server));
+        self.gateway.register(&session);
+        let link = UpstreamLink::start(spec, Arc::clone(&self.gateway), Arc::clone(&session), server_rx)
+            .map_err(|e| {
+                tracing::error!(error = %e, "cannot start the upstream");
+                HttpError::Upstream("The MCP server could not be started".to_string())
+            })?;
+        let hs = Arc::new(HttpSession::new(session, legacy, link));
+        self.sessions.insert(Arc::clone(&hs));
+        tracing::info!(session = %hs.id, identity = ?hs.identity, legacy, "session opened");
+        tokio::spawn(route_to_client(Arc::clone(self), Arc::clone(&hs), client_rx));
+        Ok(hs)
+    }
+
+    /// A one-request session for a 2026-07-28 request: its own upstream exchange, not kept.
+    pub fn open_single_exchange(
+        &self,
+        identity: Option<String>,
+        modern: ModernRequest,
+    ) -> Result<(Arc<Session>, mpsc::Receiver<String>, UpstreamLink), HttpError> {
+        let spec = self.link_spec(Some(modern))?;
+        let (to_client, client_rx) = mpsc::channel(CHANNEL_DEPTH);
+        let (to_server, server_rx) = mpsc::channel(CHANNEL_DEPTH);
+        let session = Arc::new(Session::new(random_id(), identity, to_client, to_server));
+        let link = UpstreamLink::start(spec, Arc::clone(&self.gateway), Arc::clone(&session), server_rx)
+            .map_err(|e| {
+                tracing::error!(error = %e, "cannot start the upstream");
+                HttpError::Upstream("The MCP server could not be started".to_string())
+            })?;
+        Ok((session, client_rx, link))
+    }
+
+    /// Ends a session (DELETE, idle, upstream gone, shutdown).
+    pub async fn end_session(&self, id: &str, reason: &str) {
+        let Some(hs) = self.sessions.remove(id) else {
+            return;
+        };
+        tracing::info!(session = %id, %reason, "session ended");
+        hs.close(self.options.shutdown_grace).await;
+    }
+}
+
+/// Drains a session's client-bound channel into its streams; when the upstream goes away,
+/// delivers what it left (errors for calls in flight) and ends the session.
+async fn route_to_client(app: Arc<App>, hs: Arc<HttpSession>, mut client_rx: mpsc::Receiver<String>) {
+    let mut watcher = hs.watcher.clone();
+    let reason = loop {
+        tokio::select! {
+            biased;
+            message = client_rx.recv() => match message {
+                Some(m) => hs.outbound.deliver(m),
+                None => break "the session closed".to_string(),
+            },
+            reason = watcher.ended() => {
+                while let Ok(m) = client_rx.try_recv() {
+                    hs.outbound.deliver(m);
+                }
+                break reason;
+            }
+        }
+    };
+    app.end_session(&hs.id, &reason).await;
+}
+
+/// A bound listener, ready to serve.
+pub struct HttpServer {
+    app: Arc<App>,
+    listener: TcpListener,
+}
+
+impl HttpServer {
+    /// Binds the listener. `default_identity` is the identity of every request when the policy
+    /// configures no `identities`.
+    pub async fn bind(
+        gateway: Arc<Gateway>,
+        target: UpstreamTarget,
+        options: ListenerOptions,
+        default_identity: Option<String>,
+    ) -> std::io::Result<HttpServer> {
+        let listener = TcpListener::bind(options.bind).await?;
+        let bound = listener.local_addr()?;
+        let http = match &target {
+            UpstreamTarget::Http(t) => {
+                Some(HttpClient::new(Arc::clone(t)).map_err(std::io::Error::other)?)
+            }
+            UpstreamTarget::Command(_) => None,
+        };
+        let guard = Guard::new(
+            bound,
+            &options.allowed_hosts,
+            &options.allowed_origins,
+            default_identity,
+        );
+        let app = Arc::new(App {
+            gateway,
+            target,
+            http,
+            guard,
+            sessions: SessionTable::default(),
+            children: Arc::new(Semaphore::new(options.max_children.max(1))),
+            options,
+        });
+        Ok(HttpServer { app, listener })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Number of live sessions.
+    pub fn session_count(&self) -> usize {
+        self.app.sessions.len()
+    }
+
+    /// A handle to watch the server from outside (tests, metrics).
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle(Arc::clone(&self.app))
+    }
+
+    /// Serves until `shutdown` resolves, then ends every session (children are reaped).
+    pub async fn run_until<F: Future<Output = ()>>(self, shutdown: F) -> std::io::Result<()> {
+        let app = Arc::clone(&self.app);
+        let router = router(Arc::clone(&app));
+        let sweeper = tokio::spawn(sweep(Arc::clone(&app)));
+        let header_timeout = app.options.header_timeout;
+        tokio::pin!(shutdown);
+        loop {
+            let accepted = tokio::select! {
+                a = self.listener.accept() => a,
+                _ = &mut shutdown => break,
+            };
+            let (stream, _) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let service = TowerToHyperService::new(router.clone());
+            tokio::spawn(async move {
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(header_timeout)
+                    .keep_alive(true)
+                    .serve_connection(TokioIo::new(stream), service);
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+            });
+        }
+        sweeper.abort();
+        let sessions = app.sessions.all();
+        let closing = sessions.iter().map(|s| app.end_session(&s.id, "toolgate is shutting down"));
+        futures_util::future::join_all(closing).await;
+        Ok(())
+    }
+}
+
+/// Read-only view of a running server.
+#[derive(Clone)]
+pub struct ServerHandle(Arc<App>);
+
+impl ServerHandle {
+    pub fn session_count(&self) -> usize {
+        self.0.sessions.len()
+    }
+}
+
+fn router(app: Arc<App>) -> Router {
+    let mut router = Router::new();
+    if app.options.endpoints.streamable {
+        router = router.route(
+            "/mcp",
+            post(streamable_server::post)
+                .get(streamable_server::get)
+                .delete(streamable_server::delete),
+        );
+    }
+    if app.options.endpoints.legacy_sse {
+        router = router
+            .route("/sse", get(legacy_server::open))
+            .route("/message", post(legacy_server::message))
+            .route("/messages", post(legacy_server::message));
+    }
+    router
+        .fallback(|headers: HeaderMap, axum::extract::State(app): axum::extract::State<Arc<App>>| async move {
+            match app.admit(&headers) {
+                Err(e) => e.into_response(),
+                Ok(_) => super::reply::json_response(
+                    axum::http::StatusCode::NOT_FOUND,
+                    r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32601,"message":"Not found: MCP is served at /mcp (Streamable HTTP) and /sse (HTTP+SSE)"}}"#.to_string(),
+                ),
+            }
+        })
+        .with_state(app)
+}
+
+/// Expires calls past their deadline and ends idle sessions.
+async fn sweep(app: Arc<App>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        for hs in app.sessions.all() {
+            app.gateway.expire_calls(&hs.session).await;
+            if hs.is_idle(app.options.session_idle_timeout) {
+                let app = Arc::clone(&app);
+                tokio::spawn(async move { app.end_session(&hs.id, "idle timeout").await });
+            }
+        }
+    }
+}
+
+/// Runs the listener until SIGTERM or SIGINT (SIGHUP reloads the policy). The URL is printed
+/// on stderr once bound, so `--port 0` is usable from scripts.
+pub async fn run(
+    gateway: Arc<Gateway>,
+    target: UpstreamTarget,
+    options: ListenerOptions,
+    default_identity: Option<String>,
+    policy_path: Option<PathBuf>,
+) -> std::io::Result<i32> {
+    let endpoints = options.endpoints;
+    let server = HttpServer::bind(Arc::clone(&gateway), target, options, default_identity).await?;
+    let addr = server.local_addr()?;
+    if endpoints.streamable {
+        eprintln!("toolgate: listening on http://{addr}/mcp");
+    }
+    if endpoints.legacy_sse {
+        eprintln!("toolgate: legacy HTTP+SSE on http://{addr}/sse");
+    }
+    let mut signals = crate::stdio::Signals::install()?;
+    let reload_gateway = Arc::clone(&gateway);
+    let shutdown = async move {
+        loop {
+            match signals.next().await {
+                crate::stdio::SignalKind::Reload => {
+                    if let Some(path) = &policy_path {
+                        crate::reload::reload_from(&reload_gateway, path).await;
+                    }
+                }
+                crate::stdio::SignalKind::Terminate(name) => {
+                    tracing::info!("received {name}; shutting down");
+                    return;
+                }
+            }
+        }
+    };
+    server.run_until(shutdown).await?;
+    gateway.audit().record(crate::audit::AuditEvent::Shutdown {
+        reason: "listener stopped".to_string(),
+    });
+    Ok(0)
+}

@@ -1,0 +1,148 @@
+//! Settings of the HTTP transports: where the upstream is, and the listener's limits and
+//! safety defaults.
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+
+/// How toolgate reaches the MCP server.
+#[derive(Debug, Clone)]
+pub enum UpstreamTarget {
+    /// A stdio server: one child process per client session.
+    Command(Arc<Vec<OsString>>),
+    /// A server reached over HTTP.
+    Http(Arc<HttpUpstream>),
+}
+
+/// Which HTTP protocol an upstream speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamProtocol {
+    /// Streamable HTTP, falling back to legacy HTTP+SSE when the handshake is refused.
+    Auto,
+    /// Streamable HTTP only.
+    Streamable,
+    /// The 2024-11-05 HTTP+SSE transport (Intercept's `--transport sse`).
+    LegacySse,
+}
+
+/// An upstream MCP server over HTTP.
+#[derive(Debug, Clone)]
+pub struct HttpUpstream {
+    pub url: reqwest::Url,
+    pub protocol: UpstreamProtocol,
+    /// `--header` values, sent on every upstream request. Nothing the client sent is.
+    pub headers: HeaderMap,
+    /// How long to wait for an upstream's response headers.
+    pub connect_timeout: Duration,
+}
+
+impl HttpUpstream {
+    pub fn new(url: &str, protocol: UpstreamProtocol) -> Result<HttpUpstream, OptionsError> {
+        let url = reqwest::Url::parse(url).map_err(|e| OptionsError::Url(format!("{url}: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(OptionsError::Url(format!(
+                "{url}: only http and https upstreams are supported"
+            )));
+        }
+        Ok(HttpUpstream {
+            url,
+            protocol,
+            headers: HeaderMap::new(),
+            connect_timeout: Duration::from_secs(30),
+        })
+    }
+
+    /// Adds one `--header "Name: value"`.
+    pub fn add_header(&mut self, spec: &str) -> Result<(), OptionsError> {
+        let (name, value) = parse_header(spec)?;
+        self.headers.append(name, value);
+        Ok(())
+    }
+}
+
+/// Reads a `Name: value` header argument.
+pub fn parse_header(spec: &str) -> Result<(HeaderName, HeaderValue), OptionsError> {
+    let (name, value) = spec
+        .split_once(':')
+        .ok_or_else(|| OptionsError::Header(format!("{spec:?} is not \"Name: value\"")))?;
+    let name = HeaderName::from_bytes(name.trim().as_bytes())
+        .map_err(|_| OptionsError::Header(format!("{:?} is not a header name", name.trim())))?;
+    let mut value = HeaderValue::from_str(value.trim()).map_err(|_| {
+        OptionsError::Header(format!("the value of {name} has characters a header cannot hold"))
+    })?;
+    if name == reqwest::header::AUTHORIZATION || name.as_str().contains("key") {
+        value.set_sensitive(true);
+    }
+    Ok((name, value))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OptionsError {
+    #[error("invalid --upstream URL {0}")]
+    Url(String),
+    #[error("invalid --header: {0}")]
+    Header(String),
+}
+
+/// Which MCP HTTP transports the listener serves to clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoints {
+    /// Streamable HTTP at `/mcp`.
+    pub streamable: bool,
+    /// Legacy HTTP+SSE at `/sse` and `/message`.
+    pub legacy_sse: bool,
+}
+
+/// The listener's settings. The defaults are the safe ones: loopback only, localhost
+/// Host/Origin only, bounded sizes, sessions and time.
+#[derive(Debug, Clone)]
+pub struct ListenerOptions {
+    pub bind: SocketAddr,
+    pub endpoints: Endpoints,
+    /// Host header values accepted (host names, with or without port). Empty: derived from
+    /// the bind address (localhost names when bound to loopback).
+    pub allowed_hosts: Vec<String>,
+    /// Origins accepted on browser requests (`scheme://host[:port]`); requests without an
+    /// Origin header are not browsers and pass. Empty: localhost origins only.
+    pub allowed_origins: Vec<String>,
+    pub max_body_bytes: usize,
+    pub max_sessions: usize,
+    /// Live child processes (stdio upstreams), including ones being stopped.
+    pub max_children: usize,
+    /// A session with no request and no open stream for this long is ended.
+    pub session_idle_timeout: Duration,
+    /// How long a client may take to send a request's headers.
+    pub header_timeout: Duration,
+    /// How long a POST answers with plain JSON before it switches to an SSE stream (which
+    /// then carries keep-alive comments), when the client accepts both.
+    pub json_window: Duration,
+    pub keepalive_interval: Duration,
+    pub shutdown_grace: Duration,
+    pub max_line_bytes: usize,
+}
+
+impl Default for ListenerOptions {
+    fn default() -> Self {
+        ListenerOptions {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            endpoints: Endpoints {
+                streamable: true,
+                legacy_sse: true,
+            },
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+            max_body_bytes: 8 * 1024 * 1024,
+            max_sessions: 256,
+            max_children: 256,
+            session_idle_timeout: Duration::from_secs(30 * 60),
+            header_timeout: Duration::from_secs(10),
+            json_window: Duration::from_secs(10),
+            keepalive_interval: Duration::from_secs(15),
+            shutdown_grace: Duration::from_secs(5),
+            max_line_bytes: crate::framing::DEFAULT_MAX_LINE_BYTES,
+        }
+    }
+}

@@ -1,0 +1,362 @@
+//! The listener's sessions: the table of live sessions, and where each message for a client
+//! goes.
+//!
+//! Routing (Streamable HTTP): a response goes to the POST that carried its request; a
+//! server-initiated message goes to the POST stream its progress token names, else to the
+//! newest POST still open that can stream (a stdio server's messages during a call are about
+//! that call), else to the GET stream, else it waits in a bounded backlog for the next GET.
+//! A legacy HTTP+SSE session has one stream, which carries everything.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+
+use super::upstream::{LinkWatcher, UpstreamLink};
+use crate::envelope::{id_key, Envelope, Kind, Strictness};
+use crate::session::Session;
+
+/// Messages waiting for a stream are capped; the oldest are dropped past this.
+const BACKLOG_LIMIT: usize = 1024;
+
+/// One client session of the listener.
+pub(crate) struct HttpSession {
+    pub id: String,
+    pub session: Arc<Session>,
+    pub identity: Option<String>,
+    pub legacy: bool,
+    pub outbound: Outbound,
+    link: Mutex<Option<UpstreamLink>>,
+    pub watcher: LinkWatcher,
+    last_seen: Mutex<Instant>,
+    /// Requests being handled and streams open: a session with any is not idle.
+    active: AtomicUsize,
+    closed: AtomicBool,
+}
+
+impl HttpSession {
+    pub fn new(session: Arc<Session>, legacy: bool, link: UpstreamLink) -> HttpSession {
+        HttpSession {
+            id: session.id.clone(),
+            identity: session.identity.clone(),
+            watcher: link.watcher(),
+            session,
+            legacy,
+            outbound: Outbound::new(legacy),
+            link: Mutex::new(Some(link)),
+            last_seen: Mutex::new(Instant::now()),
+            active: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    pub fn touch(&self) {
+        *self.last_seen.lock() = Instant::now();
+    }
+
+    /// Marks the session busy until the returned guard is dropped.
+    pub fn busy(self: &Arc<Self>) -> Busy {
+        self.active.fetch_add(1, Ordering::SeqCst);
+        self.touch();
+        Busy(Arc::clone(self))
+    }
+
+    pub fn is_idle(&self, idle_for: std::time::Duration) -> bool {
+        self.active.load(Ordering::SeqCst) == 0
+            && self.session.inflight_count() == 0
+            && self.last_seen.lock().elapsed() >= idle_for
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Ends the session: streams close, the upstream is stopped (a child is reaped).
+    pub async fn close(&self, grace: std::time::Duration) {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.outbound.close();
+        let link = self.link.lock().take();
+        if let Some(link) = link {
+            // stdin closed → SIGTERM → SIGKILL, each after `grace`, plus reading the end.
+            link.close(grace * 3 + std::time::Duration::from_secs(3))
+                .await;
+        }
+    }
+}
+
+/// Keeps a session from idling out while a request or stream is open.
+pub(crate) struct Busy(Arc<HttpSession>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::SeqCst);
+        self.0.touch();
+    }
+}
+
+/// All live sessions.
+#[derive(Default)]
+pub(crate) struct SessionTable {
+    sessions: Mutex<HashMap<String, Arc<HttpSession>>>,
+}
+
+impl SessionTable {
+    pub fn get(&self, id: &str) -> Option<Arc<HttpSession>> {
+        self.sessions
+            .lock()
+            .get(id)
+            .filter(|s| !s.is_closed())
+            .cloned()
+    }
+
+    pub fn len(&self) -> usize {
+        self.sessions.lock().len()
+    }
+
+    pub fn insert(&self, session: Arc<HttpSession>) {
+        self.sessions.lock().insert(session.id.clone(), session);
+    }
+
+    pub fn remove(&self, id: &str) -> Option<Arc<HttpSession>> {
+        self.sessions.lock().remove(id)
+    }
+
+    pub fn all(&self) -> Vec<Arc<HttpSession>> {
+        self.sessions.lock().values().cloned().collect()
+    }
+}
+
+/// Where a session's client-bound messages go.
+pub(crate) struct Outbound {
+    state: Mutex<OutState>,
+}
+
+struct OutState {
+    legacy: bool,
+    /// Request id (canonical) → the POST waiting for its answer.
+    waiters: HashMap<String, u64>,
+    /// Open POSTs, oldest first.
+    posts: Vec<PostSlot>,
+    get: Option<(u64, mpsc::UnboundedSender<String>)>,
+    backlog: VecDeque<String>,
+    next: u64,
+    closed: bool,
+}
+
+struct PostSlot {
+    id: u64,
+    tx: mpsc::UnboundedSender<String>,
+    progress_tokens: Vec<String>,
+    can_stream: bool,
+}
+
+/// A request whose answer a POST waits for.
+pub(crate) struct Expected {
+    pub id_key: String,
+    pub progress_token: Option<String>,
+}
+
+impl Outbound {
+    fn new(legacy: bool) -> Outbound {
+        Outbound {
+            state: Mutex::new(OutState {
+                legacy,
+                waiters: HashMap::new(),
+                posts: Vec::new(),
+                get: None,
+                backlog: VecDeque::new(),
+                next: 1,
+                closed: false,
+            }),
+        }
+    }
+
+    /// Registers a POST waiting for the answers to `expected`. Fails with the id of a request
+    /// that another POST is already waiting for.
+    pub fn open_post(
+        &self,
+        expected: &[Expected],
+        can_stream: bool,
+    ) -> Result<(u64, mpsc::UnboundedReceiver<String>), String> {
+        let mut state = self.state.lock();
+        if let Some(dup) = expected
+            .iter()
+            .find(|e| state.waiters.contains_key(&e.id_key))
+        {
+            return Err(dup.id_key.clone());
+        }
+        let id = state.next;
+        state.next += 1;
+        let (tx, rx) = mpsc::unbounded_channel();
+        for e in expected {
+            state.waiters.insert(e.id_key.clone(), id);
+        }
+        state.posts.push(PostSlot {
+            id,
+            tx,
+            progress_tokens: expected
+                .iter()
+                .filter_map(|e| e.progress_token.clone())
+                .collect(),
+            can_stream,
+        });
+        Ok((id, rx))
+    }
+
+    /// The POST is done (answered or abandoned). Messages still queued for it that are not
+    /// answers are routed elsewhere.
+    pub fn close_post(&self, id: u64, rx: &mut mpsc::UnboundedReceiver<String>) {
+        {
+            let mut state = self.state.lock();
+            state.posts.retain(|p| p.id != id);
+            state.waiters.retain(|_, post| *post != id);
+        }
+        rx.close();
+        while let Ok(message) = rx.try_recv() {
+            if !is_response(&message) {
+                self.deliver(message);
+            }
+        }
+    }
+
+    /// A POST that cannot stream after all (the client accepts only JSON).
+    pub fn cannot_stream(&self, id: u64) {
+        if let Some(p) = self.state.lock().posts.iter_mut().find(|p| p.id == id) {
+            p.can_stream = false;
+        }
+    }
+
+    /// Opens the stream for server-initiated messages (the GET stream, or the legacy event
+    /// stream), replacing an older one; waiting messages are handed to it.
+    pub fn open_stream(&self) -> (u64, mpsc::UnboundedReceiver<String>) {
+        let mut state = self.state.lock();
+        let id = state.next;
+        state.next += 1;
+        let (tx, rx) = mpsc::unbounded_channel();
+        while let Some(message) = state.backlog.pop_front() {
+            let _ = tx.send(message);
+        }
+        if state.closed {
+            // A closed session's stream ends at once.
+            return (id, rx);
+        }
+        state.get = Some((id, tx));
+        (id, rx)
+    }
+
+    pub fn close_stream(&self, id: u64) {
+        let mut state = self.state.lock();
+        if state.get.as_ref().is_some_and(|(g, _)| *g == id) {
+            state.get = None;
+        }
+    }
+
+    pub fn has_stream(&self) -> bool {
+        self.state.lock().get.is_some()
+    }
+
+    fn close(&self) {
+        let mut state = self.state.lock();
+        state.closed = true;
+        state.get = None;
+        state.posts.clear();
+        state.waiters.clear();
+    }
+
+    /// Routes one client-bound message.
+    pub fn deliver(&self, message: String) {
+        let mut state = self.state.lock();
+        if state.closed {
+            return;
+        }
+        if state.legacy {
+            return state.to_stream(message);
+        }
+        let Ok(envelope) = Envelope::parse(&message, Strictness::Lenient) else {
+            return;
+        };
+        if envelope.kind() == Some(Kind::Response) {
+            let Some(id) = envelope.id else { return };
+            let key = id_key(id);
+            // An error with id null answers a message that could not be read: it belongs to
+            // the newest POST.
+            let target = if key == "null" {
+                state.posts.last().map(|p| p.id)
+            } else {
+                state.waiters.remove(&key)
+            };
+            drop(envelope);
+            match target.and_then(|post| state.posts.iter().find(|p| p.id == post)) {
+                Some(post) => {
+                    let _ = post.tx.send(message);
+                }
+                None => tracing::debug!(id = %key, "dropped an answer nobody is waiting for"),
+            }
+            return;
+        }
+        let token = progress_token(envelope.method.as_deref(), envelope.params);
+        drop(envelope);
+        let by_token = token.and_then(|t| {
+            state
+                .posts
+                .iter()
+                .rposition(|p| p.progress_tokens.contains(&t))
+        });
+        let index = by_token.or_else(|| state.posts.iter().rposition(|p| p.can_stream));
+        if let Some(index) = index {
+            if state.posts[index].tx.send(message.clone()).is_ok() {
+                return;
+            }
+        }
+        state.to_stream(message);
+    }
+}
+
+impl OutState {
+    fn to_stream(&mut self, message: String) {
+        if let Some((_, tx)) = &self.get {
+            match tx.send(message) {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(message)) => {
+                    self.get = None;
+                    self.backlog.push_back(message);
+                }
+            }
+        } else {
+            self.backlog.push_back(message);
+        }
+        if self.backlog.len() > BACKLOG_LIMIT {
+            self.backlog.pop_front();
+            tracing::warn!("a client is not reading its event stream; dropped its oldest message");
+        }
+    }
+}
+
+pub(crate) fn is_response(message: &str) -> bool {
+    Envelope::parse(message, Strictness::Lenient)
+        .map(|e| e.kind() == Some(Kind::Response))
+        .unwrap_or(false)
+}
+
+/// `params.progressToken` of a progress notification, canonical.
+fn progress_token(method: Option<&str>, params: Option<&serde_json::value::RawValue>) -> Option<String> {
+    if method != Some("notifications/progress") {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_str(params?.get()).ok()?;
+    value.get("progressToken").map(|t| t.to_string())
+}
+
+/// `params._meta.progressToken` of a request, canonical.
+pub(crate) fn request_progress_token(params: Option<&serde_json::value::RawValue>) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(params?.get()).ok()?;
+    value
+        .get("_meta")
+        .and_then(|m| m.get("progressToken"))
+        .map(|t| t.to_string())
+}

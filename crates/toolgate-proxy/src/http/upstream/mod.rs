@@ -1,0 +1,256 @@
+//! The server side of one session: a stdio child, a Streamable HTTP session or a legacy
+//! HTTP+SSE connection, behind one handle.
+//!
+//! A link drains the session's `to_server` channel and hands every server message to
+//! [`Gateway::from_server`]. When the upstream fails a request at the HTTP level, the link
+//! writes a JSON-RPC error *as if the server had sent it* — through the pipeline, so the call
+//! settles (its counters roll back) exactly as for a server error. When the upstream goes
+//! away for good the link calls [`Gateway::upstream_gone`] and reports the reason.
+
+mod child;
+mod legacy;
+mod streamable;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::value::RawValue;
+use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit};
+use tokio::task::JoinHandle;
+
+use super::options::{HttpUpstream, UpstreamProtocol, UpstreamTarget};
+use crate::envelope::{Envelope, Kind, Strictness};
+use crate::gateway::Gateway;
+use crate::session::Session;
+use crate::wire::{self, ErrorCode};
+
+pub(crate) use streamable::{decode_header_value, ModernRequest};
+
+/// Largest body or event toolgate reads from an upstream.
+pub(crate) const MAX_UPSTREAM_MESSAGE_BYTES: usize = crate::framing::DEFAULT_MAX_LINE_BYTES;
+
+/// Shared by every link to one HTTP upstream: the target and a pooled client.
+#[derive(Clone)]
+pub struct HttpClient {
+    pub(crate) target: Arc<HttpUpstream>,
+    pub(crate) client: reqwest::Client,
+}
+
+impl HttpClient {
+    pub fn new(target: Arc<HttpUpstream>) -> Result<HttpClient, reqwest::Error> {
+        let origin = target.url.origin();
+        let client = reqwest::Client::builder()
+            .connect_timeout(target.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            // Only same-origin redirects: `--header` values (credentials) must never follow a
+            // redirect to another host.
+            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+                if attempt.previous().len() < 3 && attempt.url().origin() == origin {
+                    attempt.follow()
+                } else {
+                    attempt.stop()
+                }
+            }))
+            .build()?;
+        Ok(HttpClient { target, client })
+    }
+}
+
+/// What a link needs to start.
+pub(crate) struct LinkSpec {
+    pub target: UpstreamTarget,
+    /// A pooled client for HTTP targets (built once per listener or bridge).
+    pub http: Option<HttpClient>,
+    pub shutdown_grace: Duration,
+    pub max_line_bytes: usize,
+    /// Held for as long as a child process lives.
+    pub child_permit: Option<OwnedSemaphorePermit>,
+    /// A single 2026-07-28 request, sent without a session.
+    pub modern: Option<ModernRequest>,
+}
+
+/// A running upstream connection.
+pub(crate) struct UpstreamLink {
+    stop: Arc<Notify>,
+    task: Option<JoinHandle<()>>,
+    ended: watch::Receiver<Option<String>>,
+}
+
+impl UpstreamLink {
+    /// Starts the link. Fails only when a child process cannot be started.
+    pub fn start(
+        spec: LinkSpec,
+        gateway: Arc<Gateway>,
+        session: Arc<Session>,
+        to_server: mpsc::Receiver<String>,
+    ) -> std::io::Result<UpstreamLink> {
+        let stop = Arc::new(Notify::new());
+        let (ended_tx, ended) = watch::channel(None);
+        let ctx = LinkContext {
+            gateway,
+            session,
+            stop: Arc::clone(&stop),
+        };
+        let task = match spec.target {
+            UpstreamTarget::Command(command) => {
+                let child = crate::stdio::child::spawn(&command)?;
+                tokio::spawn(async move {
+                    let reason = child::run(
+                        &ctx,
+                        child,
+                        to_server,
+                        spec.shutdown_grace,
+                        spec.max_line_bytes,
+                    )
+                    .await;
+                    drop(spec.child_permit);
+                    ctx.finish(&reason, &ended_tx).await;
+                })
+            }
+            UpstreamTarget::Http(target) => {
+                let http = match spec.http {
+                    Some(h) => h,
+                    None => HttpClient::new(target).map_err(std::io::Error::other)?,
+                };
+                let modern = spec.modern;
+                tokio::spawn(async move {
+                    let reason = run_http(&ctx, http, to_server, modern).await;
+                    ctx.finish(&reason, &ended_tx).await;
+                })
+            }
+        };
+        Ok(UpstreamLink {
+            stop,
+            task: Some(task),
+            ended,
+        })
+    }
+
+    /// A handle that tells when the upstream has gone away.
+    pub fn watcher(&self) -> LinkWatcher {
+        LinkWatcher(self.ended.clone())
+    }
+
+    /// Ends the upstream side gracefully (stdin closed → SIGTERM → SIGKILL, or DELETE) and
+    /// waits for it, bounded.
+    pub async fn close(mut self, limit: Duration) {
+        self.stop.notify_one();
+        if let Some(task) = self.task.take() {
+            if tokio::time::timeout(limit, task).await.is_err() {
+                tracing::warn!("an upstream link did not stop in time");
+            }
+        }
+    }
+}
+
+impl Drop for UpstreamLink {
+    fn drop(&mut self) {
+        // A link dropped without `close` still stops: the task sees the notification.
+        self.stop.notify_one();
+    }
+}
+
+/// Tells when a link's upstream has gone away, and why.
+#[derive(Clone)]
+pub(crate) struct LinkWatcher(watch::Receiver<Option<String>>);
+
+impl LinkWatcher {
+    /// Resolves when the upstream has gone away, with the reason.
+    pub async fn ended(&mut self) -> String {
+        match self.0.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone().unwrap_or_default(),
+            Err(_) => "the upstream link stopped".to_string(),
+        }
+    }
+}
+
+/// What every link task carries.
+#[derive(Clone)]
+pub(crate) struct LinkContext {
+    pub gateway: Arc<Gateway>,
+    pub session: Arc<Session>,
+    pub stop: Arc<Notify>,
+}
+
+impl LinkContext {
+    /// A message from the server.
+    pub async fn deliver(&self, text: String) {
+        self.gateway.from_server(&self.session, text).await;
+    }
+
+    /// An error for a request the upstream could not answer, written as the server's answer.
+    pub async fn fail_request(&self, id: &RawValue, code: ErrorCode, message: &str) {
+        self.deliver(wire::error_response(Some(id), code, message))
+            .await;
+    }
+
+    async fn finish(&self, reason: &str, ended: &watch::Sender<Option<String>>) {
+        tracing::info!(session = %self.session.id, %reason, "upstream link ended");
+        self.gateway.upstream_gone(&self.session, reason).await;
+        let _ = ended.send(Some(reason.to_string()));
+    }
+}
+
+/// The parts of an outgoing message a link looks at.
+pub(crate) struct Outgoing {
+    pub text: String,
+    pub id: Option<Box<RawValue>>,
+    pub method: Option<String>,
+    pub is_request: bool,
+}
+
+impl Outgoing {
+    pub fn read(text: String) -> Outgoing {
+        let (id, method, is_request) = match Envelope::parse(&text, Strictness::Lenient) {
+            Ok(e) => (
+                e.id.map(|id| id.to_owned()),
+                e.method.as_deref().map(str::to_string),
+                e.kind() == Some(Kind::Request),
+            ),
+            Err(_) => (None, None, false),
+        };
+        Outgoing {
+            text,
+            id,
+            method,
+            is_request,
+        }
+    }
+}
+
+async fn run_http(
+    ctx: &LinkContext,
+    http: HttpClient,
+    to_server: mpsc::Receiver<String>,
+    modern: Option<ModernRequest>,
+) -> String {
+    match http.target.protocol {
+        UpstreamProtocol::LegacySse => legacy::run(ctx, &http, to_server, None).await,
+        UpstreamProtocol::Streamable | UpstreamProtocol::Auto => {
+            let auto = http.target.protocol == UpstreamProtocol::Auto && modern.is_none();
+            match streamable::run(ctx, &http, to_server, modern, auto).await {
+                streamable::Ended::Reason(reason) => reason,
+                streamable::Ended::Refused { initialize, rest } => {
+                    tracing::info!(
+                        url = %http.target.url,
+                        "the upstream refused the Streamable HTTP handshake; trying legacy HTTP+SSE"
+                    );
+                    legacy::run(ctx, &http, rest, Some(initialize)).await
+                }
+            }
+        }
+    }
+}
+
+/// The reason phrase a client sees when an upstream answered a request with an HTTP error.
+pub(crate) fn http_failure(status: reqwest::StatusCode, body: &[u8]) -> String {
+    let detail = std::str::from_utf8(body)
+        .ok()
+        .filter(|t| !t.trim_start().starts_with('<'))
+        .map(|t| t.trim().chars().take(200).collect::<String>())
+        .filter(|t| !t.is_empty());
+    match detail {
+        Some(d) => format!("The upstream server answered HTTP {status}: {d}"),
+        None => format!("The upstream server answered HTTP {status}"),
+    }
+}
