@@ -37,6 +37,7 @@ mod report;
 mod rule;
 mod scoreboard;
 mod signals;
+mod starter_policy;
 mod tokens;
 mod tool;
 
@@ -46,4 +47,5 @@ pub use document::parse_tools_document;
 pub use error::ClassifyError;
 pub use report::{render_json, render_table};
 pub use rule::{recommended_rule, RecommendedRule, SpendCap, Window};
+pub use starter_policy::{starter_policy_json, starter_policy_yaml};
 pub use tool::{Context, ToolDef};

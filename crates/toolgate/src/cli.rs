@@ -44,6 +44,10 @@ pub enum Command {
     /// Summarise the audit log: instances, decisions, deny rate, top deny rules, recent
     /// denials and failed reloads, across every instance and rotated file.
     Status(StatusArgs),
+    /// Classify a server's tools by risk (Read, Write, Execute, Destructive, Financial, Other).
+    Classify(ClassifyArgs),
+    /// Connect to a server, classify its tools, and write a starter policy.
+    Scan(ScanArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -128,9 +132,92 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_watch: bool,
 
+    /// How toolgate talks to the client: stdio (default), or http to serve Streamable HTTP
+    /// at /mcp and legacy HTTP+SSE at /sse. `sse` keeps Intercept's meaning: the --upstream
+    /// server speaks legacy HTTP+SSE (the client side stays stdio).
+    #[arg(long, value_enum, value_name = "TRANSPORT")]
+    pub transport: Option<TransportArg>,
+
+    /// The MCP server's URL, instead of a command after `--` (Streamable HTTP; legacy
+    /// HTTP+SSE is detected when the handshake is refused). Without --transport: bridge this
+    /// stdio client to it.
+    #[arg(long, value_name = "URL")]
+    pub upstream: Option<String>,
+
+    /// Which protocol the --upstream URL speaks.
+    #[arg(long, value_enum, default_value = "auto", value_name = "PROTOCOL")]
+    pub upstream_protocol: UpstreamProtocolArg,
+
+    /// A header sent on every request to the --upstream server, "Name: value". Repeatable.
+    /// The client's own Authorization header is never forwarded; this is how credentials reach
+    /// the upstream.
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+
+    /// Address the HTTP listener binds to.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    pub bind: String,
+
+    /// Port of the HTTP listener; 0 picks a free one (the URL is printed on stderr).
+    #[arg(long, value_name = "PORT", default_value_t = 0)]
+    pub port: u16,
+
+    /// Host header values the listener accepts besides localhost names (DNS-rebinding
+    /// protection). Repeatable.
+    #[arg(long = "allow-host", value_name = "HOST")]
+    pub allow_hosts: Vec<String>,
+
+    /// Browser origins the listener accepts (default: localhost origins only). Repeatable.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    pub allow_origins: Vec<String>,
+
+    /// Most client sessions the listener keeps at once.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub max_sessions: usize,
+
+    /// Most server child processes alive at once (stdio upstreams: one per session).
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub max_children: usize,
+
+    /// Seconds without a request or open stream after which a session ends (its child exits).
+    #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
+    pub session_idle_timeout: u64,
+
+    /// Largest request body the listener reads, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Seconds a client may take to send a request's headers.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub header_timeout: u64,
+
     /// The MCP server to run, after `--`: command and arguments.
-    #[arg(last = true, value_name = "SERVER_COMMAND", required = true)]
+    #[arg(
+        last = true,
+        value_name = "SERVER_COMMAND",
+        required_unless_present = "upstream"
+    )]
     pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TransportArg {
+    /// The client speaks stdio (the default).
+    Stdio,
+    /// Serve Streamable HTTP (/mcp) and legacy HTTP+SSE (/sse) to clients.
+    Http,
+    /// The --upstream server speaks legacy HTTP+SSE.
+    Sse,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UpstreamProtocolArg {
+    /// Streamable HTTP, falling back to legacy HTTP+SSE when the handshake is refused.
+    Auto,
+    /// Streamable HTTP only.
+    Streamable,
+    /// Legacy HTTP+SSE (protocol 2024-11-05).
+    Sse,
 }
 
 #[derive(Debug, Args)]
@@ -208,4 +295,63 @@ pub struct StatusArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: OutputFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TableFormat {
+    /// An aligned table, riskiest first.
+    Table,
+    /// One object per tool, in the server's order.
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PolicyOutputFormat {
+    /// Intercept-form YAML with the tools' descriptions as comments.
+    Yaml,
+    /// PolicyLayer-form JSON.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ClassifyArgs {
+    /// A saved tools/list result ({"tools": [...]}, a whole JSON-RPC response, or a plain
+    /// array of tools) instead of a live server.
+    #[arg(long, value_name = "FILE", conflicts_with = "command")]
+    pub tools_json: Option<PathBuf>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: TableFormat,
+
+    /// Seconds to wait for the server at each step.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub timeout: u64,
+
+    /// The MCP server to run and ask for its tools, after `--`.
+    #[arg(last = true, value_name = "SERVER_COMMAND", required_unless_present = "tools_json")]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Where to write the policy (default: standard output).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Policy form to write.
+    #[arg(long, value_enum, default_value = "yaml")]
+    pub format: PolicyOutputFormat,
+
+    /// Replace FILE if it exists.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Seconds to wait for the server at each step.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub timeout: u64,
+
+    /// The MCP server to scan, after `--`: command and arguments.
+    #[arg(last = true, value_name = "SERVER_COMMAND", required = true)]
+    pub command: Vec<OsString>,
 }

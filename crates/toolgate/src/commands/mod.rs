@@ -1,9 +1,13 @@
 //! One module per subcommand; each returns the process exit code.
 
+mod classify;
 mod explain;
 mod policy_file;
 mod run;
+mod run_http;
+mod scan;
 mod status;
+mod tool_source;
 mod validate;
 
 use std::process::ExitCode;
@@ -16,6 +20,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Explain(args)) => explain::run(&args),
         Some(Command::Run(args)) => run::run(args),
         Some(Command::Status(args)) => status::run(&args),
+        Some(Command::Classify(args)) => classify::run(&args),
+        Some(Command::Scan(args)) => scan::run(&args),
         None => run::run(cli.run),
     }
 }

@@ -1,0 +1,49 @@
+//! Where `classify` and `scan` get tool definitions: a saved `tools/list` result, or a live
+//! server asked the way an MCP client asks.
+
+use std::ffi::OsString;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use toolgate_classify::{parse_tools_document, ToolDef};
+
+/// Tools and the name the server gave itself.
+pub struct ToolSet {
+    pub server_name: Option<String>,
+    pub tools: Vec<ToolDef>,
+}
+
+pub fn from_file(path: &Path) -> anyhow::Result<ToolSet> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let tools = parse_tools_document(&text)
+        .with_context(|| format!("{} is not a tools/list result", path.display()))?;
+    Ok(ToolSet {
+        server_name: None,
+        tools,
+    })
+}
+
+pub fn from_server(command: &[OsString], timeout: Duration) -> anyhow::Result<ToolSet> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let listed = runtime
+        .block_on(toolgate_proxy::tool_listing::list_tools_stdio(
+            command, timeout,
+        ))
+        .context("cannot list the server's tools")?;
+    let tools = listed
+        .tools
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            ToolDef::from_json(t).with_context(|| format!("tool {i} in the server's tools/list"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(ToolSet {
+        server_name: listed.server_name,
+        tools,
+    })
+}
