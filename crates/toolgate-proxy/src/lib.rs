@@ -17,6 +17,7 @@ pub mod reload;
 pub mod session;
 pub mod stdio;
 pub mod strict_json;
+pub mod tool_listing;
 pub mod wire;
 
 pub use gateway::{FailMode, Gateway, GatewayOptions};

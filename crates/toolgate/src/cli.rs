@@ -36,7 +36,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the proxy (the same as giving its flags without a subcommand).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Check a policy file and report every problem with its line and column.
     Validate(ValidateArgs),
     /// Show how the policy decides one call, rule by rule, without side effects.
@@ -329,7 +329,11 @@ pub struct ClassifyArgs {
     pub timeout: u64,
 
     /// The MCP server to run and ask for its tools, after `--`.
-    #[arg(last = true, value_name = "SERVER_COMMAND", required_unless_present = "tools_json")]
+    #[arg(
+        last = true,
+        value_name = "SERVER_COMMAND",
+        required_unless_present = "tools_json"
+    )]
     pub command: Vec<OsString>,
 }
 

@@ -5,7 +5,10 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn toolgate(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_toolgate")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_toolgate"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
@@ -45,7 +48,10 @@ fn validate_accepts_a_good_file() {
     let path = write(dir.path(), "good.yaml", GOOD);
     let out = toolgate(&["validate", "-c", &path]);
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "Policy file is valid.\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Policy file is valid.\n"
+    );
 }
 
 #[test]
@@ -55,9 +61,22 @@ fn validate_reports_every_error_with_its_location() {
     let out = toolgate(&["validate", "-c", &path]);
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains(&format!("{path}:1:10: version: version must be \"1\"")), "{text}");
-    assert!(text.contains(&format!("{path}:6:21: tools.create_issue.rules[0].rate_limit: rate_limit window")), "{text}");
-    assert!(text.contains(&format!("{path}:7:9: tools.create_issue.rules[0].on_denny: unknown key \"on_denny\"")), "{text}");
+    assert!(
+        text.contains(&format!("{path}:1:10: version: version must be \"1\"")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "{path}:6:21: tools.create_issue.rules[0].rate_limit: rate_limit window"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "{path}:7:9: tools.create_issue.rules[0].on_denny: unknown key \"on_denny\""
+        )),
+        "{text}"
+    );
     assert!(text.contains("did you mean `on_deny`?"), "{text}");
     assert!(text.ends_with(&format!("3 errors in {path}\n")), "{text}");
 
@@ -75,14 +94,25 @@ fn validate_reports_every_error_with_its_location() {
 fn validate_names_a_missing_file() {
     let out = toolgate(&["validate", "-c", "no-such-policy.yaml"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read policy file no-such-policy.yaml"));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("cannot read policy file no-such-policy.yaml"));
 }
 
 #[test]
 fn explain_shows_the_decision_and_its_trace() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "good.yaml", GOOD);
-    let out = toolgate(&["explain", "-c", &path, "--tool", "create_refund", "--args", r#"{"amount": 50000}"#, "--format", "json"]);
+    let out = toolgate(&[
+        "explain",
+        "-c",
+        &path,
+        "--tool",
+        "create_refund",
+        "--args",
+        r#"{"amount": 50000}"#,
+        "--format",
+        "json",
+    ]);
     assert_eq!(out.status.code(), Some(0));
     let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(e["decision"], "deny");
@@ -91,7 +121,15 @@ fn explain_shows_the_decision_and_its_trace() {
     assert_eq!(e["trace"][0]["result"], "deny");
 
     let out = toolgate(&[
-        "explain", "-c", &path, "--tool", "create_issue", "--counter", "create_issue._rate_hour=5", "--format", "json",
+        "explain",
+        "-c",
+        &path,
+        "--tool",
+        "create_issue",
+        "--counter",
+        "create_issue._rate_hour=5",
+        "--format",
+        "json",
     ]);
     let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(e["decision"], "deny");
@@ -100,10 +138,21 @@ fn explain_shows_the_decision_and_its_trace() {
     assert_eq!(e["reservations"][0]["max"], 5);
     assert_eq!(e["reservations"][0]["current"], 5);
 
-    let out = toolgate(&["explain", "-c", &path, "--tool", "create_issue", "--counter", "create_issue._rate_hour=4"]);
+    let out = toolgate(&[
+        "explain",
+        "-c",
+        &path,
+        "--tool",
+        "create_issue",
+        "--counter",
+        "create_issue._rate_hour=4",
+    ]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("decision: allow\n"), "{text}");
-    assert!(text.contains("create_issue._rate_hour  4 + 1 (max 5 per hour)"), "{text}");
+    assert!(
+        text.contains("create_issue._rate_hour  4 + 1 (max 5 per hour)"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -113,7 +162,15 @@ fn explain_refuses_bad_arguments_clearly() {
     let out = toolgate(&["explain", "-c", &path, "--tool", "x", "--args", "[1]"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--args must be a JSON object"));
-    let out = toolgate(&["explain", "-c", &path, "--tool", "x", "--counter", "nonsense"]);
+    let out = toolgate(&[
+        "explain",
+        "-c",
+        &path,
+        "--tool",
+        "x",
+        "--counter",
+        "nonsense",
+    ]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("must be KEY=VALUE"));
 }
 
@@ -121,11 +178,22 @@ fn explain_refuses_bad_arguments_clearly() {
 fn the_proxy_refuses_to_start_on_an_invalid_policy() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "bad.yaml", BAD);
-    let out = toolgate(&["-c", &path, "--state-dsn", "memory:", "--no-audit", "--", "true"]);
+    let out = toolgate(&[
+        "-c",
+        &path,
+        "--state-dsn",
+        "memory:",
+        "--no-audit",
+        "--",
+        "true",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unknown key \"on_denny\""), "{err}");
-    assert!(err.contains("the policy file is not valid; nothing was started"), "{err}");
+    assert!(
+        err.contains("the policy file is not valid; nothing was started"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -133,9 +201,20 @@ fn the_proxy_exits_with_the_servers_status() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "good.yaml", GOOD);
     let run = |script: &str| {
-        toolgate(&["-c", &path, "--state-dsn", "memory:", "--no-audit", "--no-watch", "--", "sh", "-c", script])
-            .status
-            .code()
+        toolgate(&[
+            "-c",
+            &path,
+            "--state-dsn",
+            "memory:",
+            "--no-audit",
+            "--no-watch",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ])
+        .status
+        .code()
     };
     assert_eq!(run("exit 3"), Some(3));
     assert_eq!(run("kill -9 $$"), Some(128 + 9));

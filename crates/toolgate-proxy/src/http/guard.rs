@@ -59,7 +59,10 @@ impl Guard {
         allowed_origins: &[String],
         default_identity: Option<String>,
     ) -> Guard {
-        let mut hosts: Vec<String> = allowed_hosts.iter().map(|h| h.to_ascii_lowercase()).collect();
+        let mut hosts: Vec<String> = allowed_hosts
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect();
         if hosts.is_empty() {
             hosts.extend(LOCAL_NAMES.iter().map(|s| s.to_string()));
             let ip = bind.ip();
@@ -134,7 +137,9 @@ impl Guard {
             return Err(Refusal::Unauthenticated("a bearer token is required"));
         };
         if values.next().is_some() {
-            return Err(Refusal::Unauthenticated("more than one Authorization header"));
+            return Err(Refusal::Unauthenticated(
+                "more than one Authorization header",
+            ));
         }
         let text = value.to_str().unwrap_or("");
         let token = match text.split_once(' ') {
@@ -185,19 +190,31 @@ mod tests {
     fn localhost_by_default() {
         let guard = Guard::new("127.0.0.1:0".parse().unwrap(), &[], &[], None);
         let p = policy("version: \"1\"\n");
-        assert!(guard.check(&headers(&[("host", "127.0.0.1:8080")]), &p).is_ok());
+        assert!(guard
+            .check(&headers(&[("host", "127.0.0.1:8080")]), &p)
+            .is_ok());
         assert!(guard.check(&headers(&[("host", "localhost")]), &p).is_ok());
         assert!(guard.check(&headers(&[("host", "[::1]:9")]), &p).is_ok());
         assert!(matches!(
             guard.check(&headers(&[("host", "evil.example:8080")]), &p),
             Err(Refusal::Host(_))
         ));
-        assert!(matches!(guard.check(&headers(&[]), &p), Err(Refusal::Host(_))));
+        assert!(matches!(
+            guard.check(&headers(&[]), &p),
+            Err(Refusal::Host(_))
+        ));
         let ok = headers(&[("host", "localhost:1"), ("origin", "http://localhost:3000")]);
         assert!(guard.check(&ok, &p).is_ok());
-        for bad in ["http://evil.example", "null", "http://localhost.evil.example"] {
+        for bad in [
+            "http://evil.example",
+            "null",
+            "http://localhost.evil.example",
+        ] {
             let h = headers(&[("host", "localhost:1"), ("origin", bad)]);
-            assert!(matches!(guard.check(&h, &p), Err(Refusal::Origin(_))), "{bad}");
+            assert!(
+                matches!(guard.check(&h, &p), Err(Refusal::Origin(_))),
+                "{bad}"
+            );
         }
     }
 
@@ -216,12 +233,24 @@ mod tests {
         ));
         let guard = Guard::new("127.0.0.1:0".parse().unwrap(), &[], &[], None);
         let with = |auth: &str| headers(&[("host", "localhost"), ("authorization", auth)]);
-        assert_eq!(guard.check(&with("Bearer a-token"), &p).unwrap().as_deref(), Some("alice"));
-        assert_eq!(guard.check(&with("bearer b-token"), &p).unwrap().as_deref(), Some("bob"));
+        assert_eq!(
+            guard.check(&with("Bearer a-token"), &p).unwrap().as_deref(),
+            Some("alice")
+        );
+        assert_eq!(
+            guard.check(&with("bearer b-token"), &p).unwrap().as_deref(),
+            Some("bob")
+        );
         for bad in ["Bearer nope", "Basic a-token", "a-token"] {
-            assert_eq!(guard.check(&with(bad), &p).unwrap_err().status(), StatusCode::UNAUTHORIZED);
+            assert_eq!(
+                guard.check(&with(bad), &p).unwrap_err().status(),
+                StatusCode::UNAUTHORIZED
+            );
         }
         let none = headers(&[("host", "localhost")]);
-        assert_eq!(guard.check(&none, &p).unwrap_err().status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            guard.check(&none, &p).unwrap_err().status(),
+            StatusCode::UNAUTHORIZED
+        );
     }
 }

@@ -77,6 +77,7 @@ impl App {
             max_line_bytes: self.options.max_line_bytes,
             child_permit,
             modern,
+            end_on_session_loss: true,
         })
     }
 
@@ -94,15 +95,24 @@ impl App {
         let (to_server, server_rx) = mpsc::channel(CHANNEL_DEPTH);
         let session = Arc::new(Session::new(random_id(), identity, to_client, to_server));
         self.gateway.register(&session);
-        let link = UpstreamLink::start(spec, Arc::clone(&self.gateway), Arc::clone(&session), server_rx)
-            .map_err(|e| {
-                tracing::error!(error = %e, "cannot start the upstream");
-                HttpError::Upstream("The MCP server could not be started".to_string())
-            })?;
+        let link = UpstreamLink::start(
+            spec,
+            Arc::clone(&self.gateway),
+            Arc::clone(&session),
+            server_rx,
+        )
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot start the upstream");
+            HttpError::Upstream("The MCP server could not be started".to_string())
+        })?;
         let hs = Arc::new(HttpSession::new(session, legacy, link));
         self.sessions.insert(Arc::clone(&hs));
         tracing::info!(session = %hs.id, identity = ?hs.identity, legacy, "session opened");
-        tokio::spawn(route_to_client(Arc::clone(self), Arc::clone(&hs), client_rx));
+        tokio::spawn(route_to_client(
+            Arc::clone(self),
+            Arc::clone(&hs),
+            client_rx,
+        ));
         Ok(hs)
     }
 
@@ -116,11 +126,16 @@ impl App {
         let (to_client, client_rx) = mpsc::channel(CHANNEL_DEPTH);
         let (to_server, server_rx) = mpsc::channel(CHANNEL_DEPTH);
         let session = Arc::new(Session::new(random_id(), identity, to_client, to_server));
-        let link = UpstreamLink::start(spec, Arc::clone(&self.gateway), Arc::clone(&session), server_rx)
-            .map_err(|e| {
-                tracing::error!(error = %e, "cannot start the upstream");
-                HttpError::Upstream("The MCP server could not be started".to_string())
-            })?;
+        let link = UpstreamLink::start(
+            spec,
+            Arc::clone(&self.gateway),
+            Arc::clone(&session),
+            server_rx,
+        )
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot start the upstream");
+            HttpError::Upstream("The MCP server could not be started".to_string())
+        })?;
         Ok((session, client_rx, link))
     }
 
@@ -136,7 +151,11 @@ impl App {
 
 /// Drains a session's client-bound channel into its streams; when the upstream goes away,
 /// delivers what it left (errors for calls in flight) and ends the session.
-async fn route_to_client(app: Arc<App>, hs: Arc<HttpSession>, mut client_rx: mpsc::Receiver<String>) {
+async fn route_to_client(
+    app: Arc<App>,
+    hs: Arc<HttpSession>,
+    mut client_rx: mpsc::Receiver<String>,
+) {
     let mut watcher = hs.watcher.clone();
     let reason = loop {
         tokio::select! {
@@ -247,7 +266,9 @@ impl HttpServer {
         }
         sweeper.abort();
         let sessions = app.sessions.all();
-        let closing = sessions.iter().map(|s| app.end_session(&s.id, "toolgate is shutting down"));
+        let closing = sessions
+            .iter()
+            .map(|s| app.end_session(&s.id, "toolgate is shutting down"));
         futures_util::future::join_all(closing).await;
         Ok(())
     }

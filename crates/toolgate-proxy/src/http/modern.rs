@@ -49,9 +49,13 @@ struct Body {
 fn read(text: &str) -> Option<Body> {
     let envelope = Envelope::parse(text, Strictness::Lenient).ok()?;
     Some(Body {
-        id: envelope.id.and_then(|id| serde_json::from_str(id.get()).ok()),
+        id: envelope
+            .id
+            .and_then(|id| serde_json::from_str(id.get()).ok()),
         method: envelope.method.as_deref().map(str::to_string),
-        params: envelope.params.and_then(|p| serde_json::from_str(p.get()).ok()),
+        params: envelope
+            .params
+            .and_then(|p| serde_json::from_str(p.get()).ok()),
     })
 }
 
@@ -76,7 +80,9 @@ fn single<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Str
 
 /// Refuses a single-message POST whose routing headers disagree with its body.
 pub(crate) fn check_routing_headers(headers: &HeaderMap, text: &str) -> Result<(), HttpError> {
-    let Some(body) = read(text) else { return Ok(()) };
+    let Some(body) = read(text) else {
+        return Ok(());
+    };
     let mismatch = |m: String| HttpError::HeaderMismatch(m, body.id.clone());
     let method_header = single(headers, METHOD_HEADER).map_err(mismatch)?;
     let name_header = single(headers, NAME_HEADER).map_err(mismatch)?;
@@ -122,8 +128,8 @@ pub(crate) fn classify(headers: &HeaderMap, text: &str) -> Option<ModernRequest>
         .or_else(|| meta_version(body.params.as_ref()).filter(|v| is_modern_version(v)))?
         .to_string();
     let method = body.method?;
-    let name = name_key(&method)
-        .and_then(|k| body.params.as_ref()?.get(k)?.as_str().map(str::to_string));
+    let name =
+        name_key(&method).and_then(|k| body.params.as_ref()?.get(k)?.as_str().map(str::to_string));
     Some(ModernRequest {
         protocol_version: version,
         method,
@@ -173,7 +179,9 @@ pub(crate) async fn handle(
     let grace = app.options.shutdown_grace;
     tokio::spawn(async move { link.close(grace * 3).await });
     let Some(answer) = answer else {
-        return Err(HttpError::Upstream("The upstream did not answer".to_string()));
+        return Err(HttpError::Upstream(
+            "The upstream did not answer".to_string(),
+        ));
     };
     if !notes.is_empty() && accepts.sse {
         let (tx, rx) = tokio::sync::mpsc::channel(notes.len() + 1);

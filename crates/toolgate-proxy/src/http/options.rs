@@ -71,7 +71,9 @@ pub fn parse_header(spec: &str) -> Result<(HeaderName, HeaderValue), OptionsErro
     let name = HeaderName::from_bytes(name.trim().as_bytes())
         .map_err(|_| OptionsError::Header(format!("{:?} is not a header name", name.trim())))?;
     let mut value = HeaderValue::from_str(value.trim()).map_err(|_| {
-        OptionsError::Header(format!("the value of {name} has characters a header cannot hold"))
+        OptionsError::Header(format!(
+            "the value of {name} has characters a header cannot hold"
+        ))
     })?;
     if name == reqwest::header::AUTHORIZATION || name.as_str().contains("key") {
         value.set_sensitive(true);

@@ -66,9 +66,12 @@ impl HttpError {
                 None,
             ),
             HttpError::HeaderMismatch(m, id) => (StatusCode::BAD_REQUEST, HEADER_MISMATCH, m, id),
-            HttpError::NotAcceptable(m) => {
-                (StatusCode::NOT_ACCEPTABLE, -32600, format!("Not Acceptable: {m}"), None)
-            }
+            HttpError::NotAcceptable(m) => (
+                StatusCode::NOT_ACCEPTABLE,
+                -32600,
+                format!("Not Acceptable: {m}"),
+                None,
+            ),
             HttpError::UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 -32600,
@@ -81,7 +84,12 @@ impl HttpError {
                 format!("Request body exceeds the {limit} byte limit"),
                 None,
             ),
-            HttpError::Parse(m) => (StatusCode::BAD_REQUEST, -32700, format!("Parse error: {m}"), None),
+            HttpError::Parse(m) => (
+                StatusCode::BAD_REQUEST,
+                -32700,
+                format!("Parse error: {m}"),
+                None,
+            ),
             HttpError::InvalidRequest(m) => (
                 StatusCode::BAD_REQUEST,
                 -32600,
@@ -130,8 +138,14 @@ pub(crate) fn sse_response(rx: tokio::sync::mpsc::Receiver<bytes::Bytes>) -> Res
     });
     let mut response = Response::new(Body::from_stream(stream));
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-transform"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-transform"),
+    );
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     response
 }

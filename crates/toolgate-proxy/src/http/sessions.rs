@@ -256,10 +256,6 @@ impl Outbound {
         }
     }
 
-    pub fn has_stream(&self) -> bool {
-        self.state.lock().get.is_some()
-    }
-
     fn close(&self) {
         let mut state = self.state.lock();
         state.closed = true;
@@ -275,7 +271,7 @@ impl Outbound {
             return;
         }
         if state.legacy {
-            return state.to_stream(message);
+            return state.send_to_stream(message);
         }
         let Ok(envelope) = Envelope::parse(&message, Strictness::Lenient) else {
             return;
@@ -313,12 +309,12 @@ impl Outbound {
                 return;
             }
         }
-        state.to_stream(message);
+        state.send_to_stream(message);
     }
 }
 
 impl OutState {
-    fn to_stream(&mut self, message: String) {
+    fn send_to_stream(&mut self, message: String) {
         if let Some((_, tx)) = &self.get {
             match tx.send(message) {
                 Ok(()) => return,
@@ -344,7 +340,10 @@ pub(crate) fn is_response(message: &str) -> bool {
 }
 
 /// `params.progressToken` of a progress notification, canonical.
-fn progress_token(method: Option<&str>, params: Option<&serde_json::value::RawValue>) -> Option<String> {
+fn progress_token(
+    method: Option<&str>,
+    params: Option<&serde_json::value::RawValue>,
+) -> Option<String> {
     if method != Some("notifications/progress") {
         return None;
     }
@@ -353,7 +352,9 @@ fn progress_token(method: Option<&str>, params: Option<&serde_json::value::RawVa
 }
 
 /// `params._meta.progressToken` of a request, canonical.
-pub(crate) fn request_progress_token(params: Option<&serde_json::value::RawValue>) -> Option<String> {
+pub(crate) fn request_progress_token(
+    params: Option<&serde_json::value::RawValue>,
+) -> Option<String> {
     let value: serde_json::Value = serde_json::from_str(params?.get()).ok()?;
     value
         .get("_meta")

@@ -44,15 +44,29 @@ impl Accepts {
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            })
             .collect();
         if values.is_empty() {
-            return Accepts { json: true, sse: false };
+            return Accepts {
+                json: true,
+                sse: false,
+            };
         }
         let any = values.iter().any(|v| v == "*/*");
         Accepts {
-            json: any || values.iter().any(|v| v == "application/json" || v == "application/*"),
-            sse: values.iter().any(|v| v == "text/event-stream" || v == "text/*"),
+            json: any
+                || values
+                    .iter()
+                    .any(|v| v == "application/json" || v == "application/*"),
+            sse: values
+                .iter()
+                .any(|v| v == "text/event-stream" || v == "text/*"),
         }
     }
 }
@@ -96,12 +110,17 @@ pub(crate) fn read_messages(text: &str) -> Result<(Vec<Incoming>, bool), HttpErr
 }
 
 fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
 }
 
 fn check_version(headers: &HeaderMap) -> Result<(), HttpError> {
     match header_text(headers, VERSION_HEADER) {
-        Some(v) if !KNOWN_VERSIONS.contains(&v) => Err(HttpError::UnsupportedVersion(v.to_string())),
+        Some(v) if !KNOWN_VERSIONS.contains(&v) => {
+            Err(HttpError::UnsupportedVersion(v.to_string()))
+        }
         _ => Ok(()),
     }
 }
@@ -124,7 +143,10 @@ pub(crate) async fn post(State(app): State<Arc<App>>, headers: HeaderMap, body: 
 async fn handle_post(app: Arc<App>, headers: HeaderMap, body: Body) -> Result<Response, HttpError> {
     let identity = app.admit(&headers)?;
     let content_type = header_text(&headers, header::CONTENT_TYPE.as_str()).unwrap_or("");
-    if !content_type.to_ascii_lowercase().starts_with("application/json") {
+    if !content_type
+        .to_ascii_lowercase()
+        .starts_with("application/json")
+    {
         return Err(HttpError::UnsupportedMediaType);
     }
     let accepts = Accepts::of(&headers);
@@ -144,7 +166,9 @@ async fn handle_post(app: Arc<App>, headers: HeaderMap, body: Body) -> Result<Re
     let session = match header_text(&headers, SESSION_HEADER) {
         Some(id) => app.session_for(id, &identity)?,
         None => {
-            let initialize = messages.iter().any(|m| m.method.as_deref() == Some("initialize"));
+            let initialize = messages
+                .iter()
+                .any(|m| m.method.as_deref() == Some("initialize"));
             if initialize && !batch {
                 let hs = app.open_session(identity, false)?;
                 return Ok(exchange(&app, hs, text, &messages, batch, accepts, true).await);
@@ -180,7 +204,11 @@ async fn exchange(
             })
         })
         .collect();
-    if expected.is_empty() && messages.iter().all(|m| m.method.is_some() || m.id_key.is_some()) {
+    if expected.is_empty()
+        && messages
+            .iter()
+            .all(|m| m.method.is_some() || m.id_key.is_some())
+    {
         // Notifications and responses only: accepted, nothing to wait for. A malformed one
         // is refused here with 400, since no stream will carry its error.
         if !batch {
@@ -202,8 +230,17 @@ async fn exchange(
     };
     let pending: HashSet<String> = expected.into_iter().map(|e| e.id_key).collect();
     app.gateway.from_client(&hs.session, text).await;
-    let (mut response, answered_with_error) =
-        answer(app, Arc::clone(&hs), post_id, rx, pending, batch, accepts, busy).await;
+    let (mut response, answered_with_error) = answer(
+        app,
+        Arc::clone(&hs),
+        post_id,
+        rx,
+        pending,
+        batch,
+        accepts,
+        busy,
+    )
+    .await;
     if new_session {
         if answered_with_error || response.status() != StatusCode::OK {
             // A failed initialize leaves no session behind.
@@ -262,7 +299,10 @@ async fn answer(
                     } else {
                         collected.pop().unwrap_or_default()
                     };
-                    return (reply::json_response(StatusCode::OK, body), any_error && !batch);
+                    return (
+                        reply::json_response(StatusCode::OK, body),
+                        any_error && !batch,
+                    );
                 }
             }
             None if accepts.sse => {
@@ -312,17 +352,24 @@ async fn answer(
 /// The id key of an answer, and whether it is an error.
 fn answer_key(message: &str) -> Option<(String, bool)> {
     let e = Envelope::parse(message, Strictness::Lenient).ok()?;
-    if e.kind() != Some(Kind::Response) && !(e.id.is_some_and(|i| i.get() == "null") && e.error.is_some()) {
+    if e.kind() != Some(Kind::Response)
+        && !(e.id.is_some_and(|i| i.get() == "null") && e.error.is_some())
+    {
         return None;
     }
-    Some((e.id.map(id_key).unwrap_or_else(|| "null".into()), e.error.is_some()))
+    Some((
+        e.id.map(id_key).unwrap_or_else(|| "null".into()),
+        e.error.is_some(),
+    ))
 }
 
 pub(crate) async fn get(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     let result = async {
         let identity = app.admit(&headers)?;
         if !Accepts::of(&headers).sse {
-            return Err(HttpError::NotAcceptable("the GET stream is text/event-stream"));
+            return Err(HttpError::NotAcceptable(
+                "the GET stream is text/event-stream",
+            ));
         }
         let id = header_text(&headers, SESSION_HEADER).ok_or(HttpError::SessionRequired)?;
         let hs = app.session_for(id, &identity)?;
@@ -335,7 +382,11 @@ pub(crate) async fn get(State(app): State<Arc<App>>, headers: HeaderMap) -> Resp
 
 /// A session's stream for server-initiated messages (the GET stream, or the legacy event
 /// stream, which starts with `first` and whose end ends the session).
-pub(crate) fn stream_to_client(app: &Arc<App>, hs: Arc<HttpSession>, first: Option<Bytes>) -> Response {
+pub(crate) fn stream_to_client(
+    app: &Arc<App>,
+    hs: Arc<HttpSession>,
+    first: Option<Bytes>,
+) -> Response {
     let (stream_id, mut rx) = hs.outbound.open_stream();
     let (tx, body_rx) = mpsc::channel::<Bytes>(64);
     let keepalive = app.options.keepalive_interval;
@@ -361,7 +412,8 @@ pub(crate) fn stream_to_client(app: &Arc<App>, hs: Arc<HttpSession>, first: Opti
         drop(busy);
         if hs.legacy {
             // A legacy session lives as long as its event stream.
-            app.end_session(&hs.id, "the client closed its event stream").await;
+            app.end_session(&hs.id, "the client closed its event stream")
+                .await;
         }
     });
     reply::sse_response(body_rx)

@@ -18,7 +18,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Some(Command::Validate(args)) => validate::run(&args),
         Some(Command::Explain(args)) => explain::run(&args),
-        Some(Command::Run(args)) => run::run(args),
+        Some(Command::Run(args)) => run::run(*args),
         Some(Command::Status(args)) => status::run(&args),
         Some(Command::Classify(args)) => classify::run(&args),
         Some(Command::Scan(args)) => scan::run(&args),

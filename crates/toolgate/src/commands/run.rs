@@ -12,7 +12,7 @@ use toolgate_proxy::{FailMode, Gateway, GatewayOptions};
 use toolgate_state::SystemClock;
 
 use super::policy_file;
-use crate::cli::{FailModeArg, RunArgs};
+use crate::cli::{FailModeArg, RunArgs, TransportArg};
 use crate::logging;
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -78,6 +78,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                     .context("cannot watch the policy file")?,
             )
         };
+        if args.transport == Some(TransportArg::Http) || args.upstream.is_some() {
+            return super::run_http::run(gateway, &args, config.clone()).await;
+        }
         let stdio = StdioOptions {
             max_line_bytes: toolgate_proxy::framing::DEFAULT_MAX_LINE_BYTES,
             shutdown_grace: Duration::from_secs(args.shutdown_grace),

@@ -39,7 +39,9 @@ pub(super) async fn run(
                 Ok(Some(Frame::TooLong(n))) => {
                     tracing::warn!(bytes = n, "dropped an over-long line from the server")
                 }
-                Ok(Some(Frame::NotUtf8)) => tracing::warn!("dropped a non-UTF-8 line from the server"),
+                Ok(Some(Frame::NotUtf8)) => {
+                    tracing::warn!("dropped a non-UTF-8 line from the server")
+                }
                 Ok(None) | Err(_) => break,
             }
         }

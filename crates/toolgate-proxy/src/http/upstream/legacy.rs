@@ -116,10 +116,14 @@ pub(super) async fn run(
                     let body = read_limited(r).await.unwrap_or_default();
                     Some(http_failure(status, &body))
                 }
-                Err(e) => Some(format!("Cannot reach the upstream server: {}", without_url(&e))),
+                Err(e) => Some(format!(
+                    "Cannot reach the upstream server: {}",
+                    without_url(&e)
+                )),
             };
             if let (Some(message), true, Some(id)) = (failure, out.is_request, &out.id) {
-                ctx.fail_request(id, ErrorCode::UpstreamHttp, &message).await;
+                ctx.fail_request(id, ErrorCode::UpstreamHttp, &message)
+                    .await;
             }
         });
     };

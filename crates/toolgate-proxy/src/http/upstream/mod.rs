@@ -67,6 +67,10 @@ pub(crate) struct LinkSpec {
     pub child_permit: Option<OwnedSemaphorePermit>,
     /// A single 2026-07-28 request, sent without a session.
     pub modern: Option<ModernRequest>,
+    /// Whether the link ends when the upstream session is lost (a listener's client then
+    /// sees 404 and starts over), or stays and answers each later request with an error (the
+    /// bridge: its stdio client cannot be told to reconnect).
+    pub end_on_session_loss: bool,
 }
 
 /// A running upstream connection.
@@ -90,6 +94,7 @@ impl UpstreamLink {
             gateway,
             session,
             stop: Arc::clone(&stop),
+            end_on_session_loss: spec.end_on_session_loss,
         };
         let task = match spec.target {
             UpstreamTarget::Command(command) => {
@@ -170,6 +175,7 @@ pub(crate) struct LinkContext {
     pub gateway: Arc<Gateway>,
     pub session: Arc<Session>,
     pub stop: Arc<Notify>,
+    pub end_on_session_loss: bool,
 }
 
 impl LinkContext {

@@ -156,7 +156,12 @@ impl Link {
                     // A connection failure is not a refusal: report it, do not guess.
                     tracing::warn!(error = %e, "cannot reach the upstream");
                 }
-                self.fail(out, ErrorCode::UpstreamHttp, &format!("Cannot reach the upstream server: {}", without_url(&e))).await;
+                self.fail(
+                    out,
+                    ErrorCode::UpstreamHttp,
+                    &format!("Cannot reach the upstream server: {}", without_url(&e)),
+                )
+                .await;
                 return PostResult::Done;
             }
         };
@@ -186,10 +191,11 @@ impl Link {
         {
             return PostResult::Refused;
         }
+        let answers = body_answers(&body, out.id.as_deref());
         let session_lost = matches!(status, StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST)
             && self.session_id.read().is_some()
             && !is_initialize
-            && !body_is_response(&body);
+            && !answers;
         if session_lost {
             let reason = format!(
                 "The upstream session has ended (HTTP {}); reconnect to start a new session",
@@ -197,12 +203,14 @@ impl Link {
             );
             *self.gone.write() = Some(reason.clone());
             self.fail(out, ErrorCode::UpstreamGone, &reason).await;
-            self.ctx.stop.notify_one();
+            if self.ctx.end_on_session_loss {
+                self.ctx.stop.notify_one();
+            }
             return PostResult::Done;
         }
-        // A JSON-RPC answer in an error status (2026-07-28 maps error codes to statuses):
-        // it is the server's answer, pass it on.
-        if body_is_response(&body) {
+        // A JSON-RPC answer to this request in an error status (2026-07-28 maps error codes
+        // to statuses): it is the server's answer, pass it on.
+        if answers {
             self.deliver_json(&body).await;
             return PostResult::Done;
         }
@@ -224,7 +232,12 @@ impl Link {
         if content_type.starts_with("text/event-stream") {
             let answered = self.read_events(response, out.id.as_deref()).await;
             if out.is_request && !answered {
-                self.fail(out, ErrorCode::UpstreamHttp, "The upstream server closed the response stream before answering").await;
+                self.fail(
+                    out,
+                    ErrorCode::UpstreamHttp,
+                    "The upstream server closed the response stream before answering",
+                )
+                .await;
             }
             return;
         }
@@ -237,20 +250,34 @@ impl Link {
         };
         if body.iter().all(u8::is_ascii_whitespace) {
             if out.is_request {
-                self.fail(out, ErrorCode::UpstreamHttp, "The upstream server sent an empty answer").await;
+                self.fail(
+                    out,
+                    ErrorCode::UpstreamHttp,
+                    "The upstream server sent an empty answer",
+                )
+                .await;
             }
             return;
         }
-        if content_type.starts_with("application/json") || serde_json::from_slice::<serde_json::Value>(&body).is_ok() {
+        if content_type.starts_with("application/json")
+            || serde_json::from_slice::<serde_json::Value>(&body).is_ok()
+        {
             self.deliver_json(&body).await;
         } else if out.is_request {
-            self.fail(out, ErrorCode::UpstreamHttp, "The upstream server's answer is not JSON").await;
+            self.fail(
+                out,
+                ErrorCode::UpstreamHttp,
+                "The upstream server's answer is not JSON",
+            )
+            .await;
         }
     }
 
     /// A JSON body: one message or a batch of them.
     async fn deliver_json(&self, body: &[u8]) {
-        let Ok(text) = std::str::from_utf8(body) else { return };
+        let Ok(text) = std::str::from_utf8(body) else {
+            return;
+        };
         let text = text.trim();
         if text.starts_with('[') {
             if let Ok(items) = serde_json::from_str::<Vec<&serde_json::value::RawValue>>(text) {
@@ -264,7 +291,11 @@ impl Link {
     }
 
     /// Reads an SSE stream to its end; returns whether the answer to `id` was among it.
-    async fn read_events(&self, response: Response, id: Option<&serde_json::value::RawValue>) -> bool {
+    async fn read_events(
+        &self,
+        response: Response,
+        id: Option<&serde_json::value::RawValue>,
+    ) -> bool {
         let wanted = id.map(crate::envelope::id_key);
         let mut answered = false;
         let mut parser = EventParser::new(MAX_UPSTREAM_MESSAGE_BYTES);
@@ -318,11 +349,16 @@ impl Link {
                 // The server offers no GET stream.
                 return;
             }
-            if status == StatusCode::NOT_FOUND {
+            if status == StatusCode::NOT_FOUND || status == StatusCode::BAD_REQUEST {
                 if self.session_id.read().is_some() {
-                    let reason = "The upstream session has ended (HTTP 404); reconnect to start a new session".to_string();
+                    let reason = format!(
+                        "The upstream session has ended (HTTP {}); reconnect to start a new session",
+                        status.as_u16()
+                    );
                     *self.gone.write() = Some(reason);
-                    self.ctx.stop.notify_one();
+                    if self.ctx.end_on_session_loss {
+                        self.ctx.stop.notify_one();
+                    }
                 }
                 return;
             }
@@ -356,7 +392,9 @@ impl Link {
         let request = self.request(self.http.client.delete(self.http.target.url.clone()));
         match tokio::time::timeout(Duration::from_secs(5), request.send()).await {
             Ok(Ok(r)) => tracing::debug!(status = %r.status(), "upstream session deleted"),
-            Ok(Err(e)) => tracing::debug!(error = %without_url(&e), "DELETE of the upstream session failed"),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %without_url(&e), "DELETE of the upstream session failed")
+            }
             Err(_) => tracing::debug!("DELETE of the upstream session timed out"),
         }
     }
@@ -375,7 +413,8 @@ pub(super) async fn read_limited(response: Response) -> Result<Vec<u8>, String> 
     let mut body = Vec::new();
     let mut stream = response.bytes_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| format!("Reading the upstream answer failed: {}", without_url(&e)))?;
+        let chunk = chunk
+            .map_err(|e| format!("Reading the upstream answer failed: {}", without_url(&e)))?;
         if body.len() + chunk.len() > MAX_UPSTREAM_MESSAGE_BYTES {
             return Err("The upstream answer is too large".to_string());
         }
@@ -384,18 +423,14 @@ pub(super) async fn read_limited(response: Response) -> Result<Vec<u8>, String> 
     Ok(body)
 }
 
-/// Whether a body is a JSON-RPC response (or a batch of them).
-fn body_is_response(body: &[u8]) -> bool {
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+/// Whether an error-status body is the JSON-RPC answer to the request `id` (an error with
+/// `id: null` is the transport refusing the message, not an answer).
+fn body_answers(body: &[u8], id: Option<&serde_json::value::RawValue>) -> bool {
+    let Some(id) = id else { return false };
+    let Ok(text) = std::str::from_utf8(body) else {
         return false;
     };
-    let one = |v: &serde_json::Value| {
-        v.get("jsonrpc").is_some() && (v.get("result").is_some() || v.get("error").is_some())
-    };
-    match &value {
-        serde_json::Value::Array(items) => !items.is_empty() && items.iter().all(one),
-        v => one(v),
-    }
+    response_id(text.trim()).as_deref() == Some(crate::envelope::id_key(id).as_str())
 }
 
 /// The id key of a response, if the text is one.
@@ -411,6 +446,12 @@ fn response_id(text: &str) -> Option<String> {
 /// A reqwest error without its URL (which may carry credentials in its query).
 pub(super) fn without_url(error: &reqwest::Error) -> String {
     let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
     if let Some(url) = error.url() {
         text = text.replace(url.as_str(), "<upstream>");
     }
@@ -450,6 +491,8 @@ pub(crate) fn decode_header_value(value: &str) -> Option<String> {
     else {
         return Some(value.to_string());
     };
-    let bytes = base64::engine::general_purpose::STANDARD.decode(payload).ok()?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(payload)
+        .ok()?;
     String::from_utf8(bytes).ok()
 }

@@ -1,0 +1,152 @@
+//! The stdio → HTTP bridge: a local MCP client speaks stdio to toolgate, and toolgate speaks
+//! Streamable HTTP (or legacy HTTP+SSE) to a remote server.
+//!
+//! Client lines go through the pipeline and on to the upstream link, which POSTs each message
+//! in a task of its own (a slow call never holds up the next, and a server request inside a
+//! streamed answer reaches the client while that answer is still open). Only JSON-RPC ever
+//! reaches stdout: HTTP failures become JSON-RPC errors. On the client's EOF or a signal the
+//! upstream session is DELETEd.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::BufReader;
+use tokio::sync::{mpsc, Notify};
+
+use super::options::{HttpUpstream, UpstreamTarget};
+use super::upstream::{LinkSpec, UpstreamLink};
+use crate::framing::{Frame, LineReader};
+use crate::gateway::Gateway;
+use crate::session::{random_id, Session};
+use crate::stdio::{write_lines, SignalKind, Signals};
+use crate::wire::{self, ErrorCode};
+
+/// Settings of the bridge.
+#[derive(Debug, Clone)]
+pub struct BridgeOptions {
+    pub max_line_bytes: usize,
+    pub shutdown_grace: Duration,
+    /// Who this client acts as, for `scope: identity` counters and the audit log.
+    pub identity: Option<String>,
+    /// Reloaded on SIGHUP.
+    pub policy_path: Option<PathBuf>,
+}
+
+const CHANNEL_DEPTH: usize = 1024;
+
+/// Runs the bridge until the client's input ends or a signal; returns the exit code.
+pub async fn run(
+    gateway: Arc<Gateway>,
+    upstream: Arc<HttpUpstream>,
+    options: BridgeOptions,
+) -> std::io::Result<i32> {
+    let (to_client, client_rx) = mpsc::channel::<String>(CHANNEL_DEPTH);
+    let (to_server, server_rx) = mpsc::channel::<String>(CHANNEL_DEPTH);
+    let session = Arc::new(Session::new(
+        random_id(),
+        options.identity.clone(),
+        to_client,
+        to_server,
+    ));
+    gateway.register(&session);
+    let spec = LinkSpec {
+        target: UpstreamTarget::Http(upstream),
+        http: None,
+        shutdown_grace: options.shutdown_grace,
+        max_line_bytes: options.max_line_bytes,
+        child_permit: None,
+        modern: None,
+        end_on_session_loss: false,
+    };
+    let link = UpstreamLink::start(spec, Arc::clone(&gateway), Arc::clone(&session), server_rx)?;
+    let mut watcher = link.watcher();
+    tracing::info!(session = %session.id, "bridge started");
+
+    let close_client = Arc::new(Notify::new());
+    let client_writer = tokio::spawn(write_lines(
+        tokio::io::stdout(),
+        client_rx,
+        Arc::clone(&close_client),
+    ));
+    let mut client_reader = {
+        let gateway = Arc::clone(&gateway);
+        let session = Arc::clone(&session);
+        let max = options.max_line_bytes;
+        tokio::spawn(async move {
+            let mut reader = LineReader::new(BufReader::new(tokio::io::stdin()), max);
+            loop {
+                match reader.next_frame().await {
+                    Ok(Some(Frame::Line(line))) => gateway.from_client(&session, line).await,
+                    Ok(Some(Frame::TooLong(n))) => {
+                        let message = format!(
+                            "Invalid request: message of {n} bytes exceeds the {max} byte limit"
+                        );
+                        let reply = wire::error_response(None, ErrorCode::InvalidRequest, &message);
+                        session.send_to_client(reply).await;
+                    }
+                    Ok(Some(Frame::NotUtf8)) => {
+                        let reply = wire::error_response(
+                            None,
+                            ErrorCode::Parse,
+                            "Parse error: message is not UTF-8",
+                        );
+                        session.send_to_client(reply).await;
+                    }
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        })
+    };
+    let sweeper = {
+        let gateway = Arc::clone(&gateway);
+        let session = Arc::clone(&session);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                tick.tick().await;
+                gateway.expire_calls(&session).await;
+            }
+        })
+    };
+
+    let mut signals = Signals::install()?;
+    let code = loop {
+        tokio::select! {
+            _ = &mut client_reader => {
+                tracing::info!("client closed its input; ending the upstream session");
+                break 0;
+            }
+            reason = watcher.ended() => {
+                tracing::warn!(%reason, "the upstream link ended");
+                break 1;
+            }
+            signal = signals.next() => match signal {
+                SignalKind::Reload => {
+                    if let Some(path) = &options.policy_path {
+                        crate::reload::reload_from(&gateway, path).await;
+                    }
+                }
+                SignalKind::Terminate(name) => {
+                    tracing::info!("received {name}; ending the upstream session");
+                    break 0;
+                }
+            },
+        }
+    };
+    client_reader.abort();
+    sweeper.abort();
+    // Answers still on their way get a moment to arrive before the session is deleted.
+    let drain = tokio::time::Instant::now() + Duration::from_millis(200);
+    while session.inflight_count() > 0 && tokio::time::Instant::now() < drain {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    link.close(options.shutdown_grace + Duration::from_secs(5))
+        .await;
+    close_client.notify_one();
+    let _ = tokio::time::timeout(Duration::from_secs(5), client_writer).await;
+    gateway.audit().record(crate::audit::AuditEvent::Shutdown {
+        reason: "bridge stopped".to_string(),
+    });
+    Ok(code)
+}

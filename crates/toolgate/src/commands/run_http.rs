@@ -1,0 +1,90 @@
+//! The HTTP modes of the proxy: the listener (`--transport http`) and the stdio → HTTP bridge
+//! (`--upstream URL`), wired from the flags.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use toolgate_proxy::http::{
+    bridge, HttpUpstream, ListenerOptions, UpstreamProtocol, UpstreamTarget,
+};
+use toolgate_proxy::Gateway;
+
+use crate::cli::{RunArgs, TransportArg, UpstreamProtocolArg};
+
+pub async fn run(gateway: Arc<Gateway>, args: &RunArgs, policy: PathBuf) -> anyhow::Result<i32> {
+    let upstream = match &args.upstream {
+        Some(url) => {
+            if !args.command.is_empty() {
+                anyhow::bail!("give either --upstream URL or a server command after --, not both");
+            }
+            let protocol = match (args.transport, args.upstream_protocol) {
+                (Some(TransportArg::Sse), _) | (_, UpstreamProtocolArg::Sse) => {
+                    UpstreamProtocol::LegacySse
+                }
+                (_, UpstreamProtocolArg::Streamable) => UpstreamProtocol::Streamable,
+                (_, UpstreamProtocolArg::Auto) => UpstreamProtocol::Auto,
+            };
+            let mut target = HttpUpstream::new(url, protocol)?;
+            for header in &args.headers {
+                target.add_header(header)?;
+            }
+            Some(Arc::new(target))
+        }
+        None => {
+            if !args.headers.is_empty() {
+                anyhow::bail!("--header applies to an --upstream URL; none was given");
+            }
+            if args.transport == Some(TransportArg::Sse) {
+                anyhow::bail!("--transport sse needs --upstream URL (the legacy SSE server)");
+            }
+            None
+        }
+    };
+    let grace = Duration::from_secs(args.shutdown_grace);
+    if args.transport != Some(TransportArg::Http) {
+        let Some(upstream) = upstream else {
+            anyhow::bail!("the bridge needs --upstream URL");
+        };
+        let options = bridge::BridgeOptions {
+            max_line_bytes: toolgate_proxy::framing::DEFAULT_MAX_LINE_BYTES,
+            shutdown_grace: grace,
+            identity: args.identity.clone(),
+            policy_path: Some(policy),
+        };
+        return bridge::run(gateway, upstream, options)
+            .await
+            .map_err(anyhow::Error::from);
+    }
+    let target = match upstream {
+        Some(u) => UpstreamTarget::Http(u),
+        None => UpstreamTarget::Command(Arc::new(args.command.clone())),
+    };
+    let ip: IpAddr = args
+        .bind
+        .parse()
+        .with_context(|| format!("--bind {:?} is not an IP address", args.bind))?;
+    let options = ListenerOptions {
+        bind: SocketAddr::new(ip, args.port),
+        allowed_hosts: args.allow_hosts.clone(),
+        allowed_origins: args.allow_origins.clone(),
+        max_body_bytes: args.max_body_bytes,
+        max_sessions: args.max_sessions.max(1),
+        max_children: args.max_children.max(1),
+        session_idle_timeout: Duration::from_secs(args.session_idle_timeout.max(1)),
+        header_timeout: Duration::from_secs(args.header_timeout.max(1)),
+        shutdown_grace: grace,
+        ..ListenerOptions::default()
+    };
+    toolgate_proxy::http::run(
+        gateway,
+        target,
+        options,
+        args.identity.clone(),
+        Some(policy),
+    )
+    .await
+    .context("the HTTP listener failed")
+}
