@@ -1,0 +1,363 @@
+//! The scenarios and how one of them is run: what process to start (the fixture directly, or
+//! toolgate with a generated policy in front of it), which phases to measure, and the
+//! `/proc` readings around them.
+//!
+//! Every scenario talks to the same fixture binary with the same calls, so a proxied scenario
+//! differs from its direct counterpart only by the proxy — that difference is the result.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::driver::{Launch, Session};
+use crate::metrics::{Latency, Measurement};
+use crate::procfs;
+use crate::workload::Workload;
+
+/// Tools in the realistic policy of the main scenarios.
+pub const MAIN_POLICY_TOOLS: usize = 50;
+
+/// Where counters live when toolgate is in the path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    Memory,
+    Sqlite,
+}
+
+/// The process under test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The client talks to the fixture itself: the baseline.
+    Direct,
+    /// The client talks to toolgate, which runs the fixture.
+    Toolgate {
+        store: Store,
+        audit: bool,
+        policy_tools: usize,
+    },
+}
+
+/// What a scenario measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measure {
+    /// Startup, latency percentiles, throughput at 1/16/64 in flight, RSS, CPU.
+    Full,
+    /// Latency only (the argument-size sweep, where throughput would measure pipe bandwidth).
+    Latency,
+}
+
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: String,
+    pub target: Target,
+    /// The direct scenario this one is compared with.
+    pub baseline: Option<String>,
+    /// Size of each call's string argument.
+    pub payload_bytes: usize,
+    pub measure: Measure,
+    /// Main scenarios are repeated and interleaved; sweeps run once.
+    pub sweep: bool,
+}
+
+/// How much to measure; `--quick` and the full run differ only here.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Calls in the one-in-flight latency phase (before scaling down for large arguments).
+    pub latency_calls: usize,
+    /// Unmeasured calls first, so page faults and lazy initialisation are not in the numbers.
+    pub warmup_calls: usize,
+    /// Length of each throughput phase.
+    pub phase: Duration,
+    /// Rounds of the main scenarios; each metric reported is the median over rounds.
+    pub rounds: usize,
+    /// A child silent for this long is killed and the run fails.
+    pub stall: Duration,
+}
+
+impl Plan {
+    pub fn full() -> Plan {
+        Plan {
+            latency_calls: 5_000,
+            warmup_calls: 300,
+            phase: Duration::from_secs(2),
+            rounds: 3,
+            stall: Duration::from_secs(30),
+        }
+    }
+
+    pub fn quick() -> Plan {
+        Plan {
+            latency_calls: 1_000,
+            warmup_calls: 100,
+            phase: Duration::from_millis(500),
+            rounds: 1,
+            stall: Duration::from_secs(15),
+        }
+    }
+}
+
+/// The programs scenarios run.
+#[derive(Debug, Clone)]
+pub struct Programs {
+    /// This binary, which serves the fixture as a hidden subcommand.
+    pub fixture: PathBuf,
+    /// toolgate; `None` when only direct scenarios were asked for.
+    pub toolgate: Option<PathBuf>,
+    /// Test hook: make the fixture corrupt its answer to this call.
+    pub fixture_corrupt_call: Option<u64>,
+}
+
+/// Every scenario, main ones first; sweeps only when `sweeps` is set.
+pub fn catalogue(sweeps: bool) -> Vec<Scenario> {
+    let toolgate = |store, audit, policy_tools| Target::Toolgate {
+        store,
+        audit,
+        policy_tools,
+    };
+    let main = |name: &str, target, baseline: Option<&str>| Scenario {
+        name: name.to_owned(),
+        target,
+        baseline: baseline.map(str::to_owned),
+        payload_bytes: 16,
+        measure: Measure::Full,
+        sweep: false,
+    };
+    let mut all = vec![
+        main("direct-stdio", Target::Direct, None),
+        main(
+            "toolgate-stdio",
+            toolgate(Store::Memory, false, MAIN_POLICY_TOOLS),
+            Some("direct-stdio"),
+        ),
+        main(
+            "toolgate-stdio-sqlite",
+            toolgate(Store::Sqlite, false, MAIN_POLICY_TOOLS),
+            Some("direct-stdio"),
+        ),
+        main(
+            "toolgate-stdio-audit",
+            toolgate(Store::Memory, true, MAIN_POLICY_TOOLS),
+            Some("direct-stdio"),
+        ),
+    ];
+    if !sweeps {
+        return all;
+    }
+    for tools in [10, 100, 1_000] {
+        all.push(Scenario {
+            name: format!("toolgate-stdio-policy-{tools}"),
+            target: toolgate(Store::Memory, false, tools),
+            baseline: Some("direct-stdio".to_owned()),
+            payload_bytes: 16,
+            measure: Measure::Full,
+            sweep: true,
+        });
+    }
+    for (label, bytes) in [("1KB", 1 << 10), ("100KB", 100 << 10), ("1MB", 1 << 20)] {
+        let direct = format!("direct-stdio-args-{label}");
+        all.push(Scenario {
+            name: direct.clone(),
+            target: Target::Direct,
+            baseline: None,
+            payload_bytes: bytes,
+            measure: Measure::Latency,
+            sweep: true,
+        });
+        all.push(Scenario {
+            name: format!("toolgate-stdio-args-{label}"),
+            target: toolgate(Store::Memory, false, MAIN_POLICY_TOOLS),
+            baseline: Some(direct),
+            payload_bytes: bytes,
+            measure: Measure::Latency,
+            sweep: true,
+        });
+    }
+    all
+}
+
+/// Run `scenario` once, in a fresh temporary directory (fresh counters, fresh audit log).
+pub fn run_once(
+    scenario: &Scenario,
+    plan: &Plan,
+    programs: &Programs,
+) -> anyhow::Result<Measurement> {
+    let dir = tempfile::Builder::new()
+        .prefix("toolgate-bench-")
+        .tempdir()
+        .context("cannot create a temporary directory")?;
+    let (launch, tools) = launch(scenario, programs, dir.path())?;
+    let workload = Workload::new(tools, scenario.payload_bytes);
+    let (mut session, startup) = Session::start(&launch, &workload, plan.stall)?;
+    let pid = session.pid();
+
+    // Fewer calls when each one carries a large argument, so a sweep point takes seconds.
+    let scaled = plan.latency_calls as f64 * f64::from(16 << 10) / scenario.payload_bytes as f64;
+    let latency_calls = (scaled as usize).clamp(100.min(plan.latency_calls), plan.latency_calls);
+    let warmup_calls = plan.warmup_calls.min(latency_calls / 5).max(10);
+    session.latency(warmup_calls, &workload)?;
+
+    let cpu_before = procfs::cpu_ticks(pid)?;
+    let mut samples = session.latency(latency_calls, &workload)?;
+    let mut calls = samples.len() as u64;
+    let latency = Latency::from_samples(&mut samples).context("no latency samples")?;
+    let mut m = Measurement {
+        p50_us: Some(latency.p50_us),
+        p90_us: Some(latency.p90_us),
+        p99_us: Some(latency.p99_us),
+        startup_ms: Some(startup.as_secs_f64() * 1e3),
+        ..Measurement::default()
+    };
+    if scenario.measure == Measure::Full {
+        for (in_flight, slot) in [
+            (1, &mut m.calls_per_sec_1),
+            (16, &mut m.calls_per_sec_16),
+            (64, &mut m.calls_per_sec_64),
+        ] {
+            let t = session.throughput(in_flight, plan.phase, &workload)?;
+            calls += t.calls;
+            *slot = Some(t.calls_per_sec());
+        }
+    }
+    let cpu_ticks = procfs::cpu_ticks(pid)?.saturating_sub(cpu_before);
+    // The high-water mark must be read while the process is still alive.
+    m.rss_kb = Some(procfs::peak_rss_kb(pid)? as f64);
+    m.cpu_us_per_call =
+        Some(cpu_ticks as f64 * 1e6 / procfs::clock_ticks_per_sec() as f64 / calls as f64);
+    m.calls_verified = calls + warmup_calls as u64;
+    session.close()?;
+    Ok(m)
+}
+
+/// What to start for `scenario`, and how many tools its calls go round.
+fn launch(scenario: &Scenario, programs: &Programs, dir: &Path) -> anyhow::Result<(Launch, usize)> {
+    let fixture_args = |tools: usize| {
+        let mut args: Vec<OsString> = vec![
+            programs.fixture.clone().into(),
+            "fixture-stdio".into(),
+            "--tools".into(),
+            tools.to_string().into(),
+        ];
+        if let Some(call) = programs.fixture_corrupt_call {
+            args.extend(["--corrupt-call".into(), call.to_string().into()]);
+        }
+        args
+    };
+    let stderr_path = dir.join("stderr.log");
+    match scenario.target {
+        Target::Direct => {
+            let mut args = fixture_args(MAIN_POLICY_TOOLS);
+            let program = PathBuf::from(args.remove(0));
+            Ok((
+                Launch {
+                    program,
+                    args,
+                    stderr_path,
+                },
+                MAIN_POLICY_TOOLS,
+            ))
+        }
+        Target::Toolgate {
+            store,
+            audit,
+            policy_tools,
+        } => {
+            let toolgate = programs
+                .toolgate
+                .clone()
+                .context("this scenario needs the toolgate binary")?;
+            let policy = dir.join("policy.yaml");
+            std::fs::write(&policy, policy_yaml(policy_tools))
+                .with_context(|| format!("cannot write {}", policy.display()))?;
+            let mut args: Vec<OsString> = vec![
+                "-c".into(),
+                policy.into(),
+                "--state-dir".into(),
+                dir.into(),
+                "--state-dsn".into(),
+                match store {
+                    Store::Memory => "memory:".into(),
+                    Store::Sqlite => format!("sqlite:{}", dir.join("state.db").display()).into(),
+                },
+                // Info logging is per session, not per call, but keep stderr quiet anyway.
+                "--log-level".into(),
+                "warn".into(),
+            ];
+            if audit {
+                args.extend(["--audit-dir".into(), dir.join("audit").into()]);
+            } else {
+                args.push("--no-audit".into());
+            }
+            args.push("--".into());
+            args.extend(fixture_args(policy_tools));
+            Ok((
+                Launch {
+                    program: toolgate,
+                    args,
+                    stderr_path,
+                },
+                policy_tools,
+            ))
+        }
+    }
+}
+
+/// A realistic Intercept policy over `tools` tools: each has argument conditions (a numeric
+/// bound and a regex) and a rate limit high enough never to deny, so every call is evaluated in
+/// full and reserves and settles a counter. `default: deny` hides the fixture's other tools.
+pub fn policy_yaml(tools: usize) -> String {
+    let mut yaml = format!(
+        "version: \"1\"\n\
+         description: \"toolgate-bench: {tools} tools with argument conditions and rate limits\"\n\
+         default: \"deny\"\n\
+         tools:\n"
+    );
+    for i in 0..tools {
+        yaml.push_str(&format!(
+            "  tool_{i}:\n    \
+               rules:\n      \
+                 - name: \"tool_{i} arguments\"\n        \
+                   conditions:\n          \
+                     - path: \"args.n\"\n            \
+                       op: \"lte\"\n            \
+                       value: 1000000\n          \
+                     - path: \"args.s\"\n            \
+                       op: \"regex\"\n            \
+                       value: \"^[a-z0-9 ]*$\"\n        \
+                   on_deny: \"tool_{i} takes n <= 1000000 and a lowercase s\"\n      \
+                 - name: \"tool_{i} rate\"\n        \
+                   rate_limit: 100000000/minute\n"
+        ));
+    }
+    yaml
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_baselines_exist() {
+        let all = catalogue(true);
+        let names: std::collections::HashSet<&str> = all.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names.len(), all.len());
+        for s in &all {
+            if let Some(b) = &s.baseline {
+                let base = all.iter().find(|x| &x.name == b).unwrap();
+                assert_eq!(base.target, Target::Direct, "{}", s.name);
+                assert_eq!(base.payload_bytes, s.payload_bytes, "{}", s.name);
+            }
+        }
+        assert_eq!(catalogue(false).len(), 4);
+    }
+
+    #[test]
+    fn policy_has_one_entry_per_tool() {
+        let yaml = policy_yaml(3);
+        assert!(yaml.contains("  tool_2:\n"));
+        assert!(!yaml.contains("tool_3"));
+        assert_eq!(yaml.matches("rate_limit: 100000000/minute").count(), 3);
+    }
+}

@@ -1,0 +1,31 @@
+//! Counter stores: where toolgate keeps the counts its limits are checked against.
+//!
+//! A tool call reserves all its counters at once ([`CounterStore::reserve`], all or none),
+//! is forwarded, and is then settled: [`CounterStore::commit`] when it went through,
+//! [`CounterStore::rollback`] when it did not. Every store keeps one count per UTC-aligned
+//! fixed window and derives sliding windows from the current and previous ones, so the
+//! window arithmetic (`windows`) and the all-or-none check (`reservation`) are shared and
+//! the stores differ only in where counts live and how they are locked:
+//!
+//! - [`MemoryStore`] (`memory:`): one process, no persistence; for tests.
+//! - [`SqliteStore`] (`sqlite:PATH`, the default): one file, safe across processes.
+//!
+//! A Redis store fits the same contract: tickets name the exact window each amount went to,
+//! and the check is a pure function a server-side script can mirror. Time always comes from
+//! an injected [`Clock`]. See `docs/STATE.md` for the key layout and the guarantees.
+
+mod clock;
+mod dsn;
+mod memory;
+mod reservation;
+mod sqlite;
+mod store;
+mod windows;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use dsn::{open_store, Dsn};
+pub use memory::MemoryStore;
+pub use sqlite::{SqliteOptions, SqliteStore};
+pub use store::{
+    CounterStore, ReserveItem, ReserveOutcome, SharedStore, StoreError, Taken, Ticket,
+};

@@ -1,0 +1,73 @@
+//! The contract every counter store keeps.
+//!
+//! A call's counters are reserved together — all or none — before the call is forwarded,
+//! then settled: committed when the server answers, rolled back when it fails. Reserving
+//! increments at once, so concurrent calls see each other's reservations and a limit is
+//! never overshot; a rollback only ever subtracts from the window it added to.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use toolgate_policy::{Amount, Window};
+
+/// One counter to increment, with the limit it must stay within.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReserveItem {
+    /// The policy's counter key (`create_issue._rate_hour`); the store adds its prefix and
+    /// the window.
+    pub key: String,
+    pub window: Window,
+    pub max: Amount,
+    pub amount: Amount,
+}
+
+/// Proof of a reservation, needed to settle it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ticket {
+    pub taken: Vec<Taken>,
+}
+
+/// What one item of a reservation added, and to which window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Taken {
+    pub key: String,
+    pub window: Window,
+    /// Start (ms) of the fixed window the amount was added to.
+    pub window_start_ms: u64,
+    pub amount: Amount,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReserveOutcome {
+    Reserved(Ticket),
+    /// Item `index` would exceed its max; nothing was reserved.
+    Exceeded {
+        index: usize,
+        /// The value item `index` was checked against: the counter's current value (the
+        /// estimate, for a sliding window) plus what earlier items of the same call would
+        /// have added to the same counter. `current + amount > max`.
+        current: Amount,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state backend unavailable: {0}")]
+    Unavailable(String),
+    #[error("state backend error: {0}")]
+    Backend(String),
+}
+
+#[async_trait]
+pub trait CounterStore: Send + Sync + 'static {
+    /// Reserves every item or none.
+    async fn reserve(&self, items: &[ReserveItem]) -> Result<ReserveOutcome, StoreError>;
+    /// The call went through: the reservation stands.
+    async fn commit(&self, ticket: &Ticket) -> Result<(), StoreError>;
+    /// The call did not happen: give the amounts back to the windows they were taken from.
+    async fn rollback(&self, ticket: &Ticket) -> Result<(), StoreError>;
+    /// The current value of a counter (sliding windows: the weighted estimate).
+    async fn current(&self, key: &str, window: Window) -> Result<Amount, StoreError>;
+}
+
+pub type SharedStore = Arc<dyn CounterStore>;
