@@ -1,12 +1,19 @@
 //! Newline-delimited framing for stdio, with a cap on line length.
 //!
 //! An over-long line is skipped to its end without being held in memory, and reported so the
-//! transport can answer it; one bad line never ends the session.
+//! transport can answer it; one bad line never ends the session. The framing logic lives in
+//! [`FrameAssembler`], shared by the async reader (pipes to a child) and the blocking reader
+//! (the process's own stdin, read on a thread of its own).
+
+use std::io::BufRead;
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
 /// Default cap on one message: large enough for big tool arguments and results.
 pub const DEFAULT_MAX_LINE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Read buffer size: large messages arrive in few reads.
+pub const READ_BUFFER_BYTES: usize = 256 * 1024;
 
 /// One frame read from the stream.
 #[derive(Debug, PartialEq, Eq)]
@@ -18,61 +25,124 @@ pub enum Frame {
     NotUtf8,
 }
 
-pub struct LineReader<R> {
-    inner: R,
+/// Turns chunks of bytes into frames.
+struct FrameAssembler {
     max: usize,
     buffer: Vec<u8>,
+    total: usize,
+}
+
+impl FrameAssembler {
+    fn new(max: usize) -> FrameAssembler {
+        FrameAssembler {
+            max,
+            buffer: Vec::new(),
+            total: 0,
+        }
+    }
+
+    /// Takes what it can from `available`; returns how much it consumed and the frame it
+    /// completed, if any.
+    fn feed(&mut self, available: &[u8]) -> (usize, Option<Frame>) {
+        let (chunk, found) = match memchr_newline(available) {
+            Some(i) => (&available[..i], Some(i + 1)),
+            None => (available, None),
+        };
+        self.total += chunk.len();
+        if self.total <= self.max {
+            self.buffer.extend_from_slice(chunk);
+        }
+        match found {
+            Some(consumed) => (consumed, Some(self.finish())),
+            None => (available.len(), None),
+        }
+    }
+
+    /// End of stream: a final line without a newline still counts.
+    fn finish_at_eof(&mut self) -> Option<Frame> {
+        (self.total > 0).then(|| self.finish())
+    }
+
+    fn finish(&mut self) -> Frame {
+        let total = std::mem::take(&mut self.total);
+        let mut line = std::mem::take(&mut self.buffer);
+        if total > self.max {
+            return Frame::TooLong(total);
+        }
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        match String::from_utf8(line) {
+            Ok(line) => Frame::Line(line),
+            Err(_) => Frame::NotUtf8,
+        }
+    }
+}
+
+fn memchr_newline(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|b| *b == b'\n')
+}
+
+/// Frames from an async stream.
+pub struct LineReader<R> {
+    inner: R,
+    assembler: FrameAssembler,
 }
 
 impl<R: AsyncBufRead + Unpin> LineReader<R> {
     pub fn new(inner: R, max: usize) -> LineReader<R> {
         LineReader {
             inner,
-            max,
-            buffer: Vec::new(),
+            assembler: FrameAssembler::new(max),
         }
     }
 
     /// The next frame, or `None` at end of stream.
     pub async fn next_frame(&mut self) -> std::io::Result<Option<Frame>> {
-        self.buffer.clear();
-        let mut total = 0usize;
-        let mut overflow = false;
         loop {
             let available = self.inner.fill_buf().await?;
             if available.is_empty() {
-                // End of stream: a final line without a newline still counts.
-                if total == 0 {
-                    return Ok(None);
-                }
-                break;
+                return Ok(self.assembler.finish_at_eof());
             }
-            let (chunk, found) = match available.iter().position(|b| *b == b'\n') {
-                Some(i) => (&available[..i], Some(i + 1)),
-                None => (available, None),
-            };
-            total += chunk.len();
-            if total > self.max {
-                overflow = true;
-            } else {
-                self.buffer.extend_from_slice(chunk);
-            }
-            let consumed = found.unwrap_or(available.len());
+            let (consumed, frame) = self.assembler.feed(available);
             self.inner.consume(consumed);
-            if found.is_some() {
-                break;
+            if frame.is_some() {
+                return Ok(frame);
             }
         }
-        if overflow {
-            self.buffer.clear();
-            return Ok(Some(Frame::TooLong(total)));
+    }
+}
+
+/// Frames from a blocking stream.
+pub struct BlockingLineReader<R> {
+    inner: R,
+    assembler: FrameAssembler,
+}
+
+impl<R: BufRead> BlockingLineReader<R> {
+    pub fn new(inner: R, max: usize) -> BlockingLineReader<R> {
+        BlockingLineReader {
+            inner,
+            assembler: FrameAssembler::new(max),
         }
-        if self.buffer.last() == Some(&b'\r') {
-            self.buffer.pop();
-        }
-        match String::from_utf8(std::mem::take(&mut self.buffer)) {
-            Ok(line) => Ok(Some(Frame::Line(line))),
-            Err(_) => Ok(Some(Frame::NotUtf8)),
+    }
+
+    /// The next frame, or `None` at end of stream.
+    pub fn next_frame(&mut self) -> std::io::Result<Option<Frame>> {
+        loop {
+            let available = match self.inner.fill_buf() {
+                Ok(a) => a,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if available.is_empty() {
+                return Ok(self.assembler.finish_at_eof());
+            }
+            let (consumed, frame) = self.assembler.feed(available);
+            self.inner.consume(consumed);
+            if frame.is_some() {
+                return Ok(frame);
+            }
         }
     }
 }
@@ -82,24 +152,35 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    const INPUT: &[u8] = b"{\"a\":1}\r\n0123456789ABCDEF\nok\n\xff\xfe\nlast";
+
+    fn expected() -> Vec<Frame> {
+        vec![
+            Frame::Line("{\"a\":1}".into()),
+            Frame::TooLong(16),
+            Frame::Line("ok".into()),
+            Frame::NotUtf8,
+            Frame::Line("last".into()),
+        ]
+    }
+
     #[tokio::test]
-    async fn frames_lines_and_caps_length() {
-        let input: &[u8] = b"{\"a\":1}\r\n0123456789ABCDEF\nok\n\xff\xfe\nlast";
-        let mut reader = LineReader::new(tokio::io::BufReader::with_capacity(4, input), 10);
-        assert_eq!(
-            reader.next_frame().await.unwrap(),
-            Some(Frame::Line("{\"a\":1}".into()))
-        );
-        assert_eq!(reader.next_frame().await.unwrap(), Some(Frame::TooLong(16)));
-        assert_eq!(
-            reader.next_frame().await.unwrap(),
-            Some(Frame::Line("ok".into()))
-        );
-        assert_eq!(reader.next_frame().await.unwrap(), Some(Frame::NotUtf8));
-        assert_eq!(
-            reader.next_frame().await.unwrap(),
-            Some(Frame::Line("last".into()))
-        );
-        assert_eq!(reader.next_frame().await.unwrap(), None);
+    async fn async_reader_frames_lines_and_caps_length() {
+        let mut reader = LineReader::new(tokio::io::BufReader::with_capacity(4, INPUT), 10);
+        let mut frames = Vec::new();
+        while let Some(frame) = reader.next_frame().await.unwrap() {
+            frames.push(frame);
+        }
+        assert_eq!(frames, expected());
+    }
+
+    #[test]
+    fn blocking_reader_frames_the_same() {
+        let mut reader = BlockingLineReader::new(std::io::BufReader::with_capacity(3, INPUT), 10);
+        let mut frames = Vec::new();
+        while let Some(frame) = reader.next_frame().unwrap() {
+            frames.push(frame);
+        }
+        assert_eq!(frames, expected());
     }
 }

@@ -1,15 +1,23 @@
-//! Listing a server's tools as an MCP client would, for `scan` and `classify`: start the
-//! server, `initialize`, follow `tools/list` through every page, and stop it again.
+//! Listing a server's tools as an MCP client would, for `scan` and `classify`: connect
+//! (start a stdio server, or open a Streamable HTTP / legacy SSE session), `initialize`,
+//! follow `tools/list` through every page, and disconnect.
+//!
+//! The conversation runs over the same upstream links the proxy uses, behind a gateway
+//! whose policy allows everything, so every transport detail — SSE responses, session ids,
+//! protocol-version headers, `--header` values, legacy fallback — is the proxy's own code.
 
-use std::ffi::OsString;
-use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::mpsc;
+use toolgate_state::{MemoryStore, SystemClock};
 
-use crate::framing::{Frame, LineReader, DEFAULT_MAX_LINE_BYTES};
+use crate::audit::AuditSink;
+use crate::gateway::{Gateway, GatewayOptions};
+use crate::http::upstream::{LinkSpec, UpstreamLink};
+use crate::http::UpstreamTarget;
+use crate::session::{random_id, Session};
 
 /// The protocol version toolgate asks for as a client.
 pub const CLIENT_PROTOCOL_VERSION: &str = "2025-06-18";
@@ -25,9 +33,9 @@ pub struct ListedTools {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ListingError {
-    #[error("cannot start the server: {0}")]
-    Spawn(std::io::Error),
-    #[error("the server closed its output before answering {0}")]
+    #[error("cannot connect to the server: {0}")]
+    Connect(String),
+    #[error("the connection closed before the server answered {0}")]
     Closed(&'static str),
     #[error("the server did not answer {0} within {1} s")]
     Timeout(&'static str, u64),
@@ -35,60 +43,61 @@ pub enum ListingError {
     Refused(&'static str, String),
     #[error("the server's answer to {0} is not what MCP specifies: {1}")]
     Malformed(&'static str, String),
-    #[error("i/o error talking to the server: {0}")]
-    Io(#[from] std::io::Error),
 }
 
-/// Runs `command`, lists its tools, and stops it.
-pub async fn list_tools_stdio(
-    command: &[OsString],
+/// Connects to `target`, lists its tools, and disconnects.
+pub async fn list_tools(
+    target: UpstreamTarget,
     timeout: Duration,
 ) -> Result<ListedTools, ListingError> {
-    let (program, args) = command.split_first().ok_or_else(|| {
-        ListingError::Spawn(std::io::Error::other("no server command given after --"))
+    let policy = toolgate_policy::compile("version: \"1\"\ntools: {}\n").map_err(|_| {
+        ListingError::Connect("internal pass-through policy did not compile".into())
     })?;
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(ListingError::Spawn)?;
-    let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-        return Err(ListingError::Spawn(std::io::Error::other(
-            "the server's stdio could not be captured",
-        )));
+    let clock = Arc::new(SystemClock);
+    let store = Arc::new(MemoryStore::new("listing", clock.clone()));
+    let gateway = Gateway::new(
+        policy,
+        store,
+        clock,
+        AuditSink::disabled("listing".into()),
+        None,
+        GatewayOptions::default(),
+    );
+    let (to_client, from_server) = mpsc::channel(256);
+    let (to_server, server_rx) = mpsc::channel(256);
+    let session = Arc::new(Session::new(random_id(), None, to_client, to_server));
+    let spec = LinkSpec {
+        target,
+        http: None,
+        shutdown_grace: Duration::from_secs(2),
+        max_line_bytes: crate::framing::DEFAULT_MAX_LINE_BYTES,
+        child_permit: None,
+        modern: None,
+        end_on_session_loss: true,
     };
+    let link = UpstreamLink::start(spec, Arc::clone(&gateway), Arc::clone(&session), server_rx)
+        .map_err(|e| ListingError::Connect(e.to_string()))?;
     let mut conversation = Conversation {
-        stdin,
-        reader: LineReader::new(BufReader::new(stdout), DEFAULT_MAX_LINE_BYTES),
+        gateway,
+        session,
+        from_server,
         next_id: 1,
         timeout,
     };
     let listed = conversation.list_tools().await;
-    stop(&mut child, conversation.stdin).await;
+    link.close(Duration::from_secs(5)).await;
     listed
 }
 
-async fn stop(child: &mut Child, stdin: ChildStdin) {
-    drop(stdin);
-    if tokio::time::timeout(Duration::from_secs(2), child.wait())
-        .await
-        .is_err()
-    {
-        let _ = child.kill().await;
-    }
-}
-
-struct Conversation<R> {
-    stdin: ChildStdin,
-    reader: LineReader<R>,
+struct Conversation {
+    gateway: Arc<Gateway>,
+    session: Arc<Session>,
+    from_server: mpsc::Receiver<String>,
     next_id: u64,
     timeout: Duration,
 }
 
-impl<R: tokio::io::AsyncBufRead + Unpin> Conversation<R> {
+impl Conversation {
     async fn list_tools(&mut self) -> Result<ListedTools, ListingError> {
         let init = self
             .request(
@@ -105,7 +114,7 @@ impl<R: tokio::io::AsyncBufRead + Unpin> Conversation<R> {
             .and_then(Value::as_str)
             .map(str::to_string);
         self.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-            .await?;
+            .await;
         let mut tools = Vec::new();
         let mut cursor: Option<String> = None;
         for _ in 0..MAX_PAGES {
@@ -135,12 +144,10 @@ impl<R: tokio::io::AsyncBufRead + Unpin> Conversation<R> {
         ))
     }
 
-    async fn send(&mut self, message: Value) -> Result<(), ListingError> {
-        let mut line = message.to_string();
-        line.push('\n');
-        self.stdin.write_all(line.as_bytes()).await?;
-        self.stdin.flush().await?;
-        Ok(())
+    async fn send(&self, message: Value) {
+        self.gateway
+            .from_client(&self.session, message.to_string())
+            .await;
     }
 
     /// Sends a request and waits for its answer, answering what the server asks meanwhile.
@@ -152,23 +159,18 @@ impl<R: tokio::io::AsyncBufRead + Unpin> Conversation<R> {
         let id = self.next_id;
         self.next_id += 1;
         self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
-            .await?;
+            .await;
         let deadline = tokio::time::Instant::now() + self.timeout;
         loop {
-            let frame = tokio::time::timeout_at(deadline, self.reader.next_frame())
+            let text = tokio::time::timeout_at(deadline, self.from_server.recv())
                 .await
-                .map_err(|_| ListingError::Timeout(method, self.timeout.as_secs()))??;
-            let line = match frame {
-                Some(Frame::Line(line)) => line,
-                Some(_) => continue,
-                None => return Err(ListingError::Closed(method)),
-            };
-            // Servers that log on stdout: skip what is not JSON-RPC.
-            let Ok(message) = serde_json::from_str::<Value>(&line) else {
+                .map_err(|_| ListingError::Timeout(method, self.timeout.as_secs()))?
+                .ok_or(ListingError::Closed(method))?;
+            let Ok(message) = serde_json::from_str::<Value>(&text) else {
                 continue;
             };
             if message.get("method").is_some() {
-                self.answer_server_request(&message).await?;
+                self.answer_server_request(&message).await;
                 continue;
             }
             if message.get("id") != Some(&json!(id)) {
@@ -189,10 +191,8 @@ impl<R: tokio::io::AsyncBufRead + Unpin> Conversation<R> {
 
     /// A listing client offers no capabilities: pings are answered, roots are empty, and
     /// anything else is politely refused.
-    async fn answer_server_request(&mut self, message: &Value) -> Result<(), ListingError> {
-        let Some(id) = message.get("id") else {
-            return Ok(());
-        };
+    async fn answer_server_request(&self, message: &Value) {
+        let Some(id) = message.get("id") else { return };
         let reply = match message.get("method").and_then(Value::as_str) {
             Some("ping") => json!({"jsonrpc": "2.0", "id": id, "result": {}}),
             Some("roots/list") => json!({"jsonrpc": "2.0", "id": id, "result": {"roots": []}}),
@@ -200,6 +200,6 @@ impl<R: tokio::io::AsyncBufRead + Unpin> Conversation<R> {
                 json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": "Method not found"}})
             }
         };
-        self.send(reply).await
+        self.send(reply).await;
     }
 }

@@ -317,8 +317,16 @@ pub enum PolicyOutputFormat {
 pub struct ClassifyArgs {
     /// A saved tools/list result ({"tools": [...]}, a whole JSON-RPC response, or a plain
     /// array of tools) instead of a live server.
-    #[arg(long, value_name = "FILE", conflicts_with = "command")]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["command", "upstream"])]
     pub tools_json: Option<PathBuf>,
+
+    /// A remote server to ask instead of a command: its Streamable HTTP (or legacy SSE) URL.
+    #[arg(long, value_name = "URL", conflicts_with = "command")]
+    pub upstream: Option<String>,
+
+    /// A header sent on every request to the --upstream server, "Name: value". Repeatable.
+    #[arg(long = "header", value_name = "NAME: VALUE", requires = "upstream")]
+    pub headers: Vec<String>,
 
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
@@ -351,11 +359,23 @@ pub struct ScanArgs {
     #[arg(long)]
     pub force: bool,
 
+    /// A remote server to ask instead of a command: its Streamable HTTP (or legacy SSE) URL.
+    #[arg(long, value_name = "URL", conflicts_with = "command")]
+    pub upstream: Option<String>,
+
+    /// A header sent on every request to the --upstream server, "Name: value". Repeatable.
+    #[arg(long = "header", value_name = "NAME: VALUE", requires = "upstream")]
+    pub headers: Vec<String>,
+
     /// Seconds to wait for the server at each step.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub timeout: u64,
 
     /// The MCP server to scan, after `--`: command and arguments.
-    #[arg(last = true, value_name = "SERVER_COMMAND", required = true)]
+    #[arg(
+        last = true,
+        value_name = "SERVER_COMMAND",
+        required_unless_present = "upstream"
+    )]
     pub command: Vec<OsString>,
 }

@@ -11,16 +11,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::BufReader;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
 
 use super::options::{HttpUpstream, UpstreamTarget};
 use super::upstream::{LinkSpec, UpstreamLink};
-use crate::framing::{Frame, LineReader};
 use crate::gateway::Gateway;
 use crate::session::{random_id, Session};
-use crate::stdio::{write_lines, SignalKind, Signals};
-use crate::wire::{self, ErrorCode};
+use crate::stdio::{console, SignalKind, Signals};
 
 /// Settings of the bridge.
 #[derive(Debug, Clone)]
@@ -63,52 +60,13 @@ pub async fn run(
     let mut watcher = link.watcher();
     tracing::info!(session = %session.id, "bridge started");
 
-    let close_client = Arc::new(Notify::new());
-    let client_writer = tokio::spawn(write_lines(
-        tokio::io::stdout(),
-        client_rx,
-        Arc::clone(&close_client),
-    ));
-    let mut client_reader = {
-        let gateway = Arc::clone(&gateway);
-        let session = Arc::clone(&session);
-        let max = options.max_line_bytes;
-        tokio::spawn(async move {
-            let mut reader = LineReader::new(BufReader::new(tokio::io::stdin()), max);
-            loop {
-                match reader.next_frame().await {
-                    Ok(Some(Frame::Line(line))) => gateway.from_client(&session, line).await,
-                    Ok(Some(Frame::TooLong(n))) => {
-                        let message = format!(
-                            "Invalid request: message of {n} bytes exceeds the {max} byte limit"
-                        );
-                        let reply = wire::error_response(None, ErrorCode::InvalidRequest, &message);
-                        session.send_to_client(reply).await;
-                    }
-                    Ok(Some(Frame::NotUtf8)) => {
-                        let reply = wire::error_response(
-                            None,
-                            ErrorCode::Parse,
-                            "Parse error: message is not UTF-8",
-                        );
-                        session.send_to_client(reply).await;
-                    }
-                    Ok(None) | Err(_) => break,
-                }
-            }
-        })
-    };
-    let sweeper = {
-        let gateway = Arc::clone(&gateway);
-        let session = Arc::clone(&session);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(500));
-            loop {
-                tick.tick().await;
-                gateway.expire_calls(&session).await;
-            }
-        })
-    };
+    let client_writer = console::spawn_stdout_writer(client_rx)?;
+    let mut client_reader = console::spawn_client_reader(
+        Arc::clone(&gateway),
+        Arc::clone(&session),
+        options.max_line_bytes,
+    )?;
+    let sweeper = gateway.spawn_expiry_sweeper(&session);
 
     let mut signals = Signals::install()?;
     let code = loop {
@@ -143,8 +101,9 @@ pub async fn run(
     }
     link.close(options.shutdown_grace + Duration::from_secs(5))
         .await;
-    close_client.notify_one();
-    let _ = tokio::time::timeout(Duration::from_secs(5), client_writer).await;
+    client_writer
+        .finish(&session.to_client, Duration::from_secs(5))
+        .await;
     gateway.audit().record(crate::audit::AuditEvent::Shutdown {
         reason: "bridge stopped".to_string(),
     });

@@ -18,7 +18,7 @@ mod reply;
 mod sessions;
 pub mod sse;
 mod streamable_server;
-mod upstream;
+pub(crate) mod upstream;
 
 pub use guard::{Guard, Refusal};
 pub use listener::{run, HttpServer, ServerHandle};

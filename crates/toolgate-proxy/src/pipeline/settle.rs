@@ -140,6 +140,24 @@ impl Gateway {
     }
 }
 
+impl Gateway {
+    /// Runs [`Gateway::expire_calls`] for `session` twice a second until aborted.
+    pub fn spawn_expiry_sweeper(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+    ) -> tokio::task::JoinHandle<()> {
+        let gateway = Arc::clone(self);
+        let session = Arc::clone(session);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+            loop {
+                tick.tick().await;
+                gateway.expire_calls(&session).await;
+            }
+        })
+    }
+}
+
 /// Whether a tool result says `isError: true`, read without parsing the whole result.
 fn result_is_error(result: &str) -> bool {
     #[derive(serde::Deserialize)]

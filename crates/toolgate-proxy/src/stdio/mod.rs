@@ -6,6 +6,7 @@
 //! task watches the child, the client's end of input, and signals.
 
 pub(crate) mod child;
+pub mod console;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -15,10 +16,9 @@ use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, Notify};
 
-use crate::framing::{Frame, LineReader};
+use crate::framing::{Frame, LineReader, READ_BUFFER_BYTES};
 use crate::gateway::Gateway;
 use crate::session::{random_id, Session};
-use crate::wire::{self, ErrorCode};
 
 pub use child::exit_code;
 
@@ -61,13 +61,8 @@ pub async fn run(
     gateway.register(&session);
     tracing::info!(session = %session.id, "proxy started");
 
-    let close_client = Arc::new(Notify::new());
     let close_server = Arc::new(Notify::new());
-    let client_writer = tokio::spawn(write_lines(
-        tokio::io::stdout(),
-        client_rx,
-        Arc::clone(&close_client),
-    ));
+    let client_writer = console::spawn_stdout_writer(client_rx)?;
     let server_writer = tokio::spawn(write_lines(
         child_stdin,
         server_rx,
@@ -80,7 +75,10 @@ pub async fn run(
         let session = Arc::clone(&session);
         let max = options.max_line_bytes;
         tokio::spawn(async move {
-            let mut reader = LineReader::new(BufReader::new(child_stdout), max);
+            let mut reader = LineReader::new(
+                BufReader::with_capacity(READ_BUFFER_BYTES, child_stdout),
+                max,
+            );
             loop {
                 match reader.next_frame().await {
                     Ok(Some(Frame::Line(line))) => gateway.from_server(&session, line).await,
@@ -97,52 +95,12 @@ pub async fn run(
     };
 
     // Client stdin → pipeline. Ends at the client's EOF.
-    let mut client_reader = {
-        let gateway = Arc::clone(&gateway);
-        let session = Arc::clone(&session);
-        let max = options.max_line_bytes;
-        tokio::spawn(async move {
-            let mut reader = LineReader::new(BufReader::new(tokio::io::stdin()), max);
-            loop {
-                match reader.next_frame().await {
-                    Ok(Some(Frame::Line(line))) => gateway.from_client(&session, line).await,
-                    Ok(Some(Frame::TooLong(n))) => {
-                        let message = format!(
-                            "Invalid request: message of {n} bytes exceeds the {max} byte limit"
-                        );
-                        session
-                            .send_to_client(wire::error_response(
-                                None,
-                                ErrorCode::InvalidRequest,
-                                &message,
-                            ))
-                            .await;
-                    }
-                    Ok(Some(Frame::NotUtf8)) => {
-                        let reply = wire::error_response(
-                            None,
-                            ErrorCode::Parse,
-                            "Parse error: message is not UTF-8",
-                        );
-                        session.send_to_client(reply).await;
-                    }
-                    Ok(None) | Err(_) => break,
-                }
-            }
-        })
-    };
-
-    let sweeper = {
-        let gateway = Arc::clone(&gateway);
-        let session = Arc::clone(&session);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(500));
-            loop {
-                tick.tick().await;
-                gateway.expire_calls(&session).await;
-            }
-        })
-    };
+    let mut client_reader = console::spawn_client_reader(
+        Arc::clone(&gateway),
+        Arc::clone(&session),
+        options.max_line_bytes,
+    )?;
+    let sweeper = gateway.spawn_expiry_sweeper(&session);
 
     let signals = Signals::install()?;
     let status = {
@@ -179,8 +137,9 @@ pub async fn run(
         .upstream_gone(&session, "The server exited before answering")
         .await;
     close_server.notify_one();
-    close_client.notify_one();
-    let _ = tokio::time::timeout(Duration::from_secs(5), client_writer).await;
+    client_writer
+        .finish(&session.to_client, Duration::from_secs(5))
+        .await;
     let _ = server_writer.await;
     let code = exit_code(status);
     tracing::info!(code, "server exited");
@@ -190,40 +149,61 @@ pub async fn run(
     Ok(code)
 }
 
-/// Writes each message as one line, flushing after each so the peer never waits on a buffer.
-/// When `close` is notified, whatever is queued is written and the stream is closed.
+/// Writes messages as lines. Everything queued since the last write goes out in one write
+/// and one flush, so a burst costs one system call, not one per message. When `close` is
+/// notified, whatever is queued is written and the stream is closed.
 pub(crate) async fn write_lines<W: AsyncWrite + Unpin>(
     mut out: W,
     mut rx: mpsc::Receiver<String>,
     close: Arc<Notify>,
 ) {
+    let mut batch: Vec<u8> = Vec::with_capacity(64 * 1024);
     loop {
-        let message = tokio::select! {
+        let first = tokio::select! {
             m = rx.recv() => m,
             _ = close.notified() => {
                 rx.close();
                 while let Some(m) = rx.recv().await {
-                    if write_line(&mut out, &m).await.is_err() {
-                        break;
-                    }
+                    append_line(&mut batch, &m);
                 }
+                let _ = write_batch(&mut out, &mut batch).await;
                 break;
             }
         };
-        let Some(message) = message else { break };
-        if write_line(&mut out, &message).await.is_err() {
+        let Some(first) = first else { break };
+        append_line(&mut batch, &first);
+        while batch.len() < MAX_BATCH_BYTES {
+            match rx.try_recv() {
+                Ok(m) => append_line(&mut batch, &m),
+                Err(_) => break,
+            }
+        }
+        if write_batch(&mut out, &mut batch).await.is_err() {
             break;
         }
     }
     let _ = out.shutdown().await;
 }
 
-async fn write_line<W: AsyncWrite + Unpin>(out: &mut W, message: &str) -> std::io::Result<()> {
-    let mut bytes = Vec::with_capacity(message.len() + 1);
-    bytes.extend_from_slice(message.as_bytes());
-    bytes.push(b'\n');
-    out.write_all(&bytes).await?;
-    out.flush().await
+/// Most bytes gathered into one write.
+const MAX_BATCH_BYTES: usize = 1024 * 1024;
+
+fn append_line(batch: &mut Vec<u8>, message: &str) {
+    batch.extend_from_slice(message.as_bytes());
+    batch.push(b'\n');
+}
+
+async fn write_batch<W: AsyncWrite + Unpin>(
+    out: &mut W,
+    batch: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    let result = async {
+        out.write_all(batch).await?;
+        out.flush().await
+    }
+    .await;
+    batch.clear();
+    result
 }
 
 pub(crate) enum SignalKind {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use toolgate_classify::{classify_all, starter_policy_json, starter_policy_yaml};
 
-use super::tool_source;
+use super::tool_source::{self, ServerSpec};
 use crate::cli::{PolicyOutputFormat, ScanArgs};
 
 pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
@@ -20,7 +20,12 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    let set = tool_source::from_server(&args.command, Duration::from_secs(args.timeout))?;
+    let set = tool_source::from_server(&ServerSpec {
+        command: &args.command,
+        upstream: args.upstream.as_deref(),
+        headers: &args.headers,
+        timeout: Duration::from_secs(args.timeout),
+    })?;
     let results = classify_all(&set.tools, set.server_name.as_deref());
     let text = match args.format {
         PolicyOutputFormat::Yaml => {

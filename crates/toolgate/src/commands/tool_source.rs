@@ -1,17 +1,27 @@
 //! Where `classify` and `scan` get tool definitions: a saved `tools/list` result, or a live
-//! server asked the way an MCP client asks.
+//! server (a command, or a URL) asked the way an MCP client asks.
 
 use std::ffi::OsString;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use toolgate_classify::{parse_tools_document, ToolDef};
+use toolgate_proxy::http::{HttpUpstream, UpstreamProtocol, UpstreamTarget};
 
 /// Tools and the name the server gave itself.
 pub struct ToolSet {
     pub server_name: Option<String>,
     pub tools: Vec<ToolDef>,
+}
+
+/// Which live server to ask.
+pub struct ServerSpec<'a> {
+    pub command: &'a [OsString],
+    pub upstream: Option<&'a str>,
+    pub headers: &'a [String],
+    pub timeout: Duration,
 }
 
 pub fn from_file(path: &Path) -> anyhow::Result<ToolSet> {
@@ -25,13 +35,25 @@ pub fn from_file(path: &Path) -> anyhow::Result<ToolSet> {
     })
 }
 
-pub fn from_server(command: &[OsString], timeout: Duration) -> anyhow::Result<ToolSet> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+pub fn from_server(spec: &ServerSpec<'_>) -> anyhow::Result<ToolSet> {
+    let target = match spec.upstream {
+        Some(url) => {
+            let mut upstream = HttpUpstream::new(url, UpstreamProtocol::Auto)?;
+            for header in spec.headers {
+                upstream.add_header(header)?;
+            }
+            UpstreamTarget::Http(Arc::new(upstream))
+        }
+        None => UpstreamTarget::Command(Arc::new(spec.command.to_vec())),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()?;
     let listed = runtime
-        .block_on(toolgate_proxy::tool_listing::list_tools_stdio(
-            command, timeout,
+        .block_on(toolgate_proxy::tool_listing::list_tools(
+            target,
+            spec.timeout,
         ))
         .context("cannot list the server's tools")?;
     let tools = listed
