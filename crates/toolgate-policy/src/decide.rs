@@ -18,9 +18,11 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::amount::Amount;
-use crate::ir::{ApprovalSettings, DefaultAction, Effect, Increment, Limit, Policy, Rule, Scope};
+use crate::ir::{ApprovalSettings, DefaultAction, Effect, Increment, Limit, Policy, Rule};
 use crate::operators::holds;
 use crate::window::Window;
+
+pub use crate::counter_key::counter_key;
 
 /// A `tools/call` as the policy sees it.
 #[derive(Debug, Clone, Copy)]
@@ -115,7 +117,24 @@ impl Tracer for Vec<TraceStep> {
 impl Policy {
     /// Decides a call.
     pub fn decide(&self, call: &Call<'_>) -> Decision {
-        self.evaluate(call, &mut NoTrace)
+        self.evaluate_in_category(call, None, &mut NoTrace)
+    }
+
+    /// Decides a call to a tool whose risk category is known: a tool the policy does not name
+    /// takes its own rules from `categories.<category>`.
+    pub fn decide_in_category(&self, call: &Call<'_>, category: Option<&str>) -> Decision {
+        self.evaluate_in_category(call, category, &mut NoTrace)
+    }
+
+    /// Whether any `categories` rules exist (the gateway then needs to know tool categories).
+    pub fn has_category_rules(&self) -> bool {
+        !self.categories.is_empty()
+    }
+
+    /// The category whose rules apply to `tool`, if any: only for tools the policy does not
+    /// name, and only when that category has rules.
+    pub fn applied_category<'a>(&self, tool: &str, category: Option<&'a str>) -> Option<&'a str> {
+        category.filter(|c| !self.tools.contains_key(tool) && self.categories.contains_key(*c))
     }
 
     /// Whether a tool appears in `tools/list` for clients of this policy.
@@ -126,14 +145,27 @@ impl Policy {
 
     /// Decides a call, reporting each rule's outcome to `tracer`.
     pub fn evaluate(&self, call: &Call<'_>, tracer: &mut impl Tracer) -> Decision {
+        self.evaluate_in_category(call, None, tracer)
+    }
+
+    /// [`Policy::evaluate`] for a tool of a known risk category.
+    pub fn evaluate_in_category(
+        &self,
+        call: &Call<'_>,
+        category: Option<&str>,
+        tracer: &mut impl Tracer,
+    ) -> Decision {
         if !self.is_visible(call.tool) {
             return Decision::Hidden;
         }
-        let own = self
-            .tools
-            .get(call.tool)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
+        let own = match self.tools.get(call.tool) {
+            Some(rules) => rules.as_slice(),
+            None => self
+                .applied_category(call.tool, category)
+                .and_then(|c| self.categories.get(c))
+                .map(Vec::as_slice)
+                .unwrap_or_default(),
+        };
         let mut permit = Permit::default();
         let mut approval: Option<(&Rule, &ApprovalSettings)> = None;
         for rule in own.iter().chain(self.wildcard.iter()) {
@@ -257,39 +289,4 @@ fn reservation(rule: &Rule, limit: &Limit, call: &Call<'_>) -> Result<Reservatio
         rule: rule.name.clone(),
         message: rule_message(rule),
     })
-}
-
-/// `<namespace>.<counter>` plus the scope's partition, e.g. `create_issue._rate_hour`,
-/// `_global.calls@identity:"alice"`, `deploy.runs@args.env="prod"`. Partition values are
-/// JSON-encoded so that no value can forge another key.
-pub fn counter_key(limit: &Limit, call: &Call<'_>) -> String {
-    let namespace = limit.namespace.as_deref().unwrap_or(call.tool);
-    let mut key = String::with_capacity(namespace.len() + limit.counter.len() + 24);
-    key.push_str(namespace);
-    key.push('.');
-    key.push_str(&limit.counter);
-    match &limit.scope {
-        Scope::Shared => {}
-        Scope::Session => {
-            let _ = write!(
-                key,
-                "@session:{}",
-                Value::from(call.session.unwrap_or("default"))
-            );
-        }
-        Scope::Identity => {
-            let _ = write!(
-                key,
-                "@identity:{}",
-                Value::from(call.identity.unwrap_or("anonymous"))
-            );
-        }
-        Scope::Argument(path) => {
-            let value = path
-                .resolve(call.arguments)
-                .map_or_else(|| "null".to_string(), Value::to_string);
-            let _ = write!(key, "@{path}={value}");
-        }
-    }
-    key
 }

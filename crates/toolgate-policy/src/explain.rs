@@ -16,6 +16,9 @@ pub struct Explanation {
     pub decision: &'static str,
     pub rule: Option<String>,
     pub message: Option<String>,
+    /// The risk category whose rules applied (a tool the policy does not name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
     pub reservations: Vec<ExplainedReservation>,
     pub trace: Vec<TraceStep>,
 }
@@ -34,8 +37,21 @@ impl Policy {
     /// Explains the decision for `call` when the counters hold `counters` (by key; absent
     /// keys are 0).
     pub fn explain(&self, call: &Call<'_>, counters: &HashMap<String, Amount>) -> Explanation {
+        self.explain_in_category(call, None, counters)
+    }
+
+    /// [`Policy::explain`] for a tool of a known risk category.
+    pub fn explain_in_category(
+        &self,
+        call: &Call<'_>,
+        category: Option<&str>,
+        counters: &HashMap<String, Amount>,
+    ) -> Explanation {
+        let applied_category = self
+            .applied_category(call.tool, category)
+            .map(str::to_string);
         let mut trace: Vec<TraceStep> = Vec::new();
-        let decision = self.evaluate(call, &mut trace);
+        let decision = self.evaluate_in_category(call, category, &mut trace);
         let permit = match &decision {
             Decision::Allow(p) => Some(p),
             Decision::ApprovalRequired(a) => Some(&a.permit),
@@ -70,6 +86,7 @@ impl Policy {
                         ),
                     });
                     return Explanation {
+                        category: applied_category,
                         decision: "deny",
                         rule: Some(r.rule.clone()),
                         message: Some(r.message.clone()),
@@ -87,6 +104,7 @@ impl Policy {
             Decision::ApprovalRequired(a) => ("approval_required", Some(a.rule), a.message),
         };
         Explanation {
+            category: applied_category,
             decision: name,
             rule,
             message,

@@ -47,6 +47,13 @@ pub struct Policy {
     pub tools: HashMap<String, Vec<Rule>>,
     /// Rules of the `"*"` entry (PolicyLayer's `all_tools`), applied after a tool's own.
     pub wildcard: Vec<Rule>,
+    /// Rules by risk category (`categories.<Category>`), used as the own rules of a tool the
+    /// policy does not name, once the gateway knows the tool's category.
+    pub categories: HashMap<String, Vec<Rule>>,
+    /// Bearer-token identities for HTTP listeners (`identities`); empty when not configured.
+    pub identities: crate::identities::Identities,
+    /// The `approvals` block: defaults (already applied to the rules) and notifications.
+    pub approvals: crate::approvals::ApprovalsConfig,
 }
 
 /// The tools removed from `tools/list` and refused as unknown.
@@ -198,3 +205,13 @@ pub enum Increment {
 
 /// The namespace used for counters shared by all tools.
 pub const GLOBAL_NAMESPACE: &str = "_global";
+
+/// The risk categories `categories:` may name (as `toolgate-classify` assigns them).
+pub const CATEGORY_NAMES: [&str; 6] = [
+    "Read",
+    "Write",
+    "Execute",
+    "Destructive",
+    "Financial",
+    "Other",
+];

@@ -13,21 +13,26 @@
 //! - PolicyLayer's JSON (`require`, `deny_if`, `limits`, `all_tools`).
 
 pub mod amount;
+pub mod approvals;
 pub mod args;
 mod compile;
+pub mod counter_key;
 pub mod decide;
 pub mod diagnostics;
 pub mod explain;
+pub mod identities;
 pub mod ir;
 pub mod operators;
 pub mod source;
 pub mod window;
 
 pub use amount::Amount;
+pub use approvals::ApprovalsConfig;
 pub use compile::{OPERATORS, REGEX_MAX_LEN, REGEX_SIZE_LIMIT};
 pub use decide::{ApprovalRequest, Call, Decision, Denial, Permit, Reservation, TraceStep};
 pub use diagnostics::{Diagnostic, Location, PolicyErrors};
 pub use explain::{ExplainedReservation, Explanation};
+pub use identities::Identities;
 pub use ir::{DefaultAction, Policy, PolicyFormat};
 pub use window::{Window, WindowMode};
 

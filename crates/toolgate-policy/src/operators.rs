@@ -17,7 +17,8 @@ pub fn holds(operator: &Operator, actual: Option<&Value>) -> bool {
         return matches!(operator, Operator::Exists(false));
     };
     match operator {
-        Operator::Exists(expected) => !value.is_null() == *expected,
+        // A null argument counts as absent.
+        Operator::Exists(expected) => value.is_null() != *expected,
         Operator::Eq(expected) => values_equal(value, expected),
         Operator::Neq(expected) => !values_equal(value, expected),
         Operator::In(list) => list.iter().any(|v| values_equal(value, v)),

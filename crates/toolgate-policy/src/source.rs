@@ -81,9 +81,9 @@ impl Node {
         match &self.kind {
             NodeKind::Null => Value::Null,
             NodeKind::Bool(b) => Value::Bool(*b),
-            NodeKind::Number(text) => serde_json::from_str::<serde_json::Number>(text)
+            NodeKind::Number(text) => json_number(text)
                 .map(Value::Number)
-                .unwrap_or_else(|_| Value::String(text.clone())),
+                .unwrap_or_else(|| Value::String(text.clone())),
             NodeKind::String(s) => Value::String(s.clone()),
             NodeKind::Sequence(items) => Value::Array(items.iter().map(Node::to_json).collect()),
             NodeKind::Mapping(entries) => Value::Object(
@@ -94,6 +94,24 @@ impl Node {
             ),
         }
     }
+}
+
+/// Reads a plain YAML number. YAML writes some numbers JSON does not (`01`, `1.`), and they
+/// must still compare as the numbers they are, not as strings. `None` for a number JSON
+/// cannot hold (`1e400`).
+pub fn json_number(text: &str) -> Option<serde_json::Number> {
+    if let Ok(n) = serde_json::from_str::<serde_json::Number>(text) {
+        return Some(n);
+    }
+    if let Ok(i) = text.parse::<i64>() {
+        return Some(i.into());
+    }
+    if let Ok(u) = text.parse::<u64>() {
+        return Some(u.into());
+    }
+    text.parse::<f64>()
+        .ok()
+        .and_then(serde_json::Number::from_f64)
 }
 
 impl fmt::Display for NodeKind {
@@ -131,11 +149,25 @@ pub fn parse_document(text: &str) -> Result<Node, Vec<Diagnostic>> {
         nodes: 0,
         duplicates: Vec::new(),
     };
-    let root = builder.document().map_err(|d| vec![d])?;
+    let root = builder.document().map_err(|mut d| {
+        // The parser places errors at the end of input one line past a file that does not
+        // end with a newline; point at the last character instead.
+        d.location = d.location.min(end_of(text));
+        vec![d]
+    })?;
     if !builder.duplicates.is_empty() {
         return Err(builder.duplicates);
     }
     Ok(root)
+}
+
+/// The position just after the last character of `text`.
+fn end_of(text: &str) -> Location {
+    let last_line = text.rsplit('\n').next().unwrap_or_default();
+    Location {
+        line: 1 + text.matches('\n').count(),
+        column: 1 + last_line.chars().count(),
+    }
 }
 
 struct TreeBuilder<'input> {
@@ -235,17 +267,7 @@ impl<'input> TreeBuilder<'input> {
         self.count_node(location)?;
         let (node, anchor) = match event {
             Event::Scalar(text, style, anchor, tag) => {
-                if let Some(tag) = tag {
-                    return Err(Diagnostic::new(
-                        location,
-                        "",
-                        format!(
-                            "YAML tags are not supported (found `{}{}`)",
-                            tag.handle, tag.suffix
-                        ),
-                    )
-                    .with_hint("remove the tag; write the value plainly"));
-                }
+                reject_tag(tag.as_deref(), location)?;
                 (
                     Node {
                         location,
@@ -337,8 +359,18 @@ impl<'input> TreeBuilder<'input> {
                         "alias refers to an unknown anchor",
                     ));
                 };
+                // An alias copies its target here, so the copy must fit both limits where
+                // it lands; otherwise chains of anchors could nest without bound.
                 let target = target.clone();
-                let size = count_nodes(&target);
+                let (size, height) = measure(&target);
+                if depth + height > MAX_DEPTH + 1 {
+                    return Err(Diagnostic::new(
+                        location,
+                        "",
+                        format!("values are nested more than {MAX_DEPTH} levels deep"),
+                    )
+                    .with_hint("this alias copies a deeply nested value; write the value out"));
+                }
                 self.nodes += size;
                 self.count_node(location)?;
                 return Ok(target);
@@ -353,25 +385,36 @@ impl<'input> TreeBuilder<'input> {
 }
 
 fn reject_tag(tag: Option<&saphyr_parser::Tag>, location: Location) -> Result<(), Diagnostic> {
-    match tag {
-        None => Ok(()),
-        Some(tag) => Err(Diagnostic::new(
-            location,
-            "",
-            format!(
-                "YAML tags are not supported (found `{}{}`)",
-                tag.handle, tag.suffix
-            ),
-        )),
-    }
+    let Some(tag) = tag else {
+        return Ok(());
+    };
+    // The parser resolves `!!` to the standard prefix; show the tag as the user wrote it.
+    let handle = match tag.handle.as_str() {
+        "tag:yaml.org,2002:" => "!!",
+        other => other,
+    };
+    Err(Diagnostic::new(
+        location,
+        "",
+        format!(
+            "YAML tags are not supported (found `{handle}{}`)",
+            tag.suffix
+        ),
+    )
+    .with_hint("remove the tag; write the value plainly"))
 }
 
-fn count_nodes(node: &Node) -> usize {
-    1 + match &node.kind {
-        NodeKind::Sequence(items) => items.iter().map(count_nodes).sum(),
-        NodeKind::Mapping(entries) => entries.iter().map(|(_, v)| 1 + count_nodes(v)).sum(),
-        _ => 0,
-    }
+/// How many nodes a value holds (keys included) and how many levels it spans (1 for a scalar).
+fn measure(node: &Node) -> (usize, usize) {
+    let children: Box<dyn Iterator<Item = (usize, &Node)>> = match &node.kind {
+        NodeKind::Sequence(items) => Box::new(items.iter().map(|n| (0, n))),
+        NodeKind::Mapping(entries) => Box::new(entries.iter().map(|(_, n)| (1, n))),
+        _ => Box::new(std::iter::empty()),
+    };
+    children.fold((1, 1), |(size, height), (keys, child)| {
+        let (child_size, child_height) = measure(child);
+        (size + keys + child_size, height.max(child_height + 1))
+    })
 }
 
 /// Resolves a scalar with the YAML 1.2 core schema: only plain scalars can be
@@ -430,6 +473,14 @@ mod tests {
     }
 
     #[test]
+    fn yaml_only_number_spellings_are_numbers() {
+        let doc = parse_document("a: 01\nb: 1.\nc: -007.50\n").unwrap();
+        assert_eq!(doc.get("a").unwrap().to_json(), serde_json::json!(1));
+        assert_eq!(doc.get("b").unwrap().to_json(), serde_json::json!(1.0));
+        assert_eq!(doc.get("c").unwrap().to_json(), serde_json::json!(-7.5));
+    }
+
+    #[test]
     fn locations_are_one_based() {
         let doc = parse_document("version: \"1\"\ntools:\n  x:\n    rules: []\n").unwrap();
         let tools = doc.get("tools").unwrap();
@@ -472,6 +523,25 @@ mod tests {
         }
         let errors = parse_document(&text).unwrap_err();
         assert!(errors[0].message.contains("expands to more than"));
+    }
+
+    #[test]
+    fn aliases_cannot_nest_past_the_depth_limit() {
+        let mut text = String::from("a0: &a0 [x]\n");
+        for i in 1..80 {
+            text.push_str(&format!("a{i}: &a{i} [*a{}]\n", i - 1));
+        }
+        let errors = parse_document(&text).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].message.contains("nested more than 64 levels"));
+        // The first alias whose copy would land 65 levels down.
+        assert_eq!(
+            errors[0].location,
+            Location {
+                line: 64,
+                column: 12
+            }
+        );
     }
 
     #[test]

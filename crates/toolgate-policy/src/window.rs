@@ -66,7 +66,7 @@ impl Window {
     /// A window given in whole seconds, as PolicyLayer's `rate_limit: {window: 60}` does.
     pub fn from_seconds(seconds: u64) -> Result<Window, WindowError> {
         let text = format!("{seconds}s");
-        Window::from_millis(seconds.checked_mul(SECOND).unwrap_or(u64::MAX), &text)
+        Window::from_millis(seconds.saturating_mul(SECOND), &text)
     }
 
     fn from_millis(length_ms: u64, text: &str) -> Result<Window, WindowError> {

@@ -36,6 +36,9 @@ pub struct GatewayOptions {
     pub cancel_grace: Duration,
     /// Whether results with `isError: true` consume quota (they reached the tool).
     pub count_error_results: bool,
+    /// Where approval requests are kept and announced; without it, a call that needs
+    /// approval is refused with a message saying approvals are not configured.
+    pub approvals: Option<Arc<crate::approvals::Approvals>>,
 }
 
 impl Default for GatewayOptions {
@@ -46,6 +49,7 @@ impl Default for GatewayOptions {
             call_timeout: Duration::from_secs(600),
             cancel_grace: Duration::from_secs(5),
             count_error_results: true,
+            approvals: None,
         }
     }
 }
@@ -58,6 +62,9 @@ pub struct Gateway {
     pub(crate) hasher: Option<ArgsHasher>,
     pub(crate) options: GatewayOptions,
     sessions: Mutex<Vec<Weak<Session>>>,
+    /// Risk categories of the tools seen in `tools/list` results, for `categories` rules.
+    pub(crate) tool_categories:
+        parking_lot::RwLock<std::collections::HashMap<String, &'static str>>,
 }
 
 impl Gateway {
@@ -81,6 +88,7 @@ impl Gateway {
             hasher,
             options,
             sessions: Mutex::new(Vec::new()),
+            tool_categories: Default::default(),
         })
     }
 

@@ -7,6 +7,8 @@
 //! Policy text is never interpreted here — `toolgate-policy` does that — and no transport
 //! contains policy logic.
 
+pub mod admin;
+pub mod approvals;
 pub mod audit;
 pub mod envelope;
 pub mod framing;

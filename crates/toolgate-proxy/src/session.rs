@@ -27,6 +27,8 @@ pub(crate) struct SessionState {
     pub protocol_version: Option<String>,
     /// Tool names the server listed, to tell whether a reload changes what the client sees.
     pub listed_tools: Option<Vec<String>>,
+    /// Requests toolgate itself sent to the server, by canonical id, awaiting their answer.
+    pub internal_requests: HashMap<String, tokio::sync::oneshot::Sender<String>>,
 }
 
 /// A client request toolgate must follow to its answer.
@@ -46,6 +48,8 @@ pub(crate) struct CallInFlight {
     pub counters: Vec<CounterRecord>,
     pub args_hash: Option<String>,
     pub not_counted: bool,
+    /// The approval this call consumed; given back if the call does not happen.
+    pub approval: Option<String>,
     pub phase: CallPhase,
     /// When toolgate stops waiting for the server.
     pub deadline: Instant,

@@ -366,3 +366,63 @@ async fn store_outage_fails_closed_by_default_and_open_on_request() {
     open.client(&call(1, "echo", "{}")).await;
     assert!(open.next_to_server().await.contains("\"id\":1"));
 }
+
+const CATEGORY_POLICY: &str = r#"
+version: "1"
+tools:
+  named_delete:
+    rules: []
+categories:
+  Destructive:
+    rules:
+      - name: destructive tools are off
+        action: deny
+        on_deny: "Destructive tools are not allowed"
+"#;
+
+const TOOL_PAGE: &str = r#"{"tools":[{"name":"delete_repository","description":"Delete a repository permanently"},{"name":"named_delete","description":"Delete a thing"},{"name":"list_repos","description":"List repositories"}]}"#;
+
+#[tokio::test]
+async fn category_rules_apply_to_unnamed_tools_learned_from_tools_list() {
+    let mut h = harness_with(CATEGORY_POLICY, GatewayOptions::default(), None);
+    h.client(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#)
+        .await;
+    h.next_to_server().await;
+    h.server(&format!(
+        r#"{{"jsonrpc":"2.0","id":1,"result":{TOOL_PAGE}}}"#
+    ))
+    .await;
+    h.next_to_client().await;
+
+    h.client(&call(2, "delete_repository", "{}")).await;
+    let reply = h.next_to_client().await;
+    assert_eq!(
+        reply["result"]["_meta"]["dev.toolgate/decision"]["rule"],
+        "destructive tools are off"
+    );
+    h.nothing_to_server();
+    // A tool the policy names keeps its own rules; a Read tool has no category rules.
+    h.client(&call(3, "named_delete", "{}")).await;
+    assert!(h.next_to_server().await.contains("\"id\":3"));
+    h.client(&call(4, "list_repos", "{}")).await;
+    assert!(h.next_to_server().await.contains("\"id\":4"));
+}
+
+#[tokio::test]
+async fn a_call_before_any_listing_makes_toolgate_list_the_tools_itself() {
+    let mut h = harness_with(CATEGORY_POLICY, GatewayOptions::default(), None);
+    h.client(&call(1, "delete_repository", "{}")).await;
+    let own_request: Value = serde_json::from_str(&h.next_to_server().await).unwrap();
+    assert_eq!(own_request["method"], "tools/list");
+    let own_id = own_request["id"].clone();
+    h.server(&format!(
+        r#"{{"jsonrpc":"2.0","id":{own_id},"result":{TOOL_PAGE}}}"#
+    ))
+    .await;
+    // The client sees the denial, never toolgate's own listing.
+    let reply = h.next_to_client().await;
+    assert_eq!(reply["id"], 1);
+    assert_eq!(reply["result"]["isError"], true);
+    assert!(h.client_rx.try_recv().is_err());
+    h.nothing_to_server();
+}

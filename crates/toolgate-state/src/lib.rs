@@ -13,7 +13,12 @@
 //! A Redis store fits the same contract: tickets name the exact window each amount went to,
 //! and the check is a pure function a server-side script can mirror. Time always comes from
 //! an injected [`Clock`]. See `docs/STATE.md` for the key layout and the guarantees.
+//!
+//! The same backends keep [`approvals`]: calls waiting for a person's decision, with atomic
+//! state transitions, so every gateway and the `toolgate approvals` command see one truth
+//! (`docs/APPROVALS.md`).
 
+pub mod approvals;
 mod clock;
 mod dsn;
 mod memory;
@@ -22,6 +27,11 @@ mod sqlite;
 mod store;
 mod windows;
 
+pub use approvals::{
+    open_approvals, Admission, AdmitOutcome, ApprovalError, ApprovalRecord, ApprovalState,
+    ApprovalStore, ListFilter, MemoryApprovals, NewApproval, SharedApprovals, SqliteApprovals,
+    Verdict,
+};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dsn::{open_store, Dsn};
 pub use memory::MemoryStore;

@@ -253,6 +253,12 @@ pub struct ExplainArgs {
     #[arg(long, value_name = "ID")]
     pub session: Option<String>,
 
+    /// The tool's risk category (Read, Write, Execute, Destructive, Financial, Other), as
+    /// `toolgate classify` reports it: a tool the policy does not name then takes the rules of
+    /// `categories.<CATEGORY>`, as the gateway does once it has listed the tool.
+    #[arg(long, value_name = "CATEGORY")]
+    pub category: Option<String>,
+
     /// Assume a counter holds a value, e.g. create_issue._rate_hour=5. Repeatable.
     #[arg(long = "counter", value_name = "KEY=VALUE")]
     pub counters: Vec<String>,

@@ -9,7 +9,7 @@ use crate::amount::Amount;
 use crate::args::ArgPath;
 use crate::diagnostics::Location;
 use crate::ir::{Condition, Operator};
-use crate::source::Node;
+use crate::source::{json_number, Node, NodeKind};
 
 /// Largest compiled size of a user regex; keeps one pattern from eating memory or time.
 pub const REGEX_SIZE_LIMIT: usize = 256 * 1024;
@@ -47,7 +47,12 @@ pub fn compile_conditions(reader: &mut Reader, node: &Node, path: &str) -> Vec<C
         .collect()
 }
 
-fn compile_condition(reader: &mut Reader, node: &Node, path: &str) -> Option<CompiledCondition> {
+/// Compiles one condition written at `path`; problems are recorded in the reader.
+pub fn compile_condition(
+    reader: &mut Reader,
+    node: &Node,
+    path: &str,
+) -> Option<CompiledCondition> {
     let entries = reader.mapping(node, path, &["path", "op", "value"])?;
     let get = |k: &str| {
         entries
@@ -142,7 +147,26 @@ fn compile_condition(reader: &mut Reader, node: &Node, path: &str) -> Option<Com
     }))
 }
 
+/// The first number in a value that JSON cannot hold; converted, it would silently become a
+/// string and compare as one.
+fn unrepresentable_number(node: &Node) -> Option<&Node> {
+    match &node.kind {
+        NodeKind::Number(text) if json_number(text).is_none() => Some(node),
+        NodeKind::Sequence(items) => items.iter().find_map(unrepresentable_number),
+        NodeKind::Mapping(entries) => entries.iter().find_map(|(_, v)| unrepresentable_number(v)),
+        _ => None,
+    }
+}
+
 fn compile_operator(reader: &mut Reader, op: &str, node: &Node, path: &str) -> Option<Operator> {
+    if let Some(bad) = unrepresentable_number(node) {
+        reader.error(
+            bad.location,
+            path,
+            format!("number {} is out of range", bad.kind),
+        );
+        return None;
+    }
     let value = node.to_json();
     let number = |reader: &mut Reader| match &value {
         Value::Number(n) => Some(n.clone()),
@@ -216,7 +240,7 @@ fn compile_operator(reader: &mut Reader, op: &str, node: &Node, path: &str) -> O
                     node.location,
                     path,
                     format!(
-                        "regex is {} characters long, more than the {REGEX_MAX_LEN} allowed",
+                        "regex is {} bytes long, more than the {REGEX_MAX_LEN} allowed",
                         pattern.len()
                     ),
                 );

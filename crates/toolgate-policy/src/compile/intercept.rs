@@ -8,8 +8,8 @@
 
 use super::conditions::{compile_conditions, CompiledCondition, StateCondition};
 use super::limits::{
-    build_limit, default_scope, read_increment_from, read_mode, read_positive_amount, read_scope,
-    read_window, Owner, ScopeChoice,
+    build_limit, check_reachable, default_scope, read_counter_name, read_increment_from, read_mode,
+    read_positive_amount, read_scope, read_window, Owner, ScopeChoice,
 };
 use super::reader::{child_path, index_path, Reader};
 use crate::amount::Amount;
@@ -276,6 +276,7 @@ fn owner_label(owner: Owner<'_>) -> String {
     match owner {
         Owner::Tool(name) => name.to_string(),
         Owner::AllTools => "*".to_string(),
+        Owner::Category(name) => name.to_string(),
     }
 }
 
@@ -322,7 +323,7 @@ pub(super) fn read_approval_settings<'n>(
     get: &dyn Fn(&str) -> Option<&'n Node>,
     path: &str,
 ) -> ApprovalSettings {
-    let mut settings = ApprovalSettings::default();
+    let mut settings: ApprovalSettings = reader.approval_defaults.clone();
     if let Some(n) = get("approval_timeout") {
         if let Some(w) = read_window(reader, n, &child_path(path, "approval_timeout")) {
             settings.timeout_ms = w.length_ms;
@@ -422,14 +423,15 @@ fn compile_rate_limit(
                 window.mode = mode?;
             }
             let counter = format!("_rate_{}", window.name());
-            Some(build_limit(
+            let limit = build_limit(
                 owner,
                 counter,
                 scope,
                 window,
                 max,
                 Increment::Fixed(Amount::ONE),
-            ))
+            );
+            check_reachable(reader, node, path, &limit).then_some(limit)
         }
         _ => {
             reader.error_with_hint(
@@ -458,7 +460,7 @@ fn compile_state(
             .map(|(_, v)| v)
     };
     let counter = match get("counter") {
-        Some(n) => reader.name(n, &child_path(path, "counter")),
+        Some(n) => read_counter_name(reader, n, &child_path(path, "counter")),
         None => {
             reader.error(node.location, path, "state block is missing `counter`");
             None
@@ -587,5 +589,6 @@ fn compile_state(
             return None;
         }
     };
-    Some(build_limit(owner, counter, scope, window, max, increment))
+    let limit = build_limit(owner, counter, scope, window, max, increment);
+    check_reachable(reader, node, path, &limit).then_some(limit)
 }

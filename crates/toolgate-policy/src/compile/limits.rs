@@ -3,23 +3,25 @@
 
 use super::reader::Reader;
 use crate::amount::Amount;
-use crate::args::ArgPath;
+use crate::args::{ArgPath, ArgPathError};
 use crate::ir::{Increment, Limit, Scope, GLOBAL_NAMESPACE};
 use crate::source::{Node, NodeKind};
 use crate::window::{Window, WindowMode};
 
-/// Whose rule a limit belongs to: a named tool, or every tool (`"*"` / `all_tools`).
+/// Whose rule a limit belongs to: a named tool, every tool (`"*"` / `all_tools`), or the
+/// unnamed tools of a risk category (`categories.<Category>`).
 #[derive(Debug, Clone, Copy)]
 pub enum Owner<'a> {
     Tool(&'a str),
     AllTools,
+    Category(&'a str),
 }
 
 impl Owner<'_> {
     /// The namespace Intercept gives this owner's counters in `state.<ns>.<counter>` paths.
     pub fn state_namespace(&self) -> &str {
         match self {
-            Owner::Tool(name) => name,
+            Owner::Tool(name) | Owner::Category(name) => name,
             Owner::AllTools => GLOBAL_NAMESPACE,
         }
     }
@@ -144,17 +146,58 @@ pub fn read_positive_amount(
 
 pub fn read_increment_from(reader: &mut Reader, node: &Node, path: &str) -> Option<Increment> {
     let text = reader.name(node, path)?;
-    match ArgPath::parse(&text) {
-        Ok(p) => Some(Increment::FromArgument(p)),
-        Err(_) => {
+    let message = match ArgPath::parse(&text) {
+        Ok(p) => return Some(Increment::FromArgument(p)),
+        Err(ArgPathError::NotArgs(_)) => {
+            format!("increment_from must start with \"args.\", got {text:?}")
+        }
+        Err(e) => format!("increment_from: {e}"),
+    };
+    reader.error_with_hint(
+        node.location,
+        path,
+        message,
+        "name the numeric argument to add, e.g. args.amount",
+    );
+    None
+}
+
+/// A counter name: letters, digits, `_` and `-`. Dots and `@` separate the parts of a counter
+/// key (`tool.counter@session:"id"`), so a name holding them could share another's counter.
+pub fn read_counter_name(reader: &mut Reader, node: &Node, path: &str) -> Option<String> {
+    let name = reader.name(node, path)?;
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
+    {
+        reader.error_with_hint(
+            node.location,
+            path,
+            format!("counter name {name:?} contains {bad:?}"),
+            "use letters, digits, _ and -, e.g. daily_spend",
+        );
+        return None;
+    }
+    Some(name)
+}
+
+/// Refuses a limit no call could ever fit under (a fixed increment above the maximum), which
+/// would deny every call while looking like a limit.
+pub fn check_reachable(reader: &mut Reader, node: &Node, path: &str, limit: &Limit) -> bool {
+    match limit.increment {
+        Increment::Fixed(step) if step > limit.max => {
             reader.error_with_hint(
                 node.location,
                 path,
-                format!("increment_from must start with \"args.\", got {text:?}"),
-                "name the numeric argument to add, e.g. args.amount",
+                format!(
+                    "every call would be denied: each call adds {step} to counter {:?} but its maximum is {}",
+                    limit.counter, limit.max
+                ),
+                "raise max, or lower increment",
             );
-            None
+            false
         }
+        _ => true,
     }
 }
 
@@ -170,13 +213,15 @@ pub fn build_limit(
     let own_namespace = match owner {
         Owner::Tool(name) => Some(name.to_string()),
         Owner::AllTools => Some(GLOBAL_NAMESPACE.to_string()),
+        // Category rules count per called tool, as if written under each tool's own name.
+        Owner::Category(_) => None,
     };
     let (namespace, scope) = match scope {
         ScopeChoice::Global => (Some(GLOBAL_NAMESPACE.to_string()), Scope::Shared),
         ScopeChoice::Tool => match owner {
             Owner::Tool(name) => (Some(name.to_string()), Scope::Shared),
             // A tool-scoped counter on a rule for every tool counts each tool apart.
-            Owner::AllTools => (None, Scope::Shared),
+            Owner::AllTools | Owner::Category(_) => (None, Scope::Shared),
         },
         ScopeChoice::Session => (own_namespace, Scope::Session),
         ScopeChoice::Identity => (own_namespace, Scope::Identity),
@@ -195,7 +240,7 @@ pub fn build_limit(
 /// The scope a counter gets when none is written: its own tool, or every tool for `"*"`.
 pub fn default_scope(owner: Owner<'_>) -> ScopeChoice {
     match owner {
-        Owner::Tool(_) => ScopeChoice::Tool,
+        Owner::Tool(_) | Owner::Category(_) => ScopeChoice::Tool,
         Owner::AllTools => ScopeChoice::Global,
     }
 }

@@ -1,7 +1,9 @@
 //! From a located document to a [`Policy`]: format detection, the top-level keys every form
 //! shares, and dispatch to the form's own rule compiler.
 
+mod approvals;
 mod conditions;
+mod identities;
 mod intercept;
 mod limits;
 mod policylayer;
@@ -25,6 +27,9 @@ const INTERCEPT_KEYS: &[&str] = &[
     "hide",
     "tools",
     "deny_prefix",
+    "identities",
+    "approvals",
+    "categories",
 ];
 const POLICYLAYER_KEYS: &[&str] = &[
     "version",
@@ -34,6 +39,9 @@ const POLICYLAYER_KEYS: &[&str] = &[
     "tools",
     "all_tools",
     "deny_prefix",
+    "identities",
+    "approvals",
+    "categories",
 ];
 
 /// Parses and compiles policy text. On failure, every problem found, in file order.
@@ -149,6 +157,14 @@ fn compile_root(
     let hidden = get("hide")
         .map(|n| compile_hide(reader, n))
         .unwrap_or_default();
+    let identities = get("identities")
+        .map(|n| identities::compile_identities(reader, n))
+        .unwrap_or_default();
+    // Before the tools: the block's defaults apply to every `require_approval` rule.
+    let approvals = get("approvals")
+        .map(|n| approvals::compile_approvals(reader, n))
+        .unwrap_or_default();
+    reader.approval_defaults = approvals.defaults.clone();
 
     let mut tools: HashMap<String, Vec<Rule>> = HashMap::new();
     let mut wildcard: Vec<Rule> = Vec::new();
@@ -175,15 +191,17 @@ fn compile_root(
                         policylayer::tool_keys(),
                     ),
                 };
-                match owner {
-                    Owner::AllTools => wildcard.extend(rules),
-                    Owner::Tool(name) => {
-                        tools.insert(name.to_string(), rules);
-                    }
+                if key.name == "*" {
+                    wildcard.extend(rules);
+                } else {
+                    tools.insert(key.name.clone(), rules);
                 }
             }
         }
     }
+    let categories = get("categories")
+        .map(|n| compile_categories(reader, n, format))
+        .unwrap_or_default();
     if let Some(all) = get("all_tools") {
         wildcard.extend(policylayer::compile_tool(
             reader,
@@ -203,7 +221,41 @@ fn compile_root(
         hidden,
         tools,
         wildcard,
+        categories,
+        identities,
+        approvals,
     })
+}
+
+/// `categories: {Destructive: {rules: [...]}}` (or PolicyLayer's entry form): rules for the
+/// tools of a risk category that the policy does not name.
+fn compile_categories(
+    reader: &mut Reader,
+    node: &Node,
+    format: PolicyFormat,
+) -> HashMap<String, Vec<Rule>> {
+    let mut categories = HashMap::new();
+    for (key, entry) in reader.open_mapping(node, "categories").unwrap_or_default() {
+        let path = child_path("categories", &key.name);
+        if !crate::ir::CATEGORY_NAMES.contains(&key.name.as_str()) {
+            reader.error_with_hint(
+                key.location,
+                &path,
+                format!("unknown category {:?}", key.name),
+                format!("use one of: {}", crate::ir::CATEGORY_NAMES.join(", ")),
+            );
+            continue;
+        }
+        let owner = Owner::Category(&key.name);
+        let rules = match format {
+            PolicyFormat::Intercept => intercept::compile_tool(reader, owner, entry, &path),
+            PolicyFormat::PolicyLayer => {
+                policylayer::compile_tool(reader, owner, entry, &path, policylayer::tool_keys())
+            }
+        };
+        categories.insert(key.name.clone(), rules);
+    }
+    categories
 }
 
 fn compile_hide(reader: &mut Reader, node: &Node) -> HiddenTools {

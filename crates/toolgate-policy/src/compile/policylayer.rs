@@ -1,19 +1,22 @@
 //! PolicyLayer's JSON policy: `tools.<name>.require`, `deny_if`, `limits`, and
 //! `all_tools.limits`. Each requirement, deny entry and limit becomes one IR rule, named after
 //! where it was written (`create_refund.require[0]`), so a denial says exactly which one failed.
+//! A tool's rules run in a fixed order — `require`, `deny_if`, `require_approval`, `limits` —
+//! since the order of keys in a JSON object carries no meaning.
 
-use super::conditions::{compile_conditions, CompiledCondition};
+use super::conditions::{compile_condition, compile_conditions, CompiledCondition};
 use super::intercept::read_approval_settings;
 use super::limits::{
-    build_limit, default_scope, read_increment_from, read_mode, read_positive_amount, read_scope,
-    read_window, Owner,
+    build_limit, check_reachable, default_scope, read_counter_name, read_increment_from, read_mode,
+    read_positive_amount, read_scope, read_window, Owner,
 };
 use super::reader::{child_path, index_path, Reader};
 use crate::amount::Amount;
-use crate::ir::{Effect, Increment, Rule};
+use crate::ir::{Condition, Effect, Increment, Rule};
 use crate::source::{Node, NodeKind};
 
-const TOOL_KEYS: &[&str] = &["require", "deny_if", "limits", "require_approval"];
+/// Also the order in which a tool's entries become rules (see `compile_tool`).
+const TOOL_KEYS: &[&str] = &["require", "deny_if", "require_approval", "limits"];
 const DENY_IF_KEYS: &[&str] = &["conditions", "on_deny"];
 const APPROVAL_KEYS: &[&str] = &["conditions", "message", "approval_timeout", "approval_mode"];
 const LIMIT_KEYS: &[&str] = &[
@@ -44,9 +47,17 @@ pub fn compile_tool(
     let label = match owner {
         Owner::Tool(name) => name.to_string(),
         Owner::AllTools => "all_tools".to_string(),
+        Owner::Category(name) => name.to_string(),
     };
     let mut rules = Vec::new();
-    for (key, value) in entries {
+    let mut counters: Vec<String> = Vec::new();
+    // JSON objects are unordered, so the rules follow one fixed order whatever order the keys
+    // were written in: requirements, deny entries, approvals, then limits (argument checks
+    // before counters, as everywhere).
+    for (key, value) in keys
+        .iter()
+        .filter_map(|k| entries.iter().find(|(key, _)| key.name == *k))
+    {
         let key_path = child_path(path, &key.name);
         let Some(items) = reader.optional_sequence(value, &key_path) else {
             continue;
@@ -61,22 +72,22 @@ pub fn compile_tool(
                 "limits" => compile_limit(reader, owner, item, &item_path, name),
                 _ => None,
             };
-            rules.extend(rule);
-        }
-    }
-    let mut counters: Vec<String> = Vec::new();
-    for rule in &rules {
-        for limit in &rule.limits {
-            let identity = format!("{:?}/{}", limit.namespace, limit.counter);
-            if counters.contains(&identity) {
-                reader.error_with_hint(
-                    node.location,
-                    path,
-                    format!("duplicate counter {:?}", limit.counter),
-                    "give each limit its own counter name",
-                );
+            let Some(rule) = rule else {
+                continue;
+            };
+            for limit in &rule.limits {
+                let identity = format!("{:?}/{}", limit.namespace, limit.counter);
+                if counters.contains(&identity) {
+                    reader.error_with_hint(
+                        item.location,
+                        &item_path,
+                        format!("duplicate counter {:?}", limit.counter),
+                        "give each limit its own counter name",
+                    );
+                }
+                counters.push(identity);
             }
-            counters.push(identity);
+            rules.push(rule);
         }
     }
     rules
@@ -86,42 +97,41 @@ pub fn tool_keys() -> &'static [&'static str] {
     TOOL_KEYS
 }
 
-fn argument_conditions(
-    reader: &mut Reader,
-    node: &Node,
-    path: &str,
-) -> Option<Vec<crate::ir::Condition>> {
+fn argument_conditions(reader: &mut Reader, node: &Node, path: &str) -> Option<Vec<Condition>> {
     let before = reader.diagnostics.len();
-    let mut out = Vec::new();
-    for c in compile_conditions(reader, node, path) {
-        match c {
-            CompiledCondition::Argument(a) => out.push(a),
-            CompiledCondition::State(s) => reader.error_with_hint(
+    let out: Vec<Condition> = compile_conditions(reader, node, path)
+        .into_iter()
+        .filter_map(|c| argument_only(reader, c))
+        .collect();
+    (reader.diagnostics.len() == before).then_some(out)
+}
+
+/// The condition if it tests an argument; counters are limited with `limits` in this form.
+fn argument_only(reader: &mut Reader, condition: CompiledCondition) -> Option<Condition> {
+    match condition {
+        CompiledCondition::Argument(a) => Some(a),
+        CompiledCondition::State(s) => {
+            reader.error_with_hint(
                 s.location,
                 &s.path,
                 "PolicyLayer policies limit counters with `limits`, not state conditions",
                 "write {counter, window, max} under limits",
-            ),
+            );
+            None
         }
     }
-    (reader.diagnostics.len() == before).then_some(out)
 }
 
 /// A `require` entry is one condition that must hold.
 fn compile_requirement(reader: &mut Reader, node: &Node, path: &str, name: String) -> Option<Rule> {
-    let wrapped = Node {
-        location: node.location,
-        kind: NodeKind::Sequence(vec![node.clone()]),
-    };
-    let conditions = argument_conditions(reader, &wrapped, path)?;
-    let message = conditions
-        .first()
-        .map(|c| format!("Requirement not met: {}", c.text));
+    let condition = compile_condition(reader, node, path)?;
+    let condition = argument_only(reader, condition)?;
+    let message = Some(format!("Requirement not met: {}", condition.text));
     Some(Rule {
         name,
         origin: path.to_string(),
         effect: Effect::Require,
-        conditions,
+        conditions: vec![condition],
         limits: Vec::new(),
         message,
     })
@@ -209,7 +219,8 @@ fn compile_limit(
     if missing {
         return None;
     }
-    let counter = get("counter").and_then(|n| reader.name(n, &child_path(path, "counter")));
+    let counter =
+        get("counter").and_then(|n| read_counter_name(reader, n, &child_path(path, "counter")));
     let window = get("window").and_then(|n| read_window(reader, n, &child_path(path, "window")));
     let max =
         get("max").and_then(|n| read_positive_amount(reader, n, &child_path(path, "max"), "max"));
@@ -241,6 +252,9 @@ fn compile_limit(
         window.mode = mode?;
     }
     let limit = build_limit(owner, counter, scope, window, max, increment);
+    if !check_reachable(reader, node, path, &limit) {
+        return None;
+    }
     let message = message.or_else(|| {
         Some(format!(
             "Limit of {} per {} reached for counter {:?}.",

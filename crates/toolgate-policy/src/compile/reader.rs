@@ -10,6 +10,9 @@ use crate::source::{Key, Node, NodeKind};
 #[derive(Default)]
 pub struct Reader {
     pub diagnostics: Vec<Diagnostic>,
+    /// What `require_approval` rules get when they set no timeout or mode: the top-level
+    /// `approvals` block's defaults, read before the tools.
+    pub approval_defaults: crate::ir::ApprovalSettings,
 }
 
 /// Appends a key to a policy path, quoting keys that are not plain identifiers.

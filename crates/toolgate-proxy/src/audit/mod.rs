@@ -53,6 +53,9 @@ pub struct DecisionRecord {
     pub latency_us: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub args_hash: Option<String>,
+    /// The approval request the call waited on or consumed (`apr_…`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<String>,
 }
 
 /// Everything that goes into the log.
@@ -72,6 +75,8 @@ pub enum AuditEvent {
     Shutdown {
         reason: String,
     },
+    /// A transition of an approval request (see `docs/APPROVALS.md`).
+    Approval(crate::approvals::ApprovalAudit),
 }
 
 #[derive(Serialize)]

@@ -75,13 +75,47 @@ impl Gateway {
             }
         };
         let policy = self.policy.load_full();
+        // A tool the policy does not name may take its rules from its risk category; a call
+        // that arrives before the tool was ever listed waits for toolgate to list the tools.
+        if policy.has_category_rules()
+            && !policy.tools.contains_key(&params.tool)
+            && self.category_of(&params.tool).is_none()
+        {
+            let gateway = Arc::clone(self);
+            let session = Arc::clone(session);
+            let id = id.to_owned();
+            let text = text.to_string();
+            tokio::spawn(async move {
+                gateway.learn_tool_categories(&session).await;
+                gateway
+                    .decide_call(&session, &id, key, params, policy, &text, started)
+                    .await;
+            });
+            return;
+        }
+        self.decide_call(session, id, key, params, policy, text, started)
+            .await;
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn decide_call(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        id: &RawValue,
+        key: String,
+        params: CallParams,
+        policy: Arc<Policy>,
+        text: &str,
+        started: Instant,
+    ) {
+        let category = self.category_of(&params.tool);
         let call = Call {
             tool: &params.tool,
             arguments: &params.arguments,
             session: Some(&session.id),
             identity: session.identity.as_deref(),
         };
-        let decision = policy.decide(&call);
+        let decision = policy.decide_in_category(&call, category);
         let args_hash = self.hasher.as_ref().map(|h| h.hash(&params.arguments));
         let record = |decision: &'static str, rule: Option<String>, message: Option<String>| {
             DecisionRecord {
@@ -97,6 +131,7 @@ impl Gateway {
                 not_counted: false,
                 latency_us: started.elapsed().as_micros() as u64,
                 args_hash: args_hash.clone(),
+                approval: None,
             }
         };
 
@@ -124,6 +159,17 @@ impl Gateway {
                     Some(denial.message),
                 )));
                 return session.send_to_client(reply).await;
+            }
+            Decision::ApprovalRequired(request) if self.options.approvals.is_some() => {
+                let call = crate::approvals::ApprovalCall {
+                    tool: params.tool.clone(),
+                    arguments: params.arguments.clone(),
+                    started,
+                    args_hash: args_hash.clone(),
+                };
+                return self
+                    .require_approval(session, id, key, request, call, policy, text)
+                    .await;
             }
             Decision::ApprovalRequired(request) => {
                 let message = "This call requires human approval, and approvals are not configured on this gateway";
@@ -155,6 +201,7 @@ impl Gateway {
             counters,
             args_hash,
             not_counted: false,
+            approval: None,
             phase: if permit.reservations.is_empty() {
                 CallPhase::Forwarded
             } else {
@@ -181,7 +228,7 @@ impl Gateway {
         });
     }
 
-    async fn reserve_and_forward(
+    pub(crate) async fn reserve_and_forward(
         &self,
         session: &Session,
         id: &RawValue,
@@ -295,6 +342,12 @@ impl Gateway {
         message: Option<String>,
         outcome: &'static str,
     ) {
+        // A consumed approval is given back whenever the call did not reach the tool.
+        if let Some(approval) = &call.approval {
+            if !matches!(outcome, "result" | "tool_error") {
+                self.release_approval(approval.clone());
+            }
+        }
         self.audit.record(AuditEvent::Decision(DecisionRecord {
             session: session.id.clone(),
             identity: session.identity.clone(),
@@ -308,11 +361,12 @@ impl Gateway {
             not_counted: call.not_counted,
             latency_us: call.started.elapsed().as_micros() as u64,
             args_hash: call.args_hash,
+            approval: call.approval,
         }));
     }
 }
 
-fn counter_records(permit: &Permit) -> Vec<CounterRecord> {
+pub(crate) fn counter_records(permit: &Permit) -> Vec<CounterRecord> {
     permit
         .reservations
         .iter()

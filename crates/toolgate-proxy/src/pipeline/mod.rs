@@ -7,6 +7,7 @@
 //! looked into; everything else passes byte for byte.
 
 mod call;
+mod categories;
 mod initialize;
 mod server;
 mod settle;

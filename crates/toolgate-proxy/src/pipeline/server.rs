@@ -29,7 +29,14 @@ impl Gateway {
             return session.send_to_client(compact(text)).await;
         }
         let Some(id) = envelope.id else { return };
-        let pending = session.state.lock().inflight.remove(&id_key(id));
+        let key = id_key(id);
+        let internal = session.state.lock().internal_requests.remove(&key);
+        if let Some(waiter) = internal {
+            // An answer to toolgate's own request: never the client's business.
+            let _ = waiter.send(text.to_string());
+            return;
+        }
+        let pending = session.state.lock().inflight.remove(&key);
         let reply = match pending {
             None => compact(text),
             Some(InFlight::Call(call)) => {
@@ -40,6 +47,9 @@ impl Gateway {
             Some(InFlight::ToolsList) => match envelope.result {
                 Some(result) => {
                     let policy = self.policy.load_full();
+                    if policy.has_category_rules() {
+                        self.learn_categories_from_page(result.get());
+                    }
                     match filter_tools_page(result.get(), &policy) {
                         Some(page) => {
                             session

@@ -6,8 +6,8 @@
 //! wait. All SQLite work happens on one dedicated thread (see `worker`); the async methods
 //! only send a request and await the reply, so the runtime is never blocked.
 
-mod error;
-mod schema;
+pub(crate) mod error;
+pub(crate) mod schema;
 mod worker;
 
 use std::path::{Path, PathBuf};

@@ -24,13 +24,22 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
         bail!("--args must be a JSON object, such as '{{\"amount\": 500}}'");
     }
     let counters = parse_counters(&args.counters)?;
+    if let Some(category) = &args.category {
+        let known = toolgate_policy::ir::CATEGORY_NAMES;
+        if !known.contains(&category.as_str()) {
+            bail!(
+                "--category {category:?} is not a category; use one of: {}",
+                known.join(", ")
+            );
+        }
+    }
     let call = Call {
         tool: &args.tool,
         arguments: &arguments,
         session: args.session.as_deref(),
         identity: args.identity.as_deref(),
     };
-    let explanation = policy.explain(&call, &counters);
+    let explanation = policy.explain_in_category(&call, args.category.as_deref(), &counters);
     match args.format {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&explanation)?),
         OutputFormat::Text => print!("{}", render_text(&args.tool, &explanation)),
@@ -56,6 +65,12 @@ fn render_text(tool: &str, e: &Explanation) -> String {
     let _ = writeln!(out, "decision: {}", e.decision);
     if let Some(rule) = &e.rule {
         let _ = writeln!(out, "rule:     {rule}");
+    }
+    if let Some(category) = &e.category {
+        let _ = writeln!(
+            out,
+            "category: {category} (its rules apply: the policy does not name this tool)"
+        );
     }
     if let Some(message) = &e.message {
         let _ = writeln!(out, "message:  {message}");
