@@ -246,12 +246,18 @@ fn compile_operator(reader: &mut Reader, op: &str, node: &Node, path: &str) -> O
                 );
                 return None;
             }
+            if let Some(re) = reader.regexes.get(pattern) {
+                return Some(Operator::Regex(re.clone()));
+            }
             match RegexBuilder::new(pattern)
                 .size_limit(REGEX_SIZE_LIMIT)
                 .dfa_size_limit(REGEX_SIZE_LIMIT)
                 .build()
             {
-                Ok(re) => Operator::Regex(re),
+                Ok(re) => {
+                    reader.regexes.insert(pattern.clone(), re.clone());
+                    Operator::Regex(re)
+                }
                 Err(regex::Error::CompiledTooBig(limit)) => {
                     reader.error_with_hint(
                         node.location,
