@@ -481,11 +481,13 @@ class Gateway:
         *,
         state_dsn: str | None = "memory:",
         extra: Sequence[str] = (),
+        policy: Path | None = None,
+        env: dict[str, str] | None = None,
         **callbacks: Any,
     ):
         """An SDK session through toolgate (server-everything unless told otherwise)."""
-        argv = self.argv(server or everything_command(), state_dsn=state_dsn, extra=extra)
-        return mcp_session(argv, stderr_path=self.new_log("toolgate"), env=self.env(), **callbacks)
+        argv = self.argv(server or everything_command(), policy=policy, state_dsn=state_dsn, extra=extra)
+        return mcp_session(argv, stderr_path=self.new_log("toolgate"), env=env or self.env(), **callbacks)
 
     def direct(self, server: Sequence[str] | None = None, **callbacks: Any):
         """An SDK session straight to the server, no toolgate: the reference behaviour."""

@@ -346,7 +346,7 @@ pub struct ClassifyArgs {
     #[arg(
         last = true,
         value_name = "SERVER_COMMAND",
-        required_unless_present = "tools_json"
+        required_unless_present_any = ["tools_json", "upstream"]
     )]
     pub command: Vec<OsString>,
 }
