@@ -172,11 +172,14 @@ ensure_venv() {
 #
 # A test that needs Redis reads TOOLGATE_TEST_REDIS_URL; that name appearing in a test
 # is what makes this script provide one. When no Redis can be had the variable stays
-# unset, and such a test must fail, not skip.
+# unset, and such a test must fail, not skip. The Rust tests start (and stop, pause,
+# restart) redis-servers of their own through `redis_server.rs` (the toolgate-state
+# tests' helper), so naming that helper also makes this script install redis-server
+# (and the openssl and redis-cli those tests use to make certificates and a cluster).
 # --------------------------------------------------------------------------------------
 tests_need_redis() {
     [[ "${TOOLGATE_TEST_REDIS:-0}" == 1 ]] && return 0
-    grep -rqs -e TOOLGATE_TEST_REDIS_URL \
+    grep -rqs -e TOOLGATE_TEST_REDIS_URL -e redis_server:: \
         --include='*.rs' --include='*.py' \
         --exclude-dir=node_modules --exclude-dir=.venv --exclude-dir=target \
         "$ROOT/crates" "$E2E"
@@ -187,10 +190,7 @@ free_port() {
 }
 
 ensure_redis() {
-    if [[ -n "${TOOLGATE_TEST_REDIS_URL:-}" ]]; then
-        note "using Redis at TOOLGATE_TEST_REDIS_URL"
-        return 0
-    fi
+    # Installed even when TOOLGATE_TEST_REDIS_URL names a Redis: the Rust tests start their own.
     if ! command -v redis-server >/dev/null 2>&1; then
         note "redis-server is missing; installing it from Debian's packages"
         if ! apt_install redis-server; then
@@ -198,6 +198,16 @@ ensure_redis() {
             note "TOOLGATE_TEST_REDIS_URL stays unset, so the tests that need Redis will fail"
             return 1
         fi
+    fi
+    # The Redis TLS test makes its certificates with openssl; the cluster test forms its
+    # cluster with redis-cli (Debian's redis-tools, which redis-server depends on).
+    if ! command -v openssl >/dev/null 2>&1; then
+        note "openssl is missing; installing it from Debian's packages"
+        apt_install openssl || note "could not install openssl: the Redis TLS test will fail"
+    fi
+    if [[ -n "${TOOLGATE_TEST_REDIS_URL:-}" ]]; then
+        note "using Redis at TOOLGATE_TEST_REDIS_URL"
+        return 0
     fi
     ensure_workdir
     local port dir

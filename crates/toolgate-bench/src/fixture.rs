@@ -23,6 +23,10 @@ pub struct FixtureOptions {
     pub tools: usize,
     /// Corrupt the echo of this `tools/call` (1-based), so tests can prove the driver checks.
     pub corrupt_call: Option<u64>,
+    /// Answer this percentage of `tools/call`s with a JSON-RPC error, spread evenly and
+    /// deterministically (with 30: calls 4, 7, 10, 14, …; exactly ⌊n × 30 / 100⌋ of the
+    /// first n), so tests can check that failed calls give their quota back.
+    pub fail_percent: u8,
 }
 
 #[derive(Deserialize)]
@@ -85,6 +89,7 @@ fn trim_line(line: &[u8]) -> &[u8] {
 struct Server {
     tools: usize,
     corrupt_call: Option<u64>,
+    fail_percent: u64,
     calls: u64,
     /// The `result` of `tools/list`, serialized once: the list never changes.
     tools_list: Vec<u8>,
@@ -95,6 +100,7 @@ impl Server {
         Server {
             tools: options.tools,
             corrupt_call: options.corrupt_call,
+            fail_percent: u64::from(options.fail_percent.min(100)),
             calls: 0,
             tools_list: tools_list_result(options.tools),
         }
@@ -171,6 +177,10 @@ impl Server {
             );
         }
         self.calls += 1;
+        let failures = |n: u64| n * self.fail_percent / 100;
+        if failures(self.calls) > failures(self.calls - 1) {
+            return error(out, Some(id), -32603, "Fixture failure (deterministic)");
+        }
         let arguments = params.arguments.map_or("{}", RawValue::get);
         head(out, id)?;
         out.write_all(b"{\"content\":[{\"type\":\"text\",\"text\":")?;
@@ -263,7 +273,23 @@ mod tests {
         Server::new(&FixtureOptions {
             tools,
             corrupt_call,
+            fail_percent: 0,
         })
+    }
+
+    #[test]
+    fn fails_an_exact_share_of_calls() {
+        let mut s = Server::new(&FixtureOptions {
+            tools: 1,
+            corrupt_call: None,
+            fail_percent: 30,
+        });
+        let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{}}}"#;
+        let failed: Vec<usize> = (1..=100)
+            .filter(|_| answer(&mut s, call).get("error").is_some())
+            .collect();
+        assert_eq!(failed.len(), 30);
+        assert_eq!(&failed[..3], &[4, 7, 10]);
     }
 
     #[test]

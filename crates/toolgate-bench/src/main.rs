@@ -81,6 +81,10 @@ enum Command {
         /// Corrupt the echo of this tools/call (1-based), to test that answers are checked.
         #[arg(long, value_name = "N")]
         corrupt_call: Option<u64>,
+        /// Answer this share of tools/calls (evenly spread, deterministic) with a JSON-RPC
+        /// error, to test that failed calls give their quota back.
+        #[arg(long, value_name = "PERCENT", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
+        fail_percent: u8,
     },
 }
 
@@ -90,9 +94,11 @@ fn main() -> ExitCode {
         Some(Command::FixtureStdio {
             tools,
             corrupt_call,
+            fail_percent,
         }) => fixture::run(&fixture::FixtureOptions {
             tools,
             corrupt_call,
+            fail_percent,
         }),
         None => bench(&cli),
     };

@@ -1,7 +1,13 @@
 //! Reserve + commit cost of each store: one task (latency), and eight concurrent tasks on
 //! one shared counter (throughput under contention). Results: docs/BENCHMARKS.md.
+//!
+//! The Redis rows start a redis-server of their own on 127.0.0.1 (the tests' helper); when
+//! `redis-server` is not installed they are skipped with a message.
 
 #![allow(clippy::unwrap_used)]
+
+#[path = "../tests/common/redis_server.rs"]
+mod redis_server;
 
 use std::sync::Arc;
 
@@ -10,14 +16,15 @@ use divan::Bencher;
 use tokio::runtime::{Builder, Runtime};
 use toolgate_policy::{Amount, Window};
 use toolgate_state::{
-    CounterStore, MemoryStore, ReserveItem, ReserveOutcome, SqliteStore, SystemClock,
+    CounterStore, MemoryStore, RedisOptions, RedisStore, ReserveItem, ReserveOutcome, SqliteStore,
+    SystemClock,
 };
 
 fn main() {
     divan::main();
 }
 
-const STORES: &[&str] = &["memory", "sqlite"];
+const STORES: &[&str] = &["memory", "sqlite", "redis"];
 const TASKS: usize = 8;
 const PER_TASK: usize = 100;
 
@@ -25,14 +32,36 @@ struct Subject {
     store: Arc<dyn CounterStore>,
     // Keeps the SQLite file alive for the bench's duration.
     _dir: Option<tempfile::TempDir>,
+    // Keeps the Redis server running for the bench's duration.
+    _redis: Option<redis_server::RedisServer>,
 }
 
-fn subject(kind: &str) -> Subject {
-    match kind {
+/// The store to measure, or `None` (with a message) when it cannot run here.
+fn subject(kind: &str) -> Option<Subject> {
+    Some(match kind {
         "memory" => Subject {
             store: Arc::new(MemoryStore::new("bench", Arc::new(SystemClock))),
             _dir: None,
+            _redis: None,
         },
+        "redis" => {
+            let installed = std::process::Command::new("redis-server")
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if !installed {
+                eprintln!("skipping the Redis rows: redis-server is not installed");
+                return None;
+            }
+            let server = redis_server::RedisServer::start();
+            let store =
+                RedisStore::open_dsn(&server.url(), "bench", RedisOptions::default()).unwrap();
+            Subject {
+                store: Arc::new(store),
+                _dir: None,
+                _redis: Some(server),
+            }
+        }
         _ => {
             let dir = tempfile::tempdir().unwrap();
             let store =
@@ -41,9 +70,10 @@ fn subject(kind: &str) -> Subject {
             Subject {
                 store: Arc::new(store),
                 _dir: Some(dir),
+                _redis: None,
             }
         }
-    }
+    })
 }
 
 /// A counter that never fills, so every iteration does the full reserve path.
@@ -78,7 +108,9 @@ fn runtime(workers: usize) -> Runtime {
 /// One reservation at a time from one task: the latency a single call pays.
 #[divan::bench(args = STORES)]
 fn reserve_commit_one_task(bencher: Bencher, kind: &str) {
-    let subject = subject(kind);
+    let Some(subject) = subject(kind) else {
+        return;
+    };
     let rt = runtime(1);
     let items = items();
     bencher
@@ -89,7 +121,9 @@ fn reserve_commit_one_task(bencher: Bencher, kind: &str) {
 /// Eight tasks each reserving 100 times on the same counter: throughput under contention.
 #[divan::bench(args = STORES, sample_count = 30)]
 fn reserve_commit_eight_tasks(bencher: Bencher, kind: &str) {
-    let subject = subject(kind);
+    let Some(subject) = subject(kind) else {
+        return;
+    };
     let rt = runtime(2);
     bencher
         .counter(ItemsCount::new(TASKS * PER_TASK))

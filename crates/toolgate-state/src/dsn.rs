@@ -1,8 +1,9 @@
 //! State DSNs (`--state-dsn`): which store to open, and opening it.
 //!
 //! Accepted: `memory:`, `sqlite:PATH`, `sqlite://PATH` (PATH relative, absolute, or
-//! starting with `~/`). Error messages never repeat what follows the scheme, because a DSN
-//! of another kind (`redis://:password@host`) can carry a credential.
+//! starting with `~/`), and the Redis forms of `redis/dsn.rs` (`redis://`, `rediss://`,
+//! `redis+cluster://`). Error messages never repeat what follows the scheme, because a DSN
+//! (`redis://:password@host`) can carry a credential.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -10,11 +11,13 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::memory::MemoryStore;
+use crate::redis::{RedisDsn, RedisOptions, RedisStore};
 use crate::sqlite::SqliteStore;
 use crate::store::{SharedStore, StoreError};
 
-const ACCEPTED: &str =
-    "accepted forms: memory:, sqlite:PATH, sqlite://PATH (PATH relative, absolute, or ~/…)";
+const ACCEPTED: &str = "accepted forms: memory:, sqlite:PATH, sqlite://PATH (PATH relative, \
+     absolute, or ~/…), redis://[user:password@]host[:port][/db][?timeout_ms=N], rediss://… \
+     (TLS), redis+cluster://host:port,host:port,… (Redis Cluster; rediss+cluster:// with TLS)";
 
 /// A parsed state DSN.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +25,8 @@ pub enum Dsn {
     Memory,
     /// The database file, with `~` already expanded.
     Sqlite(PathBuf),
+    /// A Redis server or cluster; shows its password as `***`.
+    Redis(RedisDsn),
 }
 
 impl Dsn {
@@ -44,9 +49,14 @@ impl Dsn {
                 }
                 Ok(Dsn::Sqlite(expand_home(path)?))
             }
-            "redis" | "rediss" | "redis+unix" | "redis+tls" | "valkey" | "valkeys" => {
-                Err(invalid("redis DSNs are not supported by this build".into()))
-            }
+            scheme @ ("redis" | "rediss" | "redis+cluster" | "rediss+cluster" | "valkey"
+            | "valkeys" | "valkey+cluster" | "valkeys+cluster") => RedisDsn::parse(scheme, rest)
+                .map(Dsn::Redis)
+                .map_err(invalid),
+            "redis+unix" | "unix" | "redis+tls" => Err(invalid(
+                "this Redis DSN form is not supported (Unix sockets are not; TLS is rediss://)"
+                    .into(),
+            )),
             other if is_scheme_like(other) => {
                 Err(invalid(format!("unrecognised state DSN scheme {other:?}")))
             }
@@ -60,12 +70,15 @@ impl fmt::Display for Dsn {
         match self {
             Dsn::Memory => f.write_str("memory:"),
             Dsn::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
+            Dsn::Redis(dsn) => dsn.fmt(f),
         }
     }
 }
 
 /// Opens the store a DSN names. Every key it writes is namespaced by `prefix`; every
-/// window is read from `clock`.
+/// window is read from `clock`, except in Redis, whose scripts read the server's clock so
+/// that every gateway sharing it agrees. Opening a Redis store does not connect: it opens
+/// while Redis is down and reconnects by itself.
 pub fn open_store(
     dsn: &str,
     prefix: &str,
@@ -74,6 +87,7 @@ pub fn open_store(
     Ok(match Dsn::parse(dsn)? {
         Dsn::Memory => Arc::new(MemoryStore::new(prefix, clock)),
         Dsn::Sqlite(path) => Arc::new(SqliteStore::open(path, prefix, clock)?),
+        Dsn::Redis(dsn) => Arc::new(RedisStore::open(&dsn, prefix, RedisOptions::default())?),
     })
 }
 

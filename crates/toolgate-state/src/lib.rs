@@ -9,10 +9,11 @@
 //!
 //! - [`MemoryStore`] (`memory:`): one process, no persistence; for tests.
 //! - [`SqliteStore`] (`sqlite:PATH`, the default): one file, safe across processes.
+//! - [`RedisStore`] (`redis://…`, `rediss://…`, `redis+cluster://…`): shared by gateways on
+//!   many machines; Lua scripts mirror the same check server-side, with the server's clock.
 //!
-//! A Redis store fits the same contract: tickets name the exact window each amount went to,
-//! and the check is a pure function a server-side script can mirror. Time always comes from
-//! an injected [`Clock`]. See `docs/STATE.md` for the key layout and the guarantees.
+//! Time comes from an injected [`Clock`], except in Redis, where the server's clock is the
+//! one every gateway must agree on. See `docs/STATE.md` for the key layout and guarantees.
 //!
 //! The same backends keep [`approvals`]: calls waiting for a person's decision, with atomic
 //! state transitions, so every gateway and the `toolgate approvals` command see one truth
@@ -22,11 +23,13 @@ pub mod approvals;
 mod clock;
 mod dsn;
 mod memory;
+mod redis;
 mod reservation;
 mod sqlite;
 mod store;
 mod windows;
 
+pub use self::redis::{RedisDsn, RedisOptions, RedisStore, RedisTime};
 pub use approvals::{
     open_approvals, Admission, AdmitOutcome, ApprovalError, ApprovalRecord, ApprovalState,
     ApprovalStore, ListFilter, MemoryApprovals, NewApproval, SharedApprovals, SqliteApprovals,

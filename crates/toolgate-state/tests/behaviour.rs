@@ -23,6 +23,10 @@ macro_rules! store_suite {
             async fn sqlite() {
                 super::$behaviour(super::Backend::sqlite()).await;
             }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn redis() {
+                super::$behaviour(super::Backend::redis()).await;
+            }
         }
     )*};
 }

@@ -48,6 +48,9 @@ pub enum Command {
     Classify(ClassifyArgs),
     /// Connect to a server, classify its tools, and write a starter policy.
     Scan(ScanArgs),
+    /// List, inspect, approve and deny calls waiting for a person's approval (the state the
+    /// gateways share: --state-dir / --state-dsn).
+    Approvals(ApprovalsArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -79,8 +82,15 @@ pub struct RunArgs {
     )]
     pub state_dir: String,
 
-    /// Counter store: sqlite:PATH (default: sqlite:<state-dir>/state.db) or memory:.
-    #[arg(long, value_name = "DSN", env = "TOOLGATE_STATE_DSN")]
+    /// Counter store: sqlite:PATH (default: sqlite:<state-dir>/state.db), memory:, or
+    /// redis://[user:password@]host[:port][/db] (also rediss://, redis+cluster://h:p,h:p).
+    /// Prefer the environment variable for a DSN with a password (command lines are visible).
+    #[arg(
+        long,
+        value_name = "DSN",
+        env = "TOOLGATE_STATE_DSN",
+        hide_env_values = true
+    )]
     pub state_dsn: Option<String>,
 
     /// Prefix for every counter key, to share one store between separate deployments.
@@ -190,6 +200,18 @@ pub struct RunArgs {
     /// Seconds a client may take to send a request's headers.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub header_timeout: u64,
+
+    /// Serve the admin API for approval requests (list, show, approve, deny, event stream)
+    /// on this loopback address: PORT, IP:PORT or localhost:PORT (0 picks a free port; the
+    /// URL is printed on stderr). Every request needs the admin bearer token.
+    #[arg(long, value_name = "ADDR")]
+    pub admin_listen: Option<String>,
+
+    /// File holding the admin API's bearer token. Default: the TOOLGATE_ADMIN_TOKEN
+    /// variable, else <state-dir>/admin.token (made with a random token, mode 0600, when
+    /// missing).
+    #[arg(long, value_name = "FILE", requires = "admin_listen")]
+    pub admin_token_file: Option<PathBuf>,
 
     /// The MCP server to run, after `--`: command and arguments.
     #[arg(
@@ -384,4 +406,79 @@ pub struct ScanArgs {
         required_unless_present = "upstream"
     )]
     pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct ApprovalsArgs {
+    #[command(subcommand)]
+    pub action: ApprovalsAction,
+
+    /// Directory for state and audit files (the gateway's --state-dir).
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        env = "TOOLGATE_STATE_DIR",
+        default_value = "~/.toolgate"
+    )]
+    pub state_dir: String,
+
+    /// The gateway's state store: sqlite:PATH (default: sqlite:<state-dir>/state.db).
+    #[arg(
+        long,
+        global = true,
+        value_name = "DSN",
+        env = "TOOLGATE_STATE_DSN",
+        hide_env_values = true
+    )]
+    pub state_dsn: Option<String>,
+
+    /// The gateway's --state-prefix.
+    #[arg(long, global = true, value_name = "PREFIX", default_value = "toolgate")]
+    pub state_prefix: String,
+
+    /// Directory of the audit log the decision is recorded in (default: <state-dir>/audit).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub audit_dir: Option<PathBuf>,
+
+    /// Do not record the decision in the audit log.
+    #[arg(long, global = true)]
+    pub no_audit: bool,
+
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApprovalsAction {
+    /// Requests waiting for a decision, newest first (with --all: recent ones in any state).
+    List {
+        #[arg(long)]
+        all: bool,
+        /// Most requests to show.
+        #[arg(long, value_name = "N", default_value_t = 100)]
+        limit: usize,
+    },
+    /// One request, with the call's full arguments.
+    Show {
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+    /// Approve a request: the next identical call goes through, once.
+    Approve {
+        #[arg(value_name = "ID")]
+        id: String,
+        /// A note kept with the decision (audited).
+        #[arg(long, value_name = "TEXT")]
+        note: Option<String>,
+    },
+    /// Deny a request; the agent is told the reason.
+    Deny {
+        #[arg(value_name = "ID")]
+        id: String,
+        /// Why (the agent receives it).
+        #[arg(long, value_name = "TEXT", required = true)]
+        reason: String,
+    },
 }

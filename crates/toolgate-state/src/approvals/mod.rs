@@ -316,6 +316,15 @@ pub fn open_approvals(
     Ok(match Dsn::parse(dsn)? {
         Dsn::Memory => Arc::new(MemoryApprovals::new(clock)),
         Dsn::Sqlite(path) => Arc::new(SqliteApprovals::open(path, prefix, clock)?),
+        // Counters can live in Redis; approvals cannot yet. Keep them in this process (the
+        // admin API still works; `toolgate approvals` in another process cannot see them)
+        // rather than refuse to start a gateway whose policy may not use approvals at all.
+        Dsn::Redis(_) => {
+            tracing::warn!(
+                "approvals are kept in this process's memory: the Redis store holds counters only"
+            );
+            Arc::new(MemoryApprovals::new(clock))
+        }
     })
 }
 

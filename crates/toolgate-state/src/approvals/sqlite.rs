@@ -325,7 +325,7 @@ impl ApprovalStore for SqliteApprovals {
                     .map_err(|e| tx.fail(e))?;
                 rows.collect::<Result<_, _>>().map_err(|e| tx.fail(e))?
             };
-            candidates.sort_by(|a, b| b.created_ms.cmp(&a.created_ms));
+            candidates.sort_by_key(|r| std::cmp::Reverse(r.created_ms));
             let mut expired = Vec::new();
             let mut standing = None;
             for mut record in candidates {

@@ -12,7 +12,7 @@
 //! Errors are described with the redacted DSN, and the password is scrubbed from whatever
 //! text the driver produced, so no message can carry it.
 
-use std::sync::{Arc, RwLock};
+use std::sync::RwLock;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -26,6 +26,10 @@ use tokio::sync::{Mutex, OnceCell};
 
 use super::dsn::RedisDsn;
 use crate::store::StoreError;
+
+/// How much longer than the timeout an answer is still waited for by a task that can use it
+/// after its caller gave up (a reservation that arrives late is rolled back, not leaked).
+pub(crate) const LINGER: Duration = Duration::from_secs(5);
 
 pub(crate) struct Link {
     /// The DSN without its password, for messages.
@@ -94,7 +98,7 @@ impl Link {
         let kind = if dsn.cluster {
             let client = ClusterClient::builder(infos)
                 .connection_timeout(dsn.timeout)
-                .response_timeout(dsn.timeout)
+                .response_timeout(dsn.timeout + LINGER)
                 .build()
                 .map_err(refuse)?;
             Kind::Cluster {
@@ -111,7 +115,7 @@ impl Link {
             // is down (the fail mode decides), and the next operation tries again.
             let config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(dsn.timeout))
-                .set_response_timeout(Some(dsn.timeout))
+                .set_response_timeout(Some(dsn.timeout + LINGER))
                 .set_number_of_retries(0);
             Kind::Single {
                 client,
@@ -132,8 +136,26 @@ impl Link {
         &self.target
     }
 
+    /// How long a caller waits for an operation.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// Runs a script (EVALSHA, loading it on NOSCRIPT), within the timeout.
-    pub(crate) async fn eval(&self, invocation: &ScriptInvocation<'_>) -> Result<Value, StoreError> {
+    pub(crate) async fn eval(
+        &self,
+        invocation: &ScriptInvocation<'_>,
+    ) -> Result<Value, StoreError> {
+        self.eval_within(invocation, self.timeout).await
+    }
+
+    /// Runs a script, waiting for its answer up to `limit` (at most the timeout plus
+    /// [`LINGER`]).
+    pub(crate) async fn eval_within(
+        &self,
+        invocation: &ScriptInvocation<'_>,
+        limit: Duration,
+    ) -> Result<Value, StoreError> {
         let run = async {
             match &self.kind {
                 Kind::Single {
@@ -159,12 +181,12 @@ impl Link {
                 }
             }
         };
-        match tokio::time::timeout(self.timeout, run).await {
+        match tokio::time::timeout(limit, run).await {
             Ok(result) => result.map_err(|e| self.error(&e)),
             Err(_) => Err(StoreError::Unavailable(format!(
                 "redis {}: no answer within {} ms",
                 self.target,
-                self.timeout.as_millis()
+                limit.as_millis()
             ))),
         }
     }
@@ -227,6 +249,6 @@ pub(crate) fn scrub(text: &str, password: Option<&str>) -> String {
 /// install the one the rest of toolgate uses, unless something already did.
 fn install_crypto_provider() {
     if rustls::crypto::CryptoProvider::get_default().is_none() {
-        let _ = Arc::new(rustls::crypto::aws_lc_rs::default_provider()).install_default();
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     }
 }

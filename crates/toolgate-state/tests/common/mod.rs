@@ -3,12 +3,16 @@
 
 #![allow(clippy::unwrap_used, dead_code)]
 
+pub mod redis_server;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use toolgate_policy::{Amount, Window, WindowMode};
+use toolgate_state::Clock;
 use toolgate_state::{
-    CounterStore, ManualClock, MemoryStore, ReserveItem, ReserveOutcome, SqliteStore, Ticket,
+    CounterStore, ManualClock, MemoryStore, RedisOptions, RedisStore, RedisTime, ReserveItem,
+    ReserveOutcome, SqliteStore, Ticket,
 };
 
 /// 2026-01-01T00:00:00Z, a UTC midnight.
@@ -29,6 +33,8 @@ enum Kind {
         _dir: tempfile::TempDir,
         path: PathBuf,
     },
+    /// A redis-server of this test's own; the scripts are handed the manual clock's time.
+    Redis(redis_server::RedisServer),
 }
 
 impl Backend {
@@ -49,12 +55,25 @@ impl Backend {
         }
     }
 
+    pub fn redis() -> Backend {
+        Backend {
+            clock: Arc::new(ManualClock::new(T0)),
+            kind: Kind::Redis(redis_server::RedisServer::start()),
+        }
+    }
+
     /// A store on this backend under `prefix` (handles with the same prefix share counts).
     pub fn store(&self, prefix: &str) -> Arc<dyn CounterStore> {
         match &self.kind {
             Kind::Memory(base) => Arc::new(base.with_prefix(prefix)),
             Kind::Sqlite { path, .. } => {
                 Arc::new(SqliteStore::open(path, prefix, self.clock.clone()).unwrap())
+            }
+            Kind::Redis(server) => {
+                let options = RedisOptions {
+                    time: RedisTime::Clock(self.clock.clone()),
+                };
+                Arc::new(RedisStore::open_dsn(&server.url(), prefix, options).unwrap())
             }
         }
     }
@@ -69,6 +88,23 @@ impl Backend {
                     r.get::<_, i64>(0)
                 })
                 .unwrap() as usize
+            }
+            // Keys outlive the manual clock's jumps (they expire by the server's clock, see
+            // `redis_windows.rs`), so count the windows that are still current or previous
+            // at the test's time, by the start and length in each key's name.
+            Kind::Redis(server) => {
+                let now = self.clock.now_ms();
+                let keys = server.command(&["KEYS", "*"]).unwrap();
+                keys.lines()
+                    .filter(|key| {
+                        let mut fields = key.rsplit(':');
+                        let start: u64 = fields.next().unwrap().parse().unwrap();
+                        let length: u64 = fields.next().unwrap().parse().unwrap();
+                        let value: i64 =
+                            server.command(&["GET", key]).unwrap().parse().unwrap_or(0);
+                        value > 0 && start + 2 * length > now
+                    })
+                    .count()
             }
         }
     }

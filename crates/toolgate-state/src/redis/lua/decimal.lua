@@ -3,13 +3,17 @@
 --
 -- Counts are millionths held in Redis as decimal strings (what INCRBY writes), up to
 -- 9223372036854775807. Lua 5.1 numbers are doubles, exact only below 2^53, and the sliding
--- estimate multiplies a count by up to a year of milliseconds, so counts are never turned
--- into numbers: they are added and compared as digit strings, and multiplied and divided
--- digit by digit by a window length (which the store keeps below 2^49, so every
--- intermediate stays an exact integer). This is the arithmetic of `windows.rs` and
--- `reservation.rs`, with the same saturation at i64::MAX.
+-- estimate multiplies a count by up to a year of milliseconds. So counts stay strings: two of
+-- at most 15 digits are added as numbers (the common case, and exact), longer ones digit by
+-- digit; comparisons are on the strings; and the sliding weight is computed with numbers only
+-- when the product is below 2^53, else digit by digit against the window length (which the
+-- store keeps below 2^49, so every intermediate stays an exact integer). This is the
+-- arithmetic of `windows.rs` and `reservation.rs`, with the same saturation at i64::MAX.
 
 local I64_MAX = '9223372036854775807'
+-- Integers of up to 15 digits, and the sum of two, are exact as Lua numbers: the fast path.
+local FAST_DIGITS = 15
+local EXACT = 9007199254740992 -- 2^53
 
 -- Milliseconds since the Unix epoch: the server's clock, or (tests only) the time given.
 local function now_ms(given)
@@ -50,6 +54,9 @@ local function join(reversed)
 end
 
 local function add(a, b)
+  if #a <= FAST_DIGITS and #b <= FAST_DIGITS then
+    return digits(tonumber(a) + tonumber(b))
+  end
   local out, carry = {}, 0
   local i, j = #a, #b
   while i > 0 or j > 0 or carry > 0 do
@@ -148,6 +155,25 @@ local function estimate(base, len, sliding, now)
   if previous == '0' then
     return current, start
   end
-  local weighted = div_ceil(mul_small(previous, len - elapsed), len)
+  local overlap = len - elapsed
+  local weighted
+  local p = #previous <= FAST_DIGITS and tonumber(previous)
+  if p and p * overlap < EXACT then
+    -- ⌈p × overlap / len⌉ with an exact product; the quotient corrected as in div_ceil.
+    local n = p * overlap
+    local q = math.floor(n / len)
+    local r = n - q * len
+    if r < 0 then
+      q, r = q - 1, r + len
+    elseif r >= len then
+      q, r = q + 1, r - len
+    end
+    if r > 0 then
+      q = q + 1
+    end
+    weighted = digits(q)
+  else
+    weighted = div_ceil(mul_small(previous, overlap), len)
+  end
   return saturate(add(current, weighted)), start
 end
