@@ -48,8 +48,9 @@ pub(crate) struct CallInFlight {
     pub counters: Vec<CounterRecord>,
     pub args_hash: Option<String>,
     pub not_counted: bool,
-    /// The approval this call consumed; given back if the call does not happen.
-    pub approval: Option<String>,
+    /// The approval this call consumed; given back if the call does not happen. (A boxed
+    /// `str`: every entry of the in-flight map carries this field.)
+    pub approval: Option<Box<str>>,
     pub phase: CallPhase,
     /// When toolgate stops waiting for the server.
     pub deadline: Instant,

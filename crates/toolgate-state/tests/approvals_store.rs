@@ -76,7 +76,7 @@ fn request(id: &str, fingerprint: &str) -> NewApproval {
         policy: "abc123".into(),
         mode: ApprovalMode::Retry,
         message: Some("A person checks every write".into()),
-        arguments: r#"{"content":"hi","path":"/tmp/x"}"#.into(),
+        arguments: r#"{"content":"hi","path":"notes/x"}"#.into(),
         timeout_ms: 30 * MINUTE,
     }
 }

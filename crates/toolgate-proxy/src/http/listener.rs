@@ -18,8 +18,10 @@ use tokio::sync::{mpsc, Semaphore};
 
 use super::guard::Guard;
 use super::options::{ListenerOptions, UpstreamTarget};
+use super::param_headers::ToolHeaders;
 use super::reply::HttpError;
 use super::sessions::{HttpSession, SessionTable};
+use super::spare::Spare;
 use super::upstream::{HttpClient, LinkSpec, ModernRequest, UpstreamLink};
 use super::{legacy_server, streamable_server};
 use crate::gateway::Gateway;
@@ -35,7 +37,11 @@ pub(crate) struct App {
     pub options: ListenerOptions,
     pub guard: Guard,
     pub sessions: SessionTable,
+    /// The `x-mcp-header` annotations of the tools listed so far (2026-07-28 requests).
+    pub tool_headers: ToolHeaders,
     children: Arc<Semaphore>,
+    /// A stdio server started ahead of the next 2026-07-28 request.
+    spare: Spare,
 }
 
 impl App {
@@ -63,14 +69,25 @@ impl App {
 
     fn link_spec(&self, modern: Option<ModernRequest>) -> Result<LinkSpec, HttpError> {
         let child_permit = match &self.target {
-            UpstreamTarget::Command(_) => Some(
-                Arc::clone(&self.children)
-                    .try_acquire_owned()
-                    .map_err(|_| HttpError::Busy("Too many server processes; try again later"))?,
-            ),
+            UpstreamTarget::Command(_) => {
+                let acquire = || Arc::clone(&self.children).try_acquire_owned().ok();
+                // A spare process gives its place up to a session that needs it.
+                let permit = acquire().or_else(|| self.spare.release().then(acquire).flatten());
+                Some(permit.ok_or(HttpError::Busy(
+                    "Too many server processes; try again later",
+                ))?)
+            }
             UpstreamTarget::Http(_) => None,
         };
-        Ok(LinkSpec {
+        Ok(self.spec_with(child_permit, modern))
+    }
+
+    fn spec_with(
+        &self,
+        child_permit: Option<tokio::sync::OwnedSemaphorePermit>,
+        modern: Option<ModernRequest>,
+    ) -> LinkSpec {
+        LinkSpec {
             target: self.target.clone(),
             http: self.http.clone(),
             shutdown_grace: self.options.shutdown_grace,
@@ -78,7 +95,7 @@ impl App {
             child_permit,
             modern,
             end_on_session_loss: true,
-        })
+        }
     }
 
     /// Opens a session with its own upstream (a child process, or an upstream session).
@@ -122,20 +139,32 @@ impl App {
         identity: Option<String>,
         modern: ModernRequest,
     ) -> Result<(Arc<Session>, mpsc::Receiver<String>, UpstreamLink), HttpError> {
-        let spec = self.link_spec(Some(modern))?;
         let (to_client, client_rx) = mpsc::channel(CHANNEL_DEPTH);
         let (to_server, server_rx) = mpsc::channel(CHANNEL_DEPTH);
         let session = Arc::new(Session::new(random_id(), identity, to_client, to_server));
-        let link = UpstreamLink::start(
-            spec,
-            Arc::clone(&self.gateway),
-            Arc::clone(&session),
-            server_rx,
-        )
-        .map_err(|e| {
+        let gateway = Arc::clone(&self.gateway);
+        let started = match self.spare.take() {
+            Some(spare) => UpstreamLink::start_with_child(
+                self.spec_with(Some(spare.permit), Some(modern)),
+                spare.child,
+                gateway,
+                Arc::clone(&session),
+                server_rx,
+            ),
+            None => UpstreamLink::start(
+                self.link_spec(Some(modern))?,
+                gateway,
+                Arc::clone(&session),
+                server_rx,
+            ),
+        };
+        let link = started.map_err(|e| {
             tracing::error!(error = %e, "cannot start the upstream");
             HttpError::Upstream("The MCP server could not be started".to_string())
         })?;
+        if let UpstreamTarget::Command(command) = &self.target {
+            self.spare.refill(command, &self.children);
+        }
         Ok((session, client_rx, link))
     }
 
@@ -210,7 +239,9 @@ impl HttpServer {
             http,
             guard,
             sessions: SessionTable::default(),
+            tool_headers: ToolHeaders::default(),
             children: Arc::new(Semaphore::new(options.max_children.max(1))),
+            spare: Spare::default(),
             options,
         });
         Ok(HttpServer { app, listener })
@@ -270,6 +301,7 @@ impl HttpServer {
             .iter()
             .map(|s| app.end_session(&s.id, "toolgate is shutting down"));
         futures_util::future::join_all(closing).await;
+        app.spare.shut_down(app.options.shutdown_grace).await;
         Ok(())
     }
 }

@@ -4,7 +4,11 @@
 //!
 //! toolgate decides from the body, always. A routing header that disagrees with the body is
 //! refused (`-32020`, HTTP 400): an intermediary that routes or logs by header would
-//! otherwise see a different call from the one the server runs.
+//! otherwise see a different call from the one the server runs. In this era the headers are
+//! required, not optional, and toolgate is the HTTP server the client talks to (a stdio
+//! child never sees them), so it also checks the rest of what the era's HTTP transport
+//! demands before anything is forwarded: the per-request `_meta`, the version, and the
+//! `Mcp-Param-*` headers of tools it has listed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,9 +18,10 @@ use axum::response::Response;
 use serde_json::Value;
 
 use super::listener::App;
+use super::param_headers::ToolHeaders;
 use super::reply::{self, HttpError};
 use super::sse;
-use super::streamable_server::{Accepts, VERSION_HEADER};
+use super::streamable_server::{Accepts, KNOWN_VERSIONS, VERSION_HEADER};
 use super::upstream::ModernRequest;
 use crate::envelope::{Envelope, Kind, Strictness};
 
@@ -24,6 +29,8 @@ const METHOD_HEADER: &str = "mcp-method";
 const NAME_HEADER: &str = "mcp-name";
 /// `params._meta` key of a request's protocol version.
 const VERSION_META_KEY: &str = "io.modelcontextprotocol/protocolVersion";
+/// `params._meta` key of the client's capabilities, required on every request of the era.
+const CAPABILITIES_META_KEY: &str = "io.modelcontextprotocol/clientCapabilities";
 /// The first protocol version of the per-request era.
 const FIRST_MODERN_VERSION: &str = "2026-07-28";
 
@@ -116,25 +123,119 @@ pub(crate) fn check_routing_headers(headers: &HeaderMap, text: &str) -> Result<(
     Ok(())
 }
 
-/// A sessionless request of the per-request era, if this is one.
-pub(crate) fn classify(headers: &HeaderMap, text: &str) -> Option<ModernRequest> {
-    let body = read(text)?;
+/// The per-request-era versions toolgate relays.
+pub(crate) fn modern_versions() -> Vec<&'static str> {
+    KNOWN_VERSIONS
+        .iter()
+        .copied()
+        .filter(|v| is_modern_version(v))
+        .collect()
+}
+
+/// Decides whether a POST without a session belongs to the per-request era: its
+/// `MCP-Protocol-Version` header names a version of that era, or its `params._meta` names a
+/// version at all. `Ok(None)` when it does not (the caller treats it as the handshake era).
+///
+/// A request of the era is then checked, in the order the era's transport prescribes, and
+/// refused with the request's id before anything is forwarded:
+/// 1. `params._meta` carries the protocol version and the client capabilities (`-32602`);
+/// 2. `MCP-Protocol-Version`, `Mcp-Method` and, for a call that names something, `Mcp-Name`
+///    are present and mirror the body, and so do the `Mcp-Param-*` headers of a tool toolgate
+///    has listed (`-32020`);
+/// 3. the version is one toolgate relays (`-32022`, naming those it does);
+/// 4. the method exists in the era (`initialize` does not: `-32601`).
+pub(crate) fn classify(
+    headers: &HeaderMap,
+    text: &str,
+    tools: &ToolHeaders,
+) -> Result<Option<ModernRequest>, HttpError> {
+    let Some(body) = read(text) else {
+        return Ok(None);
+    };
     let header = headers
         .get(VERSION_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::trim);
-    let version = header
-        .filter(|v| is_modern_version(v))
-        .or_else(|| meta_version(body.params.as_ref()).filter(|v| is_modern_version(v)))?
-        .to_string();
-    let method = body.method?;
+    let meta = body.params.as_ref().and_then(|p| p.get("_meta"));
+    let meta_version = meta.and_then(|m| m.get(VERSION_META_KEY));
+    if !(header.is_some_and(is_modern_version) || meta_version.is_some()) {
+        return Ok(None);
+    }
+    let Some(method) = body.method.clone() else {
+        return Ok(None);
+    };
     let name =
         name_key(&method).and_then(|k| body.params.as_ref()?.get(k)?.as_str().map(str::to_string));
-    Some(ModernRequest {
-        protocol_version: version,
+    let Some(id) = body.id.clone() else {
+        // A notification: nothing in this era acts on one (the caller acknowledges it).
+        let version = header.unwrap_or_default().to_string();
+        return Ok(Some(ModernRequest {
+            protocol_version: version,
+            method,
+            name,
+        }));
+    };
+    let id = Some(id);
+
+    let meta = meta.and_then(Value::as_object);
+    let missing: Vec<&str> = [VERSION_META_KEY, CAPABILITIES_META_KEY]
+        .into_iter()
+        .filter(|k| !meta.is_some_and(|m| m.contains_key(*k)))
+        .collect();
+    if !missing.is_empty() {
+        return Err(HttpError::InvalidParams(
+            format!(
+                "Invalid params: params._meta must carry {}",
+                missing.join(" and ")
+            ),
+            id,
+        ));
+    }
+    let Some(version) = meta_version.and_then(Value::as_str) else {
+        return Err(HttpError::InvalidParams(
+            format!("Invalid params: {VERSION_META_KEY} must be a string"),
+            id,
+        ));
+    };
+    let mismatch = |m: String| HttpError::HeaderMismatch(m, id.clone());
+    if header != Some(version) {
+        return Err(mismatch(
+            "MCP-Protocol-Version header is required and must match params._meta".to_string(),
+        ));
+    }
+    if single(headers, METHOD_HEADER).map_err(mismatch)? != Some(method.as_str()) {
+        return Err(mismatch(
+            "Mcp-Method header is required and must match the request body's method".to_string(),
+        ));
+    }
+    if let (Some(key), Some(_)) = (name_key(&method), &name) {
+        if single(headers, NAME_HEADER).map_err(mismatch)?.is_none() {
+            return Err(mismatch(format!(
+                "Mcp-Name header is required when the request body has {key:?}"
+            )));
+        }
+    }
+    if let (true, Some(tool)) = (method == "tools/call", &name) {
+        let arguments = body.params.as_ref().and_then(|p| p.get("arguments"));
+        tools.check(headers, tool, arguments).map_err(mismatch)?;
+    }
+    if !modern_versions().contains(&version) {
+        return Err(HttpError::UnsupportedProtocolVersion(
+            version.to_string(),
+            id,
+        ));
+    }
+    if method == "initialize" {
+        return Err(HttpError::MethodNotFound(
+            format!("Method not found: initialize is not part of protocol {version}"),
+            id,
+        ));
+    }
+    Ok(Some(ModernRequest {
+        protocol_version: version.to_string(),
         method,
         name,
-    })
+    }))
 }
 
 /// HTTP status of a JSON-RPC error code on this transport.
@@ -162,6 +263,7 @@ pub(crate) async fn handle(
         // No client notification means anything without a session in this era.
         return Ok(reply::accepted());
     }
+    let method = request.method.clone();
     let (session, mut client_rx, link) = app.open_single_exchange(identity, request)?;
     app.gateway.from_client(&session, text).await;
     let mut notes: Vec<String> = Vec::new();
@@ -183,6 +285,9 @@ pub(crate) async fn handle(
             "The upstream did not answer".to_string(),
         ));
     };
+    if method == "tools/list" {
+        app.tool_headers.learn(&answer);
+    }
     if !notes.is_empty() && accepts.sse {
         let (tx, rx) = tokio::sync::mpsc::channel(notes.len() + 1);
         for n in notes.iter().chain(std::iter::once(&answer)) {
@@ -195,4 +300,111 @@ pub(crate) async fn handle(
         .and_then(|v| v.get("error")?.get("code")?.as_i64());
     let status = code.map(status_of).unwrap_or(StatusCode::OK);
     Ok(reply::json_response(status, answer))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use axum::http::HeaderValue;
+    use serde_json::json;
+
+    const V: &str = FIRST_MODERN_VERSION;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    fn meta(version: &str) -> Value {
+        json!({VERSION_META_KEY: version, CAPABILITIES_META_KEY: {}})
+    }
+
+    fn classify_json(h: &HeaderMap, body: Value) -> Result<Option<ModernRequest>, HttpError> {
+        classify(h, &body.to_string(), &ToolHeaders::default())
+    }
+
+    #[test]
+    fn handshake_era_messages_are_not_this_era() {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+        assert!(classify_json(&HeaderMap::new(), body.clone())
+            .unwrap()
+            .is_none());
+        let h = headers(&[("mcp-protocol-version", "2025-06-18")]);
+        assert!(classify_json(&h, body).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_well_formed_request_passes() {
+        let h = headers(&[
+            ("mcp-protocol-version", V),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "echo"),
+        ]);
+        let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                          "params": {"name": "echo", "_meta": meta(V)}});
+        let request = classify_json(&h, body).unwrap().unwrap();
+        assert_eq!(request.method, "tools/call");
+        assert_eq!(request.name.as_deref(), Some("echo"));
+        assert_eq!(request.protocol_version, V);
+    }
+
+    #[test]
+    fn missing_meta_is_invalid_params() {
+        let h = headers(&[
+            ("mcp-protocol-version", V),
+            ("mcp-method", "server/discover"),
+        ]);
+        let body = json!({"jsonrpc": "2.0", "id": 101, "method": "server/discover", "params": {}});
+        match classify_json(&h, body) {
+            Err(HttpError::InvalidParams(_, id)) => assert_eq!(id, Some(json!(101))),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn routing_headers_are_required() {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                          "params": {"name": "echo", "_meta": meta(V)}});
+        for h in [
+            headers(&[("mcp-method", "tools/call"), ("mcp-name", "echo")]),
+            headers(&[("mcp-protocol-version", V), ("mcp-name", "echo")]),
+            headers(&[("mcp-protocol-version", V), ("mcp-method", "tools/call")]),
+        ] {
+            assert!(
+                matches!(
+                    classify_json(&h, body.clone()),
+                    Err(HttpError::HeaderMismatch(..))
+                ),
+                "{h:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_versions_and_handshake_methods_are_refused() {
+        let h = headers(&[
+            ("mcp-protocol-version", "v999"),
+            ("mcp-method", "server/discover"),
+        ]);
+        let body = json!({"jsonrpc": "2.0", "id": 301, "method": "server/discover",
+                          "params": {"_meta": meta("v999")}});
+        match classify_json(&h, body) {
+            Err(HttpError::UnsupportedProtocolVersion(v, id)) => {
+                assert_eq!(v, "v999");
+                assert_eq!(id, Some(json!(301)));
+            }
+            other => panic!("{other:?}"),
+        }
+        let h = headers(&[("mcp-protocol-version", V), ("mcp-method", "initialize")]);
+        let body = json!({"jsonrpc": "2.0", "id": 2, "method": "initialize",
+                          "params": {"_meta": meta(V)}});
+        assert!(matches!(
+            classify_json(&h, body),
+            Err(HttpError::MethodNotFound(..))
+        ));
+    }
 }

@@ -19,6 +19,14 @@ pub(crate) enum HttpError {
     UnsupportedVersion(String),
     /// A 2026-07-28 routing header disagrees with the body.
     HeaderMismatch(String, Option<serde_json::Value>),
+    /// A 2026-07-28 request without the per-request `_meta` it needs.
+    InvalidParams(String, Option<serde_json::Value>),
+    /// A per-request protocol version toolgate does not relay: `-32022`, naming those it
+    /// does.
+    UnsupportedProtocolVersion(String, Option<serde_json::Value>),
+    /// A method that does not exist in the request's protocol era (`initialize` in
+    /// 2026-07-28).
+    MethodNotFound(String, Option<serde_json::Value>),
     NotAcceptable(&'static str),
     UnsupportedMediaType,
     TooLarge(usize),
@@ -32,6 +40,8 @@ pub(crate) enum HttpError {
 
 /// JSON-RPC code toolgate uses for the HTTP-level refusal of a 2026-07-28 header mismatch.
 pub(crate) const HEADER_MISMATCH: i32 = -32020;
+/// JSON-RPC code of a 2026-07-28 request whose protocol version is not served.
+pub(crate) const UNSUPPORTED_PROTOCOL_VERSION: i32 = -32022;
 
 impl HttpError {
     pub fn into_response(self) -> Response {
@@ -66,6 +76,17 @@ impl HttpError {
                 None,
             ),
             HttpError::HeaderMismatch(m, id) => (StatusCode::BAD_REQUEST, HEADER_MISMATCH, m, id),
+            HttpError::InvalidParams(m, id) => (StatusCode::BAD_REQUEST, -32602, m, id),
+            HttpError::UnsupportedProtocolVersion(requested, id) => {
+                let supported = super::modern::modern_versions();
+                let body = json!({"jsonrpc": "2.0", "id": id, "error": {
+                    "code": UNSUPPORTED_PROTOCOL_VERSION,
+                    "message": "Unsupported protocol version",
+                    "data": {"supported": supported, "requested": requested},
+                }});
+                return json_response(StatusCode::BAD_REQUEST, body.to_string());
+            }
+            HttpError::MethodNotFound(m, id) => (StatusCode::NOT_FOUND, -32601, m, id),
             HttpError::NotAcceptable(m) => (
                 StatusCode::NOT_ACCEPTABLE,
                 -32600,

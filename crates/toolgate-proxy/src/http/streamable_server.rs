@@ -166,6 +166,12 @@ async fn handle_post(app: Arc<App>, headers: HeaderMap, body: Body) -> Result<Re
     let session = match header_text(&headers, SESSION_HEADER) {
         Some(id) => app.session_for(id, &identity)?,
         None => {
+            // The per-request era first: an `initialize` that claims it is not a handshake.
+            if !batch {
+                if let Some(request) = modern::classify(&headers, &text, &app.tool_headers)? {
+                    return modern::handle(&app, identity, request, text, accepts).await;
+                }
+            }
             let initialize = messages
                 .iter()
                 .any(|m| m.method.as_deref() == Some("initialize"));
@@ -173,9 +179,7 @@ async fn handle_post(app: Arc<App>, headers: HeaderMap, body: Body) -> Result<Re
                 let hs = app.open_session(identity, false)?;
                 return Ok(exchange(&app, hs, text, &messages, batch, accepts, true).await);
             }
-            if let Some(request) = modern::classify(&headers, &text) {
-                return modern::handle(&app, identity, request, text, accepts).await;
-            }
+            check_version(&headers)?;
             return Err(HttpError::SessionRequired);
         }
     };

@@ -342,10 +342,11 @@ impl Gateway {
         message: Option<String>,
         outcome: &'static str,
     ) {
-        // A consumed approval is given back whenever the call did not reach the tool.
+        // A consumed approval is given back whenever the call did not reach the tool (a
+        // JSON-RPC error is handled, awaited, in `settle_call`).
         if let Some(approval) = &call.approval {
-            if !matches!(outcome, "result" | "tool_error") {
-                self.release_approval(approval.clone());
+            if !matches!(outcome, "result" | "tool_error" | "error") {
+                self.release_approval(approval.to_string());
             }
         }
         self.audit.record(AuditEvent::Decision(DecisionRecord {
@@ -361,7 +362,7 @@ impl Gateway {
             not_counted: call.not_counted,
             latency_us: call.started.elapsed().as_micros() as u64,
             args_hash: call.args_hash,
-            approval: call.approval,
+            approval: call.approval.map(String::from),
         }));
     }
 }

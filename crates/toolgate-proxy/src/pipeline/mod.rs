@@ -22,6 +22,7 @@ use crate::gateway::Gateway;
 use crate::session::{CallPhase, InFlight, Session};
 use crate::wire::{self, ErrorCode};
 
+pub(crate) use call::counter_records;
 pub use initialize::patch_initialize_result;
 pub use tools_list::filter_tools_page;
 

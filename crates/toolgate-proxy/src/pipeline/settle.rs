@@ -29,6 +29,13 @@ impl Gateway {
                 self.rollback(ticket).await;
             }
         }
+        if is_error {
+            // The server refused the call: the approval it used is usable again, before the
+            // client hears of the failure (and retries).
+            if let Some(approval) = &call.approval {
+                self.release_approval_now(approval).await;
+            }
+        }
         let outcome = match (is_error, tool_error) {
             (true, _) => "error",
             (false, true) => "tool_error",

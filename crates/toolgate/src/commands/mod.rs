@@ -1,5 +1,6 @@
 //! One module per subcommand; each returns the process exit code.
 
+mod approvals;
 mod classify;
 mod explain;
 mod policy_file;
@@ -22,6 +23,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Status(args)) => status::run(&args),
         Some(Command::Classify(args)) => classify::run(&args),
         Some(Command::Scan(args)) => scan::run(&args),
+        Some(Command::Approvals(args)) => approvals::run(&args),
         None => run::run(cli.run),
     }
 }

@@ -42,6 +42,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let clock = Arc::new(SystemClock);
         let store = toolgate_state::open_store(&dsn, &args.state_prefix, clock.clone())
             .context("cannot open the counter store")?;
+        let approvals = super::approvals::open_for_gateway(&args, &dsn, &state_dir, clock.clone())?;
         let instance = format!(
             "{}-{}",
             std::process::id(),
@@ -67,9 +68,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 FailModeArg::Open => FailMode::Open,
             },
             call_timeout: Duration::from_secs(args.call_timeout.max(1)),
+            approvals: Some(approvals),
             ..GatewayOptions::default()
         };
         let gateway = Gateway::new(policy, store, clock, audit, hasher, options);
+        let _approvals = super::approvals::start_for_gateway(&gateway, &args, &state_dir).await?;
         let _watch = if args.no_watch {
             None
         } else {

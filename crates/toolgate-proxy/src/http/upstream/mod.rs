@@ -88,6 +88,28 @@ impl UpstreamLink {
         session: Arc<Session>,
         to_server: mpsc::Receiver<String>,
     ) -> std::io::Result<UpstreamLink> {
+        UpstreamLink::start_with(spec, None, gateway, session, to_server)
+    }
+
+    /// Starts a link to a stdio server with a child already started for it (a spare that
+    /// has received nothing yet).
+    pub fn start_with_child(
+        spec: LinkSpec,
+        child: tokio::process::Child,
+        gateway: Arc<Gateway>,
+        session: Arc<Session>,
+        to_server: mpsc::Receiver<String>,
+    ) -> std::io::Result<UpstreamLink> {
+        UpstreamLink::start_with(spec, Some(child), gateway, session, to_server)
+    }
+
+    fn start_with(
+        spec: LinkSpec,
+        started: Option<tokio::process::Child>,
+        gateway: Arc<Gateway>,
+        session: Arc<Session>,
+        to_server: mpsc::Receiver<String>,
+    ) -> std::io::Result<UpstreamLink> {
         let stop = Arc::new(Notify::new());
         let (ended_tx, ended) = watch::channel(None);
         let ctx = LinkContext {
@@ -98,7 +120,10 @@ impl UpstreamLink {
         };
         let task = match spec.target {
             UpstreamTarget::Command(command) => {
-                let child = crate::stdio::child::spawn(&command)?;
+                let child = match started {
+                    Some(child) => child,
+                    None => crate::stdio::child::spawn(&command)?,
+                };
                 tokio::spawn(async move {
                     let reason = child::run(
                         &ctx,

@@ -1,0 +1,269 @@
+//! Who may use the admin API: a loopback address, a loopback `Host` (a DNS-rebinding page
+//! reaches a loopback listener under its own host name), no foreign browser `Origin`, and the
+//! admin bearer token.
+//!
+//! The token is compared as SHA-256 digests in constant time, so neither its length nor a
+//! matching prefix shows in the timing. The token itself is never logged.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+
+use axum::http::{header, HeaderMap, StatusCode};
+use sha2::{Digest, Sha256};
+
+/// Why a request was refused, each with its status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminRefusal {
+    Host,
+    Origin,
+    Unauthenticated(&'static str),
+}
+
+impl AdminRefusal {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AdminRefusal::Host | AdminRefusal::Origin => StatusCode::FORBIDDEN,
+            AdminRefusal::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+        }
+    }
+
+    pub fn message(&self) -> &'static str {
+        match self {
+            AdminRefusal::Host => "Forbidden: the Host header must name this machine's loopback",
+            AdminRefusal::Origin => "Forbidden: browser requests from other origins are refused",
+            AdminRefusal::Unauthenticated(why) => why,
+        }
+    }
+}
+
+/// The admin token, kept as its digest.
+#[derive(Clone)]
+pub struct AdminToken {
+    digest: [u8; 32],
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(…)")
+    }
+}
+
+/// Shortest token accepted: a guessable admin token is no token.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+impl AdminToken {
+    pub fn new(token: &str) -> Result<AdminToken, String> {
+        let token = token.trim();
+        if token.len() < MIN_TOKEN_LEN {
+            return Err(format!(
+                "the admin token must be at least {MIN_TOKEN_LEN} characters"
+            ));
+        }
+        Ok(AdminToken {
+            digest: Sha256::digest(token.as_bytes()).into(),
+        })
+    }
+
+    /// Whether `presented` is the token, in time independent of where they differ.
+    pub fn matches(&self, presented: &str) -> bool {
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        let mut difference = 0u8;
+        for (a, b) in self.digest.iter().zip(digest.iter()) {
+            difference |= a ^ b;
+        }
+        difference == 0
+    }
+}
+
+/// Checks a request's headers.
+pub fn admit(headers: &HeaderMap, token: &AdminToken) -> Result<(), AdminRefusal> {
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let (Some(host), None) = (hosts.next(), hosts.next()) else {
+        return Err(AdminRefusal::Host);
+    };
+    if !is_loopback_authority(host.to_str().unwrap_or("")) {
+        return Err(AdminRefusal::Host);
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("");
+        let local = origin.split_once("://").is_some_and(|(scheme, rest)| {
+            matches!(scheme, "http" | "https") && is_loopback_authority(rest)
+        });
+        if !local {
+            return Err(AdminRefusal::Origin);
+        }
+    }
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return Err(AdminRefusal::Unauthenticated(
+            "Unauthorized: the admin API needs the admin bearer token",
+        ));
+    };
+    let presented = match value.to_str().unwrap_or("").split_once(' ') {
+        Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => t.trim(),
+        _ => {
+            return Err(AdminRefusal::Unauthenticated(
+                "Unauthorized: use Authorization: Bearer <admin token>",
+            ))
+        }
+    };
+    if token.matches(presented) {
+        Ok(())
+    } else {
+        Err(AdminRefusal::Unauthenticated(
+            "Unauthorized: the admin token is not valid",
+        ))
+    }
+}
+
+/// `localhost`, `127.x.y.z` or `[::1]`, with an optional port.
+fn is_loopback_authority(authority: &str) -> bool {
+    let authority = authority.trim().to_ascii_lowercase();
+    let host = if let Some(rest) = authority.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((ip, tail)) if tail.is_empty() || is_port(tail) => ip.to_string(),
+            _ => return false,
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((name, port)) if is_port(&format!(":{port}")) => name.to_string(),
+            Some(_) => return false,
+            None => authority.clone(),
+        }
+    };
+    host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+fn is_port(text: &str) -> bool {
+    text.strip_prefix(':')
+        .is_some_and(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Reads `--admin-listen`: `PORT`, `IP:PORT` or `localhost:PORT`. Only loopback addresses
+/// are accepted: the API can approve tool calls.
+pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    if let Some(port) = text.strip_prefix("localhost:") {
+        let port = port
+            .parse::<u16>()
+            .map_err(|_| format!("{text:?}: the port is not a number"))?;
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    let addr: SocketAddr = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not PORT, IP:PORT or localhost:PORT"))?;
+    if !addr.ip().is_loopback() {
+        return Err(format!(
+            "{text:?} is not a loopback address: the admin API only listens on this machine (127.0.0.1, [::1])"
+        ));
+    }
+    Ok(addr)
+}
+
+/// Reads the token from `path`, or makes a random one there (mode 0600) when the file does
+/// not exist.
+pub fn load_or_create_token(path: &Path) -> std::io::Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            return Ok(text.trim().to_string());
+        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        Err(_) => {}
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(mut file) => {
+            std::io::Write::write_all(&mut file, token.as_bytes())?;
+            Ok(token)
+        }
+        // Another gateway made it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Ok(std::fs::read_to_string(path)?.trim().to_string())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(*k, HeaderValue::from_str(v).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn loopback_host_and_the_token_are_both_required() {
+        let token = AdminToken::new("0123456789abcdef-secret").unwrap();
+        let ok = |host: &str| {
+            headers(&[
+                ("host", host),
+                ("authorization", "Bearer 0123456789abcdef-secret"),
+            ])
+        };
+        for host in ["127.0.0.1:9", "localhost", "[::1]:80", "LOCALHOST:1"] {
+            assert_eq!(admit(&ok(host), &token), Ok(()), "{host}");
+        }
+        for host in ["evil.example", "127.0.0.1.evil.example", "10.0.0.1:8"] {
+            assert_eq!(admit(&ok(host), &token), Err(AdminRefusal::Host), "{host}");
+        }
+        let wrong = headers(&[("host", "localhost"), ("authorization", "Bearer nope")]);
+        assert_eq!(
+            admit(&wrong, &token).unwrap_err().status(),
+            StatusCode::UNAUTHORIZED
+        );
+        let missing = headers(&[("host", "localhost")]);
+        assert_eq!(
+            admit(&missing, &token).unwrap_err().status(),
+            StatusCode::UNAUTHORIZED
+        );
+        let mut foreign = ok("localhost");
+        foreign.insert("origin", HeaderValue::from_static("https://evil.example"));
+        assert_eq!(admit(&foreign, &token), Err(AdminRefusal::Origin));
+        assert!(AdminToken::new("short").is_err());
+        assert!(!format!("{token:?}").contains("secret"));
+    }
+
+    #[test]
+    fn only_loopback_addresses_are_listened_on() {
+        assert_eq!(parse_listen("8081").unwrap().to_string(), "127.0.0.1:8081");
+        assert_eq!(parse_listen("localhost:0").unwrap().port(), 0);
+        assert!(parse_listen("[::1]:9").unwrap().ip().is_loopback());
+        assert!(parse_listen("0.0.0.0:8081").is_err());
+        assert!(parse_listen("192.168.1.2:8081").is_err());
+        assert!(parse_listen("example.com:80").is_err());
+    }
+
+    #[test]
+    fn a_made_token_is_private_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("admin.token");
+        let a = load_or_create_token(&path).unwrap();
+        assert_eq!(a.len(), 64);
+        assert_eq!(load_or_create_token(&path).unwrap(), a);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! The admin API: a separate HTTP listener, on loopback only, through which a person (or a
+//! tool of theirs) lists, inspects, approves and denies approval requests, and follows new
+//! requests as server-sent events.
+//!
+//! | method and path | |
+//! |---|---|
+//! | `GET /v1/approvals[?all=true&limit=N]` | pending requests (all recent ones with `all`), newest first |
+//! | `GET /v1/approvals/{id}` | one request, with the call's full arguments |
+//! | `POST /v1/approvals/{id}/approve` | body `{"note": "…"}` (optional) |
+//! | `POST /v1/approvals/{id}/deny` | body `{"reason": "…"}` (required; the agent is told it) |
+//! | `GET /v1/approvals/events` | `text/event-stream`: `requested` for every new request (those pending when the stream opens first), and this gateway's other transitions |
+//!
+//! Every request needs `Authorization: Bearer <admin token>` (see `auth`). It is a separate
+//! listener, not a path of the MCP listener, so the MCP port can be exposed to agents while
+//! the admin port stays on this machine, and the stdio transport can have one too.
+
+mod auth;
+mod routes;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+
+use crate::approvals::Approvals;
+use crate::gateway::Gateway;
+
+pub use auth::{load_or_create_token, parse_listen, AdminRefusal, AdminToken, MIN_TOKEN_LEN};
+
+/// What the admin listener needs.
+#[derive(Debug, Clone)]
+pub struct AdminOptions {
+    /// A loopback address (see [`parse_listen`]).
+    pub bind: SocketAddr,
+    pub token: AdminToken,
+    /// How often the event stream looks for requests made by other processes.
+    pub poll_interval: Duration,
+    /// How often an idle event stream sends a comment, so proxies keep it open.
+    pub keepalive: Duration,
+}
+
+impl AdminOptions {
+    pub fn new(bind: SocketAddr, token: AdminToken) -> AdminOptions {
+        AdminOptions {
+            bind,
+            token,
+            poll_interval: Duration::from_secs(1),
+            keepalive: Duration::from_secs(15),
+        }
+    }
+}
+
+pub(crate) struct AdminApp {
+    pub gateway: Arc<Gateway>,
+    pub approvals: Arc<Approvals>,
+    pub options: AdminOptions,
+}
+
+/// A bound admin listener.
+pub struct AdminServer {
+    app: Arc<AdminApp>,
+    listener: TcpListener,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("approvals are not configured on this gateway")]
+    NoApprovals,
+    #[error("the admin API only listens on loopback addresses, not {0}")]
+    NotLoopback(SocketAddr),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+impl AdminServer {
+    pub async fn bind(
+        gateway: Arc<Gateway>,
+        options: AdminOptions,
+    ) -> Result<AdminServer, AdminError> {
+        if !options.bind.ip().is_loopback() {
+            return Err(AdminError::NotLoopback(options.bind));
+        }
+        let approvals = gateway
+            .approvals()
+            .cloned()
+            .ok_or(AdminError::NoApprovals)?;
+        let listener =
+            TcpListener::bind(options.bind)
+                .await
+                .map_err(|source| AdminError::Bind {
+                    addr: options.bind,
+                    source,
+                })?;
+        if let Ok(addr) = listener.local_addr() {
+            approvals.set_admin_url(format!("http://{addr}"));
+        }
+        Ok(AdminServer {
+            app: Arc::new(AdminApp {
+                gateway,
+                approvals,
+                options,
+            }),
+            listener,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until the task is dropped or aborted.
+    pub async fn run(self) {
+        let router = routes::router(Arc::clone(&self.app));
+        loop {
+            let (stream, _) = match self.listener.accept().await {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin API: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let service = TowerToHyperService::new(router.clone());
+            tokio::spawn(async move {
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(10))
+                    .serve_connection(TokioIo::new(stream), service);
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %e, "admin connection ended with an error");
+                }
+            });
+        }
+    }
+}
+
+/// Binds the admin listener and serves it on a task of its own; the bound address is
+/// returned (for `--admin-listen 127.0.0.1:0`).
+pub async fn spawn(
+    gateway: Arc<Gateway>,
+    options: AdminOptions,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), AdminError> {
+    let bind = options.bind;
+    let server = AdminServer::bind(gateway, options).await?;
+    let addr = server.local_addr().unwrap_or(bind);
+    Ok((addr, tokio::spawn(server.run())))
+}

@@ -1,0 +1,552 @@
+//! A call that needs approval, from the decision to its answer.
+//!
+//! Ordering decisions:
+//! 1. the call is registered in flight (phase `Admitting`) before anything waits, so a
+//!    cancellation that overtakes it is seen, and the server never sees a call whose client
+//!    gave up;
+//! 2. the store step (`admit`) is one atomic step: it consumes a standing approval, or
+//!    reports a standing request or denial, or creates a request — so two retries racing
+//!    (in one gateway or several) can never both use one approval;
+//! 3. counters are reserved only once an approval has been consumed, through the same
+//!    `reserve_and_forward` as any allowed call; a call that then fails to reach the tool
+//!    gives its approval back;
+//! 4. in hold mode the wait runs on this task, never on the session's reader, so the
+//!    session's other calls go on while one waits.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+use toolgate_policy::ir::ApprovalMode;
+use toolgate_policy::{ApprovalRequest, Policy};
+use toolgate_state::{AdmitOutcome, ApprovalError, ApprovalRecord, ApprovalState, NewApproval};
+
+use super::fingerprint::{fingerprint, new_approval_id};
+use super::view::Transition;
+use super::{mode_name, Approvals};
+use crate::audit::{canonical_json, format_rfc3339_ms, AuditEvent, DecisionRecord};
+use crate::gateway::Gateway;
+use crate::pipeline::counter_records;
+use crate::session::{CallInFlight, CallPhase, InFlight, Session};
+use crate::wire::{self, DenialMeta, ErrorCode, DECISION_META_KEY};
+
+/// The first words of the answer to a call that waits for a person.
+pub const APPROVAL_PREFIX: &str = "[APPROVAL REQUIRED]";
+
+/// Store steps one call takes at most: each extra one follows a record another call used
+/// or took first, which cannot go on for long.
+const MAX_ROUNDS: usize = 8;
+
+/// Consecutive failed reads a held call tolerates before it gives up on the store.
+const MAX_READ_FAILURES: u32 = 20;
+
+/// What the pipeline read from the call.
+pub(crate) struct ApprovalCall {
+    pub tool: String,
+    pub arguments: Value,
+    pub started: Instant,
+    pub args_hash: Option<String>,
+}
+
+impl Gateway {
+    /// Takes over a call the policy sent for approval; answers it (now or after the wait)
+    /// from a task of its own.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn require_approval(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        id: &RawValue,
+        key: String,
+        request: ApprovalRequest,
+        call: ApprovalCall,
+        policy: Arc<Policy>,
+        text: &str,
+    ) {
+        let Some(approvals) = self.options.approvals.clone() else {
+            return;
+        };
+        let in_flight = CallInFlight {
+            tool: call.tool.clone(),
+            rule: Some(request.rule.clone()),
+            policy: policy.revision.clone(),
+            started: call.started,
+            ticket: None,
+            counters: counter_records(&request.permit),
+            args_hash: call.args_hash.clone(),
+            not_counted: false,
+            approval: None,
+            phase: CallPhase::Admitting,
+            deadline: call.started + self.options.call_timeout,
+        };
+        session
+            .state
+            .lock()
+            .inflight
+            .insert(key.clone(), InFlight::Call(in_flight));
+        let waiting = Waiting {
+            gateway: Arc::clone(self),
+            approvals,
+            session: Arc::clone(session),
+            id: id.to_owned(),
+            key,
+            progress_token: progress_token(text),
+            text: text.to_string(),
+            request,
+            call,
+            policy,
+        };
+        tokio::spawn(waiting.run());
+    }
+}
+
+/// `params._meta.progressToken` of the request, if the client sent one.
+fn progress_token(text: &str) -> Option<Value> {
+    let message: Value = serde_json::from_str(text).ok()?;
+    message
+        .get("params")?
+        .get("_meta")?
+        .get("progressToken")
+        .filter(|t| t.is_string() || t.is_number())
+        .cloned()
+}
+
+/// How a held call's wait ended.
+enum Held {
+    Approved,
+    /// Another call with the same fingerprint used the approval first.
+    TakenByAnother,
+    /// Denied, expired, withdrawn, or gone from the store.
+    Ended(Box<ApprovalRecord>),
+    /// The client cancelled its call; `withdraw` unless another held call of this process
+    /// still waits on the same request.
+    Cancelled {
+        withdraw: bool,
+    },
+    /// The call is no longer in flight (the session or the server went away).
+    Gone {
+        withdraw: bool,
+    },
+    StoreFailed(ApprovalError),
+}
+
+struct Waiting {
+    gateway: Arc<Gateway>,
+    approvals: Arc<Approvals>,
+    session: Arc<Session>,
+    id: Box<RawValue>,
+    key: String,
+    progress_token: Option<Value>,
+    text: String,
+    request: ApprovalRequest,
+    call: ApprovalCall,
+    policy: Arc<Policy>,
+}
+
+impl Waiting {
+    async fn run(self) {
+        let binding = fingerprint(
+            self.session.identity.as_deref(),
+            &self.call.tool,
+            &self.call.arguments,
+            &self.request.rule,
+            &self.policy.revision,
+        );
+        let arguments = canonical_json(&self.call.arguments);
+        let mut last = None;
+        for _ in 0..MAX_ROUNDS {
+            let new = NewApproval {
+                id: new_approval_id(),
+                fingerprint: binding.clone(),
+                tool: self.call.tool.clone(),
+                identity: self.session.identity.clone(),
+                session: Some(self.session.id.clone()),
+                rule: self.request.rule.clone(),
+                policy: self.policy.revision.clone(),
+                mode: self.request.settings.mode,
+                message: self.request.message.clone(),
+                arguments: arguments.clone(),
+                timeout_ms: self.request.settings.timeout_ms,
+            };
+            let admission = match self.approvals.store.admit(new).await {
+                Ok(a) => a,
+                Err(e) => return self.store_failed(e).await,
+            };
+            for expired in &admission.expired {
+                self.gateway
+                    .approval_transition(Transition::Expired, expired);
+            }
+            let record = admission.record;
+            match admission.outcome {
+                AdmitOutcome::Consumed => {
+                    self.gateway
+                        .approval_transition(Transition::Consumed, &record);
+                    return self.forward(record).await;
+                }
+                AdmitOutcome::Denied => return self.answer_ended(&record).await,
+                AdmitOutcome::Created => {
+                    self.gateway
+                        .approval_transition(Transition::Requested, &record);
+                    self.approvals
+                        .announce(&record, &self.policy.approvals.notify);
+                }
+                AdmitOutcome::Pending => {}
+            }
+            if self.request.settings.mode == ApprovalMode::Retry {
+                return self.answer_pending(&record).await;
+            }
+            let held = self.hold(&record).await;
+            last = Some(record);
+            let Some(record) = last.as_ref() else { return };
+            match held {
+                Held::Approved => match self.approvals.store.consume(&record.id).await {
+                    Ok(used) => {
+                        self.gateway
+                            .approval_transition(Transition::Consumed, &used);
+                        return self.forward(used).await;
+                    }
+                    // Used (or lapsed) in between: the next round sees what stands now.
+                    Err(ApprovalError::Conflict { .. }) => continue,
+                    Err(e) => return self.store_failed(e).await,
+                },
+                Held::TakenByAnother => continue,
+                Held::Ended(r) => return self.answer_ended(&r).await,
+                Held::Cancelled { withdraw } => return self.withdraw(record, withdraw, true).await,
+                Held::Gone { withdraw } => return self.withdraw(record, withdraw, false).await,
+                Held::StoreFailed(e) => return self.store_failed(e).await,
+            }
+        }
+        // Only reached when other calls kept using the approvals this one waited for.
+        tracing::warn!(session = %self.session.id, tool = %self.call.tool, "approvals kept being used by other identical calls; answering as pending");
+        if let Some(record) = &last {
+            self.answer_pending(record).await;
+        }
+    }
+
+    /// Waits for the record to leave `pending`, sending progress to clients that asked for
+    /// it, and watching for the client's cancellation.
+    async fn hold(&self, record: &ApprovalRecord) -> Held {
+        let guard = self.approvals.wait_on(&record.id);
+        let mut events = self.approvals.subscribe();
+        let options = &self.approvals.options;
+        let mut next_progress = Instant::now();
+        let mut progress = 0u64;
+        let mut failures = 0u32;
+        loop {
+            match self.phase() {
+                None => {
+                    return Held::Gone {
+                        withdraw: guard.is_last(),
+                    }
+                }
+                Some(CallPhase::CancelledBeforeForward) => {
+                    return Held::Cancelled {
+                        withdraw: guard.is_last(),
+                    }
+                }
+                Some(_) => {}
+            }
+            if let Some(token) = &self.progress_token {
+                if Instant::now() >= next_progress {
+                    progress += 1;
+                    next_progress = Instant::now() + options.progress_interval;
+                    let note = json!({
+                        "jsonrpc": "2.0",
+                        "method": "notifications/progress",
+                        "params": {
+                            "progressToken": token,
+                            "progress": progress,
+                            "message": format!(
+                                "Waiting for a person to approve request {} (until {})",
+                                record.id,
+                                format_rfc3339_ms(record.expires_ms)
+                            ),
+                        },
+                    });
+                    self.session.send_to_client(note.to_string()).await;
+                }
+            }
+            match self.approvals.store.get(&record.id).await {
+                Ok(Some(now)) => {
+                    failures = 0;
+                    match now.state {
+                        ApprovalState::Pending => {}
+                        ApprovalState::Approved => return Held::Approved,
+                        ApprovalState::Consumed => return Held::TakenByAnother,
+                        _ => return Held::Ended(Box::new(now)),
+                    }
+                }
+                Ok(None) => {
+                    let mut gone = record.clone();
+                    gone.state = ApprovalState::Expired;
+                    return Held::Ended(Box::new(gone));
+                }
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(approval = %record.id, error = %e, "reading a held approval failed");
+                    if failures >= MAX_READ_FAILURES {
+                        return Held::StoreFailed(e);
+                    }
+                }
+            }
+            // Woken early by a transition in this process (the admin API), else polled:
+            // decisions from other processes (the CLI) are only seen by reading.
+            let wake = async {
+                loop {
+                    match events.recv().await {
+                        Ok(e) if e.record.id == record.id => return,
+                        Ok(_) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
+                        Err(_) => std::future::pending::<()>().await,
+                    }
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(options.poll_interval) => {}
+                _ = wake => {}
+            }
+        }
+    }
+
+    fn phase(&self) -> Option<CallPhase> {
+        match self.session.state.lock().inflight.get(&self.key) {
+            Some(InFlight::Call(call)) => Some(call.phase),
+            _ => None,
+        }
+    }
+
+    /// The approval is consumed: reserve the call's counters and forward it, as any
+    /// allowed call. Its in-flight entry now carries the approval, so every way the call
+    /// can fail to reach the tool gives it back.
+    async fn forward(self, record: ApprovalRecord) {
+        let no_counters = self.request.permit.reservations.is_empty();
+        let cancelled = {
+            let mut state = self.session.state.lock();
+            match state.inflight.get_mut(&self.key) {
+                Some(InFlight::Call(call)) if call.phase == CallPhase::Admitting => {
+                    call.approval = Some(record.id.as_str().into());
+                    // The wait for a person is not the server's time to answer.
+                    call.deadline = Instant::now() + self.gateway.options.call_timeout;
+                    if no_counters {
+                        call.phase = CallPhase::Forwarded;
+                    }
+                    None
+                }
+                Some(InFlight::Call(_)) => match state.inflight.remove(&self.key) {
+                    Some(InFlight::Call(mut call)) => {
+                        call.approval = Some(record.id.as_str().into());
+                        Some(Some(call))
+                    }
+                    _ => Some(None),
+                },
+                _ => Some(None),
+            }
+        };
+        match cancelled {
+            Some(Some(call)) => {
+                // Cancelled while the approval was being taken: never forwarded.
+                return self.gateway.record_settled(
+                    &self.session,
+                    call,
+                    "allow",
+                    None,
+                    None,
+                    "cancelled",
+                );
+            }
+            Some(None) => {
+                self.gateway.release_approval_now(&record.id).await;
+                return;
+            }
+            None => {}
+        }
+        if no_counters {
+            return self.gateway.forward(&self.session, &self.text).await;
+        }
+        self.gateway
+            .reserve_and_forward(
+                &self.session,
+                &self.id,
+                self.key.clone(),
+                self.request.permit.clone(),
+                Arc::clone(&self.policy),
+                self.text.clone(),
+            )
+            .await;
+    }
+
+    /// Retry mode: the request waits; tell the agent to retry the same call later.
+    async fn answer_pending(&self, record: &ApprovalRecord) {
+        let mut text = format!(
+            "{APPROVAL_PREFIX} A person must approve this call before it runs (rule \"{}\").",
+            record.rule
+        );
+        if let Some(message) = &self.request.message {
+            text.push(' ');
+            text.push_str(message.trim_end());
+        }
+        text.push_str(&format!(
+            " Approval request: {}. The tool was not called. Once the request is approved, retry exactly the same call (same tool, same arguments); the request expires at {}.",
+            record.id,
+            format_rfc3339_ms(record.expires_ms)
+        ));
+        let meta = json!({
+            "decision": "approval_required",
+            "rule": record.rule,
+            "policy": self.policy.revision,
+            "approval": {
+                "id": record.id,
+                "status": record.state.as_str(),
+                "mode": mode_name(self.request.settings.mode),
+                "expires_at": format_rfc3339_ms(record.expires_ms),
+                "expires_at_ms": record.expires_ms,
+            },
+        });
+        let reply = tool_error_result(&self.id, &text, meta);
+        self.finish("approval_required", Some(text), record, Some(reply))
+            .await;
+    }
+
+    /// A denial (by a person), an expiry or a withdrawal: the call will not run.
+    async fn answer_ended(&self, record: &ApprovalRecord) {
+        let (decision, message) = match record.state {
+            ApprovalState::Denied => (
+                "approval_denied",
+                match &record.reason {
+                    Some(reason) => format!("A person denied this call: {}", reason.trim_end()),
+                    None => "A person denied this call".to_string(),
+                },
+            ),
+            ApprovalState::Withdrawn => (
+                "approval_withdrawn",
+                format!("Approval request {} was withdrawn", record.id),
+            ),
+            _ => (
+                "approval_expired",
+                format!(
+                    "Nobody approved this call in time (approval request {} expired)",
+                    record.id
+                ),
+            ),
+        };
+        let meta = DenialMeta {
+            decision,
+            rule: &record.rule,
+            policy_revision: &self.policy.revision,
+            retry_after_ms: None,
+            extra: Some(json!({
+                "approval": {"id": record.id, "status": record.state.as_str()},
+            })),
+        };
+        let reply = wire::denial_result(
+            &self.id,
+            self.gateway.deny_prefix(&self.policy),
+            &message,
+            &meta,
+        );
+        // Audited as a deny: the call was refused, by a person or by the clock.
+        self.finish("deny", Some(message), record, Some(reply))
+            .await;
+    }
+
+    /// The held call's client cancelled (or its session ended): withdraw the request,
+    /// unless another held call still waits on it.
+    async fn withdraw(&self, record: &ApprovalRecord, withdraw: bool, cancelled: bool) {
+        let reason = if cancelled {
+            "the client cancelled the call"
+        } else {
+            "the client's session ended"
+        };
+        if withdraw {
+            match self.approvals.store.withdraw(&record.id, reason).await {
+                Ok(r) => self.gateway.approval_transition(Transition::Withdrawn, &r),
+                // Decided in the meantime: the decision stands for the next identical call.
+                Err(ApprovalError::Conflict { .. }) => {}
+                Err(e) => {
+                    tracing::warn!(approval = %record.id, error = %e, "could not withdraw an approval request")
+                }
+            }
+        }
+        self.finish("approval_required", Some(reason.to_string()), record, None)
+            .await;
+    }
+
+    async fn store_failed(&self, error: ApprovalError) {
+        tracing::warn!(session = %self.session.id, error = %error, "approval store unavailable; call refused");
+        let message = "Approval store unavailable: this call needs a person's approval, which cannot be asked for right now, so it was refused. Try again later.";
+        let reply = wire::error_response(Some(&self.id), ErrorCode::StateUnavailable, message);
+        let entry = self.session.state.lock().inflight.remove(&self.key);
+        let Some(InFlight::Call(call)) = entry else {
+            return;
+        };
+        let cancelled = call.phase == CallPhase::CancelledBeforeForward;
+        self.record(call, "error", Some(message.to_string()), None);
+        if !cancelled {
+            self.session.send_to_client(reply).await;
+        }
+    }
+
+    /// Ends the call without forwarding it: audit, then the answer (unless the client
+    /// cancelled, or the call was already answered because the session ended).
+    async fn finish(
+        &self,
+        decision: &'static str,
+        message: Option<String>,
+        record: &ApprovalRecord,
+        reply: Option<String>,
+    ) {
+        let entry = self.session.state.lock().inflight.remove(&self.key);
+        let Some(InFlight::Call(call)) = entry else {
+            return;
+        };
+        let cancelled = call.phase == CallPhase::CancelledBeforeForward;
+        self.record(call, decision, message, Some(record.id.clone()));
+        if let (Some(reply), false) = (reply, cancelled) {
+            self.session.send_to_client(reply).await;
+        }
+    }
+
+    fn record(
+        &self,
+        call: CallInFlight,
+        decision: &'static str,
+        message: Option<String>,
+        approval: Option<String>,
+    ) {
+        self.gateway
+            .audit
+            .record(AuditEvent::Decision(DecisionRecord {
+                session: self.session.id.clone(),
+                identity: self.session.identity.clone(),
+                tool: call.tool,
+                decision,
+                rule: call.rule,
+                message,
+                policy: call.policy,
+                counters: Vec::new(),
+                outcome: if call.phase == CallPhase::CancelledBeforeForward {
+                    "cancelled"
+                } else {
+                    "not_forwarded"
+                },
+                not_counted: false,
+                latency_us: call.started.elapsed().as_micros() as u64,
+                args_hash: call.args_hash,
+                approval,
+            }));
+    }
+}
+
+/// A tool result with `isError` and one text block, with toolgate's decision in `_meta`.
+fn tool_error_result(id: &RawValue, text: &str, decision: Value) -> String {
+    let result = json!({
+        "content": [{"type": "text", "text": text}],
+        "isError": true,
+        "_meta": {DECISION_META_KEY: decision},
+    });
+    format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":{},\"result\":{}}}",
+        id.get(),
+        result
+    )
+}
