@@ -258,6 +258,78 @@ fn error(
     Ok(())
 }
 
+/// Serve the fixture as a minimal Streamable HTTP server on `127.0.0.1:port` (0 picks a free
+/// port): `POST /mcp` answers each request with `application/json`, mints an
+/// `Mcp-Session-Id` with the `initialize` answer, and takes notifications with `202`. The URL
+/// is printed on stderr (`fixture-http: listening on http://127.0.0.1:N/mcp`).
+pub fn run_http(options: &FixtureOptions, port: u16) -> anyhow::Result<()> {
+    use axum::body::Bytes;
+    use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+    use axum::response::{IntoResponse, Response};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    struct Shared {
+        server: Mutex<Server>,
+        sessions: AtomicU64,
+    }
+    let shared = Arc::new(Shared {
+        server: Mutex::new(Server::new(options)),
+        sessions: AtomicU64::new(0),
+    });
+    let handler = move |_headers: HeaderMap, body: Bytes| {
+        let shared = Arc::clone(&shared);
+        async move {
+            let mut out = Vec::with_capacity(256);
+            let handled = match shared.server.lock() {
+                Ok(mut server) => server.handle(trim_line(&body), &mut out),
+                Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+            };
+            if handled.is_err() {
+                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            }
+            if out.is_empty() {
+                return StatusCode::ACCEPTED.into_response();
+            }
+            let is_initialize = memchr_initialize(&body);
+            let mut response = Response::new(axum::body::Body::from(out));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            if is_initialize {
+                let n = shared.sessions.fetch_add(1, Ordering::Relaxed);
+                if let Ok(id) =
+                    HeaderValue::from_str(&format!("fixture-{}-{n}", std::process::id()))
+                {
+                    response.headers_mut().insert("mcp-session-id", id);
+                }
+            }
+            response
+        }
+    };
+    let app = axum::Router::new().route(
+        "/mcp",
+        axum::routing::post(handler).delete(|| async { StatusCode::OK }),
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        let addr = listener.local_addr()?;
+        eprintln!("fixture-http: listening on http://{addr}/mcp");
+        axum::serve(listener, app).await?;
+        anyhow::Ok(())
+    })
+}
+
+/// Whether a request body is an `initialize` call (the fixture's bodies are single messages).
+fn memchr_initialize(body: &[u8]) -> bool {
+    body.windows(br#""initialize""#.len())
+        .any(|w| w == br#""initialize""#)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -8,6 +8,7 @@
 
 mod driver;
 mod fixture;
+mod http;
 mod metrics;
 mod procfs;
 mod report;
@@ -86,6 +87,16 @@ enum Command {
         #[arg(long, value_name = "PERCENT", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
         fail_percent: u8,
     },
+    /// Serve the fixture MCP server over Streamable HTTP on 127.0.0.1 (JSON answers).
+    #[command(hide = true)]
+    FixtureHttp {
+        /// Listening port; 0 picks a free one (the URL is printed on stderr).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Number of `tool_<i>` tools, besides `echo`.
+        #[arg(long, default_value_t = scenarios::MAIN_POLICY_TOOLS)]
+        tools: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -100,6 +111,14 @@ fn main() -> ExitCode {
             corrupt_call,
             fail_percent,
         }),
+        Some(Command::FixtureHttp { port, tools }) => fixture::run_http(
+            &fixture::FixtureOptions {
+                tools,
+                corrupt_call: None,
+                fail_percent: 0,
+            },
+            port,
+        ),
         None => bench(&cli),
     };
     match result {
@@ -127,7 +146,20 @@ fn bench(cli: &Cli) -> anyhow::Result<()> {
     if let Some(rounds) = cli.rounds {
         plan.rounds = rounds.max(1);
     }
-    let selected = select(&cli.scenarios, !cli.quick)?;
+    let mut selected = select(&cli.scenarios, !cli.quick)?;
+    // Peers are optional: a peer that is not installed is skipped with a note, never a failure.
+    selected.retain(|s| match s.target {
+        Target::Peer(peer) if !peer.program().is_file() => {
+            eprintln!(
+                "toolgate-bench: skipping {} ({} is not installed; run \
+                 crates/toolgate-bench/setup-peers.sh)",
+                s.name,
+                peer.program().display()
+            );
+            false
+        }
+        _ => true,
+    });
     let needs_toolgate = selected
         .iter()
         .any(|s| matches!(s.target, Target::Toolgate { .. }));
@@ -176,6 +208,10 @@ fn bench(cli: &Cli) -> anyhow::Result<()> {
     let targets = report::targets_check(&rows);
     if !targets.is_empty() {
         println!("Targets (stdio):\n{targets}");
+    }
+    let http_targets = report::http_targets_check(&rows);
+    if !http_targets.is_empty() {
+        println!("Targets (HTTP listener):\n{http_targets}");
     }
     if let Some(path) = &cli.json {
         std::fs::write(path, report::json(&rows)?)

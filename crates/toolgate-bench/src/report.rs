@@ -83,6 +83,10 @@ pub fn markdown(rows: &[Row]) -> String {
 pub fn targets_check(rows: &[Row]) -> String {
     let mut out = String::new();
     for row in rows {
+        // The stdio targets are for stdio scenarios; HTTP ones have `http_targets_check`.
+        if row.baseline.as_deref() == Some("direct-http") {
+            continue;
+        }
         let Some(c) = compare(row, rows) else {
             continue;
         };
@@ -109,6 +113,33 @@ pub fn targets_check(rows: &[Row]) -> String {
             rss / 1024.0,
             targets::RSS_KB / 1024.0,
             verdict(rss <= targets::RSS_KB),
+        ));
+    }
+    out
+}
+
+/// The HTTP listener target (≥ 15,000 calls/s at 64 in flight, p99 ≤ 5 ms at 1 in flight)
+/// for each toolgate scenario whose client speaks HTTP.
+pub fn http_targets_check(rows: &[Row]) -> String {
+    const CALLS_PER_SEC_64: f64 = 15_000.0;
+    const P99_US: f64 = 5_000.0;
+    let mut out = String::new();
+    for row in rows {
+        if !matches!(
+            row.name.as_str(),
+            "toolgate-http" | "toolgate-http-upstream"
+        ) {
+            continue;
+        }
+        let (Some(c64), Some(p99)) = (row.m.calls_per_sec_64, row.m.p99_us) else {
+            continue;
+        };
+        let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
+        out.push_str(&format!(
+            "- {}: {c64:.0} calls/s @64 (≥ {CALLS_PER_SEC_64:.0}: {}); p99 {p99:.1} µs (≤ {P99_US:.0} µs: {})\n",
+            row.name,
+            verdict(c64 >= CALLS_PER_SEC_64),
+            verdict(p99 <= P99_US),
         ));
     }
     out

@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::driver::{Launch, Session};
+use crate::http::{free_port, HttpSession, Listener};
 use crate::metrics::{Latency, Measurement};
 use crate::procfs;
 use crate::workload::Workload;
@@ -37,6 +38,36 @@ pub enum Target {
         audit: bool,
         policy_tools: usize,
     },
+    /// Another MCP proxy (no policy), installed by `setup-peers.sh`.
+    Peer(Peer),
+}
+
+/// The peer proxies `setup-peers.sh` installs under `crates/toolgate-bench/peers/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    /// `mcp-proxy` from npm: an HTTP listener (`--server stream`) in front of a stdio server.
+    Npm,
+    /// `mcp-proxy` from PyPI: an HTTP listener, or a stdio → Streamable HTTP bridge.
+    Pypi,
+}
+
+impl Peer {
+    /// Where `setup-peers.sh` puts the peer's executable.
+    pub fn program(self) -> PathBuf {
+        let peers = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers");
+        match self {
+            Peer::Npm => peers.join("node_modules/.bin/mcp-proxy"),
+            Peer::Pypi => peers.join(".venv/bin/mcp-proxy"),
+        }
+    }
+}
+
+/// How the client reaches the process under test, or how that process reaches the fixture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Stdio,
+    /// Streamable HTTP on loopback.
+    Http,
 }
 
 /// What a scenario measures.
@@ -59,6 +90,11 @@ pub struct Scenario {
     pub measure: Measure,
     /// Main scenarios are repeated and interleaved; sweeps run once.
     pub sweep: bool,
+    /// How the driver talks to the process under test.
+    pub client: Transport,
+    /// Which fixture is at the end: the stdio one (a child of the process under test) or the
+    /// HTTP one (a separate process the proxy connects to with `--upstream URL`).
+    pub upstream: Transport,
 }
 
 /// How much to measure; `--quick` and the full run differ only here.
@@ -123,6 +159,13 @@ pub fn catalogue(sweeps: bool) -> Vec<Scenario> {
         payload_bytes: 16,
         measure: Measure::Full,
         sweep: false,
+        client: Transport::Stdio,
+        upstream: Transport::Stdio,
+    };
+    let over = |client, upstream, scenario: Scenario| Scenario {
+        client,
+        upstream,
+        ..scenario
     };
     let mut all = vec![
         main("direct-stdio", Target::Direct, None),
@@ -141,6 +184,65 @@ pub fn catalogue(sweeps: bool) -> Vec<Scenario> {
             toolgate(Store::Memory, true, MAIN_POLICY_TOOLS),
             Some("direct-stdio"),
         ),
+        over(
+            Transport::Http,
+            Transport::Http,
+            main("direct-http", Target::Direct, None),
+        ),
+        over(
+            Transport::Http,
+            Transport::Stdio,
+            main(
+                "toolgate-http",
+                toolgate(Store::Memory, false, MAIN_POLICY_TOOLS),
+                Some("direct-http"),
+            ),
+        ),
+        over(
+            Transport::Http,
+            Transport::Http,
+            main(
+                "toolgate-http-upstream",
+                toolgate(Store::Memory, false, MAIN_POLICY_TOOLS),
+                Some("direct-http"),
+            ),
+        ),
+        over(
+            Transport::Stdio,
+            Transport::Http,
+            main(
+                "toolgate-bridge",
+                toolgate(Store::Memory, false, MAIN_POLICY_TOOLS),
+                Some("direct-http"),
+            ),
+        ),
+        over(
+            Transport::Http,
+            Transport::Stdio,
+            main(
+                "mcp-proxy-npm-http",
+                Target::Peer(Peer::Npm),
+                Some("direct-http"),
+            ),
+        ),
+        over(
+            Transport::Http,
+            Transport::Stdio,
+            main(
+                "mcp-proxy-py-http",
+                Target::Peer(Peer::Pypi),
+                Some("direct-http"),
+            ),
+        ),
+        over(
+            Transport::Stdio,
+            Transport::Http,
+            main(
+                "mcp-proxy-py-bridge",
+                Target::Peer(Peer::Pypi),
+                Some("direct-http"),
+            ),
+        ),
     ];
     if !sweeps {
         return all;
@@ -153,6 +255,8 @@ pub fn catalogue(sweeps: bool) -> Vec<Scenario> {
             payload_bytes: 16,
             measure: Measure::Full,
             sweep: true,
+            client: Transport::Stdio,
+            upstream: Transport::Stdio,
         });
     }
     for (label, bytes) in [("1KB", 1 << 10), ("100KB", 100 << 10), ("1MB", 1 << 20)] {
@@ -164,6 +268,8 @@ pub fn catalogue(sweeps: bool) -> Vec<Scenario> {
             payload_bytes: bytes,
             measure: Measure::Latency,
             sweep: true,
+            client: Transport::Stdio,
+            upstream: Transport::Stdio,
         });
         all.push(Scenario {
             name: format!("toolgate-stdio-args-{label}"),
@@ -172,6 +278,8 @@ pub fn catalogue(sweeps: bool) -> Vec<Scenario> {
             payload_bytes: bytes,
             measure: Measure::Latency,
             sweep: true,
+            client: Transport::Stdio,
+            upstream: Transport::Stdio,
         });
     }
     all
@@ -187,9 +295,38 @@ pub fn run_once(
         .prefix("toolgate-bench-")
         .tempdir()
         .context("cannot create a temporary directory")?;
-    let (launch, tools) = launch(scenario, programs, dir.path())?;
+    // The HTTP fixture, when a proxy connects to it, runs beside the process under test.
+    let upstream = match (&scenario.target, scenario.upstream) {
+        (Target::Toolgate { policy_tools, .. }, Transport::Http) => Some(Listener::start(
+            &fixture_http(
+                programs,
+                *policy_tools,
+                dir.path().join("upstream-stderr.log"),
+            ),
+            plan.stall,
+        )?),
+        (Target::Peer(_), Transport::Http) => Some(Listener::start(
+            &fixture_http(
+                programs,
+                MAIN_POLICY_TOOLS,
+                dir.path().join("upstream-stderr.log"),
+            ),
+            plan.stall,
+        )?),
+        _ => None,
+    };
+    let upstream_url = upstream.as_ref().map(|u| u.url.as_str());
+    let (launch, tools) = launch(scenario, programs, dir.path(), upstream_url)?;
+    let launch = peer_launch(scenario, launch, upstream_url);
     let workload = Workload::new(tools, scenario.payload_bytes);
-    let (mut session, startup) = Session::start(&launch, &workload, plan.stall)?;
+    let peer_port = match (&scenario.target, scenario.client) {
+        (Target::Peer(_), Transport::Http) => Some(free_port()?),
+        _ => None,
+    };
+    let (mut session, startup) = match peer_port {
+        Some(port) => AnySession::start_peer(&launch, port, &workload, plan.stall)?,
+        None => AnySession::start(scenario.client, &launch, &workload, plan.stall)?,
+    };
     let pid = session.pid();
 
     // Fewer calls when each one carries a large argument, so a sweep point takes seconds.
@@ -231,7 +368,12 @@ pub fn run_once(
 }
 
 /// What to start for `scenario`, and how many tools its calls go round.
-fn launch(scenario: &Scenario, programs: &Programs, dir: &Path) -> anyhow::Result<(Launch, usize)> {
+fn launch(
+    scenario: &Scenario,
+    programs: &Programs,
+    dir: &Path,
+    upstream_url: Option<&str>,
+) -> anyhow::Result<(Launch, usize)> {
     let fixture_args = |tools: usize| {
         let mut args: Vec<OsString> = vec![
             programs.fixture.clone().into(),
@@ -246,7 +388,11 @@ fn launch(scenario: &Scenario, programs: &Programs, dir: &Path) -> anyhow::Resul
     };
     let stderr_path = dir.join("stderr.log");
     match scenario.target {
-        Target::Direct => {
+        Target::Direct if scenario.client == Transport::Http => Ok((
+            fixture_http(programs, MAIN_POLICY_TOOLS, stderr_path),
+            MAIN_POLICY_TOOLS,
+        )),
+        Target::Direct | Target::Peer(_) => {
             let mut args = fixture_args(MAIN_POLICY_TOOLS);
             let program = PathBuf::from(args.remove(0));
             Ok((
@@ -289,8 +435,21 @@ fn launch(scenario: &Scenario, programs: &Programs, dir: &Path) -> anyhow::Resul
             } else {
                 args.push("--no-audit".into());
             }
-            args.push("--".into());
-            args.extend(fixture_args(policy_tools));
+            if scenario.client == Transport::Http {
+                args.extend([
+                    "--transport".into(),
+                    "http".into(),
+                    "--port".into(),
+                    "0".into(),
+                ]);
+            }
+            match upstream_url {
+                Some(url) => args.extend(["--upstream".into(), url.into()]),
+                None => {
+                    args.push("--".into());
+                    args.extend(fixture_args(policy_tools));
+                }
+            }
             Ok((
                 Launch {
                     program: toolgate,
@@ -299,6 +458,139 @@ fn launch(scenario: &Scenario, programs: &Programs, dir: &Path) -> anyhow::Resul
                 },
                 policy_tools,
             ))
+        }
+    }
+}
+
+/// The command line of a peer scenario (its port, for a listener, is added at start).
+fn peer_launch(scenario: &Scenario, launch: Launch, upstream_url: Option<&str>) -> Launch {
+    let Target::Peer(peer) = scenario.target else {
+        return launch;
+    };
+    let mut args: Vec<OsString> = Vec::new();
+    match (peer, upstream_url) {
+        (Peer::Pypi, Some(url)) => {
+            args.extend(["--transport".into(), "streamablehttp".into(), url.into()]);
+        }
+        (Peer::Npm, _) => {
+            args.extend(["--server".into(), "stream".into(), "--".into()]);
+            args.push(launch.program.clone().into());
+            args.extend(launch.args.iter().cloned());
+        }
+        (Peer::Pypi, None) => {
+            args.push("--".into());
+            args.push(launch.program.clone().into());
+            args.extend(launch.args.iter().cloned());
+        }
+    }
+    Launch {
+        program: peer.program(),
+        args,
+        stderr_path: launch.stderr_path,
+    }
+}
+
+/// The HTTP fixture on a free loopback port.
+fn fixture_http(programs: &Programs, tools: usize, stderr_path: PathBuf) -> Launch {
+    Launch {
+        program: programs.fixture.clone(),
+        args: vec![
+            "fixture-http".into(),
+            "--port".into(),
+            "0".into(),
+            "--tools".into(),
+            tools.to_string().into(),
+        ],
+        stderr_path,
+    }
+}
+
+/// A session over either transport; an HTTP one owns the listener process it talks to.
+enum AnySession {
+    Stdio(Session),
+    Http(Listener, HttpSession),
+}
+
+impl AnySession {
+    fn start(
+        client: Transport,
+        launch: &Launch,
+        workload: &Workload,
+        stall: Duration,
+    ) -> anyhow::Result<(AnySession, Duration)> {
+        match client {
+            Transport::Stdio => {
+                let (session, startup) = Session::start(launch, workload, stall)?;
+                Ok((AnySession::Stdio(session), startup))
+            }
+            Transport::Http => {
+                let listener = Listener::start(launch, stall)?;
+                let session = HttpSession::connect(&listener.url, workload, stall)?;
+                let startup = listener.spawned.elapsed();
+                Ok((AnySession::Http(listener, session), startup))
+            }
+        }
+    }
+
+    /// A peer listener on `port` (its `/mcp` endpoint).
+    fn start_peer(
+        launch: &Launch,
+        port: u16,
+        workload: &Workload,
+        stall: Duration,
+    ) -> anyhow::Result<(AnySession, Duration)> {
+        let mut args = vec![
+            "--port".into(),
+            port.to_string().into(),
+            "--host".into(),
+            "127.0.0.1".into(),
+        ];
+        args.extend(launch.args.iter().cloned());
+        let launch = Launch {
+            args,
+            ..launch.clone()
+        };
+        let url = format!("http://127.0.0.1:{port}/mcp");
+        let listener = Listener::start_at(&launch, url, port, stall)?;
+        let session = HttpSession::connect(&listener.url, workload, stall)?;
+        let startup = listener.spawned.elapsed();
+        Ok((AnySession::Http(listener, session), startup))
+    }
+
+    fn pid(&self) -> u32 {
+        match self {
+            AnySession::Stdio(s) => s.pid(),
+            AnySession::Http(listener, _) => listener.pid(),
+        }
+    }
+
+    fn latency(&mut self, calls: usize, workload: &Workload) -> anyhow::Result<Vec<Duration>> {
+        match self {
+            AnySession::Stdio(s) => s.latency(calls, workload),
+            AnySession::Http(_, s) => s.latency(calls, workload),
+        }
+    }
+
+    fn throughput(
+        &mut self,
+        in_flight: usize,
+        duration: Duration,
+        workload: &Workload,
+    ) -> anyhow::Result<crate::driver::Throughput> {
+        match self {
+            AnySession::Stdio(s) => s.throughput(in_flight, duration, workload),
+            AnySession::Http(_, s) => s.throughput(in_flight, duration, workload),
+        }
+    }
+
+    fn close(&mut self) -> anyhow::Result<()> {
+        match self {
+            AnySession::Stdio(s) => s.close(),
+            // The listener is stopped when dropped; HTTP servers do not exit on their own.
+            AnySession::Http(_, s) => {
+                s.close();
+                Ok(())
+            }
         }
     }
 }
@@ -350,7 +642,7 @@ mod tests {
                 assert_eq!(base.payload_bytes, s.payload_bytes, "{}", s.name);
             }
         }
-        assert_eq!(catalogue(false).len(), 4);
+        assert_eq!(catalogue(false).len(), 11);
     }
 
     #[test]
