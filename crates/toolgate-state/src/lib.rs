@@ -29,7 +29,7 @@ mod sqlite;
 mod store;
 mod windows;
 
-pub use self::redis::{RedisDsn, RedisOptions, RedisStore, RedisTime};
+pub use self::redis::{RedisApprovals, RedisDsn, RedisOptions, RedisStore, RedisTime};
 pub use approvals::{
     open_approvals, Admission, AdmitOutcome, ApprovalError, ApprovalRecord, ApprovalState,
     ApprovalStore, ListFilter, MemoryApprovals, NewApproval, SharedApprovals, SqliteApprovals,

@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -12,7 +14,7 @@ use std::time::{Duration, Instant};
 use toolgate_policy::ir::ApprovalMode;
 use toolgate_state::{
     AdmitOutcome, ApprovalError, ApprovalState, ApprovalStore, ListFilter, ManualClock,
-    MemoryApprovals, NewApproval, SqliteApprovals, Verdict,
+    MemoryApprovals, NewApproval, RedisApprovals, RedisTime, SqliteApprovals, Verdict,
 };
 
 const T0: u64 = 1_767_225_600_000;
@@ -24,6 +26,8 @@ struct Backend {
     clock: Arc<ManualClock>,
     memory: Option<MemoryApprovals>,
     file: Option<(tempfile::TempDir, PathBuf)>,
+    /// A redis-server of this test's own; the scripts are handed the manual clock's time.
+    redis: Option<common::redis_server::RedisServer>,
 }
 
 impl Backend {
@@ -33,6 +37,7 @@ impl Backend {
             memory: Some(MemoryApprovals::new(clock.clone())),
             clock,
             file: None,
+            redis: None,
         }
     }
 
@@ -43,6 +48,16 @@ impl Backend {
             clock: Arc::new(ManualClock::new(T0)),
             memory: None,
             file: Some((dir, path)),
+            redis: None,
+        }
+    }
+
+    fn redis() -> Backend {
+        Backend {
+            clock: Arc::new(ManualClock::new(T0)),
+            memory: None,
+            file: None,
+            redis: Some(common::redis_server::RedisServer::start()),
         }
     }
 
@@ -52,7 +67,11 @@ impl Backend {
             (None, Some((_, path))) => {
                 Arc::new(SqliteApprovals::open(path, prefix, self.clock.clone()).unwrap())
             }
-            _ => unreachable!(),
+            _ => {
+                let server = self.redis.as_ref().unwrap();
+                let time = RedisTime::Clock(self.clock.clone());
+                Arc::new(RedisApprovals::open_dsn(&server.url(), prefix, time).unwrap())
+            }
         }
     }
 
@@ -62,7 +81,11 @@ impl Backend {
 }
 
 fn backends() -> Vec<(&'static str, Backend)> {
-    vec![("memory", Backend::memory()), ("sqlite", Backend::sqlite())]
+    vec![
+        ("memory", Backend::memory()),
+        ("sqlite", Backend::sqlite()),
+        ("redis", Backend::redis()),
+    ]
 }
 
 fn request(id: &str, fingerprint: &str) -> NewApproval {
@@ -336,15 +359,17 @@ async fn lists_pending_newest_first_and_forgets_old_history() {
 
 #[tokio::test]
 async fn prefixes_keep_deployments_apart() {
-    let backend = Backend::sqlite();
-    let a = backend.handle("team-a");
-    let b = backend.handle("team-b");
-    a.admit(request("apr_1", "fp")).await.unwrap();
-    assert!(b.get("apr_1").await.unwrap().is_none());
-    assert_eq!(
-        b.admit(request("apr_2", "fp")).await.unwrap().outcome,
-        AdmitOutcome::Created
-    );
+    for (name, backend) in [("sqlite", Backend::sqlite()), ("redis", Backend::redis())] {
+        let a = backend.handle("team-a");
+        let b = backend.handle("team-b");
+        a.admit(request("apr_1", "fp")).await.unwrap();
+        assert!(b.get("apr_1").await.unwrap().is_none(), "{name}");
+        assert_eq!(
+            b.admit(request("apr_2", "fp")).await.unwrap().outcome,
+            AdmitOutcome::Created,
+            "{name}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

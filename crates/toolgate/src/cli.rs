@@ -423,7 +423,8 @@ pub struct ApprovalsArgs {
     )]
     pub state_dir: String,
 
-    /// The gateway's state store: sqlite:PATH (default: sqlite:<state-dir>/state.db).
+    /// The gateway's state store: sqlite:PATH (default: sqlite:<state-dir>/state.db) or
+    /// redis://… (records shared by every gateway on that Redis).
     #[arg(
         long,
         global = true,

@@ -20,9 +20,10 @@
 //! the injected [`Clock`](crate::Clock); a deadline that has passed makes a pending or
 //! approved record expired even before a sweep writes it down.
 //!
-//! The trait is shaped for a shared backend too: each method is a single round trip that a
-//! Redis implementation can run as one server-side script (a hash per record, a set of ids
-//! per fingerprint, a sorted set of live ids by deadline), with the server's clock.
+//! Each method is a single round trip, so the Redis store
+//! ([`RedisApprovals`](crate::RedisApprovals)) runs it as one server-side script (a hash per
+//! record, a set of ids per fingerprint, a sorted set of ids by creation time), with the
+//! server's clock.
 
 mod memory;
 mod sqlite;
@@ -316,15 +317,12 @@ pub fn open_approvals(
     Ok(match Dsn::parse(dsn)? {
         Dsn::Memory => Arc::new(MemoryApprovals::new(clock)),
         Dsn::Sqlite(path) => Arc::new(SqliteApprovals::open(path, prefix, clock)?),
-        // Counters can live in Redis; approvals cannot yet. Keep them in this process (the
-        // admin API still works; `toolgate approvals` in another process cannot see them)
-        // rather than refuse to start a gateway whose policy may not use approvals at all.
-        Dsn::Redis(_) => {
-            tracing::warn!(
-                "approvals are kept in this process's memory: the Redis store holds counters only"
-            );
-            Arc::new(MemoryApprovals::new(clock))
-        }
+        // Shared by every gateway on the same Redis; the scripts read the server's clock.
+        Dsn::Redis(dsn) => Arc::new(crate::redis::RedisApprovals::open(
+            &dsn,
+            prefix,
+            crate::redis::RedisTime::Server,
+        )?),
     })
 }
 

@@ -50,6 +50,16 @@ impl Namespace {
         format!("{}:{key}:{length_ms}", self.tag)
     }
 
+    /// The approval keys, as `lua/approvals.lua` takes them: the record prefix (the script
+    /// appends the id), the fingerprint index prefix, and the sorted set of ids.
+    pub(crate) fn approvals(&self) -> [String; 3] {
+        [
+            format!("{}:apr:", self.tag),
+            format!("{}:apr-fp:", self.tag),
+            format!("{}:apr-list", self.tag),
+        ]
+    }
+
     /// The pattern matching every key of this prefix (for tests and operators' `SCAN`).
     pub(crate) fn pattern(&self) -> String {
         let mut pattern = String::with_capacity(self.tag.len() + 2);

@@ -14,6 +14,7 @@
 //!
 //! Tests can hand the scripts a time instead ([`RedisTime::Clock`]); the gateway never does.
 
+mod approvals;
 mod dsn;
 mod keys;
 mod link;
@@ -29,6 +30,7 @@ use crate::clock::Clock;
 use crate::reservation;
 use crate::store::{CounterStore, ReserveItem, ReserveOutcome, StoreError, Ticket};
 
+pub use approvals::RedisApprovals;
 pub use dsn::RedisDsn;
 
 use keys::Namespace;

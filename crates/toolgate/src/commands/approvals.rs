@@ -157,8 +157,9 @@ pub fn run(args: &ApprovalsArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| format!("sqlite:{}", state_dir.join("state.db").display()));
     match Dsn::parse(&dsn) {
-        Ok(Dsn::Sqlite(_)) | Err(_) => {}
-        // Both keep approval requests inside the gateway process (Redis holds counters only).
+        // SQLite and Redis keep records every gateway shares.
+        Ok(Dsn::Sqlite(_) | Dsn::Redis(_)) | Err(_) => {}
+        // Memory keeps approval requests inside the gateway process.
         Ok(_) => anyhow::bail!(
             "with this --state-dsn, approval requests live inside the gateway process; decide \
              them through that gateway's admin API (--admin-listen)"
