@@ -302,7 +302,8 @@ async def elicitation_defaults(ctx: Ctx, args: dict[str, Any]) -> Result:
 
 
 def titled(prefix: str) -> list[dict[str, str]]:
-    return [{"const": f"value{i}", "title": f"{word} {prefix}"} for i, word in ((1, "First"), (2, "Second"), (3, "Third"))]
+    words = ((1, "First"), (2, "Second"), (3, "Third"))
+    return [{"const": f"value{i}", "title": f"{word} {prefix}"} for i, word in words]
 
 
 @tool("test_elicitation_sep1330_enums", "Elicits all five enum schema variants")
@@ -542,13 +543,17 @@ RESOURCES: dict[str, dict[str, Any]] = {
         "contents": {"mimeType": "image/png", "blob": PNG_1X1},
     },
     "test://watched-resource": {
-        "meta": {"name": "watched-resource", "description": "A resource clients may subscribe to", "mimeType": "text/plain"},
+        "meta": {
+            "name": "watched-resource",
+            "description": "A resource clients may subscribe to",
+            "mimeType": "text/plain",
+        },
         "contents": {"mimeType": "text/plain", "text": "Watched resource content"},
     },
 }
 TEMPLATE_PREFIX, TEMPLATE_SUFFIX = "test://template/", "/data"
 
-# resources/subscribe exists on the handshake era only, where a process serves one session.
+# What clients subscribed to (handshake era only). No resource ever changes, so nothing is sent.
 SUBSCRIPTIONS: set[str] = set()
 
 
@@ -632,7 +637,11 @@ async def get_prompt(ctx: Ctx, params: types.GetPromptRequestParams) -> Result:
     elif name == "test_prompt_with_arguments":
         messages = [user(text(f"Prompt with arguments: arg1='{args['arg1']}', arg2='{args['arg2']}'"))]
     elif name == "test_prompt_with_embedded_resource":
-        resource = {"uri": args["resourceUri"], "mimeType": "text/plain", "text": "Embedded resource content for testing."}
+        resource = {
+            "uri": args["resourceUri"],
+            "mimeType": "text/plain",
+            "text": "Embedded resource content for testing.",
+        }
         messages = [
             user({"type": "resource", "resource": resource}),
             user(text("Please process the embedded resource above.")),

@@ -18,7 +18,7 @@ use axum::response::Response;
 use serde_json::Value;
 
 use super::listener::App;
-use super::param_headers::ToolHeaders;
+use super::param_headers::{upstream_params, ToolHeaders};
 use super::reply::{self, HttpError};
 use super::sse;
 use super::streamable_server::{Accepts, KNOWN_VERSIONS, VERSION_HEADER};
@@ -173,6 +173,7 @@ pub(crate) fn classify(
             protocol_version: version,
             method,
             name,
+            params: Vec::new(),
         }));
     };
     let id = Some(id);
@@ -215,9 +216,11 @@ pub(crate) fn classify(
             )));
         }
     }
+    let mut params = Vec::new();
     if let (true, Some(tool)) = (method == "tools/call", &name) {
         let arguments = body.params.as_ref().and_then(|p| p.get("arguments"));
         tools.check(headers, tool, arguments).map_err(mismatch)?;
+        params = upstream_params(tools, headers, tool, arguments);
     }
     if !modern_versions().contains(&version) {
         return Err(HttpError::UnsupportedProtocolVersion(
@@ -235,6 +238,7 @@ pub(crate) fn classify(
         protocol_version: version.to_string(),
         method,
         name,
+        params,
     }))
 }
 

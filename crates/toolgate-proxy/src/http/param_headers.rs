@@ -7,6 +7,10 @@
 //! `Mcp-Method` or `Mcp-Name`: a router that reads headers must never see a different call
 //! from the one the server runs. A call to a tool toolgate has not listed yet is not checked
 //! (there is nothing to check it against).
+//!
+//! Upstream, toolgate writes these headers itself from the arguments, like `Mcp-Method` and
+//! `Mcp-Name`. Only for a tool it has not listed does it pass the client's own `Mcp-Param-*`
+//! headers on, unchanged: they are the only ones the upstream can check against its schema.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,7 +19,7 @@ use axum::http::HeaderMap;
 use parking_lot::Mutex;
 use serde_json::Value;
 
-use super::upstream::decode_header_value;
+use super::upstream::{decode_header_value, encode_header_value};
 
 /// The schema keyword that names an argument's header.
 const ANNOTATION: &str = "x-mcp-header";
@@ -84,6 +88,35 @@ impl ToolHeaders {
         params
             .iter()
             .try_for_each(|p| check_one(headers, p, arguments))
+    }
+}
+
+/// The `Mcp-Param-*` headers to send upstream with a `tools/call`: derived from its
+/// arguments when toolgate knows the tool's annotations, else the client's own.
+pub(crate) fn upstream_params(
+    tools: &ToolHeaders,
+    headers: &HeaderMap,
+    tool: &str,
+    arguments: Option<&Value>,
+) -> Vec<(String, String)> {
+    let known = tools.by_tool.lock().get(tool).cloned();
+    match known {
+        Some(params) => params
+            .iter()
+            .filter_map(|p| {
+                let value = value_at(arguments, &p.path).filter(|v| !v.is_null())?;
+                let rendered = render(value)?;
+                Some((
+                    format!("Mcp-Param-{}", p.token),
+                    encode_header_value(&rendered),
+                ))
+            })
+            .collect(),
+        None => headers
+            .iter()
+            .filter(|(name, _)| name.as_str().starts_with("mcp-param-"))
+            .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_string())))
+            .collect(),
     }
 }
 
@@ -335,6 +368,32 @@ mod tests {
         assert!(tools
             .check(&HeaderMap::new(), "t", Some(&json!({})))
             .is_ok());
+    }
+
+    #[test]
+    fn upstream_headers_are_derived_from_the_arguments() {
+        let tools = region_tool();
+        let args = json!({"region": "Zürich", "count": 3, "opts": {"dry": false}});
+        let client = with(&[("mcp-param-region", "somewhere else")]);
+        let mut derived = upstream_params(&tools, &client, "t", Some(&args));
+        derived.sort();
+        assert_eq!(
+            derived,
+            vec![
+                ("Mcp-Param-Count".to_string(), "3".to_string()),
+                ("Mcp-Param-Dry".to_string(), "false".to_string()),
+                (
+                    "Mcp-Param-Region".to_string(),
+                    "=?base64?WsO8cmljaA==?=".to_string()
+                ),
+            ]
+        );
+        // A tool toolgate has not listed: the client's own headers go on.
+        let passed = upstream_params(&tools, &client, "other", Some(&args));
+        assert_eq!(
+            passed,
+            vec![("mcp-param-region".to_string(), "somewhere else".to_string())]
+        );
     }
 
     #[test]

@@ -24,7 +24,7 @@ use crate::gateway::Gateway;
 use crate::session::Session;
 use crate::wire::{self, ErrorCode};
 
-pub(crate) use streamable::{decode_header_value, ModernRequest};
+pub(crate) use streamable::{decode_header_value, encode_header_value, ModernRequest};
 
 /// Largest body or event toolgate reads from an upstream.
 pub(crate) const MAX_UPSTREAM_MESSAGE_BYTES: usize = crate::framing::DEFAULT_MAX_LINE_BYTES;

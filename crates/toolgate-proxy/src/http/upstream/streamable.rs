@@ -33,6 +33,8 @@ pub(crate) struct ModernRequest {
     pub protocol_version: String,
     pub method: String,
     pub name: Option<String>,
+    /// `Mcp-Param-*` headers of a `tools/call` (name, value), derived from its arguments.
+    pub params: Vec<(String, String)>,
 }
 
 /// How the Streamable HTTP side ended.
@@ -146,6 +148,11 @@ impl Link {
             if let Some(name) = &modern.name {
                 if let Ok(value) = HeaderValue::from_str(&encode_header_value(name)) {
                     builder = builder.header(NAME_HEADER, value);
+                }
+            }
+            for (name, value) in &modern.params {
+                if let Ok(value) = HeaderValue::from_str(value) {
+                    builder = builder.header(name.as_str(), value);
                 }
             }
         }
