@@ -68,7 +68,31 @@ pub(crate) enum CallPhase {
     CancelledAfterForward,
 }
 
+/// Messages a session's channels hold before a sender waits: enough for bursts, bounded so
+/// a stalled peer slows its sender instead of growing memory.
+pub const CHANNEL_DEPTH: usize = 1024;
+
+/// A new session and the receiving ends of its two channels (to the client, to the server).
+pub struct SessionChannels {
+    pub session: std::sync::Arc<Session>,
+    pub to_client: mpsc::Receiver<String>,
+    pub to_server: mpsc::Receiver<String>,
+}
+
 impl Session {
+    /// A session with a fresh random id and its two bounded channels.
+    pub fn open(identity: Option<String>) -> SessionChannels {
+        let (to_client, client_rx) = mpsc::channel(CHANNEL_DEPTH);
+        let (to_server, server_rx) = mpsc::channel(CHANNEL_DEPTH);
+        let session =
+            std::sync::Arc::new(Session::new(random_id(), identity, to_client, to_server));
+        SessionChannels {
+            session,
+            to_client: client_rx,
+            to_server: server_rx,
+        }
+    }
+
     pub fn new(
         id: String,
         identity: Option<String>,

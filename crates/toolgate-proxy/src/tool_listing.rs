@@ -17,7 +17,7 @@ use crate::audit::AuditSink;
 use crate::gateway::{Gateway, GatewayOptions};
 use crate::http::upstream::{LinkSpec, UpstreamLink};
 use crate::http::UpstreamTarget;
-use crate::session::{random_id, Session};
+use crate::session::{Session, SessionChannels};
 
 /// The protocol version toolgate asks for as a client.
 pub const CLIENT_PROTOCOL_VERSION: &str = "2025-06-18";
@@ -63,9 +63,11 @@ pub async fn list_tools(
         None,
         GatewayOptions::default(),
     );
-    let (to_client, from_server) = mpsc::channel(256);
-    let (to_server, server_rx) = mpsc::channel(256);
-    let session = Arc::new(Session::new(random_id(), None, to_client, to_server));
+    let SessionChannels {
+        session,
+        to_client: from_server,
+        to_server: server_rx,
+    } = Session::open(None);
     let spec = LinkSpec {
         target,
         http: None,

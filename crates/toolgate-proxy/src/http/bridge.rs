@@ -7,30 +7,17 @@
 //! reaches stdout: HTTP failures become JSON-RPC errors. On the client's EOF or a signal the
 //! upstream session is DELETEd.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-
-use tokio::sync::mpsc;
 
 use super::options::{HttpUpstream, UpstreamTarget};
 use super::upstream::{LinkSpec, UpstreamLink};
 use crate::gateway::Gateway;
-use crate::session::{random_id, Session};
+use crate::session::{Session, SessionChannels};
 use crate::stdio::{console, SignalKind, Signals};
 
-/// Settings of the bridge.
-#[derive(Debug, Clone)]
-pub struct BridgeOptions {
-    pub max_line_bytes: usize,
-    pub shutdown_grace: Duration,
-    /// Who this client acts as, for `scope: identity` counters and the audit log.
-    pub identity: Option<String>,
-    /// Reloaded on SIGHUP.
-    pub policy_path: Option<PathBuf>,
-}
-
-const CHANNEL_DEPTH: usize = 1024;
+/// The bridge's client side is stdio, so it takes the stdio transport's settings.
+pub use crate::stdio::StdioOptions as BridgeOptions;
 
 /// Runs the bridge until the client's input ends or a signal; returns the exit code.
 pub async fn run(
@@ -38,14 +25,11 @@ pub async fn run(
     upstream: Arc<HttpUpstream>,
     options: BridgeOptions,
 ) -> std::io::Result<i32> {
-    let (to_client, client_rx) = mpsc::channel::<String>(CHANNEL_DEPTH);
-    let (to_server, server_rx) = mpsc::channel::<String>(CHANNEL_DEPTH);
-    let session = Arc::new(Session::new(
-        random_id(),
-        options.identity.clone(),
-        to_client,
-        to_server,
-    ));
+    let SessionChannels {
+        session,
+        to_client: client_rx,
+        to_server: server_rx,
+    } = Session::open(options.identity.clone());
     gateway.register(&session);
     let spec = LinkSpec {
         target: UpstreamTarget::Http(upstream),

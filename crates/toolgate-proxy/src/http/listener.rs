@@ -25,9 +25,7 @@ use super::spare::Spare;
 use super::upstream::{HttpClient, LinkSpec, ModernRequest, UpstreamLink};
 use super::{legacy_server, streamable_server};
 use crate::gateway::Gateway;
-use crate::session::{random_id, Session};
-
-const CHANNEL_DEPTH: usize = 1024;
+use crate::session::{Session, SessionChannels};
 
 /// Everything a request handler reaches.
 pub(crate) struct App {
@@ -108,9 +106,11 @@ impl App {
             return Err(HttpError::Busy("Too many sessions; try again later"));
         }
         let spec = self.link_spec(None)?;
-        let (to_client, client_rx) = mpsc::channel(CHANNEL_DEPTH);
-        let (to_server, server_rx) = mpsc::channel(CHANNEL_DEPTH);
-        let session = Arc::new(Session::new(random_id(), identity, to_client, to_server));
+        let SessionChannels {
+            session,
+            to_client: client_rx,
+            to_server: server_rx,
+        } = Session::open(identity);
         self.gateway.register(&session);
         let link = UpstreamLink::start(
             spec,
@@ -139,9 +139,11 @@ impl App {
         identity: Option<String>,
         modern: ModernRequest,
     ) -> Result<(Arc<Session>, mpsc::Receiver<String>, UpstreamLink), HttpError> {
-        let (to_client, client_rx) = mpsc::channel(CHANNEL_DEPTH);
-        let (to_server, server_rx) = mpsc::channel(CHANNEL_DEPTH);
-        let session = Arc::new(Session::new(random_id(), identity, to_client, to_server));
+        let SessionChannels {
+            session,
+            to_client: client_rx,
+            to_server: server_rx,
+        } = Session::open(identity);
         let gateway = Arc::clone(&self.gateway);
         let started = match self.spare.take() {
             Some(spare) => UpstreamLink::start_with_child(

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, Notify};
 
 use crate::framing::{Frame, LineReader, READ_BUFFER_BYTES};
 use crate::gateway::Gateway;
-use crate::session::{random_id, Session};
+use crate::session::{Session, SessionChannels};
 
 pub use child::exit_code;
 
@@ -34,8 +34,6 @@ pub struct StdioOptions {
     pub policy_path: Option<PathBuf>,
 }
 
-const CHANNEL_DEPTH: usize = 1024;
-
 /// Runs the proxy until the server exits or the client goes away; returns the exit code to
 /// leave with (the server's).
 pub async fn run(
@@ -50,14 +48,11 @@ pub async fn run(
         ));
     };
 
-    let (to_client, client_rx) = mpsc::channel::<String>(CHANNEL_DEPTH);
-    let (to_server, server_rx) = mpsc::channel::<String>(CHANNEL_DEPTH);
-    let session = Arc::new(Session::new(
-        random_id(),
-        options.identity.clone(),
-        to_client,
-        to_server,
-    ));
+    let SessionChannels {
+        session,
+        to_client: client_rx,
+        to_server: server_rx,
+    } = Session::open(options.identity.clone());
     gateway.register(&session);
     tracing::info!(session = %session.id, "proxy started");
 
@@ -70,29 +65,12 @@ pub async fn run(
     ));
 
     // Child stdout → pipeline. Ends when the child closes its stdout (usually: exits).
-    let server_reader = {
-        let gateway = Arc::clone(&gateway);
-        let session = Arc::clone(&session);
-        let max = options.max_line_bytes;
-        tokio::spawn(async move {
-            let mut reader = LineReader::new(
-                BufReader::with_capacity(READ_BUFFER_BYTES, child_stdout),
-                max,
-            );
-            loop {
-                match reader.next_frame().await {
-                    Ok(Some(Frame::Line(line))) => gateway.from_server(&session, line).await,
-                    Ok(Some(Frame::TooLong(n))) => {
-                        tracing::warn!(bytes = n, "dropped an over-long line from the server")
-                    }
-                    Ok(Some(Frame::NotUtf8)) => {
-                        tracing::warn!("dropped a non-UTF-8 line from the server")
-                    }
-                    Ok(None) | Err(_) => break,
-                }
-            }
-        })
-    };
+    let server_reader = spawn_server_reader(
+        Arc::clone(&gateway),
+        Arc::clone(&session),
+        child_stdout,
+        options.max_line_bytes,
+    );
 
     // Client stdin → pipeline. Ends at the client's EOF.
     let mut client_reader = console::spawn_client_reader(
@@ -147,6 +125,34 @@ pub async fn run(
         reason: format!("server exited with code {code}"),
     });
     Ok(code)
+}
+
+/// Feeds a child server's stdout to the pipeline until it closes. Lines that are too long or
+/// not UTF-8 are dropped with a warning: they are not protocol, and never reach the client.
+pub(crate) fn spawn_server_reader(
+    gateway: Arc<Gateway>,
+    session: Arc<Session>,
+    stdout: tokio::process::ChildStdout,
+    max_line_bytes: usize,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut reader = LineReader::new(
+            BufReader::with_capacity(READ_BUFFER_BYTES, stdout),
+            max_line_bytes,
+        );
+        loop {
+            match reader.next_frame().await {
+                Ok(Some(Frame::Line(line))) => gateway.from_server(&session, line).await,
+                Ok(Some(Frame::TooLong(n))) => {
+                    tracing::warn!(bytes = n, "dropped an over-long line from the server")
+                }
+                Ok(Some(Frame::NotUtf8)) => {
+                    tracing::warn!("dropped a non-UTF-8 line from the server")
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+    })
 }
 
 /// Writes messages as lines. Everything queued since the last write goes out in one write

@@ -3,13 +3,11 @@
 
 use std::time::Duration;
 
-use tokio::io::BufReader;
 use tokio::process::Child;
 use tokio::sync::{mpsc, Notify};
 
 use super::LinkContext;
-use crate::framing::{Frame, LineReader};
-use crate::stdio::{child as process, write_lines};
+use crate::stdio::{child as process, spawn_server_reader, write_lines};
 
 /// Runs until the child exits or the link is stopped; returns why it ended.
 pub(super) async fn run(
@@ -29,23 +27,12 @@ pub(super) async fn run(
         to_server,
         std::sync::Arc::clone(&close_stdin),
     ));
-    let gateway = std::sync::Arc::clone(&ctx.gateway);
-    let session = std::sync::Arc::clone(&ctx.session);
-    let reader = tokio::spawn(async move {
-        let mut lines = LineReader::new(BufReader::new(stdout), max_line_bytes);
-        loop {
-            match lines.next_frame().await {
-                Ok(Some(Frame::Line(line))) => gateway.from_server(&session, line).await,
-                Ok(Some(Frame::TooLong(n))) => {
-                    tracing::warn!(bytes = n, "dropped an over-long line from the server")
-                }
-                Ok(Some(Frame::NotUtf8)) => {
-                    tracing::warn!("dropped a non-UTF-8 line from the server")
-                }
-                Ok(None) | Err(_) => break,
-            }
-        }
-    });
+    let reader = spawn_server_reader(
+        std::sync::Arc::clone(&ctx.gateway),
+        std::sync::Arc::clone(&ctx.session),
+        stdout,
+        max_line_bytes,
+    );
     let reason = tokio::select! {
         status = child.wait() => match status {
             Ok(status) => format!("The server exited (code {})", process::exit_code(status)),
