@@ -16,6 +16,7 @@ pub mod gateway;
 pub mod http;
 pub mod pipeline;
 pub mod reload;
+pub mod secret_file;
 pub mod session;
 pub mod stdio;
 pub mod strict_json;

@@ -166,34 +166,7 @@ pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
 /// Reads the token from `path`, or makes a random one there (mode 0600) when the file does
 /// not exist.
 pub fn load_or_create_token(path: &Path) -> std::io::Result<String> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => {
-            return Ok(text.trim().to_string());
-        }
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-        Err(_) => {}
-    }
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
-    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
-        Ok(mut file) => {
-            std::io::Write::write_all(&mut file, token.as_bytes())?;
-            Ok(token)
-        }
-        // Another gateway made it first: use theirs.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            Ok(std::fs::read_to_string(path)?.trim().to_string())
-        }
-        Err(e) => Err(e),
-    }
+    crate::secret_file::load_or_create_hex_secret(path)
 }
 
 #[cfg(test)]

@@ -4,7 +4,6 @@
 //! arguments; canonical (sorted keys, normalised numbers), so that the same arguments written
 //! differently hash the same. The key is made once and kept with mode 0600.
 
-use std::io::Write;
 use std::path::Path;
 
 use hmac::{Hmac, Mac};
@@ -19,38 +18,17 @@ pub struct ArgsHasher {
 impl ArgsHasher {
     /// Loads the key from `path`, creating it (0600) when missing.
     pub fn load_or_create(path: &Path) -> std::io::Result<ArgsHasher> {
-        if let Ok(text) = std::fs::read_to_string(path) {
-            if let Some(key) = decode_hex(text.trim()) {
-                return Ok(ArgsHasher { key });
-            }
-            return Err(std::io::Error::new(
+        let text = crate::secret_file::load_or_create_hex_secret(path)?;
+        let key = decode_hex(&text).ok_or_else(|| {
+            std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
                 format!(
                     "{} is not a 64-digit hex key; delete it to make a new one",
                     path.display()
                 ),
-            ));
-        }
-        let mut key = [0u8; 32];
-        getrandom::fill(&mut key).map_err(|e| std::io::Error::other(e.to_string()))?;
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        match options.open(path) {
-            Ok(mut file) => {
-                file.write_all(encode_hex(&key).as_bytes())?;
-                Ok(ArgsHasher { key })
-            }
-            // Another process made it first: use theirs.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                ArgsHasher::load_or_create(path)
-            }
-            Err(e) => Err(e),
-        }
+            )
+        })?;
+        Ok(ArgsHasher { key })
     }
 
     pub fn from_key(key: [u8; 32]) -> ArgsHasher {
