@@ -4,20 +4,42 @@
 //! Keys must be injective: two different partitions must never share a counter (one
 //! session spending another's budget), and one partition must never get two counters (a
 //! caller multiplying its budget by rewriting a value). So partition values are written as
-//! canonical JSON — strings quoted and escaped, an absent session or identity as `null`
-//! (never a name a caller could also send), numbers by value (`1`, `1.0` and `1e0` are one
-//! counter, as they are one value to `eq`), object keys sorted — and counter names cannot
-//! contain `.` or `@` (the compiler refuses them), so no name can imitate a separator.
+//! canonical JSON (`canonical.rs`) — strings quoted and escaped, an absent session or
+//! identity as `null` (never a name a caller could also send), numbers by exact value,
+//! object keys sorted — and counter names cannot contain `.` or `@` (the compiler refuses
+//! them), so no name can imitate a separator.
+//!
+//! Two more ways to get a second counter are closed here: a number that a double reader
+//! (JavaScript) merges with its neighbours (`2^60` and `2^60 + 1` are one account to such a
+//! server but two exact values) cannot partition a counter, and a partition value longer
+//! than [`MAX_PARTITION_BYTES`] is stored by its SHA-256, so a caller cannot make the store
+//! hold megabyte keys.
 
-use std::fmt::Write as _;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
 
-use serde_json::{Number, Value};
-
+use crate::args::Lookup;
+use crate::canonical::{write_canonical, write_string};
 use crate::decide::Call;
 use crate::ir::{Limit, Scope};
+use crate::number::is_read_differently;
+
+/// Partition values longer than this are keyed by their SHA-256.
+pub const MAX_PARTITION_BYTES: usize = 256;
+
+/// Why a call's arguments cannot name a counter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// A member differs from the scope's path only by case folding.
+    #[error("argument member {member:?} differs from {path} only in case")]
+    Ambiguous { member: String, path: String },
+    /// The value holds a number that readers read differently.
+    #[error("argument {0} holds a number that a server may read as a different value")]
+    ReadDifferently(String),
+}
 
 /// The key of the counter `limit` moves for `call`.
-pub fn counter_key(limit: &Limit, call: &Call<'_>) -> String {
+pub fn counter_key(limit: &Limit, call: &Call<'_>) -> Result<String, KeyError> {
     let namespace = limit.namespace.as_deref().unwrap_or(call.tool);
     let mut key = String::with_capacity(namespace.len() + limit.counter.len() + 24);
     key.push_str(namespace);
@@ -34,116 +56,45 @@ pub fn counter_key(limit: &Limit, call: &Call<'_>) -> String {
             write_optional_string(&mut key, call.identity);
         }
         Scope::Argument(path) => {
-            let _ = write!(key, "@{path}=");
-            match path.resolve(call.arguments) {
-                Some(value) => write_canonical(&mut key, value),
-                None => key.push_str("null"),
+            key.push('@');
+            key.push_str(&path.to_string());
+            key.push('=');
+            match path.lookup(call.arguments) {
+                Lookup::Found(value) => {
+                    if holds_ambiguous_number(value) {
+                        return Err(KeyError::ReadDifferently(path.to_string()));
+                    }
+                    let mut partition = String::new();
+                    write_canonical(&mut partition, value);
+                    if partition.len() > MAX_PARTITION_BYTES {
+                        key.push_str("sha256:");
+                        key.push_str(&hex::encode(Sha256::digest(partition.as_bytes())));
+                    } else {
+                        key.push_str(&partition);
+                    }
+                }
+                Lookup::Missing => key.push_str("null"),
+                Lookup::Ambiguous { member, path } => {
+                    return Err(KeyError::Ambiguous { member, path })
+                }
             }
         }
     }
-    key
+    Ok(key)
+}
+
+fn holds_ambiguous_number(value: &Value) -> bool {
+    match value {
+        Value::Number(n) => is_read_differently(n),
+        Value::Array(items) => items.iter().any(holds_ambiguous_number),
+        Value::Object(map) => map.values().any(holds_ambiguous_number),
+        _ => false,
+    }
 }
 
 fn write_optional_string(out: &mut String, value: Option<&str>) {
     match value {
         Some(s) => write_string(out, s),
         None => out.push_str("null"),
-    }
-}
-
-fn write_string(out: &mut String, s: &str) {
-    // Serializing a string to a String cannot fail.
-    out.push_str(&serde_json::to_string(s).unwrap_or_default());
-}
-
-/// Writes `value` as canonical JSON: numbers by value, object keys sorted, no spaces.
-pub fn write_canonical(out: &mut String, value: &Value) {
-    match value {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => {
-            let _ = write!(out, "{b}");
-        }
-        Value::Number(n) => write_number(out, n),
-        Value::String(s) => write_string(out, s),
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(out, item);
-            }
-            out.push(']');
-        }
-        Value::Object(map) => {
-            // Sorted explicitly: with serde_json's `preserve_order` feature enabled anywhere
-            // in the build, maps keep the sender's order.
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
-            out.push('{');
-            for (i, (k, v)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_string(out, k);
-                out.push(':');
-                write_canonical(out, v);
-            }
-            out.push('}');
-        }
-    }
-}
-
-const TWO_POW_64: f64 = 18_446_744_073_709_551_616.0;
-
-/// Integers as integers, whichever way they were written (`5`, `5.0`, `5e0`, `-0.0` is `0`);
-/// other floats in their shortest round-trip form, which is unique per value.
-fn write_number(out: &mut String, n: &Number) {
-    if n.is_i64() || n.is_u64() {
-        let _ = write!(out, "{n}");
-        return;
-    }
-    match n.as_f64() {
-        // Below 2^64 every integral f64 is an integer some JSON integer could also spell.
-        Some(f) if f.fract() == 0.0 && f.abs() < TWO_POW_64 => {
-            let _ = write!(out, "{}", f as i128);
-        }
-        _ => {
-            let _ = write!(out, "{n}");
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    fn canonical(text: &str) -> String {
-        let value: Value = serde_json::from_str(text).unwrap();
-        let mut out = String::new();
-        write_canonical(&mut out, &value);
-        out
-    }
-
-    #[test]
-    fn numbers_are_written_by_value() {
-        assert_eq!(canonical("1"), "1");
-        assert_eq!(canonical("1.0"), "1");
-        assert_eq!(canonical("1e0"), "1");
-        assert_eq!(canonical("-0.0"), "0");
-        assert_eq!(canonical("1.5"), "1.5");
-        assert_eq!(canonical("1.50"), "1.5");
-        assert_eq!(canonical("18446744073709551615"), "18446744073709551615");
-        assert_eq!(canonical("1e300"), "1e+300");
-        assert_eq!(canonical("1e19"), canonical("10000000000000000000"));
-    }
-
-    #[test]
-    fn objects_are_sorted_and_strings_escaped() {
-        assert_eq!(
-            canonical(r#"{"b": [1.0, "x\""], "a": null}"#),
-            r#"{"a":null,"b":[1,"x\""]}"#
-        );
     }
 }

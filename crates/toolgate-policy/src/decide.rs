@@ -18,8 +18,12 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::amount::Amount;
-use crate::ir::{ApprovalSettings, DefaultAction, Effect, Increment, Limit, Policy, Rule};
-use crate::operators::holds;
+use crate::args::Lookup;
+use crate::counter_key::KeyError;
+use crate::ir::{
+    ApprovalSettings, Condition, DefaultAction, Effect, Increment, Limit, Policy, Rule,
+};
+use crate::operators::{evaluate, Truth};
 use crate::window::Window;
 
 pub use crate::counter_key::counter_key;
@@ -47,6 +51,9 @@ pub enum Decision {
     Hidden,
     /// A person must approve the call first; the permit applies once it is forwarded.
     ApprovalRequired(ApprovalRequest),
+    /// The arguments can be read two ways (a member that differs from a name the policy
+    /// reads only by case folding): the call is refused as malformed, never decided.
+    Ambiguous(String),
 }
 
 /// Counters an allowed call must reserve before it is forwarded.
@@ -169,26 +176,43 @@ impl Policy {
         let mut permit = Permit::default();
         let mut approval: Option<(&Rule, &ApprovalSettings)> = None;
         for rule in own.iter().chain(self.wildcard.iter()) {
-            let matched = rule
-                .conditions
-                .iter()
-                .find(|c| !holds(&c.operator, c.path.resolve(call.arguments)));
+            let verdict = match judge(rule, call.arguments) {
+                Ok(v) => v,
+                Err(message) => {
+                    tracer.step(rule, "ambiguous", || message.clone());
+                    return Decision::Ambiguous(message);
+                }
+            };
+            // An `Unknown` condition counts as the restrictive outcome for every kind of
+            // rule: it fails a `require`, and it matches a `deny` or `require_approval`.
             let deny = match &rule.effect {
-                Effect::Require => matched.is_some(),
-                Effect::Deny => matched.is_none(),
+                Effect::Require => verdict.first_not_true.is_some(),
+                Effect::Deny => verdict.first_false.is_none(),
                 Effect::Allow => false,
                 Effect::RequireApproval(settings) => {
-                    if matched.is_none() && approval.is_none() {
+                    if verdict.first_false.is_none() && approval.is_none() {
                         approval = Some((rule, settings));
                     }
                     false
                 }
             };
             if deny {
-                tracer.step(rule, "deny", || match matched {
-                    Some(c) => format!("condition failed: {}", c.text),
-                    None if rule.conditions.is_empty() => "denies every call".to_string(),
-                    None => "every condition matched".to_string(),
+                tracer.step(rule, "deny", || {
+                    match (&rule.effect, verdict.first_not_true) {
+                        (Effect::Require, Some((c, Truth::Unknown))) => {
+                            format!(
+                                "condition could not be evaluated (counts as failed): {}",
+                                c.text
+                            )
+                        }
+                        (Effect::Require, Some((c, _))) => format!("condition failed: {}", c.text),
+                        _ if rule.conditions.is_empty() => "denies every call".to_string(),
+                        _ if verdict.unknown => {
+                            "every condition matched or could not be evaluated (counts as matched)"
+                                .to_string()
+                        }
+                        _ => "every condition matched".to_string(),
+                    }
                 });
                 return Decision::Deny(Denial {
                     rule: rule.name.clone(),
@@ -198,7 +222,11 @@ impl Policy {
             for limit in &rule.limits {
                 match reservation(rule, limit, call) {
                     Ok(r) => permit.reservations.push(r),
-                    Err(message) => {
+                    Err(LimitProblem::Ambiguous(message)) => {
+                        tracer.step(rule, "ambiguous", || message.clone());
+                        return Decision::Ambiguous(message);
+                    }
+                    Err(LimitProblem::Refused(message)) => {
                         tracer.step(rule, "deny", || message.clone());
                         return Decision::Deny(Denial {
                             rule: rule.name.clone(),
@@ -207,8 +235,9 @@ impl Policy {
                     }
                 }
             }
-            tracer.step(rule, step_result(rule, matched.is_none()), || {
-                describe_pass(rule, matched.is_none())
+            let matched = verdict.first_false.is_none();
+            tracer.step(rule, step_result(rule, matched), || {
+                describe_pass(rule, matched)
             });
         }
         match approval {
@@ -262,27 +291,93 @@ fn rule_message(rule: &Rule) -> String {
         .unwrap_or_else(|| format!("Denied by rule {:?}.", rule.name))
 }
 
+/// How a rule's conditions came out for one call.
+struct Verdict<'r> {
+    /// The first condition that is not certainly true, and what it was.
+    first_not_true: Option<(&'r Condition, Truth)>,
+    /// The first condition that is certainly false.
+    first_false: Option<&'r Condition>,
+    /// Whether any condition could not be evaluated.
+    unknown: bool,
+}
+
+/// Evaluates every condition of a rule (none is skipped, so an ambiguous member anywhere in
+/// a rule the call reaches is always found).
+fn judge<'r>(rule: &'r Rule, arguments: &Value) -> Result<Verdict<'r>, String> {
+    let mut verdict = Verdict {
+        first_not_true: None,
+        first_false: None,
+        unknown: false,
+    };
+    for condition in &rule.conditions {
+        let truth = match condition.path.lookup(arguments) {
+            Lookup::Found(value) => evaluate(&condition.operator, Some(value)),
+            Lookup::Missing => evaluate(&condition.operator, None),
+            Lookup::Ambiguous { member, path } => return Err(ambiguous_member(&member, &path)),
+        };
+        if truth != Truth::True && verdict.first_not_true.is_none() {
+            verdict.first_not_true = Some((condition, truth));
+        }
+        if truth == Truth::False && verdict.first_false.is_none() {
+            verdict.first_false = Some(condition);
+        }
+        verdict.unknown |= truth == Truth::Unknown;
+    }
+    Ok(verdict)
+}
+
+fn ambiguous_member(member: &str, path: &str) -> String {
+    format!(
+        "argument member {member:?} differs from {path} only in case; a case-insensitive server would read it as {path}"
+    )
+}
+
+/// Why a limit could not be turned into a reservation.
+enum LimitProblem {
+    /// The call is malformed (`-32600`).
+    Ambiguous(String),
+    /// The call is denied with this message.
+    Refused(String),
+}
+
 /// The counter key and amount this call reserves under a limit.
-fn reservation(rule: &Rule, limit: &Limit, call: &Call<'_>) -> Result<Reservation, String> {
+fn reservation(rule: &Rule, limit: &Limit, call: &Call<'_>) -> Result<Reservation, LimitProblem> {
+    let refused = |m: String| Err(LimitProblem::Refused(m));
     let amount = match &limit.increment {
         Increment::Fixed(a) => *a,
         Increment::FromArgument(path) => {
-            let number = match path.resolve(call.arguments) {
-                Some(Value::Number(n)) => n,
-                Some(_) => return Err(format!("Argument {path} must be a number to be counted.")),
-                None => return Err(format!("Argument {path} is required to count this call.")),
+            let number = match path.lookup(call.arguments) {
+                Lookup::Found(Value::Number(n)) => n,
+                Lookup::Found(_) => {
+                    return refused(format!("Argument {path} must be a number to be counted."))
+                }
+                Lookup::Missing => {
+                    return refused(format!("Argument {path} is required to count this call."))
+                }
+                Lookup::Ambiguous { member, path } => {
+                    return Err(LimitProblem::Ambiguous(ambiguous_member(&member, &path)))
+                }
             };
             match Amount::from_json_number(number) {
                 Ok(a) if a.is_negative() => {
-                    return Err(format!("Argument {path} must not be negative."))
+                    return refused(format!("Argument {path} must not be negative."))
                 }
                 Ok(a) => a,
-                Err(e) => return Err(format!("Argument {path} cannot be counted: {e}.")),
+                Err(e) => return refused(format!("Argument {path} cannot be counted: {e}.")),
             }
         }
     };
+    let key = match counter_key(limit, call) {
+        Ok(key) => key,
+        Err(KeyError::Ambiguous { member, path }) => {
+            return Err(LimitProblem::Ambiguous(ambiguous_member(&member, &path)))
+        }
+        Err(e @ KeyError::ReadDifferently(_)) => {
+            return refused(format!("Cannot count this call: {e}."))
+        }
+    };
     Ok(Reservation {
-        key: counter_key(limit, call),
+        key,
         max: limit.max,
         amount,
         window: limit.window,

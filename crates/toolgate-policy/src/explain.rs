@@ -55,7 +55,7 @@ impl Policy {
         let permit = match &decision {
             Decision::Allow(p) => Some(p),
             Decision::ApprovalRequired(a) => Some(&a.permit),
-            Decision::Deny(_) | Decision::Hidden => None,
+            Decision::Deny(_) | Decision::Hidden | Decision::Ambiguous(_) => None,
         };
         let reservations: Vec<ExplainedReservation> = permit
             .map(|p| {
@@ -101,6 +101,7 @@ impl Policy {
             Decision::Allow(_) => ("allow", None, None),
             Decision::Deny(d) => ("deny", Some(d.rule), Some(d.message)),
             Decision::Hidden => ("hidden", None, Some(format!("Unknown tool: {}", call.tool))),
+            Decision::Ambiguous(m) => ("ambiguous", None, Some(m)),
             Decision::ApprovalRequired(a) => ("approval_required", Some(a.rule), a.message),
         };
         Explanation {

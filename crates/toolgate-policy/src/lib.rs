@@ -15,13 +15,16 @@
 pub mod amount;
 pub mod approvals;
 pub mod args;
+pub mod canonical;
 mod compile;
 pub mod counter_key;
 pub mod decide;
 pub mod diagnostics;
 pub mod explain;
+pub mod fold;
 pub mod identities;
 pub mod ir;
+pub mod number;
 pub mod operators;
 pub mod source;
 pub mod window;

@@ -1,83 +1,168 @@
-//! What each operator means for a value found in the arguments.
+//! What each operator means for a value found in the arguments — in three values.
 //!
-//! Comparisons are typed and exact: numbers compare as numbers (`1` equals `1.0`), strings
-//! as strings, and there is no coercion between them — a string `"50000"` is not a number to
-//! `lte`, so a numeric limit fails closed instead of being sidestepped by quoting.
+//! A condition is `True`, `False` or `Unknown`. It is `Unknown` when the gateway cannot be
+//! sure how the server reads the value: a type the operator does not compare (`"5000"`
+//! against `gt 1000`, `"true"` against `eq true`: pydantic's lax mode runs both as the
+//! number and the boolean), or a number whose exact value and whose double reading (a
+//! JavaScript server) fall on different sides of the comparison (`2^64 + 1` against
+//! `in [2^64]`). Rules treat `Unknown` as the restrictive outcome (see `decide.rs`), so a
+//! quoted or oversized number can never slip past a rule that a lenient server would apply.
+//!
+//! An absent argument and `null` are definite: they fail every operator except
+//! `exists: false`.
 
 use std::cmp::Ordering;
 
 use serde_json::{Number, Value};
 
 use crate::ir::Operator;
+use crate::number::{compare_both, Exact};
+
+/// The outcome of one condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Truth {
+    True,
+    False,
+    /// The value cannot be compared as the operator needs, or readers would disagree.
+    Unknown,
+}
+
+impl Truth {
+    fn from_bool(b: bool) -> Truth {
+        if b {
+            Truth::True
+        } else {
+            Truth::False
+        }
+    }
+
+    fn not(self) -> Truth {
+        match self {
+            Truth::True => Truth::False,
+            Truth::False => Truth::True,
+            Truth::Unknown => Truth::Unknown,
+        }
+    }
+
+    /// Kleene "and": false wins, then unknown.
+    fn and(self, other: Truth) -> Truth {
+        match (self, other) {
+            (Truth::False, _) | (_, Truth::False) => Truth::False,
+            (Truth::Unknown, _) | (_, Truth::Unknown) => Truth::Unknown,
+            _ => Truth::True,
+        }
+    }
+
+    /// Kleene "or": true wins, then unknown.
+    fn or(self, other: Truth) -> Truth {
+        self.not().and(other.not()).not()
+    }
+}
 
 /// Evaluates an operator against the resolved argument (`None` when the path is missing).
-/// A missing argument fails every operator except `exists`.
-pub fn holds(operator: &Operator, actual: Option<&Value>) -> bool {
+pub fn evaluate(operator: &Operator, actual: Option<&Value>) -> Truth {
     let Some(value) = actual else {
-        return matches!(operator, Operator::Exists(false));
+        return Truth::from_bool(matches!(operator, Operator::Exists(false)));
     };
     match operator {
-        // A null argument counts as absent.
-        Operator::Exists(expected) => value.is_null() != *expected,
-        Operator::Eq(expected) => values_equal(value, expected),
-        Operator::Neq(expected) => !values_equal(value, expected),
-        Operator::In(list) => list.iter().any(|v| values_equal(value, v)),
-        Operator::NotIn(list) => !list.iter().any(|v| values_equal(value, v)),
-        Operator::Lt(limit) => compare(value, limit) == Some(Ordering::Less),
-        Operator::Lte(limit) => matches!(
-            compare(value, limit),
-            Some(Ordering::Less | Ordering::Equal)
-        ),
-        Operator::Gt(limit) => compare(value, limit) == Some(Ordering::Greater),
-        Operator::Gte(limit) => matches!(
-            compare(value, limit),
-            Some(Ordering::Greater | Ordering::Equal)
-        ),
-        Operator::Regex(re) => value.as_str().is_some_and(|s| re.is_match(s)),
-        Operator::Contains(needle) => match value {
-            Value::String(haystack) => needle.as_str().is_some_and(|n| haystack.contains(n)),
-            Value::Array(items) => items.iter().any(|item| values_equal(item, needle)),
-            _ => false,
+        Operator::Exists(expected) => Truth::from_bool(value.is_null() != *expected),
+        Operator::Lt(_)
+        | Operator::Lte(_)
+        | Operator::Gt(_)
+        | Operator::Gte(_)
+        | Operator::Regex(_)
+        | Operator::Contains(_)
+            if value.is_null() =>
+        {
+            Truth::False
+        }
+        Operator::Eq(expected) => equal(value, expected),
+        Operator::Neq(expected) => equal(value, expected).not(),
+        Operator::In(list) => any_equal(value, list),
+        Operator::NotIn(list) => any_equal(value, list).not(),
+        Operator::Lt(limit) => ordered(value, limit, |o| o == Ordering::Less),
+        Operator::Lte(limit) => ordered(value, limit, |o| o != Ordering::Greater),
+        Operator::Gt(limit) => ordered(value, limit, |o| o == Ordering::Greater),
+        Operator::Gte(limit) => ordered(value, limit, |o| o != Ordering::Less),
+        Operator::Regex(re) => match value {
+            Value::String(s) => Truth::from_bool(re.is_match(s)),
+            _ => Truth::Unknown,
+        },
+        Operator::Contains(needle) => match (value, needle) {
+            (Value::String(haystack), Value::String(n)) => {
+                Truth::from_bool(haystack.contains(n.as_str()))
+            }
+            (Value::Array(items), _) => any_equal_iter(needle, items.iter()),
+            _ => Truth::Unknown,
         },
     }
 }
 
-/// Deep equality where numbers compare by value.
-pub fn values_equal(a: &Value, b: &Value) -> bool {
+/// Two-valued view for callers that only need "certainly holds".
+pub fn holds(operator: &Operator, actual: Option<&Value>) -> bool {
+    evaluate(operator, actual) == Truth::True
+}
+
+fn any_equal(value: &Value, list: &[Value]) -> Truth {
+    any_equal_iter(value, list.iter())
+}
+
+fn any_equal_iter<'a>(value: &Value, list: impl Iterator<Item = &'a Value>) -> Truth {
+    list.fold(Truth::False, |acc, candidate| {
+        acc.or(equal(value, candidate))
+    })
+}
+
+/// Deep equality where numbers compare by value under both readings.
+pub fn equal(a: &Value, b: &Value) -> Truth {
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => compare_numbers(x, y) == Some(Ordering::Equal),
+        (Value::Number(x), Value::Number(y)) => match compare_both(x, y) {
+            Some(o) => Truth::from_bool(o == Ordering::Equal),
+            None => Truth::Unknown,
+        },
+        (Value::String(x), Value::String(y)) => Truth::from_bool(x == y),
+        (Value::Bool(x), Value::Bool(y)) => Truth::from_bool(x == y),
+        (Value::Null, Value::Null) => Truth::True,
+        (Value::Null, _) | (_, Value::Null) => Truth::False,
         (Value::Array(xs), Value::Array(ys)) => {
-            xs.len() == ys.len() && xs.iter().zip(ys).all(|(x, y)| values_equal(x, y))
+            if xs.len() != ys.len() {
+                return Truth::False;
+            }
+            xs.iter()
+                .zip(ys)
+                .fold(Truth::True, |acc, (x, y)| acc.and(equal(x, y)))
         }
         (Value::Object(xs), Value::Object(ys)) => {
-            xs.len() == ys.len()
-                && xs
-                    .iter()
-                    .all(|(k, x)| ys.get(k).is_some_and(|y| values_equal(x, y)))
+            if xs.len() != ys.len() || xs.keys().any(|k| !ys.contains_key(k)) {
+                return Truth::False;
+            }
+            xs.iter().fold(Truth::True, |acc, (k, x)| {
+                acc.and(equal(x, &ys[k.as_str()]))
+            })
         }
-        _ => a == b,
+        // Different types: a coercing server may read one as the other.
+        _ => Truth::Unknown,
     }
 }
 
-fn compare(actual: &Value, limit: &Number) -> Option<Ordering> {
+/// Deep equality that is certain (used where two values must be the same, e.g. tests).
+pub fn values_equal(a: &Value, b: &Value) -> bool {
+    equal(a, b) == Truth::True
+}
+
+fn ordered(actual: &Value, limit: &Number, accept: impl Fn(Ordering) -> bool) -> Truth {
     match actual {
-        Value::Number(n) => compare_numbers(n, limit),
-        _ => None,
+        Value::Number(n) => match compare_both(n, limit) {
+            Some(o) => Truth::from_bool(accept(o)),
+            None => Truth::Unknown,
+        },
+        _ => Truth::Unknown,
     }
 }
 
-/// Orders two JSON numbers: exactly when both are integers, by `f64` otherwise.
+/// Orders two JSON numbers exactly (whatever their size or precision).
 pub fn compare_numbers(a: &Number, b: &Number) -> Option<Ordering> {
-    match (as_i128(a), as_i128(b)) {
-        (Some(x), Some(y)) => Some(x.cmp(&y)),
-        _ => a.as_f64()?.partial_cmp(&b.as_f64()?),
-    }
-}
-
-fn as_i128(n: &Number) -> Option<i128> {
-    n.as_i64()
-        .map(i128::from)
-        .or_else(|| n.as_u64().map(i128::from))
+    Some(Exact::from_number(a)?.cmp(&Exact::from_number(b)?))
 }
 
 #[cfg(test)]
@@ -144,5 +229,82 @@ mod tests {
         assert!(holds(&Operator::Exists(true), Some(&json!(0))));
         assert!(!holds(&Operator::Exists(true), Some(&Value::Null)));
         assert!(holds(&Operator::Exists(false), None));
+    }
+
+    #[test]
+    fn values_a_lenient_server_coerces_are_unknown() {
+        let gt = Operator::Gt(num(json!(1000)));
+        assert_eq!(evaluate(&gt, Some(&json!("5000"))), Truth::Unknown);
+        assert_eq!(evaluate(&gt, Some(&json!([5000]))), Truth::Unknown);
+        assert_eq!(evaluate(&gt, Some(&json!(5000))), Truth::True);
+        assert_eq!(evaluate(&gt, Some(&json!(5))), Truth::False);
+        let live = Operator::Eq(json!(true));
+        assert_eq!(evaluate(&live, Some(&json!("true"))), Truth::Unknown);
+        assert_eq!(evaluate(&live, Some(&json!(1))), Truth::Unknown);
+        assert_eq!(
+            evaluate(&Operator::Neq(json!(true)), Some(&json!("true"))),
+            Truth::Unknown
+        );
+        let list = Operator::In(vec![json!("usd"), json!("eur")]);
+        assert_eq!(evaluate(&list, Some(&json!(5))), Truth::Unknown);
+        assert_eq!(
+            evaluate(
+                &Operator::Regex(regex::Regex::new("x").unwrap()),
+                Some(&json!(5))
+            ),
+            Truth::Unknown
+        );
+        // Absent and null are definite.
+        assert_eq!(evaluate(&gt, None), Truth::False);
+        assert_eq!(evaluate(&gt, Some(&Value::Null)), Truth::False);
+        assert_eq!(
+            evaluate(&Operator::Neq(json!("x")), Some(&Value::Null)),
+            Truth::True
+        );
+        assert_eq!(
+            evaluate(&Operator::Exists(false), Some(&Value::Null)),
+            Truth::True
+        );
+    }
+
+    #[test]
+    fn numbers_compare_exactly_and_as_doubles() {
+        let big: Value = serde_json::from_str("18446744073709551617").unwrap();
+        let limit: Value = serde_json::from_str("18446744073709551616").unwrap();
+        // Exactly different, equal as doubles: readers disagree.
+        assert_eq!(
+            evaluate(&Operator::In(vec![limit.clone()]), Some(&big)),
+            Truth::Unknown
+        );
+        assert_eq!(
+            evaluate(&Operator::Gt(num(limit.clone())), Some(&big)),
+            Truth::Unknown
+        );
+        let beyond: Value = serde_json::from_str("18446744073709600000").unwrap();
+        assert_eq!(
+            evaluate(&Operator::Gt(num(limit)), Some(&beyond)),
+            Truth::True
+        );
+        let tiny: Value = serde_json::from_str("0.1000000000000000001").unwrap();
+        assert_eq!(
+            evaluate(&Operator::Lte(num(json!(0.1))), Some(&tiny)),
+            Truth::Unknown
+        );
+        assert_eq!(
+            evaluate(&Operator::Eq(json!(1)), Some(&json!(1.0))),
+            Truth::True
+        );
+    }
+
+    #[test]
+    fn kleene_combinations() {
+        use Truth::*;
+        assert_eq!(Unknown.and(False), False);
+        assert_eq!(Unknown.and(True), Unknown);
+        assert_eq!(Unknown.or(True), True);
+        assert_eq!(Unknown.or(False), Unknown);
+        // `in` with one certain match is certain, whatever the other members are.
+        let list = Operator::In(vec![json!(5), json!("x")]);
+        assert_eq!(evaluate(&list, Some(&json!(5))), True);
     }
 }

@@ -101,7 +101,8 @@ impl Node {
 /// cannot hold (`1e400`).
 pub fn json_number(text: &str) -> Option<serde_json::Number> {
     if let Ok(n) = serde_json::from_str::<serde_json::Number>(text) {
-        return Some(n);
+        // Kept exactly as written, but a number no double can hold (`1e400`) is refused.
+        return crate::number::as_double(&n).is_finite().then_some(n);
     }
     if let Ok(i) = text.parse::<i64>() {
         return Some(i.into());

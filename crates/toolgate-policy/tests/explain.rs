@@ -308,6 +308,7 @@ fn explain_agrees_with_decide_when_counters_are_empty() {
             toolgate_policy::Decision::Deny(_) => "deny",
             toolgate_policy::Decision::Hidden => "hidden",
             toolgate_policy::Decision::ApprovalRequired(_) => "approval_required",
+            toolgate_policy::Decision::Ambiguous(_) => "ambiguous",
         };
         assert_eq!(kind, expected, "{tool} {args}");
     }

@@ -23,6 +23,7 @@ fn outcome(decision: &Decision) -> String {
         }
         Decision::Deny(d) => return format!("deny: {}", d.message),
         Decision::Hidden => return "hidden".to_string(),
+        Decision::Ambiguous(m) => return format!("ambiguous: {m}"),
         Decision::ApprovalRequired(a) => {
             let _ = write!(
                 out,

@@ -58,13 +58,29 @@ fn eq_never_coerces_between_strings_and_numbers() {
     assert!(!holds("eq", "null", json!("null")));
 }
 
+/// A value of another type than the condition's cannot be evaluated (a coercing server may
+/// read `"1"` as `1`), so a `require`-style rule fails whichever way the operator points.
+#[test]
+fn a_value_of_another_type_fails_require_rules_both_ways() {
+    for (op, value, x) in [
+        ("eq", "1", json!("1")),
+        ("neq", "1", json!("1")),
+        ("in", "[1, 2]", json!("1")),
+        ("not_in", "[1, 2]", json!("1")),
+        ("neq", "true", json!("false")),
+        ("lte", "100", json!("5")),
+        ("gte", "100", json!("500")),
+    ] {
+        assert!(!holds(op, value, x.clone()), "{op} {value} {x}");
+    }
+}
+
 #[test]
 fn neq_is_the_negation_of_eq_for_present_values() {
     assert!(holds("neq", "\"main\"", json!("dev")));
     assert!(!holds("neq", "\"main\"", json!("main")));
     assert!(!holds("neq", "5", json!(5.0)));
-    // Different types are different values.
-    assert!(holds("neq", "1", json!("1")));
+    // null is a value that equals only null.
     assert!(holds("neq", "\"x\"", Value::Null));
 }
 
@@ -77,7 +93,6 @@ fn in_and_not_in_test_membership_by_value() {
     assert!(!holds("in", "[]", json!("usd")));
     assert!(holds("not_in", "[admin, root]", json!("alice")));
     assert!(!holds("not_in", "[admin, root]", json!("admin")));
-    assert!(holds("not_in", "[1, 2]", json!("1")));
     assert!(holds("not_in", "[]", json!("anything")));
 }
 

@@ -117,6 +117,7 @@ fn check_consistent(p: &Policy, c: &Call<'_>, counters: &HashMap<String, Amount>
     let explanation = p.explain(c, counters);
     match &decision {
         Decision::Hidden => assert_eq!(explanation.decision, "hidden"),
+        Decision::Ambiguous(_) => assert_eq!(explanation.decision, "ambiguous"),
         Decision::Deny(d) => {
             assert_eq!(explanation.decision, "deny");
             assert_eq!(explanation.rule.as_deref(), Some(d.rule.as_str()));
@@ -220,7 +221,7 @@ proptest! {
         for limit in [&p.tools["t"][0].limits[0], &p.tools["t"][1].limits[0]] {
             let key_a = counter_key(limit, &call("t", &args, a.as_deref()));
             let key_b = counter_key(limit, &call("t", &args, b.as_deref()));
-            prop_assert_eq!(key_a == key_b, a == b, "{} vs {}", key_a, key_b);
+            prop_assert_eq!(key_a == key_b, a == b, "{:?} vs {:?}", key_a, key_b);
         }
     }
 
@@ -235,8 +236,14 @@ proptest! {
         let limit = &p.tools["t"][0].limits[0];
         let args_a = serde_json::json!({"repo": a});
         let args_b = serde_json::json!({"repo": b});
-        let key_a = counter_key(limit, &call("t", &args_a, None));
-        let key_b = counter_key(limit, &call("t", &args_b, None));
+        // A number a double reader would merge with its neighbours cannot partition a
+        // counter at all; every other value gets a key of its own.
+        let (Ok(key_a), Ok(key_b)) = (
+            counter_key(limit, &call("t", &args_a, None)),
+            counter_key(limit, &call("t", &args_b, None)),
+        ) else {
+            return Ok(());
+        };
         prop_assert_eq!(key_a == key_b, values_equal(&a, &b), "{} vs {}", key_a, key_b);
     }
 }

@@ -12,7 +12,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use crate::strict_json::keys_collide;
+use toolgate_policy::fold::fold;
 
 /// How a message is to be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,24 +174,37 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Envelope<'de>, A::Error> {
         let strict = self.strictness == Strictness::Strict;
         let mut envelope = Envelope::default();
-        let mut seen: Vec<Cow<'de, str>> = Vec::with_capacity(4);
+        // Only the six members JSON-RPC defines are remembered, so the work is linear in
+        // the message however many members it has.
+        let mut seen = [false; MEMBERS.len()];
         let mut version_ok = false;
         while let Some(MemberName(name)) = access.next_key::<MemberName<'de>>()? {
-            if let Some(previous) = seen.iter().find(|s| keys_collide(s, &name)) {
-                if strict {
-                    return Err(if *previous == name {
-                        invalid(format_args!("duplicate member {name:?}"))
-                    } else {
-                        invalid(format_args!(
-                            "members {previous:?} and {name:?} differ only in case"
-                        ))
-                    });
+            let slot = match MEMBERS.iter().position(|m| *m == name) {
+                Some(slot) if !seen[slot] => slot,
+                Some(_) => {
+                    if strict {
+                        return Err(invalid(format_args!("duplicate member {name:?}")));
+                    }
+                    access.next_value::<de::IgnoredAny>()?;
+                    continue;
                 }
-                access.next_value::<de::IgnoredAny>()?;
-                continue;
-            }
+                None => {
+                    if strict {
+                        let folded = fold(&name);
+                        return Err(match MEMBERS.iter().find(|m| **m == folded) {
+                            Some(member) => invalid(format_args!(
+                                "member {name:?} differs from {member:?} only in case"
+                            )),
+                            None => invalid(format_args!("unknown member {name:?}")),
+                        });
+                    }
+                    access.next_value::<de::IgnoredAny>()?;
+                    continue;
+                }
+            };
+            seen[slot] = true;
             let raw: &'de RawValue = access.next_value()?;
-            match name.as_ref() {
+            match MEMBERS[slot] {
                 "jsonrpc" => version_ok = raw.get() == "\"2.0\"",
                 "id" => envelope.id = Some(raw),
                 "method" => {
@@ -211,11 +224,8 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
                 }
                 "params" => envelope.params = Some(raw),
                 "result" => envelope.result = Some(raw),
-                "error" => envelope.error = Some(raw),
-                other if strict => return Err(invalid(format_args!("unknown member {other:?}"))),
-                _ => {}
+                _ => envelope.error = Some(raw),
             }
-            seen.push(name);
         }
         if strict && !version_ok {
             return Err(invalid("\"jsonrpc\" must be \"2.0\""));
@@ -224,15 +234,15 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
     }
 }
 
-/// An id as a map key: its canonical JSON text, so `1` and `1.0` or escaped strings
-/// written differently by client and server still match.
+/// The members of a JSON-RPC 2.0 message (all lower case, so each is its own folding).
+const MEMBERS: [&str; 6] = ["jsonrpc", "id", "method", "params", "result", "error"];
+
+/// An id as a map key: its canonical JSON text (`canonical.rs`), so `1` and `1.0`, or one
+/// string escaped two ways, are one id — and `9000000000000001` and `9000000000000000` are
+/// two. Text that does not read as a plain value (a lone surrogate) is its own key.
 pub fn id_key(id: &RawValue) -> String {
-    match serde_json::from_str::<serde_json::Value>(id.get()) {
-        Ok(serde_json::Value::Number(n)) => match n.as_f64() {
-            Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => format!("{}", f as i64),
-            _ => n.to_string(),
-        },
-        Ok(v) => v.to_string(),
+    match crate::strict_json::parse_strict(id.get()) {
+        Ok(value) => toolgate_policy::canonical::canonical_json(&value),
         Err(_) => id.get().to_string(),
     }
 }
@@ -270,6 +280,8 @@ mod tests {
         let cases = [
             r#"{"jsonrpc":"2.0","id":1,"id":2,"method":"ping"}"#,
             r#"{"jsonrpc":"2.0","id":1,"method":"ping","Method":"tools/call"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","param\u017f":{}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"Params":{},"method":"tools/call"}"#,
             r#"{"jsonrpc":"2.0","id":1,"method":"ping","extra":1}"#,
             r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#,
             r#"{"id":1,"method":"ping"}"#,
@@ -314,5 +326,8 @@ mod tests {
         assert_eq!(id_key(a), id_key(b));
         let s: &RawValue = serde_json::from_str(r#""\u0061""#).unwrap();
         assert_eq!(id_key(s), "\"a\"");
+        let big: &RawValue = serde_json::from_str("9000000000000001").unwrap();
+        let near: &RawValue = serde_json::from_str("9000000000000000").unwrap();
+        assert_ne!(id_key(big), id_key(near));
     }
 }

@@ -65,6 +65,8 @@ pub struct Gateway {
     /// Risk categories of the tools seen in `tools/list` results, for `categories` rules.
     pub(crate) tool_categories:
         parking_lot::RwLock<std::collections::HashMap<String, &'static str>>,
+    /// Held while the gateway lists the server's tools itself; holds when that last ended.
+    pub(crate) category_listing: tokio::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl Gateway {
@@ -89,6 +91,7 @@ impl Gateway {
             options,
             sessions: Mutex::new(Vec::new()),
             tool_categories: Default::default(),
+            category_listing: Default::default(),
         })
     }
 

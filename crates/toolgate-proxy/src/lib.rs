@@ -21,6 +21,7 @@ pub mod session;
 pub mod stdio;
 pub mod strict_json;
 pub mod tool_listing;
+pub(crate) mod upstream_ids;
 pub mod wire;
 
 pub use gateway::{FailMode, Gateway, GatewayOptions};

@@ -27,8 +27,8 @@ pub(crate) struct SessionState {
     pub protocol_version: Option<String>,
     /// Tool names the server listed, to tell whether a reload changes what the client sees.
     pub listed_tools: Option<Vec<String>>,
-    /// Requests toolgate itself sent to the server, by canonical id, awaiting their answer.
-    pub internal_requests: HashMap<String, tokio::sync::oneshot::Sender<String>>,
+    /// The ids of every request sent upstream (client requests and toolgate's own).
+    pub upstream_ids: crate::upstream_ids::UpstreamIds,
 }
 
 /// A client request toolgate must follow to its answer.
@@ -64,7 +64,7 @@ pub(crate) enum CallPhase {
     CancelledBeforeForward,
     /// Sent to the server.
     Forwarded,
-    /// Sent, then cancelled by the client: a late result still counts, silence rolls back.
+    /// Sent, then cancelled by the client: the server may have run it, so it counts.
     CancelledAfterForward,
 }
 
@@ -123,22 +123,30 @@ impl Session {
         self.state.lock().protocol_version.clone()
     }
 
+    /// The id under which the client request with id `client_id` (JSON text) went to the
+    /// server, while it waits for its answer.
+    pub fn upstream_id_of(&self, client_id: &str) -> Option<u64> {
+        let raw = serde_json::from_str::<&serde_json::value::RawValue>(client_id).ok()?;
+        let key = crate::envelope::id_key(raw);
+        self.state.lock().upstream_ids.upstream_of(&key)
+    }
+
     /// Number of client requests still waiting for the server.
     pub fn inflight_count(&self) -> usize {
         self.state.lock().inflight.len()
     }
 }
 
-/// A random identifier: 16 bytes as hex.
+/// A random identifier: 16 bytes from the operating system's generator, as hex.
+///
+/// Session ids are capabilities over HTTP (whoever knows one can use the session), so there
+/// is no fallback to guessable values: without an entropy source the process cannot run
+/// safely, and stops.
 pub fn random_id() -> String {
     let mut bytes = [0u8; 16];
-    if getrandom::fill(&mut bytes).is_err() {
-        // No entropy source: fall back to time and pid, still unique per process.
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        return format!("{now:x}{:x}", std::process::id());
+    if let Err(e) = getrandom::fill(&mut bytes) {
+        tracing::error!(error = %e, "the operating system's random generator failed");
+        std::process::abort();
     }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }

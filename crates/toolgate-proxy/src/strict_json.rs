@@ -1,15 +1,28 @@
 //! A JSON reader that refuses the inputs on which two parsers could disagree.
 //!
 //! A gateway that reads `{"amount": 1, "amount": 99999}` as 1 while the server reads 99999 has
-//! no policy at all. So every object, at every depth, is checked for keys that are equal, or
-//! equal ignoring case (Go's `encoding/json`, which many MCP servers use, matches struct fields
-//! case-insensitively, so `Amount` would reach the same field as `amount`). Such input is
-//! refused, never resolved by "first" or "last wins".
+//! no policy at all. So every object, at every depth, is checked for members that are equal,
+//! or equal under Unicode case folding (Go's `encoding/json`, which many MCP servers use,
+//! matches struct fields case-insensitively with folding, so `Amount` and `amounſ`-style
+//! spellings reach the same field as `amount`). Such input is refused, never resolved by
+//! "first" or "last wins".
+//!
+//! The checks are linear: each object keeps one hash set of folded member names. A message
+//! may hold at most [`MAX_MEMBERS_PER_OBJECT`] members in one object and [`MAX_NODES`] values
+//! in all, so no message can make the gateway do unbounded work before it is refused.
 
+use std::cell::Cell;
+use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
+use toolgate_policy::fold::fold;
+
+/// Members one object may have.
+pub const MAX_MEMBERS_PER_OBJECT: usize = 10_000;
+/// Values (objects, arrays, members, leaves) one message may hold.
+pub const MAX_NODES: usize = 500_000;
 
 /// Why a JSON text was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -23,7 +36,8 @@ pub enum StrictJsonError {
 /// Parses JSON into a `Value`, refusing duplicate and case-colliding keys anywhere.
 pub fn parse_strict(text: &str) -> Result<Value, StrictJsonError> {
     let mut deserializer = serde_json::Deserializer::from_str(text);
-    let value = StrictValue
+    let budget = Cell::new(MAX_NODES);
+    let value = StrictValue { budget: &budget }
         .deserialize(&mut deserializer)
         .map_err(classify)?;
     deserializer.end().map_err(classify)?;
@@ -44,28 +58,42 @@ fn classify(e: serde_json::Error) -> StrictJsonError {
 
 const AMBIGUOUS_MARKER: &str = "\u{1}ambiguous:";
 
-/// True when two keys would reach the same field in a case-insensitive decoder.
-pub fn keys_collide(a: &str, b: &str) -> bool {
-    if a.is_ascii() && b.is_ascii() {
-        a.eq_ignore_ascii_case(b)
-    } else {
-        a.to_lowercase() == b.to_lowercase()
-    }
+fn ambiguous<E: de::Error>(message: impl fmt::Display) -> E {
+    E::custom(format!("{AMBIGUOUS_MARKER}{message}"))
 }
 
-struct StrictValue;
+/// The member name serde_json (built with `arbitrary_precision`) uses to hand a number's
+/// exact text to a visitor as a one-member map.
+const NUMBER_TOKEN: &str = "$serde_json::private::Number";
 
-impl<'de> DeserializeSeed<'de> for StrictValue {
+#[derive(Clone, Copy)]
+struct StrictValue<'b> {
+    budget: &'b Cell<usize>,
+}
+
+impl<'de> DeserializeSeed<'de> for StrictValue<'_> {
     type Value = Value;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        deserializer.deserialize_any(StrictVisitor)
+        match self.budget.get().checked_sub(1) {
+            Some(left) => self.budget.set(left),
+            None => {
+                return Err(ambiguous(format_args!(
+                    "the message holds more than {MAX_NODES} values"
+                )))
+            }
+        }
+        deserializer.deserialize_any(StrictVisitor {
+            budget: self.budget,
+        })
     }
 }
 
-struct StrictVisitor;
+struct StrictVisitor<'b> {
+    budget: &'b Cell<usize>,
+}
 
-impl<'de> Visitor<'de> for StrictVisitor {
+impl<'de> Visitor<'de> for StrictVisitor<'_> {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -100,8 +128,11 @@ impl<'de> Visitor<'de> for StrictVisitor {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
-        while let Some(item) = seq.next_element_seed(StrictValue)? {
+        let mut items = Vec::new();
+        let seed = StrictValue {
+            budget: self.budget,
+        };
+        while let Some(item) = seq.next_element_seed(seed)? {
             items.push(item);
         }
         Ok(Value::Array(items))
@@ -109,20 +140,88 @@ impl<'de> Visitor<'de> for StrictVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
         let mut map = Map::new();
+        let mut folded: HashSet<String> = HashSet::new();
+        let seed = StrictValue {
+            budget: self.budget,
+        };
         while let Some(key) = access.next_key::<String>()? {
-            if let Some(existing) = map.keys().find(|k| keys_collide(k, &key)) {
-                let message = if *existing == key {
-                    format!("duplicate key {key:?}")
-                } else {
-                    format!("keys {existing:?} and {key:?} differ only in case")
-                };
-                return Err(de::Error::custom(format!("{AMBIGUOUS_MARKER}{message}")));
+            if map.is_empty() && key == NUMBER_TOKEN {
+                return access.next_value_seed(ExactNumber).map(Value::Number);
             }
-            let value = access.next_value_seed(StrictValue)?;
+            if map.len() >= MAX_MEMBERS_PER_OBJECT {
+                return Err(ambiguous(format_args!(
+                    "an object has more than {MAX_MEMBERS_PER_OBJECT} members"
+                )));
+            }
+            let folded_key = fold(&key).into_owned();
+            if !folded.insert(folded_key) {
+                let message = match map
+                    .keys()
+                    .find(|k| toolgate_policy::fold::same_member(k, &key))
+                {
+                    Some(existing) if *existing == key => format!("duplicate key {key:?}"),
+                    Some(existing) => {
+                        format!("keys {existing:?} and {key:?} differ only in case")
+                    }
+                    None => format!("duplicate key {key:?}"),
+                };
+                return Err(ambiguous(message));
+            }
+            let value = access.next_value_seed(seed)?;
             map.insert(key, value);
         }
         Ok(Value::Object(map))
     }
+}
+
+/// The value of serde_json's number map: the number's text, handed over as an owned
+/// `String`. A client can also *write* an object whose one member has that name; serde_json
+/// hands such a member's value over as a borrowed or unescaped `str`, never as a `String`,
+/// and that object is refused (toolgate must not read as a number what a server reads as an
+/// object).
+struct ExactNumber;
+
+impl<'de> DeserializeSeed<'de> for ExactNumber {
+    type Value = Number;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Number, D::Error> {
+        deserializer.deserialize_any(ExactNumberVisitor)
+    }
+}
+
+struct ExactNumberVisitor;
+
+impl<'de> Visitor<'de> for ExactNumberVisitor {
+    type Value = Number;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a number")
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Number, E> {
+        v.parse::<Number>()
+            .map_err(|e| E::custom(format!("invalid number: {e}")))
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Number, E> {
+        Err(reserved_member())
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, _: &str) -> Result<Number, E> {
+        Err(reserved_member())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Number, A::Error> {
+        Err(reserved_member())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Number, A::Error> {
+        Err(reserved_member())
+    }
+}
+
+fn reserved_member<E: de::Error>() -> E {
+    ambiguous(format_args!("member name {NUMBER_TOKEN:?} is reserved"))
 }
 
 #[cfg(test)]
@@ -159,6 +258,60 @@ mod tests {
         assert!(matches!(
             parse_strict(r#"{"name": 1, "n\u0061me": 2}"#),
             Err(StrictJsonError::Ambiguous(_))
+        ));
+    }
+
+    #[test]
+    fn refuses_members_that_fold_together() {
+        for text in [
+            r#"{"arguments": 1, "argument\u017f": 2}"#,
+            r#"{"kind": 1, "\u212aind": 2}"#,
+            r#"{"a": {"strasse": 1, "STRASSE": 2}}"#,
+        ] {
+            assert!(
+                matches!(parse_strict(text), Err(StrictJsonError::Ambiguous(_))),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn numbers_keep_their_exact_text() {
+        let v = parse_strict(r#"{"a": 18446744073709551617, "b": 0.1000000000000000001}"#).unwrap();
+        assert_eq!(v["a"].to_string(), "18446744073709551617");
+        assert_eq!(v["b"].to_string(), "0.1000000000000000001");
+    }
+
+    #[test]
+    fn an_object_named_like_serde_jsons_number_map_is_refused() {
+        for text in [
+            r#"{"a": {"$serde_json::private::Number": "5"}}"#,
+            r#"{"a": {"$serde_json::private::Number": "5\u0030"}}"#,
+            r#"{"$serde_json::private::Number": {}}"#,
+        ] {
+            assert!(
+                matches!(parse_strict(text), Err(StrictJsonError::Ambiguous(_))),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn many_members_are_checked_in_linear_time_and_capped() {
+        let members: Vec<String> = (0..MAX_MEMBERS_PER_OBJECT)
+            .map(|i| format!("\"k{i}\":{i}"))
+            .collect();
+        let text = format!("{{{}}}", members.join(","));
+        assert!(parse_strict(&text).is_ok());
+        let text = format!("{{{},\"one_more\":1}}", members.join(","));
+        assert!(matches!(
+            parse_strict(&text),
+            Err(StrictJsonError::Ambiguous(m)) if m.contains("members")
+        ));
+        let many = format!("[{}]", vec!["0"; MAX_NODES].join(","));
+        assert!(matches!(
+            parse_strict(&many),
+            Err(StrictJsonError::Ambiguous(m)) if m.contains("values")
         ));
     }
 

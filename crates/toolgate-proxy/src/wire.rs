@@ -32,11 +32,10 @@ pub const DECISION_META_KEY: &str = "dev.toolgate/decision";
 
 /// A JSON-RPC error response. `id` is `None` when the request's id could not be read.
 pub fn error_response(id: Option<&RawValue>, code: ErrorCode, message: &str) -> String {
-    let id: Value = id
-        .and_then(|raw| serde_json::from_str(raw.get()).ok())
-        .unwrap_or(Value::Null);
-    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code as i32, "message": message}})
-        .to_string()
+    // The id is echoed as the client wrote it (it is valid JSON, read by the envelope).
+    let id = id.map_or("null", RawValue::get);
+    let error = json!({"code": code as i32, "message": message});
+    format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"error\":{error}}}")
 }
 
 /// The answer to a call for a hidden (or, under `default: deny`, unlisted) tool: exactly what a
@@ -101,9 +100,8 @@ pub fn tools_list_changed() -> String {
 }
 
 /// `notifications/cancelled` for a call toolgate gave up on.
-pub fn cancelled(id: &RawValue, reason: &str) -> String {
-    let id: Value = serde_json::from_str(id.get()).unwrap_or(Value::Null);
-    json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": id, "reason": reason}})
+pub fn cancelled(upstream_id: u64, reason: &str) -> String {
+    json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": upstream_id, "reason": reason}})
         .to_string()
 }
 

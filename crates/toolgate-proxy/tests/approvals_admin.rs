@@ -16,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use toolgate_proxy::admin::{self, AdminOptions, AdminToken};
-use toolgate_state::ApprovalState;
+use toolgate_state::{ApprovalState, CounterStore};
 
 const TOKEN: &str = "test-admin-token-0123456789";
 const WRITE: &str = r#"{"path":"notes/a.txt","content":"hello","mode":420,"append":false}"#;
@@ -134,7 +134,8 @@ async fn the_admin_api_lists_shows_and_decides_behind_its_token() {
     assert_eq!(json(twice).await["state"], "approved");
 
     g.client(&call(2, "write_file", WRITE)).await;
-    assert!(g.next_to_server().await.contains("\"id\":2"));
+    let forwarded = g.next_to_server().await;
+    assert!(g.carries(&forwarded, 2), "{forwarded}");
 }
 
 #[tokio::test]
@@ -443,11 +444,22 @@ async fn every_transition_is_audited() {
         )
         .await
         .unwrap();
+    // The write limit is full, so the approved call is refused before it is forwarded:
+    // the approval it consumed is released, and later expires unused.
+    let minute = toolgate_policy::Window::parse("minute").unwrap();
+    let five = toolgate_policy::Amount::from_units(5).unwrap();
+    g.counters
+        .reserve(&[toolgate_state::ReserveItem {
+            key: "write_file._rate_minute".into(),
+            window: minute,
+            max: five,
+            amount: five,
+        }])
+        .await
+        .unwrap();
     g.client(&call(2, "write_file", WRITE)).await;
-    g.next_to_server().await;
-    g.server(r#"{"jsonrpc":"2.0","id":2,"error":{"code":-32603,"message":"boom"}}"#)
-        .await;
-    g.next_answer().await;
+    assert_eq!(decision(&g.next_answer().await)["decision"], "deny");
+    g.nothing_to_server();
     let _sweeper = toolgate_proxy::approvals::spawn_sweeper(&g.gateway);
     g.clock.advance(Duration::from_secs(11 * 60));
 
@@ -477,8 +489,8 @@ async fn every_transition_is_audited() {
     let decisions: Vec<&Value> = lines.iter().filter(|l| l["event"] == "decision").collect();
     assert_eq!(decisions[0]["decision"], "approval_required");
     assert_eq!(decisions[0]["approval"], id.as_str());
-    assert_eq!(decisions[1]["decision"], "allow");
-    assert_eq!(decisions[1]["outcome"], "error");
+    assert_eq!(decisions[1]["decision"], "deny");
+    assert_eq!(decisions[1]["outcome"], "not_forwarded");
     assert_eq!(decisions[1]["approval"], id.as_str());
     let all = serde_json::to_string(&lines).unwrap();
     assert!(!all.contains("hello") && !all.contains("sha256:"));

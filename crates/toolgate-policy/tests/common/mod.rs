@@ -97,6 +97,9 @@ pub fn summary(decision: &Decision) -> String {
             let _ = write!(out, "deny {:?}: {}", d.rule, d.message);
         }
         Decision::Hidden => out.push_str("hidden"),
+        Decision::Ambiguous(m) => {
+            let _ = write!(out, "ambiguous: {m}");
+        }
         Decision::ApprovalRequired(a) => {
             let _ = write!(
                 out,

@@ -344,7 +344,9 @@ impl Waiting {
         };
         match cancelled {
             Some(Some(call)) => {
-                // Cancelled while the approval was being taken: never forwarded.
+                // Cancelled while the approval was being taken: never forwarded, so the
+                // approval is given back.
+                self.gateway.release_unforwarded_approval(&call);
                 return self.gateway.record_settled(
                     &self.session,
                     call,
@@ -361,7 +363,10 @@ impl Waiting {
             None => {}
         }
         if no_counters {
-            return self.gateway.forward(&self.session, &self.text).await;
+            return self
+                .gateway
+                .forward_call(&self.session, &self.id, &self.key, &self.text)
+                .await;
         }
         self.gateway
             .reserve_and_forward(

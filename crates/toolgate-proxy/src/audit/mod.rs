@@ -77,6 +77,17 @@ pub enum AuditEvent {
     },
     /// A transition of an approval request (see `docs/APPROVALS.md`).
     Approval(crate::approvals::ApprovalAudit),
+    /// A message the gateway dropped instead of relaying it.
+    Dropped {
+        session: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        identity: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tool: Option<String>,
+        /// `call_without_id`, `late_result` or `unknown_answer`.
+        what: &'static str,
+        reason: String,
+    },
 }
 
 #[derive(Serialize)]

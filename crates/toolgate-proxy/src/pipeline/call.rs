@@ -23,12 +23,16 @@ use crate::gateway::{FailMode, Gateway};
 use crate::session::{CallInFlight, CallPhase, InFlight, Session};
 use crate::strict_json::{parse_strict, StrictJsonError};
 use crate::wire::{self, DenialMeta, ErrorCode};
+use toolgate_policy::fold::fold;
 
 /// What toolgate reads from `tools/call` params.
 struct CallParams {
     tool: String,
     arguments: Value,
 }
+
+/// The members of `tools/call` params that MCP defines and servers read.
+const CALL_MEMBERS: [&str; 4] = ["name", "arguments", "_meta", "task"];
 
 fn read_params(params: Option<&RawValue>) -> Result<CallParams, String> {
     let params = params.ok_or("tools/call needs params")?;
@@ -39,6 +43,19 @@ fn read_params(params: Option<&RawValue>) -> Result<CallParams, String> {
     let Value::Object(mut map) = value else {
         return Err("tools/call params must be an object".into());
     };
+    // `{"name":"pay","Arguments":{...}}` is a call with arguments to a Go server and a call
+    // without them to a reader that matches names exactly: refused, never decided.
+    for member in map.keys() {
+        let folded = fold(member);
+        if let Some(name) = CALL_MEMBERS
+            .iter()
+            .find(|name| **name == folded && *name != member)
+        {
+            return Err(format!(
+                "ambiguous params: member {member:?} differs from {name:?} only in case"
+            ));
+        }
+    }
     let tool = match map.get("name") {
         Some(Value::String(name)) => name.clone(),
         Some(_) => return Err("tools/call \"name\" must be a string".into()),
@@ -85,8 +102,9 @@ impl Gateway {
             let session = Arc::clone(session);
             let id = id.to_owned();
             let text = text.to_string();
+            let tool = params.tool.clone();
             tokio::spawn(async move {
-                gateway.learn_tool_categories(&session).await;
+                gateway.learn_category_of(&session, &tool).await;
                 gateway
                     .decide_call(&session, &id, key, params, policy, &text, started)
                     .await;
@@ -108,7 +126,11 @@ impl Gateway {
         text: &str,
         started: Instant,
     ) {
-        let category = self.category_of(&params.tool);
+        // A tool whose category could not be learned is decided as the most restrictive
+        // category the policy names (fail closed).
+        let category = self
+            .category_of(&params.tool)
+            .or_else(|| super::categories::fail_closed_category(&policy));
         let call = Call {
             tool: &params.tool,
             arguments: &params.arguments,
@@ -136,6 +158,20 @@ impl Gateway {
         };
 
         let permit = match decision {
+            Decision::Ambiguous(message) => {
+                tracing::warn!(session = %session.id, %message, "refused an ambiguous tools/call");
+                self.audit.record(AuditEvent::Decision(record(
+                    "ambiguous",
+                    None,
+                    Some(message.clone()),
+                )));
+                let reply = wire::error_response(
+                    Some(id),
+                    ErrorCode::InvalidRequest,
+                    &format!("Invalid request: {message}"),
+                );
+                return session.send_to_client(reply).await;
+            }
             Decision::Hidden => {
                 self.audit
                     .record(AuditEvent::Decision(record("hidden", None, None)));
@@ -209,13 +245,22 @@ impl Gateway {
             },
             deadline: started + self.options.call_timeout,
         };
-        session
-            .state
-            .lock()
-            .inflight
-            .insert(key.clone(), InFlight::Call(in_flight));
+        let registered = {
+            let mut state = session.state.lock();
+            let free =
+                !state.inflight.contains_key(&key) && !state.upstream_ids.client_waiting(&key);
+            if free {
+                state
+                    .inflight
+                    .insert(key.clone(), InFlight::Call(in_flight));
+            }
+            free
+        };
+        if !registered {
+            return self.refuse_duplicate_id(session, id).await;
+        }
         if permit.reservations.is_empty() {
-            return self.forward(session, text).await;
+            return self.forward_call(session, id, &key, text).await;
         }
         let gateway = Arc::clone(self);
         let session = Arc::clone(session);
@@ -268,6 +313,7 @@ impl Gateway {
                 };
                 let reply =
                     wire::denial_result(id, self.deny_prefix(&policy), &limit.message, &meta);
+                self.release_unforwarded_approval(&call);
                 self.record_settled(
                     session,
                     call,
@@ -286,6 +332,7 @@ impl Gateway {
                     };
                     tracing::warn!(session = %session.id, %error, "counter store unavailable; call refused (fail-closed)");
                     let message = "State backend unavailable: this call needs a rate or budget counter and cannot be counted right now, so it was refused. Try again later.";
+                    self.release_unforwarded_approval(&call);
                     self.record_settled(
                         session,
                         call,
@@ -316,20 +363,65 @@ impl Gateway {
                     None
                 }
                 Some(InFlight::Call(_)) => match state.inflight.remove(&key) {
-                    Some(InFlight::Call(call)) => Some(call),
-                    _ => None,
+                    Some(InFlight::Call(call)) => Some(Some(call)),
+                    _ => Some(None),
                 },
-                _ => None,
+                // Gone (the server went away and the call was settled there): not forwarded.
+                _ => Some(None),
+            }
+        };
+        let cancelled = match cancelled {
+            None => None,
+            Some(Some(call)) => Some(call),
+            Some(None) => {
+                if let Some(ticket) = &ticket {
+                    self.rollback(ticket).await;
+                }
+                return;
             }
         };
         if let Some(call) = cancelled {
             if let Some(ticket) = &ticket {
                 self.rollback(ticket).await;
             }
+            self.release_unforwarded_approval(&call);
             self.record_settled(session, call, "allow", None, None, "cancelled");
             return;
         }
-        self.forward(session, &text).await;
+        self.forward_call(session, id, &key, &text).await;
+    }
+
+    /// Forwards an admitted call under a minted id. Should the client have reused the call's
+    /// id for another request in the meantime, the call is refused and settled unforwarded.
+    pub(crate) async fn forward_call(
+        &self,
+        session: &Session,
+        id: &RawValue,
+        key: &str,
+        text: &str,
+    ) {
+        if self.forward_request(session, id, key, text).await {
+            return;
+        }
+        let call = match session.state.lock().inflight.remove(key) {
+            Some(InFlight::Call(call)) => call,
+            _ => return,
+        };
+        if let Some(ticket) = &call.ticket {
+            self.rollback(ticket).await;
+        }
+        self.release_unforwarded_approval(&call);
+        self.record_settled(session, call, "error", None, None, "not_forwarded");
+        self.refuse_duplicate_id(session, id).await;
+    }
+
+    /// A call that consumed an approval and was then not forwarded gives it back. Once a
+    /// call has been forwarded its approval stays consumed, whatever the answer: the server
+    /// may have run the tool.
+    pub(crate) fn release_unforwarded_approval(&self, call: &CallInFlight) {
+        if let Some(approval) = &call.approval {
+            self.release_approval(approval.to_string());
+        }
     }
 
     /// Writes the audit line of a call that has ended.
@@ -342,13 +434,6 @@ impl Gateway {
         message: Option<String>,
         outcome: &'static str,
     ) {
-        // A consumed approval is given back whenever the call did not reach the tool (a
-        // JSON-RPC error is handled, awaited, in `settle_call`).
-        if let Some(approval) = &call.approval {
-            if !matches!(outcome, "result" | "tool_error" | "error") {
-                self.release_approval(approval.to_string());
-            }
-        }
         self.audit.record(AuditEvent::Decision(DecisionRecord {
             session: session.id.clone(),
             identity: session.identity.clone(),
@@ -400,6 +485,10 @@ mod tests {
             r#"{"arguments":{}}"#,
             r#"{"name":"a","arguments":[1]}"#,
             r#"{"name":"a","arguments":{"amount":1,"AMOUNT":2}}"#,
+            r#"{"name":"pay","Arguments":{"amount":5000}}"#,
+            r#"{"Name":"pay","arguments":{}}"#,
+            r#"{"name":"pay","argument\u017f":{"amount":5000}}"#,
+            r#"{"name":"pay","arguments":{},"argument\u017f":{"amount":5000}}"#,
         ] {
             assert!(read_params(raw(bad).as_deref()).is_err(), "{bad}");
         }

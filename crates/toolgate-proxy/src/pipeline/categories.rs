@@ -2,17 +2,21 @@
 //!
 //! Categories are learned from every `tools/list` result that passes through. A call to a
 //! tool toolgate has not seen listed yet (a client that calls without listing first) makes
-//! toolgate list the tools itself: its own requests go to the server with ids of its own and
-//! their answers never reach the client.
+//! toolgate list the tools itself: its own requests go to the server with ids it mints (the
+//! client can neither see nor answer them) and their answers never reach the client.
+//!
+//! Learning is single-flight — one listing at a time for the whole gateway, and none again
+//! within [`RELIST_AFTER`] of the last — so a client calling unknown tools in a loop cannot
+//! make the gateway list the server's tools once per call. And it fails closed: a tool whose
+//! category cannot be learned (the server does not list it, or the listing fails) is decided
+//! by the rules of the most restrictive category the policy names.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use toolgate_classify::{classify_all, ToolDef};
 
-use crate::envelope::id_key;
 use crate::gateway::Gateway;
 use crate::session::Session;
 
@@ -21,7 +25,26 @@ const LIST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pages toolgate follows on its own; a cursor loop is not followed forever.
 const MAX_PAGES: usize = 100;
 
-static NEXT_INTERNAL_ID: AtomicU64 = AtomicU64::new(1);
+/// A finished listing is not repeated within this time.
+const RELIST_AFTER: Duration = Duration::from_secs(5);
+
+/// Categories from most to least restrictive, for tools whose category cannot be learned.
+const MOST_RESTRICTIVE_FIRST: [&str; 6] = [
+    "Destructive",
+    "Financial",
+    "Execute",
+    "Write",
+    "Other",
+    "Read",
+];
+
+/// The category a tool of unknown category is decided as: the most restrictive one the
+/// policy has rules for.
+pub(crate) fn fail_closed_category(policy: &toolgate_policy::Policy) -> Option<&'static str> {
+    MOST_RESTRICTIVE_FIRST
+        .into_iter()
+        .find(|c| policy.categories.contains_key(*c))
+}
 
 impl Gateway {
     /// The category classified for `tool`, once it has been listed.
@@ -48,8 +71,21 @@ impl Gateway {
         }
     }
 
+    /// Makes sure the gateway has tried to learn `tool`'s category: lists the server's tools
+    /// unless another call is already doing so (then waits for it) or a listing just ended.
+    pub(crate) async fn learn_category_of(&self, session: &Session, tool: &str) {
+        let mut last_listing = self.category_listing.lock().await;
+        if self.category_of(tool).is_some()
+            || last_listing.is_some_and(|at| at.elapsed() < RELIST_AFTER)
+        {
+            return;
+        }
+        self.learn_tool_categories(session).await;
+        *last_listing = Some(Instant::now());
+    }
+
     /// Lists the server's tools on toolgate's own account and classifies them.
-    pub(crate) async fn learn_tool_categories(&self, session: &Session) {
+    async fn learn_tool_categories(&self, session: &Session) {
         let mut cursor: Option<String> = None;
         for _ in 0..MAX_PAGES {
             let Some(result) = self
@@ -78,29 +114,19 @@ impl Gateway {
         method: &str,
         cursor: Option<String>,
     ) -> Option<String> {
-        let id = format!(
-            "toolgate-{}",
-            NEXT_INTERNAL_ID.fetch_add(1, Ordering::Relaxed)
-        );
         let params = match cursor {
             Some(c) => json!({"cursor": c}),
             None => json!({}),
         };
-        let request = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
         let (tx, rx) = oneshot::channel();
-        let raw = serde_json::value::to_raw_value(&id).ok()?;
-        let key = id_key(&raw);
-        session
-            .state
-            .lock()
-            .internal_requests
-            .insert(key.clone(), tx);
+        let id = session.state.lock().upstream_ids.mint_internal(tx);
+        let request = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
         if !session.send_to_server(request.to_string()).await {
-            session.state.lock().internal_requests.remove(&key);
+            session.state.lock().upstream_ids.end_internal(id);
             return None;
         }
         let answer = tokio::time::timeout(LIST_TIMEOUT, rx).await;
-        session.state.lock().internal_requests.remove(&key);
+        session.state.lock().upstream_ids.end_internal(id);
         let text = answer.ok()?.ok()?;
         let message: Value = serde_json::from_str(&text).ok()?;
         message.get("result").map(Value::to_string)

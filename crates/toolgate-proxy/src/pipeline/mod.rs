@@ -17,9 +17,12 @@ use std::sync::Arc;
 
 use serde_json::value::RawValue;
 
+use crate::audit::AuditEvent;
 use crate::envelope::{id_key, Envelope, EnvelopeError, Kind, Strictness};
 use crate::gateway::Gateway;
 use crate::session::{CallPhase, InFlight, Session};
+use crate::strict_json::parse_strict;
+use crate::upstream_ids::replace_id;
 use crate::wire::{self, ErrorCode};
 
 pub(crate) use call::counter_records;
@@ -49,13 +52,8 @@ impl Gateway {
             (Kind::Request, Some(method)) => {
                 let Some(id) = envelope.id else { return };
                 let key = id_key(id);
-                if session.state.lock().inflight.contains_key(&key) {
-                    let reply = wire::error_response(
-                        Some(id),
-                        ErrorCode::InvalidRequest,
-                        "request id is already in use by a request in flight",
-                    );
-                    return session.send_to_client(reply).await;
+                if self.request_id_in_use(session, &key) {
+                    return self.refuse_duplicate_id(session, id).await;
                 }
                 match method {
                     "tools/call" => {
@@ -68,28 +66,34 @@ impl Gateway {
                             .state
                             .lock()
                             .inflight
-                            .insert(key, InFlight::ToolsList);
+                            .insert(key.clone(), InFlight::ToolsList);
                     }
                     "initialize" => {
                         session
                             .state
                             .lock()
                             .inflight
-                            .insert(key, InFlight::Initialize);
+                            .insert(key.clone(), InFlight::Initialize);
                     }
                     _ => {}
                 }
-            }
-            (Kind::Notification, Some("notifications/cancelled")) => {
-                let call_reached_server = self.cancel_from_client(session, envelope.params);
-                if !call_reached_server {
-                    // Nothing was sent, so there is nothing there to cancel.
-                    return;
+                if !self.forward_request(session, id, &key, text).await {
+                    session.state.lock().inflight.remove(&key);
+                    self.refuse_duplicate_id(session, id).await;
                 }
             }
-            _ => {}
+            // A call without an id can never be answered, so it is never forwarded: it is
+            // refused here whatever its params say, and audited.
+            (Kind::Notification, Some("tools/call")) => {
+                self.drop_call_notification(session, envelope.params);
+            }
+            (Kind::Notification, Some("notifications/cancelled")) => {
+                if let Some(cancel) = self.cancel_from_client(session, envelope.params) {
+                    self.forward(session, &cancel).await;
+                }
+            }
+            _ => self.forward(session, text).await,
         }
-        self.forward(session, text).await;
     }
 
     /// Sends a client message on to the server, one line, as it was written.
@@ -97,6 +101,47 @@ impl Gateway {
         if !session.send_to_server(compact_line(text)).await {
             tracing::debug!(session = %session.id, "server side closed; message not forwarded");
         }
+    }
+
+    /// Sends a client request on to the server under an id the gateway mints (see
+    /// `upstream_ids.rs`). False when the client's id is already waiting for an answer.
+    pub(crate) async fn forward_request(
+        &self,
+        session: &Session,
+        id: &RawValue,
+        key: &str,
+        text: &str,
+    ) -> bool {
+        let Some(upstream) = session.state.lock().upstream_ids.mint_for_client(id, key) else {
+            return false;
+        };
+        // `id` may be a copy (calls decided on a task of their own), so the id is found in
+        // the text again rather than by position.
+        match replace_id(text, &upstream.to_string()) {
+            Some(rewritten) => self.forward(session, &rewritten).await,
+            None => {
+                // Unreachable for a message the envelope reader accepted; never forward a
+                // client id upstream.
+                session.state.lock().upstream_ids.end_client(key, None);
+                tracing::error!(session = %session.id, "could not rewrite a request id; not forwarded");
+            }
+        }
+        true
+    }
+
+    /// Whether a request with this id is still waiting for its answer.
+    fn request_id_in_use(&self, session: &Session, key: &str) -> bool {
+        let state = session.state.lock();
+        state.inflight.contains_key(key) || state.upstream_ids.client_waiting(key)
+    }
+
+    pub(crate) async fn refuse_duplicate_id(&self, session: &Session, id: &RawValue) {
+        let reply = wire::error_response(
+            Some(id),
+            ErrorCode::InvalidRequest,
+            "request id is already in use by a request in flight",
+        );
+        session.send_to_client(reply).await;
     }
 
     async fn refuse(&self, session: &Session, text: &str, error: EnvelopeError) {
@@ -148,34 +193,57 @@ impl Gateway {
         }
     }
 
-    /// A client cancelled a request. Returns whether the notification should reach the server.
-    fn cancel_from_client(&self, session: &Session, params: Option<&RawValue>) -> bool {
-        let Some(request_id) = params
-            .and_then(|p| serde_json::from_str::<serde_json::Value>(p.get()).ok())
-            .and_then(|p| p.get("requestId").map(|id| id.to_string()))
-        else {
-            return true;
+    /// A client cancelled a request. Returns the notification to send upstream, naming the
+    /// request by the id the server knows; `None` when nothing upstream is to be cancelled.
+    fn cancel_from_client(&self, session: &Session, params: Option<&RawValue>) -> Option<String> {
+        let mut params = match params.map(|p| parse_strict(p.get())) {
+            Some(Ok(serde_json::Value::Object(map))) => map,
+            _ => return None,
         };
-        let Ok(raw) = serde_json::from_str::<&RawValue>(&request_id) else {
-            return true;
-        };
-        let key = id_key(raw);
+        let request_id = params.get("requestId")?;
+        let raw = serde_json::value::to_raw_value(request_id).ok()?;
+        let key = id_key(&raw);
         let mut state = session.state.lock();
-        match state.inflight.get_mut(&key) {
-            Some(InFlight::Call(call)) => match call.phase {
+        if let Some(InFlight::Call(call)) = state.inflight.get_mut(&key) {
+            match call.phase {
                 CallPhase::Admitting => {
+                    // Not sent yet: it never will be, and there is nothing upstream to cancel.
                     call.phase = CallPhase::CancelledBeforeForward;
-                    false
+                    return None;
                 }
                 CallPhase::Forwarded => {
                     call.phase = CallPhase::CancelledAfterForward;
                     call.deadline = std::time::Instant::now() + self.options.cancel_grace;
-                    true
                 }
-                _ => true,
-            },
-            _ => true,
+                _ => {}
+            }
         }
+        let upstream = state.upstream_ids.upstream_of(&key)?;
+        params.insert("requestId".to_string(), serde_json::Value::from(upstream));
+        Some(
+            serde_json::json!({
+                "jsonrpc": "2.0",
+                "method": "notifications/cancelled",
+                "params": params,
+            })
+            .to_string(),
+        )
+    }
+
+    /// An id-less `tools/call`: dropped, and audited as such.
+    fn drop_call_notification(&self, session: &Session, params: Option<&RawValue>) {
+        let tool = params
+            .and_then(|p| parse_strict(p.get()).ok())
+            .and_then(|p| p.get("name").and_then(|n| n.as_str()).map(str::to_string));
+        tracing::warn!(session = %session.id, tool = ?tool, "dropped a tools/call without an id");
+        self.audit.record(AuditEvent::Dropped {
+            session: session.id.clone(),
+            identity: session.identity.clone(),
+            tool,
+            what: "call_without_id",
+            reason: "a tools/call without an id cannot be answered, so it is never forwarded"
+                .to_string(),
+        });
     }
 }
 

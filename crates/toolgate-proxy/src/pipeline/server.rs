@@ -1,12 +1,18 @@
 //! Messages from the server: answers to the client's requests are matched to what toolgate
 //! follows (calls settle, tool lists are filtered, `initialize` is adjusted); everything else
-//! — server requests, notifications, progress — goes to the client as it came.
+//! — server requests, notifications, progress — goes to the client as it came. Answers come
+//! back under ids the gateway minted (`upstream_ids.rs`) and leave with the client's own id;
+//! an answer under any other id is dropped.
 
 use std::sync::Arc;
 
+use serde_json::value::RawValue;
+
+use crate::audit::AuditEvent;
 use crate::envelope::{id_key, Envelope, Kind, Strictness};
 use crate::gateway::Gateway;
 use crate::session::{InFlight, Session};
+use crate::upstream_ids::{replace_slice, Answer, Pending};
 use crate::wire::{self, ErrorCode};
 
 use super::initialize::patch_initialize_result;
@@ -29,20 +35,26 @@ impl Gateway {
             return session.send_to_client(compact(text)).await;
         }
         let Some(id) = envelope.id else { return };
-        let key = id_key(id);
-        let internal = session.state.lock().internal_requests.remove(&key);
-        if let Some(waiter) = internal {
-            // An answer to toolgate's own request: never the client's business.
-            let _ = waiter.send(text.to_string());
-            return;
-        }
+        let answer = session.state.lock().upstream_ids.answer(&id_key(id));
+        let (client_id, key) = match answer {
+            Answer::Pending(Pending::Internal(waiter)) => {
+                // An answer to toolgate's own request: never the client's business.
+                let _ = waiter.send(text.to_string());
+                return;
+            }
+            Answer::Pending(Pending::Client { id, key }) => (id, key),
+            Answer::Ended { tool } => return self.drop_answer(session, tool, "late_result", id),
+            Answer::Unknown => return self.drop_answer(session, None, "unknown_answer", id),
+        };
+        // From here on the answer carries the client's own id.
+        let with_client_id = || compact(&replace_slice(text, id, client_id.get()));
         let pending = session.state.lock().inflight.remove(&key);
         let reply = match pending {
-            None => compact(text),
+            None => with_client_id(),
             Some(InFlight::Call(call)) => {
                 self.settle_call(session, call, envelope.error.is_some(), envelope.result)
                     .await;
-                compact(text)
+                with_client_id()
             }
             Some(InFlight::ToolsList) => match envelope.result {
                 Some(result) => {
@@ -59,19 +71,19 @@ impl Gateway {
                                 .get_or_insert_with(Vec::new)
                                 .extend(page.listed);
                             match page.rewritten {
-                                Some(result) => replace_result(id.get(), &result),
-                                None => compact(text),
+                                Some(result) => replace_result(client_id.get(), &result),
+                                None => with_client_id(),
                             }
                         }
                         // A result toolgate cannot read might list hidden tools: refuse it.
                         None => wire::error_response(
-                            Some(id),
+                            Some(&client_id),
                             ErrorCode::UpstreamGone,
                             "The server's tools/list result could not be read",
                         ),
                     }
                 }
-                None => compact(text),
+                None => with_client_id(),
             },
             Some(InFlight::Initialize) => match envelope
                 .result
@@ -80,15 +92,42 @@ impl Gateway {
                 Some(init) => {
                     session.state.lock().protocol_version = init.protocol_version;
                     match init.rewritten {
-                        Some(result) => replace_result(id.get(), &result),
-                        None => compact(text),
+                        Some(result) => replace_result(client_id.get(), &result),
+                        None => with_client_id(),
                     }
                 }
-                None => compact(text),
+                None => with_client_id(),
             },
         };
         session.send_to_client(reply).await;
     }
+
+    /// An answer that no client is waiting for: logged and audited, never relayed.
+    fn drop_answer(
+        &self,
+        session: &Session,
+        tool: Option<String>,
+        what: &'static str,
+        id: &RawValue,
+    ) {
+        let reason = match what {
+            "late_result" => "the server answered after the call had ended (timeout or cancellation); the client was already answered".to_string(),
+            _ => format!("the server answered with id {} that toolgate never sent or that was already answered", shorten(id.get())),
+        };
+        tracing::warn!(session = %session.id, %reason, "dropped a server answer");
+        self.audit.record(AuditEvent::Dropped {
+            session: session.id.clone(),
+            identity: session.identity.clone(),
+            tool,
+            what,
+            reason,
+        });
+    }
+}
+
+/// At most 64 characters of untrusted text, for logs.
+fn shorten(text: &str) -> String {
+    text.chars().take(64).collect()
 }
 
 fn replace_result(id: &str, result: &serde_json::Value) -> String {

@@ -1,6 +1,14 @@
 //! Settling calls: every reservation ends in a commit or a rollback, whatever happens —
 //! an answer, an error, a timeout, a cancellation, or the server going away.
+//!
+//! The rule: once a call has been forwarded, the server may have run it, so its counters
+//! are committed and its approval stays consumed — unless the server answers with a
+//! JSON-RPC error, the one answer that says the tool did not run (then the counters are
+//! rolled back). A timeout answers the client once; the late answer is dropped
+//! (`upstream_ids.rs`). Calls that were never forwarded roll back and give their approval
+//! back.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -29,13 +37,6 @@ impl Gateway {
                 self.rollback(ticket).await;
             }
         }
-        if is_error {
-            // The server refused the call: the approval it used is usable again, before the
-            // client hears of the failure (and retries).
-            if let Some(approval) = &call.approval {
-                self.release_approval_now(approval).await;
-            }
-        }
         let outcome = match (is_error, tool_error) {
             (true, _) => "error",
             (false, true) => "tool_error",
@@ -56,62 +57,94 @@ impl Gateway {
         }
     }
 
-    /// The server is gone: every request in flight is answered with an error and every
-    /// reservation given back.
+    /// The server is gone: every request waiting for it is answered with an error. Calls
+    /// already forwarded count (the server may have run them); the rest are given back.
     pub async fn upstream_gone(&self, session: &Session, reason: &str) {
-        let pending: Vec<(String, InFlight)> = session.state.lock().inflight.drain().collect();
-        for (key, entry) in pending {
-            if let InFlight::Call(call) = entry {
-                if let Some(ticket) = &call.ticket {
+        let (entries, waiting) = {
+            let mut state = session.state.lock();
+            let entries: Vec<(String, InFlight)> = state.inflight.drain().collect();
+            (entries, state.upstream_ids.drain_clients())
+        };
+        let mut ids: HashMap<String, Box<RawValue>> = waiting.into_iter().collect();
+        let mut silent = HashSet::new();
+        for (key, entry) in entries {
+            let InFlight::Call(call) = entry else {
+                continue;
+            };
+            let forwarded = matches!(
+                call.phase,
+                CallPhase::Forwarded | CallPhase::CancelledAfterForward
+            );
+            if let Some(ticket) = &call.ticket {
+                if forwarded {
+                    self.commit(ticket).await;
+                } else {
                     self.rollback(ticket).await;
                 }
-                let answered = call.phase != CallPhase::CancelledAfterForward;
-                self.record_settled(
-                    session,
-                    call,
-                    "allow",
-                    None,
-                    Some(reason.to_string()),
-                    "upstream_gone",
-                );
-                if !answered {
-                    continue;
+            }
+            if !forwarded {
+                self.release_unforwarded_approval(&call);
+                // Not minted yet: answer with the id as the client wrote it, read back.
+                if let Ok(id) = RawValue::from_string(key.clone()) {
+                    ids.entry(key.clone()).or_insert(id);
                 }
             }
-            if let Ok(id) = serde_json::from_str::<&RawValue>(&key) {
-                session
-                    .send_to_client(wire::error_response(
-                        Some(id),
-                        ErrorCode::UpstreamGone,
-                        reason,
-                    ))
-                    .await;
+            if matches!(
+                call.phase,
+                CallPhase::CancelledAfterForward | CallPhase::CancelledBeforeForward
+            ) {
+                silent.insert(key);
             }
+            self.record_settled(
+                session,
+                call,
+                "allow",
+                None,
+                Some(reason.to_string()),
+                "upstream_gone",
+            );
+        }
+        for (key, id) in ids {
+            if silent.contains(&key) {
+                continue;
+            }
+            session
+                .send_to_client(wire::error_response(
+                    Some(&id),
+                    ErrorCode::UpstreamGone,
+                    reason,
+                ))
+                .await;
         }
     }
 
     /// Ends calls that have waited past their deadline: timeouts, and cancelled calls whose
-    /// grace period passed without a result. Transports call this periodically.
+    /// grace period passed without a result. Both count: they were forwarded. A timed-out
+    /// call is answered here, once; whatever the server sends later is dropped.
     pub async fn expire_calls(self: &Arc<Self>, session: &Session) {
         let now = Instant::now();
-        let expired: Vec<(String, CallInFlight)> = {
+        let expired: Vec<(CallInFlight, Option<u64>, Option<Box<RawValue>>)> = {
             let mut state = session.state.lock();
             let keys: Vec<String> = state
                 .inflight
                 .iter()
-                .filter(|(_, e)| matches!(e, InFlight::Call(c) if c.deadline <= now && c.phase != CallPhase::Admitting))
+                .filter(|(_, e)| matches!(e, InFlight::Call(c) if c.deadline <= now && matches!(c.phase, CallPhase::Forwarded | CallPhase::CancelledAfterForward)))
                 .map(|(k, _)| k.clone())
                 .collect();
             keys.into_iter()
                 .filter_map(|k| match state.inflight.remove(&k) {
-                    Some(InFlight::Call(c)) => Some((k, c)),
+                    Some(InFlight::Call(c)) => {
+                        let client_id = RawValue::from_string(k.clone()).ok();
+                        let upstream = state.upstream_ids.end_client(&k, Some(c.tool.clone()));
+                        Some((c, upstream, client_id))
+                    }
                     _ => None,
                 })
                 .collect()
         };
-        for (key, call) in expired {
+        for (call, upstream, client_id) in expired {
             if let Some(ticket) = &call.ticket {
-                self.rollback(ticket).await;
+                self.commit(ticket).await;
             }
             let cancelled = call.phase == CallPhase::CancelledAfterForward;
             let timeout = self.options.call_timeout;
@@ -126,23 +159,24 @@ impl Gateway {
             if cancelled {
                 continue;
             }
-            let Ok(id) = serde_json::from_str::<&RawValue>(&key) else {
-                continue;
-            };
-            let message = format!(
-                "The server did not answer within {} s; the call's quota was returned",
-                timeout.as_secs()
-            );
-            session
-                .send_to_client(wire::error_response(
-                    Some(id),
-                    ErrorCode::UpstreamTimeout,
-                    &message,
-                ))
-                .await;
-            let _ = session
-                .send_to_server(wire::cancelled(id, "toolgate call timeout"))
-                .await;
+            if let Some(id) = &client_id {
+                let message = format!(
+                    "The server did not answer within {} s. The call counts against its limits: the server may have run it.",
+                    timeout.as_secs()
+                );
+                session
+                    .send_to_client(wire::error_response(
+                        Some(id),
+                        ErrorCode::UpstreamTimeout,
+                        &message,
+                    ))
+                    .await;
+            }
+            if let Some(upstream) = upstream {
+                let _ = session
+                    .send_to_server(wire::cancelled(upstream, "toolgate call timeout"))
+                    .await;
+            }
         }
     }
 }

@@ -77,6 +77,7 @@ pub struct Setup {
     pub identity: Option<String>,
     pub session: String,
     pub fail_mode: FailMode,
+    pub call_timeout: Duration,
 }
 
 impl Default for Setup {
@@ -90,6 +91,7 @@ impl Default for Setup {
             identity: Some("alice".into()),
             session: "s1".into(),
             fail_mode: FailMode::Closed,
+            call_timeout: GatewayOptions::default().call_timeout,
         }
     }
 }
@@ -111,6 +113,7 @@ impl Setup {
             GatewayOptions {
                 approvals: Some(approvals.clone()),
                 fail_mode: self.fail_mode,
+                call_timeout: self.call_timeout,
                 ..GatewayOptions::default()
             },
         );
@@ -157,7 +160,7 @@ impl Gate {
 
     pub async fn server(&self, message: &str) {
         self.gateway
-            .from_server(&self.session, message.to_string())
+            .from_server(&self.session, as_upstream_answer(&self.session, message))
             .await;
     }
 
@@ -166,6 +169,13 @@ impl Gate {
             .await
             .expect("nothing reached the server")
             .unwrap()
+    }
+
+    /// Whether `forwarded` (a message that reached the server) is the client's request
+    /// `client_id`, sent under the id the gateway minted for it.
+    pub fn carries(&self, forwarded: &str, client_id: u32) -> bool {
+        let forwarded: Value = serde_json::from_str(forwarded).unwrap();
+        self.session.upstream_id_of(&client_id.to_string()) == forwarded["id"].as_u64()
     }
 
     pub async fn next_to_client(&mut self) -> Value {
@@ -204,6 +214,19 @@ impl Gate {
             .await
             .unwrap()
     }
+}
+
+/// A server answer as the test writes it (with the client's id) rewritten to the id the
+/// gateway minted for that request upstream, as a real server would echo it.
+fn as_upstream_answer(session: &Session, message: &str) -> String {
+    let mut value: Value = serde_json::from_str(message).unwrap();
+    let is_answer = value.get("result").is_some() || value.get("error").is_some();
+    if let (true, Some(id)) = (is_answer, value.get("id").cloned()) {
+        if let Some(upstream) = session.upstream_id_of(&id.to_string()) {
+            value["id"] = upstream.into();
+        }
+    }
+    value.to_string()
 }
 
 pub fn call(id: u32, tool: &str, args: &str) -> String {

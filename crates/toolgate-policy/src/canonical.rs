@@ -1,0 +1,105 @@
+//! Canonical JSON: one text per value, for everything that must recognise "the same
+//! arguments" — counter keys, the audit log's argument hashes, approval fingerprints.
+//!
+//! Object members are sorted by name, there is no whitespace, strings are escaped the one
+//! way serde_json escapes them, and numbers are written by exact value (`5`, `5.0` and `5e0`
+//! are `5`; `2^64 + 1` stays `18446744073709551617`; see [`crate::number::Exact`]). Two
+//! different values never share a text, so neither a counter nor an approval can be reached
+//! with arguments other than the ones it was made for.
+
+use serde_json::Value;
+
+use crate::number::Exact;
+
+/// The canonical text of `value`.
+pub fn canonical_json(value: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(&mut out, value);
+    out
+}
+
+/// Appends the canonical text of `value` to `out`.
+pub fn write_canonical(out: &mut String, value: &Value) {
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(true) => out.push_str("true"),
+        Value::Bool(false) => out.push_str("false"),
+        Value::Number(n) => match Exact::from_number(n) {
+            Some(exact) => out.push_str(&exact.canonical()),
+            // Unreachable for parsed JSON; keep the text rather than invent a value.
+            None => out.push_str(&n.to_string()),
+        },
+        Value::String(s) => write_string(out, s),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(out, item);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            // Sorted explicitly: with serde_json's `preserve_order` feature enabled anywhere
+            // in the build, maps keep the sender's order.
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (i, (k, v)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_string(out, k);
+                out.push(':');
+                write_canonical(out, v);
+            }
+            out.push('}');
+        }
+    }
+}
+
+/// Appends `s` as a JSON string.
+pub fn write_string(out: &mut String, s: &str) {
+    // Serializing a string cannot fail.
+    out.push_str(&serde_json::to_string(s).unwrap_or_default());
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn canonical(text: &str) -> String {
+        canonical_json(&serde_json::from_str(text).unwrap())
+    }
+
+    #[test]
+    fn numbers_are_written_by_exact_value() {
+        assert_eq!(canonical("1"), "1");
+        assert_eq!(canonical("1.0"), "1");
+        assert_eq!(canonical("1e0"), "1");
+        assert_eq!(canonical("-0.0"), "0");
+        assert_eq!(canonical("1.50"), "1.5");
+        assert_eq!(canonical("18446744073709551615"), "18446744073709551615");
+        assert_eq!(canonical("1e300"), "1e300");
+        assert_eq!(canonical("1e19"), canonical("10000000000000000000"));
+        // Beyond 2^53 a double reader merges these; an exact reader does not, so neither
+        // does the canonical text (an approval for one is not an approval for the other).
+        assert_ne!(canonical("9007199254740993"), canonical("9007199254740992"));
+        assert_ne!(
+            canonical("9000000000000001.0"),
+            canonical("9000000000000000")
+        );
+        assert_eq!(canonical("9000000000000001.0"), "9000000000000001");
+    }
+
+    #[test]
+    fn objects_are_sorted_and_strings_escaped() {
+        assert_eq!(
+            canonical(r#"{"b": [1.0, "x\""], "a": null}"#),
+            r#"{"a":null,"b":[1,"x\""]}"#
+        );
+        assert_eq!(canonical(r#""\u0061""#), r#""a""#);
+    }
+}
