@@ -65,6 +65,12 @@ pub struct Gateway {
     /// Risk categories of the tools seen in `tools/list` results, for `categories` rules.
     pub(crate) tool_categories:
         parking_lot::RwLock<std::collections::HashMap<String, &'static str>>,
+    /// Held for the whole of a reload (read, compile, swap), so that reloads from the
+    /// watcher and from SIGHUP happen one after the other and the newest read always wins.
+    pub(crate) reload_lock: tokio::sync::Mutex<()>,
+    /// Set by the HTTP listener, which authenticates with the policy's `identities` whenever
+    /// it has some: a reload must then not remove them.
+    pub(crate) serves_http: std::sync::atomic::AtomicBool,
     /// Held while the gateway lists the server's tools itself; holds when that last ended.
     pub(crate) category_listing: tokio::sync::Mutex<Option<std::time::Instant>>,
 }
@@ -92,6 +98,8 @@ impl Gateway {
             sessions: Mutex::new(Vec::new()),
             tool_categories: Default::default(),
             category_listing: Default::default(),
+            reload_lock: Default::default(),
+            serves_http: Default::default(),
         })
     }
 
@@ -110,6 +118,20 @@ impl Gateway {
             .as_deref()
             .or(policy.deny_prefix.as_deref())
             .unwrap_or(wire::DEFAULT_DENY_PREFIX)
+    }
+
+    /// Marks the gateway as serving an HTTP listener: from then on, a reload that would
+    /// remove the policy's `identities` (and so turn authentication off) is refused.
+    pub fn mark_serving_http(&self) {
+        self.serves_http
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether installing `new` would turn the listener's authentication off.
+    pub(crate) fn would_drop_authentication(&self, new: &Policy) -> bool {
+        self.serves_http.load(std::sync::atomic::Ordering::SeqCst)
+            && !self.policy().identities.is_empty()
+            && new.identities.is_empty()
     }
 
     /// Registers a session so reloads can reach it.
@@ -145,7 +167,15 @@ impl Gateway {
                 }
             };
             if changed {
-                session.send_to_client(wire::tools_list_changed()).await;
+                // A client that does not read must not hold up the reload (or anything
+                // waiting behind it): the notice is delivered on a task of its own.
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(
+                        std::time::Duration::from_secs(30),
+                        session.send_to_client(wire::tools_list_changed()),
+                    )
+                    .await;
+                });
             }
         }
     }

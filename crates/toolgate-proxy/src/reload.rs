@@ -17,7 +17,11 @@ use crate::gateway::Gateway;
 pub const DEBOUNCE: Duration = Duration::from_millis(150);
 
 /// Reads, validates and, if valid, installs the policy at `path`. Returns whether it did.
+///
+/// Reloads are serialized: each one reads the file while holding the gateway's reload lock,
+/// so two reloads racing (the watcher and a SIGHUP) cannot install an older read last.
 pub async fn reload_from(gateway: &Gateway, path: &Path) -> bool {
+    let _one_at_a_time = gateway.reload_lock.lock().await;
     let text = match tokio::fs::read_to_string(path).await {
         Ok(t) => t,
         Err(e) => {
@@ -29,7 +33,19 @@ pub async fn reload_from(gateway: &Gateway, path: &Path) -> bool {
     };
     match toolgate_policy::compile(&text) {
         Ok(policy) => {
-            if policy.revision == gateway.policy().revision {
+            let current = gateway.policy();
+            if policy.revision == current.revision {
+                return false;
+            }
+            if gateway.would_drop_authentication(&policy) {
+                let error = format!(
+                    "{}: the new policy has no `identities`, but the HTTP listener requires \
+                     tokens; a reload cannot turn authentication off (restart toolgate to do \
+                     that deliberately)",
+                    path.display()
+                );
+                tracing::error!("{error}; keeping the current policy");
+                gateway.reload_failed(vec![error]);
                 return false;
             }
             tracing::info!(revision = %policy.revision, "policy reloaded");
@@ -61,10 +77,16 @@ pub fn watch(gateway: Arc<Gateway>, path: PathBuf) -> notify::Result<WatchHandle
     let file_name = path.file_name().map(|n| n.to_os_string());
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event {
-            let ours = event
-                .paths
-                .iter()
-                .any(|p| p.file_name().map(|n| n.to_os_string()) == file_name);
+            // Kubernetes mounts a ConfigMap as `<file> -> ..data/<file>` and updates it by
+            // swapping the `..data` symlink: the event names `..data`, never the file.
+            let ours = event.paths.iter().any(|p| {
+                let name = p.file_name().map(|n| n.to_os_string());
+                name == file_name
+                    || name
+                        .as_deref()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("..data"))
+            });
             if ours {
                 let _ = tx.send(());
             }

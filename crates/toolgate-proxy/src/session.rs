@@ -14,6 +14,10 @@ use crate::audit::CounterRecord;
 pub struct Session {
     pub id: String,
     pub identity: Option<String>,
+    /// What `scope: session` counters are partitioned by: the session id, except for
+    /// sessionless (2026-07-28) requests, which have no session to count in and are counted
+    /// per identity instead (see docs/POLICY.md, "Scopes").
+    pub counter_session: String,
     pub(crate) to_client: mpsc::Sender<String>,
     pub(crate) to_server: mpsc::Sender<String>,
     pub(crate) state: Mutex<SessionState>,
@@ -80,6 +84,25 @@ pub struct SessionChannels {
 }
 
 impl Session {
+    /// The one-request session of a sessionless (2026-07-28) request: its `scope: session`
+    /// counters are the identity's (`sessionless:"alice"`), or, without one, shared by every
+    /// unauthenticated caller (`sessionless:null`). A random id per request would let every
+    /// request start a fresh counter. Real session ids are hex, so the two never meet.
+    pub fn open_sessionless(identity: Option<String>) -> SessionChannels {
+        let mut channels = Session::open(identity);
+        let session = std::sync::Arc::get_mut(&mut channels.session);
+        if let Some(session) = session {
+            session.counter_session = match &session.identity {
+                Some(name) => format!(
+                    "sessionless:{}",
+                    serde_json::to_string(name).unwrap_or_default()
+                ),
+                None => "sessionless:null".to_string(),
+            };
+        }
+        channels
+    }
+
     /// A session with a fresh random id and its two bounded channels.
     pub fn open(identity: Option<String>) -> SessionChannels {
         let (to_client, client_rx) = mpsc::channel(CHANNEL_DEPTH);
@@ -100,6 +123,7 @@ impl Session {
         to_server: mpsc::Sender<String>,
     ) -> Session {
         Session {
+            counter_session: id.clone(),
             id,
             identity,
             to_client,

@@ -185,6 +185,20 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 256)]
     pub max_sessions: usize,
 
+    /// Most sessions one identity (a bearer token's name) may hold, so one client cannot
+    /// take every --max-sessions slot.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_sessions_per_identity: usize,
+
+    /// Most connections the listener serves at once; more wait until one ends.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub max_connections: usize,
+
+    /// Let the listener bind to a non-loopback address although the policy has no
+    /// `identities`: anyone who can reach the port may then call tools.
+    #[arg(long)]
+    pub allow_unauthenticated: bool,
+
     /// Most server child processes alive at once (stdio upstreams: one per session).
     #[arg(long, value_name = "N", default_value_t = 256)]
     pub max_children: usize,
@@ -200,6 +214,10 @@ pub struct RunArgs {
     /// Seconds a client may take to send a request's headers.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub header_timeout: u64,
+
+    /// Seconds a client may take to send a request's body.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub body_timeout: u64,
 
     /// Serve the admin API for approval requests (list, show, approve, deny, event stream)
     /// on this loopback address: PORT, IP:PORT or localhost:PORT (0 picks a free port; the
@@ -247,6 +265,12 @@ pub struct ValidateArgs {
     /// Policy file to check.
     #[arg(short = 'c', long = "config", value_name = "FILE")]
     pub config: PathBuf,
+
+    /// The transport the policy will be served on: warns about limits whose scope cannot
+    /// partition calls there (per-session limits for sessionless HTTP requests, per-identity
+    /// limits without identities).
+    #[arg(long, value_enum, default_value = "stdio")]
+    pub transport: TransportArg,
 
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]

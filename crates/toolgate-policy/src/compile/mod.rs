@@ -49,7 +49,10 @@ pub fn compile(text: &str) -> Result<Policy, Vec<Diagnostic>> {
     let root = parse_document(text)?;
     let format = detect_format(&root, text);
     let mut reader = Reader::default();
-    let policy = compile_root(&mut reader, &root, format, revision_of(text));
+    let policy = compile_root(&mut reader, &root, format, String::new()).map(|mut policy| {
+        policy.revision = revision_of(&policy);
+        policy
+    });
     let mut diagnostics = reader.diagnostics;
     if diagnostics.is_empty() {
         if let Some(policy) = policy {
@@ -296,13 +299,35 @@ fn compile_hide(reader: &mut Reader, node: &Node) -> HiddenTools {
     hidden
 }
 
-/// A short, stable name for this exact policy text (FNV-1a, 48 bits as hex). It identifies a
-/// revision in denials and audit lines; it is not a security boundary.
-fn revision_of(text: &str) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in text.as_bytes() {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
+/// The policy's revision: SHA-256 over the compiled policy (the first 64 bits, as hex).
+///
+/// It is taken from what the policy *means*, not from its text, so a comment, a blank line
+/// or a reformatting leaves it unchanged — and pending approvals, which are bound to the
+/// revision, survive such edits — while any change to a rule, a limit or an identity makes a
+/// new one. Maps are fed in sorted order so the value is stable across runs.
+fn revision_of(policy: &Policy) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    let mut feed = |part: String| {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
+    };
+    feed(format!(
+        "{:?}|{:?}|{:?}|{}",
+        policy.format, policy.default, policy.deny_prefix, policy.hidden.all
+    ));
+    let mut hidden: Vec<&String> = policy.hidden.names.iter().collect();
+    hidden.sort();
+    feed(format!("{hidden:?}"));
+    for (label, map) in [("tool", &policy.tools), ("category", &policy.categories)] {
+        let mut entries: Vec<_> = map.iter().collect();
+        entries.sort_by(|a, b| a.0.cmp(b.0));
+        for (name, rules) in entries {
+            feed(format!("{label} {name:?} {rules:?}"));
+        }
     }
-    format!("{:012x}", hash >> 16)
+    feed(format!("{:?}", policy.wildcard));
+    feed(format!("{:?}", policy.identities));
+    feed(format!("{:?}", policy.approvals));
+    hex::encode(&hasher.finalize()[..8])
 }

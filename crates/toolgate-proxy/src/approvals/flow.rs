@@ -143,6 +143,9 @@ struct Waiting {
     policy: Arc<Policy>,
 }
 
+/// Pending records read to count one identity's (a bound on the work, far above any cap).
+const PENDING_SCAN_LIMIT: usize = 10_000;
+
 impl Waiting {
     async fn run(self) {
         let binding = fingerprint(
@@ -187,6 +190,9 @@ impl Waiting {
                 AdmitOutcome::Created => {
                     self.gateway
                         .approval_transition(Transition::Requested, &record);
+                    if self.over_pending_cap().await {
+                        return self.withdraw_over_cap(&record).await;
+                    }
                     self.approvals
                         .announce(&record, &self.policy.approvals.notify);
                 }
@@ -380,6 +386,43 @@ impl Waiting {
             .await;
     }
 
+    /// Whether this caller's identity now has more pending requests than it may: each one
+    /// is a notification and a person's attention, so one client cannot flood them.
+    async fn over_pending_cap(&self) -> bool {
+        let cap = self.approvals.options.max_pending_per_identity;
+        let filter = toolgate_state::ListFilter {
+            all: false,
+            limit: PENDING_SCAN_LIMIT,
+        };
+        match self.approvals.store.list(filter).await {
+            Ok(pending) => {
+                pending
+                    .iter()
+                    .filter(|r| r.identity == self.session.identity)
+                    .count()
+                    > cap
+            }
+            // The store just answered `admit`; if it fails now, the request stands.
+            Err(_) => false,
+        }
+    }
+
+    /// Withdraws a request just made over the caller's cap, and refuses the call.
+    async fn withdraw_over_cap(&self, record: &ApprovalRecord) {
+        let reason = format!(
+            "too many approval requests are waiting for this caller (at most {}); wait for decisions, then retry",
+            self.approvals.options.max_pending_per_identity
+        );
+        tracing::warn!(session = %self.session.id, identity = ?self.session.identity, "approval request refused: too many pending for this identity");
+        match self.approvals.store.withdraw(&record.id, &reason).await {
+            Ok(r) => {
+                self.gateway.approval_transition(Transition::Withdrawn, &r);
+                self.answer_ended(&r).await
+            }
+            Err(e) => self.store_failed(e).await,
+        }
+    }
+
     /// Retry mode: the request waits; tell the agent to retry the same call later.
     async fn answer_pending(&self, record: &ApprovalRecord) {
         let mut text = format!(
@@ -424,7 +467,14 @@ impl Waiting {
             ),
             ApprovalState::Withdrawn => (
                 "approval_withdrawn",
-                format!("Approval request {} was withdrawn", record.id),
+                match &record.reason {
+                    Some(reason) => format!(
+                        "Approval request {} was withdrawn: {}",
+                        record.id,
+                        reason.trim_end()
+                    ),
+                    None => format!("Approval request {} was withdrawn", record.id),
+                },
             ),
             _ => (
                 "approval_expired",

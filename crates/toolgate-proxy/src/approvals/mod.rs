@@ -56,6 +56,9 @@ pub struct ApprovalOptions {
     /// State flags to repeat in the `toolgate approvals …` commands a notification suggests
     /// (e.g. `--state-dir DIR`), so they reach the same records.
     pub cli_args: Vec<String>,
+    /// Pending requests one identity may have at once; a call that would make one more is
+    /// refused (its request withdrawn at once, never announced).
+    pub max_pending_per_identity: usize,
 }
 
 impl Default for ApprovalOptions {
@@ -69,6 +72,7 @@ impl Default for ApprovalOptions {
             webhook_timeout: Duration::from_secs(10),
             command_timeout: Duration::from_secs(30),
             cli_args: Vec::new(),
+            max_pending_per_identity: 20,
         }
     }
 }

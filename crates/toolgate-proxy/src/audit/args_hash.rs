@@ -45,63 +45,17 @@ impl ArgsHasher {
     }
 }
 
-/// JSON with object keys sorted and numbers in one spelling (`1.0` → `1`).
-pub fn canonical_json(value: &Value) -> String {
-    let mut out = String::new();
-    write_canonical(value, &mut out);
-    out
-}
-
-fn write_canonical(value: &Value, out: &mut String) {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, key) in keys.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String((*key).clone()).to_string());
-                out.push(':');
-                write_canonical(&map[key.as_str()], out);
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(']');
-        }
-        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
-            (Some(i), _, _) => out.push_str(&i.to_string()),
-            (_, Some(u), _) => out.push_str(&u.to_string()),
-            (_, _, Some(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
-                out.push_str(&(f as i64).to_string())
-            }
-            _ => out.push_str(&n.to_string()),
-        },
-        other => out.push_str(&other.to_string()),
-    }
-}
+/// The one canonical JSON (`toolgate_policy::canonical`): the audit log's hashes, approval
+/// fingerprints and counter keys all see the same arguments as the same text.
+pub use toolgate_policy::canonical::canonical_json;
 
 fn encode_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 fn decode_hex(text: &str) -> Option<[u8; 32]> {
-    if text.len() != 64 {
-        return None;
-    }
     let mut key = [0u8; 32];
-    for (i, chunk) in text.as_bytes().chunks(2).enumerate() {
-        key[i] = u8::from_str_radix(std::str::from_utf8(chunk).ok()?, 16).ok()?;
-    }
+    hex::decode_to_slice(text, &mut key).ok()?;
     Some(key)
 }
 
@@ -123,6 +77,10 @@ mod tests {
             h.hash(&json!({"b": 2.0, "a": 1}))
         );
         assert_ne!(h.hash(&json!({"a": 1})), h.hash(&json!({"a": 2})));
+        // Beyond 2^53 too: an exact reader runs these as two different values.
+        let big: Value = serde_json::from_str(r#"{"a": 9000000000000001}"#).unwrap();
+        let near: Value = serde_json::from_str(r#"{"a": 9000000000000000.0}"#).unwrap();
+        assert_ne!(h.hash(&big), h.hash(&near));
         assert_ne!(
             h.hash(&json!({"a": 1})),
             ArgsHasher::from_key([8; 32]).hash(&json!({"a": 1}))

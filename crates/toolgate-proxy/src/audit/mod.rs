@@ -12,7 +12,8 @@ mod time;
 mod writer;
 
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc, Arc};
 
 use serde::Serialize;
 
@@ -102,7 +103,7 @@ struct Line<'a> {
 #[derive(Clone)]
 pub struct AuditSink {
     instance: String,
-    sender: Option<mpsc::SyncSender<String>>,
+    queue: Option<Arc<writer::Queue>>,
 }
 
 impl AuditSink {
@@ -110,16 +111,16 @@ impl AuditSink {
     pub fn disabled(instance: String) -> AuditSink {
         AuditSink {
             instance,
-            sender: None,
+            queue: None,
         }
     }
 
     /// Starts the writer thread for `config.dir`.
     pub fn open(instance: String, config: AuditConfig) -> std::io::Result<AuditSink> {
-        let sender = writer::spawn(&instance, config)?;
+        let queue = writer::spawn(&instance, config)?;
         Ok(AuditSink {
             instance,
-            sender: Some(sender),
+            queue: Some(Arc::new(queue)),
         })
     }
 
@@ -128,13 +129,13 @@ impl AuditSink {
     }
 
     pub fn is_enabled(&self) -> bool {
-        self.sender.is_some()
+        self.queue.is_some()
     }
 
-    /// Queues an event. Never blocks the caller: when the writer is far behind, the event is
-    /// dropped and a warning logged, rather than stalling tool calls.
+    /// Queues an event. Never blocks the caller: when the writer is far behind (by count or
+    /// by bytes), the event is dropped and a warning logged, rather than stalling tool calls.
     pub fn record(&self, event: AuditEvent) {
-        let Some(sender) = &self.sender else { return };
+        let Some(queue) = &self.queue else { return };
         let line = Line {
             ts: format_rfc3339_ms(now_ms()),
             instance: &self.instance,
@@ -143,7 +144,14 @@ impl AuditSink {
         let Ok(text) = serde_json::to_string(&line) else {
             return;
         };
-        if let Err(mpsc::TrySendError::Full(_)) = sender.try_send(text) {
+        let size = text.len();
+        if queue.bytes.fetch_add(size, Ordering::Relaxed) + size > writer::MAX_QUEUED_BYTES {
+            queue.bytes.fetch_sub(size, Ordering::Relaxed);
+            tracing::warn!("audit writer is behind; an audit event was dropped");
+            return;
+        }
+        if let Err(mpsc::TrySendError::Full(_)) = queue.sender.try_send(text) {
+            queue.bytes.fetch_sub(size, Ordering::Relaxed);
             tracing::warn!("audit writer is behind; an audit event was dropped");
         }
     }
@@ -159,4 +167,45 @@ fn now_ms() -> u64 {
 /// The default audit directory beside the state.
 pub fn default_audit_dir(state_dir: &std::path::Path) -> PathBuf {
     state_dir.join("audit")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_queue_is_bounded_by_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = AuditSink::open("q".into(), AuditConfig::new(dir.path().to_path_buf())).unwrap();
+        let queue = sink.queue.clone().unwrap();
+        // Pretend the writer is far behind: the next event does not fit and is dropped.
+        queue
+            .bytes
+            .fetch_add(writer::MAX_QUEUED_BYTES, Ordering::Relaxed);
+        sink.record(AuditEvent::Shutdown {
+            reason: "x".repeat(1024),
+        });
+        assert_eq!(
+            queue.bytes.load(Ordering::Relaxed),
+            writer::MAX_QUEUED_BYTES
+        );
+        queue
+            .bytes
+            .fetch_sub(writer::MAX_QUEUED_BYTES, Ordering::Relaxed);
+        sink.record(AuditEvent::Shutdown {
+            reason: "fits".into(),
+        });
+        drop(queue);
+        drop(sink);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        loop {
+            let text = std::fs::read_to_string(dir.path().join("toolgate-q.jsonl")).unwrap();
+            if text.contains("fits") || std::time::Instant::now() > deadline {
+                assert!(text.contains("fits") && !text.contains("xxxx"), "{text}");
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
 }

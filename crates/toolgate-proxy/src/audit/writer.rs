@@ -3,7 +3,8 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 
 /// Where and how much to keep.
 #[derive(Debug, Clone)]
@@ -28,11 +29,24 @@ impl AuditConfig {
 /// Queue length before new events are dropped instead of waited for.
 const QUEUE: usize = 65_536;
 
-pub fn spawn(instance: &str, config: AuditConfig) -> std::io::Result<mpsc::SyncSender<String>> {
+/// Bytes of lines waiting to be written before new events are dropped: the queue is bounded
+/// by size as well as by count, so large lines cannot make it hold gigabytes.
+pub const MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
+
+/// The writer's queue: lines, and the bytes they hold (added by senders, taken off by the
+/// writer as it writes).
+pub struct Queue {
+    pub sender: mpsc::SyncSender<String>,
+    pub bytes: Arc<AtomicUsize>,
+}
+
+pub fn spawn(instance: &str, config: AuditConfig) -> std::io::Result<Queue> {
     std::fs::create_dir_all(&config.dir)?;
     let live = config.dir.join(format!("toolgate-{instance}.jsonl"));
     let file = open_append(&live)?;
     let (sender, receiver) = mpsc::sync_channel::<String>(QUEUE);
+    let bytes = Arc::new(AtomicUsize::new(0));
+    let queued = Arc::clone(&bytes);
     let instance = instance.to_string();
     std::thread::Builder::new()
         .name("toolgate-audit".into())
@@ -50,9 +64,10 @@ pub fn spawn(instance: &str, config: AuditConfig) -> std::io::Result<mpsc::SyncS
                 if let Err(e) = writer.append(&line) {
                     tracing::error!(error = %e, "audit write failed");
                 }
+                queued.fetch_sub(line.len(), Ordering::Relaxed);
             }
         })?;
-    Ok(sender)
+    Ok(Queue { sender, bytes })
 }
 
 fn open_append(path: &Path) -> std::io::Result<File> {
@@ -134,7 +149,7 @@ mod tests {
         let mut config = AuditConfig::new(dir.path().to_path_buf());
         config.max_file_bytes = 100;
         config.keep_files = 2;
-        let sender = spawn("t1", config).unwrap();
+        let sender = spawn("t1", config).unwrap().sender;
         for i in 0..40 {
             sender
                 .send(format!(

@@ -41,10 +41,7 @@ pub(crate) async fn message(
     let result = async {
         let identity = app.admit(&headers)?;
         let id = query.session_id.ok_or(HttpError::SessionRequired)?;
-        let hs = app.session_for(&id, &identity)?;
-        if !hs.legacy {
-            return Err(HttpError::UnknownSession);
-        }
+        let hs = app.session_for(&id, &identity, true)?;
         let text = read_body(&app, body).await?;
         serde_json::from_str::<&serde_json::value::RawValue>(&text)
             .map_err(|e| HttpError::Parse(e.to_string()))?;

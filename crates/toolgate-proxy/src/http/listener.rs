@@ -52,15 +52,17 @@ impl App {
         })
     }
 
-    /// The live session named by the request, if it belongs to the same identity (another
-    /// identity's session looks exactly like an unknown one).
+    /// The live session named by the request, if it belongs to the same identity and to the
+    /// same transport (another identity's session, or a legacy `/sse` session named on
+    /// `/mcp`, looks exactly like an unknown one).
     pub fn session_for(
         &self,
         id: &str,
         identity: &Option<String>,
+        legacy: bool,
     ) -> Result<Arc<HttpSession>, HttpError> {
         match self.sessions.get(id) {
-            Some(s) if &s.identity == identity => Ok(s),
+            Some(s) if &s.identity == identity && s.legacy == legacy => Ok(s),
             _ => Err(HttpError::UnknownSession),
         }
     }
@@ -105,6 +107,15 @@ impl App {
         if self.sessions.len() >= self.options.max_sessions {
             return Err(HttpError::Busy("Too many sessions; try again later"));
         }
+        // One identity cannot take every session slot from the others.
+        if identity.is_some()
+            && !self.gateway.policy().identities.is_empty()
+            && self.sessions.count_of(&identity) >= self.options.max_sessions_per_identity
+        {
+            return Err(HttpError::Busy(
+                "Too many sessions for this identity; end one (DELETE) or try again later",
+            ));
+        }
         let spec = self.link_spec(None)?;
         let SessionChannels {
             session,
@@ -143,7 +154,7 @@ impl App {
             session,
             to_client: client_rx,
             to_server: server_rx,
-        } = Session::open(identity);
+        } = Session::open_sessionless(identity);
         let gateway = Arc::clone(&self.gateway);
         let started = match self.spare.take() {
             Some(spare) => UpstreamLink::start_with_child(
@@ -229,6 +240,7 @@ impl HttpServer {
             }
             UpstreamTarget::Command(_) => None,
         };
+        gateway.mark_serving_http();
         let guard = Guard::new(
             bound,
             &options.allowed_hosts,
@@ -269,8 +281,16 @@ impl HttpServer {
         let router = router(Arc::clone(&app));
         let sweeper = tokio::spawn(sweep(Arc::clone(&app)));
         let header_timeout = app.options.header_timeout;
+        // At most `max_connections` connections are served at once; past that, new ones wait
+        // in the kernel's backlog until one ends (body and header timeouts make sure they do).
+        let connections = Arc::new(Semaphore::new(app.options.max_connections.max(1)));
         tokio::pin!(shutdown);
         loop {
+            let permit = tokio::select! {
+                p = Arc::clone(&connections).acquire_owned() => p,
+                _ = &mut shutdown => break,
+            };
+            let Ok(permit) = permit else { break };
             let accepted = tokio::select! {
                 a = self.listener.accept() => a,
                 _ = &mut shutdown => break,
@@ -287,6 +307,7 @@ impl HttpServer {
             let _ = stream.set_nodelay(true);
             let service = TowerToHyperService::new(router.clone());
             tokio::spawn(async move {
+                let _permit = permit;
                 let connection = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
                     .header_read_timeout(header_timeout)

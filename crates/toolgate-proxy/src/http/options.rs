@@ -29,7 +29,7 @@ pub enum UpstreamProtocol {
 }
 
 /// An upstream MCP server over HTTP.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HttpUpstream {
     pub url: reqwest::Url,
     pub protocol: UpstreamProtocol,
@@ -39,12 +39,42 @@ pub struct HttpUpstream {
     pub connect_timeout: Duration,
 }
 
+/// The URL may carry a credential (userinfo, a token in the query): Debug shows only what
+/// [`display_url`] shows, and the headers' values never.
+impl std::fmt::Debug for HttpUpstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpUpstream")
+            .field("url", &display_url(&self.url))
+            .field("protocol", &self.protocol)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
+}
+
+/// A URL as it may appear in logs and messages: scheme, host, port and path; a user, a
+/// password, the query and the fragment (where tokens travel) are left out.
+pub fn display_url(url: &reqwest::Url) -> String {
+    let mut shown = format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""));
+    if let Some(port) = url.port() {
+        shown.push_str(&format!(":{port}"));
+    }
+    shown.push_str(url.path());
+    if url.query().is_some() {
+        shown.push_str("?…");
+    }
+    shown
+}
+
 impl HttpUpstream {
     pub fn new(url: &str, protocol: UpstreamProtocol) -> Result<HttpUpstream, OptionsError> {
-        let url = reqwest::Url::parse(url).map_err(|e| OptionsError::Url(format!("{url}: {e}")))?;
+        // The text is not echoed back: a URL that does not parse may still hold a token.
+        let url = reqwest::Url::parse(url)
+            .map_err(|e| OptionsError::Url(format!("the upstream URL does not parse: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(OptionsError::Url(format!(
-                "{url}: only http and https upstreams are supported"
+                "{}: only http and https upstreams are supported",
+                display_url(&url)
             )));
         }
         Ok(HttpUpstream {
@@ -111,7 +141,13 @@ pub struct ListenerOptions {
     /// Origin header are not browsers and pass. Empty: localhost origins only.
     pub allowed_origins: Vec<String>,
     pub max_body_bytes: usize,
+    /// How long a client may take to send a request's body.
+    pub body_timeout: Duration,
+    /// Connections served at once.
+    pub max_connections: usize,
     pub max_sessions: usize,
+    /// Sessions one identity may hold (when the policy has `identities`).
+    pub max_sessions_per_identity: usize,
     /// Live child processes (stdio upstreams), including ones being stopped.
     pub max_children: usize,
     /// A session with no request and no open stream for this long is ended.
@@ -137,7 +173,10 @@ impl Default for ListenerOptions {
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
             max_body_bytes: 8 * 1024 * 1024,
+            body_timeout: Duration::from_secs(30),
+            max_connections: 1024,
             max_sessions: 256,
+            max_sessions_per_identity: 64,
             max_children: 256,
             session_idle_timeout: Duration::from_secs(30 * 60),
             header_timeout: Duration::from_secs(10),
@@ -146,5 +185,32 @@ impl Default for ListenerOptions {
             shutdown_grace: Duration::from_secs(5),
             max_line_bytes: crate::framing::DEFAULT_MAX_LINE_BYTES,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn urls_are_shown_without_credentials() {
+        let url =
+            reqwest::Url::parse("https://bot:s3cret@mcp.example.com:8443/mcp?token=abc#x").unwrap();
+        assert_eq!(display_url(&url), "https://mcp.example.com:8443/mcp?…");
+        let upstream = HttpUpstream::new(url.as_str(), UpstreamProtocol::Auto).unwrap();
+        let debug = format!("{upstream:?}");
+        assert!(
+            !debug.contains("s3cret") && !debug.contains("abc"),
+            "{debug}"
+        );
+        let error = HttpUpstream::new("https://bot:s3cret@[bad/mcp", UpstreamProtocol::Auto)
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains("s3cret"), "{error}");
+        let error = HttpUpstream::new("ftp://u:s3cret@host/x", UpstreamProtocol::Auto)
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains("s3cret"), "{error}");
     }
 }

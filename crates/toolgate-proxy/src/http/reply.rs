@@ -30,6 +30,8 @@ pub(crate) enum HttpError {
     NotAcceptable(&'static str),
     UnsupportedMediaType,
     TooLarge(usize),
+    /// The body did not arrive within the body timeout.
+    BodyTimeout(std::time::Duration),
     Parse(String),
     InvalidRequest(String),
     /// Session or child-process cap reached.
@@ -103,6 +105,15 @@ impl HttpError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 -32600,
                 format!("Request body exceeds the {limit} byte limit"),
+                None,
+            ),
+            HttpError::BodyTimeout(limit) => (
+                StatusCode::REQUEST_TIMEOUT,
+                -32600,
+                format!(
+                    "The request body did not arrive within {} s",
+                    limit.as_secs()
+                ),
                 None,
             ),
             HttpError::Parse(m) => (

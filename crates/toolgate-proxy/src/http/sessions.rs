@@ -106,6 +106,15 @@ pub(crate) struct SessionTable {
 }
 
 impl SessionTable {
+    /// Live sessions of one identity.
+    pub fn count_of(&self, identity: &Option<String>) -> usize {
+        self.sessions
+            .lock()
+            .values()
+            .filter(|s| &s.identity == identity)
+            .count()
+    }
+
     pub fn get(&self, id: &str) -> Option<Arc<HttpSession>> {
         self.sessions
             .lock()
@@ -131,6 +140,10 @@ impl SessionTable {
     }
 }
 
+/// Messages one client stream (a POST's SSE answer, the GET stream) holds before its client
+/// counts as not reading: routing never waits on a client, and never queues without bound.
+const STREAM_DEPTH: usize = 1024;
+
 /// Where a session's client-bound messages go.
 pub(crate) struct Outbound {
     state: Mutex<OutState>,
@@ -142,7 +155,7 @@ struct OutState {
     waiters: HashMap<String, u64>,
     /// Open POSTs, oldest first.
     posts: Vec<PostSlot>,
-    get: Option<(u64, mpsc::UnboundedSender<String>)>,
+    get: Option<(u64, mpsc::Sender<String>)>,
     backlog: VecDeque<String>,
     next: u64,
     closed: bool,
@@ -150,7 +163,7 @@ struct OutState {
 
 struct PostSlot {
     id: u64,
-    tx: mpsc::UnboundedSender<String>,
+    tx: mpsc::Sender<String>,
     progress_tokens: Vec<String>,
     can_stream: bool,
 }
@@ -182,7 +195,7 @@ impl Outbound {
         &self,
         expected: &[Expected],
         can_stream: bool,
-    ) -> Result<(u64, mpsc::UnboundedReceiver<String>), String> {
+    ) -> Result<(u64, mpsc::Receiver<String>), String> {
         let mut state = self.state.lock();
         if let Some(dup) = expected
             .iter()
@@ -192,7 +205,7 @@ impl Outbound {
         }
         let id = state.next;
         state.next += 1;
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(STREAM_DEPTH);
         for e in expected {
             state.waiters.insert(e.id_key.clone(), id);
         }
@@ -210,7 +223,7 @@ impl Outbound {
 
     /// The POST is done (answered or abandoned). Messages still queued for it that are not
     /// answers are routed elsewhere.
-    pub fn close_post(&self, id: u64, rx: &mut mpsc::UnboundedReceiver<String>) {
+    pub fn close_post(&self, id: u64, rx: &mut mpsc::Receiver<String>) {
         {
             let mut state = self.state.lock();
             state.posts.retain(|p| p.id != id);
@@ -233,13 +246,13 @@ impl Outbound {
 
     /// Opens the stream for server-initiated messages (the GET stream, or the legacy event
     /// stream), replacing an older one; waiting messages are handed to it.
-    pub fn open_stream(&self) -> (u64, mpsc::UnboundedReceiver<String>) {
+    pub fn open_stream(&self) -> (u64, mpsc::Receiver<String>) {
         let mut state = self.state.lock();
         let id = state.next;
         state.next += 1;
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(STREAM_DEPTH);
         while let Some(message) = state.backlog.pop_front() {
-            let _ = tx.send(message);
+            let _ = tx.try_send(message);
         }
         if state.closed {
             // A closed session's stream ends at once.
@@ -289,7 +302,9 @@ impl Outbound {
             drop(envelope);
             match target.and_then(|post| state.posts.iter().find(|p| p.id == post)) {
                 Some(post) => {
-                    let _ = post.tx.send(message);
+                    if post.tx.try_send(message).is_err() {
+                        tracing::warn!(id = %key, "a client is not reading its POST stream; dropped an answer");
+                    }
                 }
                 None => tracing::debug!(id = %key, "dropped an answer nobody is waiting for"),
             }
@@ -305,7 +320,7 @@ impl Outbound {
         });
         let index = by_token.or_else(|| state.posts.iter().rposition(|p| p.can_stream));
         if let Some(index) = index {
-            if state.posts[index].tx.send(message.clone()).is_ok() {
+            if state.posts[index].tx.try_send(message.clone()).is_ok() {
                 return;
             }
         }
@@ -316,9 +331,14 @@ impl Outbound {
 impl OutState {
     fn send_to_stream(&mut self, message: String) {
         if let Some((_, tx)) = &self.get {
-            match tx.send(message) {
+            match tx.try_send(message) {
                 Ok(()) => return,
-                Err(mpsc::error::SendError(message)) => {
+                // A stream its client does not read is ended (the client reconnects and
+                // gets the backlog); one that is gone, too.
+                Err(
+                    mpsc::error::TrySendError::Full(message)
+                    | mpsc::error::TrySendError::Closed(message),
+                ) => {
                     self.get = None;
                     self.backlog.push_back(message);
                 }

@@ -125,10 +125,14 @@ fn check_version(headers: &HeaderMap) -> Result<(), HttpError> {
     }
 }
 
+/// Reads a request body, within the size limit and the body timeout (a client that sends
+/// its body slowly, or never, does not hold a connection for long).
 pub(crate) async fn read_body(app: &App, body: Body) -> Result<String, HttpError> {
     let limit = app.options.max_body_bytes;
-    let bytes = axum::body::to_bytes(body, limit)
+    let timeout = app.options.body_timeout;
+    let bytes = tokio::time::timeout(timeout, axum::body::to_bytes(body, limit))
         .await
+        .map_err(|_| HttpError::BodyTimeout(timeout))?
         .map_err(|_| HttpError::TooLarge(limit))?;
     String::from_utf8(bytes.to_vec()).map_err(|_| HttpError::Parse("the body is not UTF-8".into()))
 }
@@ -164,7 +168,7 @@ async fn handle_post(app: Arc<App>, headers: HeaderMap, body: Body) -> Result<Re
         modern::check_routing_headers(&headers, &text)?;
     }
     let session = match header_text(&headers, SESSION_HEADER) {
-        Some(id) => app.session_for(id, &identity)?,
+        Some(id) => app.session_for(id, &identity, false)?,
         None => {
             // The per-request era first: an `initialize` that claims it is not a handshake.
             if !batch {
@@ -264,7 +268,7 @@ async fn answer(
     app: &Arc<App>,
     hs: Arc<HttpSession>,
     post_id: u64,
-    mut rx: mpsc::UnboundedReceiver<String>,
+    mut rx: mpsc::Receiver<String>,
     mut pending: HashSet<String>,
     batch: bool,
     accepts: Accepts,
@@ -376,7 +380,7 @@ pub(crate) async fn get(State(app): State<Arc<App>>, headers: HeaderMap) -> Resp
             ));
         }
         let id = header_text(&headers, SESSION_HEADER).ok_or(HttpError::SessionRequired)?;
-        let hs = app.session_for(id, &identity)?;
+        let hs = app.session_for(id, &identity, false)?;
         check_version(&headers)?;
         Ok(stream_to_client(&app, hs, None))
     }
@@ -427,7 +431,7 @@ pub(crate) async fn delete(State(app): State<Arc<App>>, headers: HeaderMap) -> R
     let result = async {
         let identity = app.admit(&headers)?;
         let id = header_text(&headers, SESSION_HEADER).ok_or(HttpError::SessionRequired)?;
-        let hs = app.session_for(id, &identity)?;
+        let hs = app.session_for(id, &identity, false)?;
         app.end_session(&hs.id, "the client ended it").await;
         let mut response = Response::new(Body::empty());
         *response.status_mut() = StatusCode::OK;

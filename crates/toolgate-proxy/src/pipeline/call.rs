@@ -134,7 +134,7 @@ impl Gateway {
         let call = Call {
             tool: &params.tool,
             arguments: &params.arguments,
-            session: Some(&session.id),
+            session: Some(&session.counter_session),
             identity: session.identity.as_deref(),
         };
         let decision = policy.decide_in_category(&call, category);

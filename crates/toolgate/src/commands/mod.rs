@@ -7,6 +7,7 @@ mod policy_file;
 mod run;
 mod run_http;
 mod scan;
+mod scope_warnings;
 mod status;
 mod tool_source;
 mod validate;

@@ -66,12 +66,22 @@ pub async fn run(gateway: Arc<Gateway>, args: &RunArgs, policy: PathBuf) -> anyh
         .bind
         .parse()
         .with_context(|| format!("--bind {:?} is not an IP address", args.bind))?;
+    if !ip.is_loopback() && !args.allow_unauthenticated && gateway.policy().identities.is_empty() {
+        anyhow::bail!(
+            "refusing to listen on {ip} without authentication: the policy has no `identities`, \
+             so anyone who can reach the port could call tools. Add `identities` to the policy \
+             (see docs/HTTP.md), bind to 127.0.0.1, or pass --allow-unauthenticated"
+        );
+    }
     let options = ListenerOptions {
         bind: SocketAddr::new(ip, args.port),
         allowed_hosts: args.allow_hosts.clone(),
         allowed_origins: args.allow_origins.clone(),
         max_body_bytes: args.max_body_bytes,
         max_sessions: args.max_sessions.max(1),
+        max_sessions_per_identity: args.max_sessions_per_identity.max(1),
+        max_connections: args.max_connections.max(1),
+        body_timeout: Duration::from_secs(args.body_timeout.max(1)),
         max_children: args.max_children.max(1),
         session_idle_timeout: Duration::from_secs(args.session_idle_timeout.max(1)),
         header_timeout: Duration::from_secs(args.header_timeout.max(1)),
