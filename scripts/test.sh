@@ -6,6 +6,8 @@
 #   - tests/e2e/node_modules   from tests/e2e/package-lock.json (npm ci)
 #   - tests/e2e/.venv          from tests/e2e/requirements.lock (pip, no resolution)
 #   - redis-server             from Debian's packages, only when a test needs Redis
+#   - go                       from Debian's packages (golang-go), only when missing: the
+#                              end-to-end tests build a small Go server (tests/e2e/servers/gojson)
 # then builds the workspace, runs `cargo test --workspace` and the end-to-end tests
 # (`pytest tests/e2e`) against the freshly built binary.
 #
@@ -232,6 +234,18 @@ ensure_redis() {
 }
 
 # --------------------------------------------------------------------------------------
+# Go, for the test server that decodes JSON the way Go servers do
+# --------------------------------------------------------------------------------------
+ensure_go() {
+    if command -v go >/dev/null 2>&1; then
+        note "$(go version)"
+        return 0
+    fi
+    note "go is missing; installing golang-go from Debian's packages"
+    apt_install golang-go || note "could not install golang-go: the Go server tests will fail"
+}
+
+# --------------------------------------------------------------------------------------
 # Main
 # --------------------------------------------------------------------------------------
 main() {
@@ -242,6 +256,7 @@ main() {
     section "Test dependencies"
     ensure_node_modules
     ensure_venv
+    ensure_go
     if tests_need_redis; then
         ensure_redis || true
     fi

@@ -642,11 +642,6 @@ async def test_progress_notifications_arrive(gateway: Gateway) -> None:
     assert progress == [(1, 3), (2, 3), (3, 3)]
 
 
-# How long after a client's cancellation its quota must be back (the gateway may wait a
-# few seconds for a late answer from the server first).
-CANCEL_GRACE_LIMIT_S = 12.0
-
-
 async def cancel_after_first_progress(session: Any) -> None:
     """Starts a long operation, cancels it once it reports progress, and lets the cancel land."""
     started = anyio.Event()
@@ -671,33 +666,16 @@ async def cancel_after_first_progress(session: Any) -> None:
 
 @needs_gateway
 @pytest.mark.anyio
-async def test_cancelled_call_gives_its_quota_back(gateway: Gateway) -> None:
-    """A call cancelled after it was forwarded returns its quota.
-
-    The gateway may hold the reservation for a short grace period in case the server
-    answers anyway (then the tool did run and the call counts); server-everything never
-    answers a cancelled request, so the quota must come back within that grace. Without
-    a rollback it would stay used until the minute ends, which the edge guard puts at
-    least 30 s away.
-    """
+async def test_cancelled_call_still_counts_and_the_session_goes_on(gateway: Gateway) -> None:
+    """A call cancelled after it was forwarded may have run on the server, so it keeps its
+    quota (test_bypasses.py checks three such calls against one limit); the session stays
+    usable after the cancellation."""
     gateway.write_policy(limit_policy("trigger-long-running-operation", "1/minute", "one long op"))
     short_op = {"duration": 0.2, "steps": 1}
     await avoid_window_edge(60, margin_s=30)
     async with gateway.session() as c:
         await cancel_after_first_progress(c.session)
-        again = None
-        with anyio.move_on_after(CANCEL_GRACE_LIMIT_S):
-            while True:
-                again = await c.session.call_tool("trigger-long-running-operation", short_op)
-                if not is_denial(again):
-                    break
-                await anyio.sleep(0.5)
-        assert again is not None and not again.is_error, (
-            f"quota not returned within {CANCEL_GRACE_LIMIT_S}s of the cancellation: {dump(again)}"
-        )
-        assert "completed" in first_text(again)
         assert is_denial(await c.session.call_tool("trigger-long-running-operation", short_op))
-        # The session is still usable after a cancellation.
         assert first_text(await c.session.call_tool("echo", {"message": "ok"})) == "Echo: ok"
 
 

@@ -130,9 +130,17 @@ pub struct RunArgs {
     #[arg(long, value_name = "TEXT")]
     pub deny_prefix: Option<String>,
 
-    /// Seconds a forwarded call may take before its quota is returned and the client told.
+    /// Seconds a forwarded call may take before the client is told it timed out. The call
+    /// still counts against its limits (the server may have run it), and whatever the
+    /// server answers later is dropped.
     #[arg(long, value_name = "SECONDS", default_value_t = 600)]
     pub call_timeout: u64,
+
+    /// Seconds toolgate keeps waiting for the answer to a call the client cancelled after it
+    /// was forwarded (a JSON-RPC error then gives its quota back; anything else, or silence,
+    /// and it counts).
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    pub cancel_grace: u64,
 
     /// Seconds to wait at each step of stopping the server (stdin closed, SIGTERM, SIGKILL).
     #[arg(long, value_name = "SECONDS", default_value_t = 5)]

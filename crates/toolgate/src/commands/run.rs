@@ -68,6 +68,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 FailModeArg::Open => FailMode::Open,
             },
             call_timeout: Duration::from_secs(args.call_timeout.max(1)),
+            cancel_grace: Duration::from_secs(args.cancel_grace),
             approvals: Some(approvals),
             ..GatewayOptions::default()
         };

@@ -1,0 +1,3 @@
+module toolgate.test/gojson
+
+go 1.19
