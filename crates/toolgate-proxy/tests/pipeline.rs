@@ -475,3 +475,23 @@ async fn a_call_before_any_listing_makes_toolgate_list_the_tools_itself() {
     assert!(h.client_rx.try_recv().is_err());
     h.nothing_to_server();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_does_not_read_cannot_hold_up_shutdown() {
+    let mut h = harness();
+    for id in 1..=3 {
+        h.client(&call(id, "other", "{}")).await;
+        h.next_to_server().await;
+    }
+    // The client stops reading: its channel fills up with answers.
+    for id in 100..164 {
+        h.client(&call(id, "secret_tool", "{}")).await;
+    }
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        h.gateway
+            .upstream_gone(&h.session, "The server exited before answering"),
+    )
+    .await
+    .expect("upstream_gone waited on a client that does not read");
+}

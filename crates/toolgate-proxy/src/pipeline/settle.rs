@@ -19,6 +19,10 @@ use crate::gateway::Gateway;
 use crate::session::{CallInFlight, CallPhase, InFlight, Session};
 use crate::wire::{self, ErrorCode};
 
+/// How long answers to calls left in flight may take to reach the client when the server is
+/// gone.
+const ANSWER_WHEN_GONE_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Gateway {
     /// The server answered a call.
     pub(crate) async fn settle_call(
@@ -104,17 +108,21 @@ impl Gateway {
                 "upstream_gone",
             );
         }
+        // A client that does not read must not hold up shutdown: the answers get a few
+        // seconds in all, then the rest are dropped.
+        let deadline = tokio::time::Instant::now() + ANSWER_WHEN_GONE_WITHIN;
         for (key, id) in ids {
             if silent.contains(&key) {
                 continue;
             }
-            session
-                .send_to_client(wire::error_response(
-                    Some(&id),
-                    ErrorCode::UpstreamGone,
-                    reason,
-                ))
-                .await;
+            let answer = wire::error_response(Some(&id), ErrorCode::UpstreamGone, reason);
+            if tokio::time::timeout_at(deadline, session.send_to_client(answer))
+                .await
+                .is_err()
+            {
+                tracing::warn!(session = %session.id, "the client is not reading; dropped the remaining answers");
+                break;
+            }
         }
     }
 
