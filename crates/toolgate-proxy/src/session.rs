@@ -89,28 +89,30 @@ impl Session {
     /// unauthenticated caller (`sessionless:null`). A random id per request would let every
     /// request start a fresh counter. Real session ids are hex, so the two never meet.
     pub fn open_sessionless(identity: Option<String>) -> SessionChannels {
-        let mut channels = Session::open(identity);
-        let session = std::sync::Arc::get_mut(&mut channels.session);
-        if let Some(session) = session {
-            session.counter_session = match &session.identity {
-                Some(name) => format!(
-                    "sessionless:{}",
-                    serde_json::to_string(name).unwrap_or_default()
-                ),
-                None => "sessionless:null".to_string(),
-            };
-        }
-        channels
+        let counter_session = match &identity {
+            Some(name) => format!(
+                "sessionless:{}",
+                serde_json::to_string(name).unwrap_or_default()
+            ),
+            None => "sessionless:null".to_string(),
+        };
+        Session::open_with(identity, Some(counter_session))
     }
 
     /// A session with a fresh random id and its two bounded channels.
     pub fn open(identity: Option<String>) -> SessionChannels {
+        Session::open_with(identity, None)
+    }
+
+    fn open_with(identity: Option<String>, counter_session: Option<String>) -> SessionChannels {
         let (to_client, client_rx) = mpsc::channel(CHANNEL_DEPTH);
         let (to_server, server_rx) = mpsc::channel(CHANNEL_DEPTH);
-        let session =
-            std::sync::Arc::new(Session::new(random_id(), identity, to_client, to_server));
+        let mut session = Session::new(random_id(), identity, to_client, to_server);
+        if let Some(key) = counter_session {
+            session.counter_session = key;
+        }
         SessionChannels {
-            session,
+            session: std::sync::Arc::new(session),
             to_client: client_rx,
             to_server: server_rx,
         }

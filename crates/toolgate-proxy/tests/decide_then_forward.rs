@@ -29,7 +29,11 @@ fn gateway() -> Arc<Gateway> {
 }
 
 /// Feeds `lines` to a fresh session and returns everything that went to the server.
-fn forwarded(runtime: &tokio::runtime::Runtime, gateway: &Arc<Gateway>, lines: &[String]) -> Vec<String> {
+fn forwarded(
+    runtime: &tokio::runtime::Runtime,
+    gateway: &Arc<Gateway>,
+    lines: &[String],
+) -> Vec<String> {
     runtime.block_on(async {
         let (to_client, _client_rx) = mpsc::channel(1024);
         let (to_server, mut server_rx) = mpsc::channel(1024);
@@ -54,31 +58,78 @@ fn spelling(variants: &'static [&'static str]) -> impl Strategy<Value = String> 
 
 fn value() -> impl Strategy<Value = String> {
     spelling(&[
-        "5", "1000", "1001", "5000", "1000.5", "1e3", "1e4", "-1", "0.5", "null", "true",
-        "false", "\"5000\"", "\"500\"", "\" 5000 \"", "\"1e4\"", "\"usd\"", "\"eur\"",
-        "\"gbp\"", "\"\\u0075sd\"", "\"true\"", "\"1\"", "[5000]", "{}",
-        "18446744073709551617", "1000.0000000000000001", "9007199254740993", "1E400",
+        "5",
+        "1000",
+        "1001",
+        "5000",
+        "1000.5",
+        "1e3",
+        "1e4",
+        "-1",
+        "0.5",
+        "null",
+        "true",
+        "false",
+        "\"5000\"",
+        "\"500\"",
+        "\" 5000 \"",
+        "\"1e4\"",
+        "\"usd\"",
+        "\"eur\"",
+        "\"gbp\"",
+        "\"\\u0075sd\"",
+        "\"true\"",
+        "\"1\"",
+        "[5000]",
+        "{}",
+        "18446744073709551617",
+        "1000.0000000000000001",
+        "9007199254740993",
+        "1E400",
     ])
 }
 
 fn argument_name() -> impl Strategy<Value = String> {
     spelling(&[
-        "amount", "Amount", "AMOUNT", "amounT", "\\u0061mount", "currency", "Currency",
-        "\\u0063urrency", "livemode", "LiveMode", "livemod\\u0065", "payment", "Payment",
+        "amount",
+        "Amount",
+        "AMOUNT",
+        "amounT",
+        "\\u0061mount",
+        "currency",
+        "Currency",
+        "\\u0063urrency",
+        "livemode",
+        "LiveMode",
+        "livemod\\u0065",
+        "payment",
+        "Payment",
         "other",
     ])
 }
 
 fn object(members: Vec<(String, String)>) -> String {
-    let body: Vec<String> = members.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+    let body: Vec<String> = members
+        .iter()
+        .map(|(k, v)| format!("\"{k}\":{v}"))
+        .collect();
     format!("{{{}}}", body.join(","))
 }
 
 fn arguments() -> impl Strategy<Value = String> {
-    let member = (argument_name(), value(), prop::bool::weighted(0.2), argument_name(), value())
+    let member = (
+        argument_name(),
+        value(),
+        prop::bool::weighted(0.2),
+        argument_name(),
+        value(),
+    )
         .prop_map(|(name, value, nested, inner_name, inner_value)| {
             if nested {
-                ("payment".to_string(), object(vec![(inner_name, inner_value)]))
+                (
+                    "payment".to_string(),
+                    object(vec![(inner_name, inner_value)]),
+                )
             } else {
                 (name, value)
             }
@@ -92,23 +143,48 @@ fn call() -> impl Strategy<Value = String> {
         spelling(&["method", "method", "method", "Method"]),
         spelling(&["params", "params", "params", "Params", "param\\u017f"]),
         spelling(&["name", "name", "name", "Name", "NAME", "n\\u0061me"]),
-        spelling(&["pay", "pay", "delete_customer", "drop_table", "secret_tool", "p\\u0061y"]),
-        spelling(&["arguments", "arguments", "Arguments", "argument\\u017f", "ARGUMENTS"]),
+        spelling(&[
+            "pay",
+            "pay",
+            "delete_customer",
+            "drop_table",
+            "secret_tool",
+            "p\\u0061y",
+        ]),
+        spelling(&[
+            "arguments",
+            "arguments",
+            "Arguments",
+            "argument\\u017f",
+            "ARGUMENTS",
+        ]),
         arguments(),
-        prop::option::weighted(0.2, (spelling(&["arguments", "Arguments", "argument\\u017f"]), arguments())),
+        prop::option::weighted(
+            0.2,
+            (
+                spelling(&["arguments", "Arguments", "argument\\u017f"]),
+                arguments(),
+            ),
+        ),
         prop::bool::weighted(0.1),
     )
-        .prop_map(|(id, method, params, name, tool, args_name, args, second, no_id)| {
-            let mut members = vec![(name, format!("\"{tool}\"")), (args_name, args)];
-            if let Some(second) = second {
-                members.push(second);
-            }
-            let id = if no_id { String::new() } else { format!("\"id\":{id},") };
-            format!(
-                "{{\"jsonrpc\":\"2.0\",{id}\"{method}\":\"tools/call\",\"{params}\":{}}}",
-                object(members)
-            )
-        })
+        .prop_map(
+            |(id, method, params, name, tool, args_name, args, second, no_id)| {
+                let mut members = vec![(name, format!("\"{tool}\"")), (args_name, args)];
+                if let Some(second) = second {
+                    members.push(second);
+                }
+                let id = if no_id {
+                    String::new()
+                } else {
+                    format!("\"id\":{id},")
+                };
+                format!(
+                    "{{\"jsonrpc\":\"2.0\",{id}\"{method}\":\"tools/call\",\"{params}\":{}}}",
+                    object(members)
+                )
+            },
+        )
 }
 
 proptest! {
@@ -140,11 +216,20 @@ fn the_lenient_reader_sees_what_a_lenient_server_runs() {
         r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_customer","arguments":{"livemode":"true"}}}"#,
         r#"{"jsonrpc":"2.0","id":1,"Method":"tools/call","params":{"name":"drop_table"}}"#,
     ] {
-        assert!(lenient_reader::violation(forbidden).is_some(), "{forbidden}");
+        assert!(
+            lenient_reader::violation(forbidden).is_some(),
+            "{forbidden}"
+        );
     }
     let allowed = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"pay","arguments":{"amount":5,"currency":"usd"}}}"#;
     assert_eq!(lenient_reader::violation(allowed), None);
     // ... and the gateway forwards that one: the property is not vacuous either.
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
-    assert_eq!(forwarded(&runtime, &gateway(), &[allowed.to_string()]).len(), 1);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    assert_eq!(
+        forwarded(&runtime, &gateway(), &[allowed.to_string()]).len(),
+        1
+    );
 }

@@ -495,3 +495,38 @@ async fn a_client_that_does_not_read_cannot_hold_up_shutdown() {
     .await
     .expect("upstream_gone waited on a client that does not read");
 }
+
+/// 2026-07-28 requests have no session: each gets a one-request session of its own, and a
+/// per-session limit then counts per identity instead of starting afresh every request.
+#[tokio::test]
+async fn per_session_limits_bind_on_sessionless_requests() {
+    let policy = r#"
+version: "1"
+tools:
+  echo:
+    rules:
+      - rate_limit: {max: 1, window: 60}
+"#;
+    let h = harness_with(policy, GatewayOptions::default(), None);
+    let mut answers = Vec::new();
+    for identity in ["alice", "alice", "bob"] {
+        let channels = Session::open_sessionless(Some(identity.to_string()));
+        let (session, mut to_client, mut to_server) =
+            (channels.session, channels.to_client, channels.to_server);
+        h.gateway.register(&session);
+        h.gateway.from_client(&session, call(1, "echo", "{}")).await;
+        let forwarded = tokio::time::timeout(Duration::from_millis(500), to_server.recv()).await;
+        let denied = to_client
+            .try_recv()
+            .is_ok_and(|m| m.contains("POLICY DENIED"));
+        answers.push((identity, forwarded.is_ok(), denied));
+    }
+    assert_eq!(
+        answers,
+        [
+            ("alice", true, false),
+            ("alice", false, true),
+            ("bob", true, false)
+        ]
+    );
+}

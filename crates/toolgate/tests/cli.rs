@@ -54,6 +54,60 @@ fn validate_accepts_a_good_file() {
     );
 }
 
+/// A valid policy whose limits would not bind the way they read on the chosen transport.
+const SCOPES: &str = r#"version: "1"
+tools:
+  read_file:
+    rules:
+      - rate_limit: {max: 10, window: 60}
+  "*":
+    rules:
+      - name: per caller
+        state: {counter: calls, window: hour, max: 100, scope: identity}
+"#;
+
+#[test]
+fn validate_warns_where_a_scope_cannot_bind_on_the_transport() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "scopes.yaml", SCOPES);
+    let out = toolgate(&["validate", "-c", &path, "--transport", "http"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("Policy file is valid.\n"), "{text}");
+    assert!(
+        text.contains("tools.read_file.rules[0]: counter \"_rate_minute\"")
+            && text.contains("2026-07-28 requests carry no session"),
+        "{text}"
+    );
+    assert!(text.contains("the policy has no `identities`"), "{text}");
+    let json = toolgate(&[
+        "validate",
+        "-c",
+        &path,
+        "--transport",
+        "http",
+        "--format",
+        "json",
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(report["valid"], true);
+    assert_eq!(report["warnings"].as_array().unwrap().len(), 2);
+    // Over stdio, sessions bind; the identity is the flag's.
+    let stdio = toolgate(&["validate", "-c", &path]);
+    let text = String::from_utf8_lossy(&stdio.stdout);
+    assert!(
+        !text.contains("no session") && text.contains("--identity flag"),
+        "{text}"
+    );
+    // A policy without such limits gets no warning at all.
+    let good = write(dir.path(), "good.yaml", GOOD);
+    let out = toolgate(&["validate", "-c", &good, "--transport", "http"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Policy file is valid.\n"
+    );
+}
+
 #[test]
 fn validate_reports_every_error_with_its_location() {
     let dir = tempfile::tempdir().unwrap();
