@@ -2,33 +2,55 @@
 //! arguments" — counter keys, the audit log's argument hashes, approval fingerprints.
 //!
 //! Object members are sorted by name, there is no whitespace, strings are escaped the one
-//! way serde_json escapes them, and numbers are written by exact value (`5`, `5.0` and `5e0`
-//! are `5`; `2^64 + 1` stays `18446744073709551617`; see [`crate::number::Exact`]). Two
-//! different values never share a text, so neither a counter nor an approval can be reached
-//! with arguments other than the ones it was made for.
+//! way serde_json escapes them, and numbers are written in one spelling per value (`5`, `5.0`
+//! and `5e0` are `5`). *Which* value depends on the reader the text stands for:
+//!
+//! - [`Numbers::Exact`] — the value as written (`2^64 + 1` stays `18446744073709551617`; see
+//!   [`crate::number::Exact`]). For approval fingerprints and argument hashes: an approval of
+//!   `9000000000000000` must not cover a call a Python or Go server runs with
+//!   `9000000000000001`.
+//! - [`Numbers::AsDoubles`] — the value a double reader (JavaScript) sees, the coarsest any
+//!   reader uses. For counter partitions: `2^60` and `2^60 + 1` are one account to such a
+//!   server, so they must be one counter, or a caller could multiply a budget by respelling a
+//!   number. Values an exact reader tells apart may then share a counter, which can only
+//!   count more, never less.
 
 use serde_json::Value;
 
-use crate::number::Exact;
+use crate::number::{as_double, Exact};
 
-/// The canonical text of `value`.
+/// How numbers are read (see the module's documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Numbers {
+    Exact,
+    AsDoubles,
+}
+
+/// The canonical text of `value`, numbers exact.
 pub fn canonical_json(value: &Value) -> String {
     let mut out = String::new();
-    write_canonical(&mut out, value);
+    write_canonical(&mut out, value, Numbers::Exact);
     out
 }
 
 /// Appends the canonical text of `value` to `out`.
-pub fn write_canonical(out: &mut String, value: &Value) {
+pub fn write_canonical(out: &mut String, value: &Value, numbers: Numbers) {
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(true) => out.push_str("true"),
         Value::Bool(false) => out.push_str("false"),
-        Value::Number(n) => match Exact::from_number(n) {
-            Some(exact) => out.push_str(&exact.canonical()),
-            // Unreachable for parsed JSON; keep the text rather than invent a value.
-            None => out.push_str(&n.to_string()),
-        },
+        Value::Number(n) => {
+            let exact = match numbers {
+                Numbers::Exact => Exact::from_number(n),
+                // The shortest text that reads back as the same double names the double.
+                Numbers::AsDoubles => Exact::parse(&format!("{:e}", as_double(n))),
+            };
+            match exact {
+                Some(exact) => out.push_str(&exact.canonical()),
+                // Not a finite number (beyond a double's range): its text names it.
+                None => out.push_str(&n.to_string()),
+            }
+        }
         Value::String(s) => write_string(out, s),
         Value::Array(items) => {
             out.push('[');
@@ -36,7 +58,7 @@ pub fn write_canonical(out: &mut String, value: &Value) {
                 if i > 0 {
                     out.push(',');
                 }
-                write_canonical(out, item);
+                write_canonical(out, item, numbers);
             }
             out.push(']');
         }
@@ -52,7 +74,7 @@ pub fn write_canonical(out: &mut String, value: &Value) {
                 }
                 write_string(out, k);
                 out.push(':');
-                write_canonical(out, v);
+                write_canonical(out, v, numbers);
             }
             out.push('}');
         }
@@ -92,6 +114,28 @@ mod tests {
             canonical("9000000000000000")
         );
         assert_eq!(canonical("9000000000000001.0"), "9000000000000001");
+    }
+
+    #[test]
+    fn counter_partitions_read_numbers_as_doubles() {
+        let as_doubles = |text: &str| {
+            let mut out = String::new();
+            write_canonical(
+                &mut out,
+                &serde_json::from_str(text).unwrap(),
+                Numbers::AsDoubles,
+            );
+            out
+        };
+        assert_eq!(
+            as_doubles("1152921504606846977"),
+            as_doubles("1152921504606846976")
+        );
+        assert_eq!(as_doubles("0.10000000000000001"), as_doubles("0.1"));
+        assert_eq!(as_doubles("0.1"), "0.1");
+        assert_eq!(as_doubles("5.0"), "5");
+        assert_eq!(as_doubles("[1e2, {\"a\": 7}]"), "[100,{\"a\":7}]");
+        assert_ne!(as_doubles("1"), as_doubles("2"));
     }
 
     #[test]

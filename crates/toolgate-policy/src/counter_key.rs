@@ -9,20 +9,17 @@
 //! object keys sorted — and counter names cannot contain `.` or `@` (the compiler refuses
 //! them), so no name can imitate a separator.
 //!
-//! Two more ways to get a second counter are closed here: a number that a double reader
-//! (JavaScript) merges with its neighbours (`2^60` and `2^60 + 1` are one account to such a
-//! server but two exact values) cannot partition a counter, and a partition value longer
-//! than [`MAX_PARTITION_BYTES`] is stored by its SHA-256, so a caller cannot make the store
-//! hold megabyte keys.
+//! Numbers in a partition are read as doubles, the coarsest reading any server uses
+//! (`canonical.rs`): `2^60` and `2^60 + 1` are one account to a JavaScript server, so they
+//! are one counter here. And a partition value longer than [`MAX_PARTITION_BYTES`] is stored
+//! by its SHA-256, so a caller cannot make the store hold megabyte keys.
 
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::args::Lookup;
-use crate::canonical::{write_canonical, write_string};
+use crate::canonical::{write_canonical, write_string, Numbers};
 use crate::decide::Call;
 use crate::ir::{Limit, Scope};
-use crate::number::is_read_differently;
 
 /// Partition values longer than this are keyed by their SHA-256.
 pub const MAX_PARTITION_BYTES: usize = 256;
@@ -33,9 +30,6 @@ pub enum KeyError {
     /// A member differs from the scope's path only by case folding.
     #[error("argument member {member:?} differs from {path} only in case")]
     Ambiguous { member: String, path: String },
-    /// The value holds a number that readers read differently.
-    #[error("argument {0} holds a number that a server may read as a different value")]
-    ReadDifferently(String),
 }
 
 /// The key of the counter `limit` moves for `call`.
@@ -61,11 +55,8 @@ pub fn counter_key(limit: &Limit, call: &Call<'_>) -> Result<String, KeyError> {
             key.push('=');
             match path.lookup(call.arguments) {
                 Lookup::Found(value) => {
-                    if holds_ambiguous_number(value) {
-                        return Err(KeyError::ReadDifferently(path.to_string()));
-                    }
                     let mut partition = String::new();
-                    write_canonical(&mut partition, value);
+                    write_canonical(&mut partition, value, Numbers::AsDoubles);
                     if partition.len() > MAX_PARTITION_BYTES {
                         key.push_str("sha256:");
                         key.push_str(&hex::encode(Sha256::digest(partition.as_bytes())));
@@ -81,15 +72,6 @@ pub fn counter_key(limit: &Limit, call: &Call<'_>) -> Result<String, KeyError> {
         }
     }
     Ok(key)
-}
-
-fn holds_ambiguous_number(value: &Value) -> bool {
-    match value {
-        Value::Number(n) => is_read_differently(n),
-        Value::Array(items) => items.iter().any(holds_ambiguous_number),
-        Value::Object(map) => map.values().any(holds_ambiguous_number),
-        _ => false,
-    }
 }
 
 fn write_optional_string(out: &mut String, value: Option<&str>) {

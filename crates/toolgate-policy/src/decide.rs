@@ -372,9 +372,6 @@ fn reservation(rule: &Rule, limit: &Limit, call: &Call<'_>) -> Result<Reservatio
         Err(KeyError::Ambiguous { member, path }) => {
             return Err(LimitProblem::Ambiguous(ambiguous_member(&member, &path)))
         }
-        Err(e @ KeyError::ReadDifferently(_)) => {
-            return refused(format!("Cannot count this call: {e}."))
-        }
     };
     Ok(Reservation {
         key,

@@ -172,21 +172,6 @@ pub fn compare_both(a: &Number, b: &Number) -> Option<Ordering> {
     (exact == double).then_some(exact)
 }
 
-/// True when the exact value and the double reading of `n` are not the same number, so
-/// readers of one message may see two different values.
-pub fn is_read_differently(n: &Number) -> bool {
-    let double = as_double(n);
-    if !double.is_finite() {
-        return true;
-    }
-    // `{:e}` is the shortest text that reads back as the same double: the value a double
-    // reader would write back. Plain decimals like `0.1` survive that trip; `2^53 + 1` does not.
-    let Some(written) = Exact::from_number(n) else {
-        return true;
-    };
-    Exact::parse(&format!("{double:e}")).as_ref() != Some(&written)
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -269,11 +254,5 @@ mod tests {
             compare_both(&num("18446744073709551617"), &num("18446744073709551616")),
             None
         );
-        assert!(is_read_differently(&num("18446744073709551617")));
-        assert!(is_read_differently(&num("9007199254740993")));
-        assert!(!is_read_differently(&num("9007199254740992")));
-        assert!(!is_read_differently(&num("0.5")));
-        assert!(!is_read_differently(&num("0.1")));
-        assert!(is_read_differently(&num("1e400")));
     }
 }

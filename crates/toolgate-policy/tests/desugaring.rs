@@ -8,7 +8,7 @@ mod common;
 use common::{decide, decide_as, denial, policy, reservations};
 use serde_json::json;
 use toolgate_policy::ir::{Increment, Limit, Scope, GLOBAL_NAMESPACE};
-use toolgate_policy::{Amount, Policy, Window, WindowMode};
+use toolgate_policy::{Amount, Decision, Policy, Window, WindowMode};
 
 const MINUTE: u64 = 60_000;
 const HOUR: u64 = 60 * MINUTE;
@@ -288,6 +288,49 @@ fn a_missing_scope_argument_gets_its_own_null_partition() {
         reservations(&decide(&p, "t", json!({})))[0].key,
         "t.c@args.repo=null"
     );
+}
+
+#[test]
+fn long_partitions_are_keyed_by_their_hash_and_numbers_by_their_double() {
+    let p = one_rule(
+        "t",
+        "- state: {counter: c, window: hour, max: 5, scope: args.repo}",
+    );
+    let long = "x".repeat(10_000);
+    let key = &reservations(&decide(&p, "t", json!({ "repo": long })))[0].key;
+    assert!(
+        key.starts_with("t.c@args.repo=sha256:") && key.len() < 100,
+        "{key}"
+    );
+    let other = &reservations(&decide(&p, "t", json!({ "repo": format!("{long}y") })))[0].key;
+    assert_ne!(key, other);
+    // 2^60 + 1 is 2^60 to a double reader: one account to such a server, so one counter.
+    let key_of = |text: &str| {
+        let args: serde_json::Value = serde_json::from_str(text).unwrap();
+        reservations(&decide(&p, "t", args))[0].key.clone()
+    };
+    assert_eq!(
+        key_of(r#"{"repo": 1152921504606846977}"#),
+        key_of(r#"{"repo": 1152921504606846976}"#)
+    );
+    assert_eq!(
+        key_of(r#"{"repo": 0.10000000000000001}"#),
+        "t.c@args.repo=0.1"
+    );
+}
+
+#[test]
+fn folded_argument_members_make_the_call_ambiguous() {
+    let p = one_rule(
+        "t",
+        "- state: {counter: c, window: hour, max: 5, scope: args.repo, increment_from: args.n}",
+    );
+    for args in [json!({"Repo": "a", "n": 1}), json!({"repo": "a", "N": 1})] {
+        assert!(
+            matches!(decide(&p, "t", args.clone()), Decision::Ambiguous(_)),
+            "{args}"
+        );
+    }
 }
 
 #[test]

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use approvals_support::*;
 use toolgate_policy::Amount;
+use toolgate_proxy::approvals::ApprovalOptions;
 use toolgate_proxy::{Gateway, GatewayOptions};
 use toolgate_state::{ApprovalState, ManualClock, Verdict};
 
@@ -538,5 +539,56 @@ async fn an_unreachable_approval_store_refuses_the_call_even_fail_open() {
             .unwrap()
             .contains("needs a person's approval"));
     }
+    g.nothing_to_server();
+}
+
+#[tokio::test]
+async fn one_identity_cannot_flood_people_with_approval_requests() {
+    let mut g = Setup {
+        options: ApprovalOptions {
+            max_pending_per_identity: 2,
+            ..fast_options()
+        },
+        ..Setup::default()
+    }
+    .start();
+    for n in 1..=3u32 {
+        let args = format!(r#"{{"path":"notes/{n}.txt","content":"x"}}"#);
+        g.client(&call(n, "write_file", &args)).await;
+    }
+    let first = g.next_answer().await;
+    let second = g.next_answer().await;
+    assert_eq!(decision(&first)["decision"], "approval_required");
+    assert_eq!(decision(&second)["decision"], "approval_required");
+    let third = g.next_answer().await;
+    assert_eq!(
+        decision(&third)["decision"],
+        "approval_withdrawn",
+        "{third}"
+    );
+    assert!(
+        first_text(&third).contains("too many approval requests"),
+        "{third}"
+    );
+    // Two stay pending for a person; the third was withdrawn at once.
+    let pending = g.store.list(Default::default()).await.unwrap();
+    assert_eq!(pending.len(), 2);
+    // Another identity is not affected.
+    let mut bob = Setup {
+        store: Some(g.store.clone()),
+        identity: Some("bob".into()),
+        session: "s2".into(),
+        options: ApprovalOptions {
+            max_pending_per_identity: 2,
+            ..fast_options()
+        },
+        ..Setup::default()
+    }
+    .start();
+    bob.client(&call(9, "write_file", WRITE)).await;
+    assert_eq!(
+        decision(&bob.next_answer().await)["decision"],
+        "approval_required"
+    );
     g.nothing_to_server();
 }
