@@ -40,6 +40,11 @@ pub fn write_canonical(out: &mut String, value: &Value, numbers: Numbers) {
         Value::Bool(true) => out.push_str("true"),
         Value::Bool(false) => out.push_str("false"),
         Value::Number(n) => {
+            if let Some(i) = crate::number::as_plain_integer(n) {
+                // Both readings agree on it, and this is its one spelling.
+                out.push_str(&i.to_string());
+                return;
+            }
             let exact = match numbers {
                 Numbers::Exact => Exact::from_number(n),
                 // The shortest text that reads back as the same double names the double.
@@ -48,7 +53,7 @@ pub fn write_canonical(out: &mut String, value: &Value, numbers: Numbers) {
             match exact {
                 Some(exact) => out.push_str(&exact.canonical()),
                 // Not a finite number (beyond a double's range): its text names it.
-                None => out.push_str(&n.to_string()),
+                None => out.push_str(n.as_str()),
             }
         }
         Value::String(s) => write_string(out, s),

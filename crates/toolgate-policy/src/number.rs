@@ -84,7 +84,7 @@ impl Exact {
     }
 
     pub fn from_number(n: &Number) -> Option<Exact> {
-        Exact::parse(&n.to_string())
+        Exact::parse(n.as_str())
     }
 
     /// The position of the most significant digit (`123` → 3, `0.05` → -1).
@@ -162,11 +162,23 @@ impl PartialOrd for Exact {
 /// The number as a reader that goes through a double sees it (overflow is ±infinity, as
 /// JavaScript reads it).
 pub fn as_double(n: &Number) -> f64 {
-    n.to_string().parse::<f64>().unwrap_or(f64::NAN)
+    n.as_str().parse::<f64>().unwrap_or(f64::NAN)
+}
+
+/// The largest integer below which every integer is a double exactly.
+const EXACT_IN_DOUBLE: u64 = 1 << 53;
+
+/// The number as an integer that every reader reads alike (written as an integer, and small
+/// enough for a double to hold exactly): the common case, compared without allocating.
+pub fn as_plain_integer(n: &Number) -> Option<i64> {
+    n.as_i64().filter(|i| i.unsigned_abs() <= EXACT_IN_DOUBLE)
 }
 
 /// How two numbers order under both readings; `None` when the readings disagree.
 pub fn compare_both(a: &Number, b: &Number) -> Option<Ordering> {
+    if let (Some(x), Some(y)) = (as_plain_integer(a), as_plain_integer(b)) {
+        return Some(x.cmp(&y));
+    }
     let exact = Exact::from_number(a)?.cmp(&Exact::from_number(b)?);
     let double = as_double(a).partial_cmp(&as_double(b))?;
     (exact == double).then_some(exact)

@@ -241,7 +241,16 @@ const MEMBERS: [&str; 6] = ["jsonrpc", "id", "method", "params", "result", "erro
 /// string escaped two ways, are one id — and `9000000000000001` and `9000000000000000` are
 /// two. Text that does not read as a plain value (a lone surrogate) is its own key.
 pub fn id_key(id: &RawValue) -> String {
-    match crate::strict_json::parse_strict(id.get()) {
+    let text = id.get();
+    // The common ids are already canonical: a plain integer, or a string without escapes
+    // (JSON strings hold no raw control characters, so there is nothing to re-escape).
+    if let Ok(i) = text.parse::<i64>() {
+        return i.to_string();
+    }
+    if text.len() >= 2 && text.starts_with('"') && !text.contains('\\') {
+        return text.to_string();
+    }
+    match crate::strict_json::parse_strict(text) {
         Ok(value) => toolgate_policy::canonical::canonical_json(&value),
         Err(_) => id.get().to_string(),
     }

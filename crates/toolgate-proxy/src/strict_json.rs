@@ -17,7 +17,10 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
-use toolgate_policy::fold::fold;
+use toolgate_policy::fold::{fold, same_member};
+
+/// Members an object may have before its names are checked through a hash set.
+const SMALL_OBJECT: usize = 16;
 
 /// Members one object may have.
 pub const MAX_MEMBERS_PER_OBJECT: usize = 10_000;
@@ -140,7 +143,10 @@ impl<'de> Visitor<'de> for StrictVisitor<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
         let mut map = Map::new();
-        let mut folded: HashSet<String> = HashSet::new();
+        // Small objects (almost all) compare each new name with the few before it, without
+        // allocating; from SMALL_OBJECT members on, folded names go into a hash set, so the
+        // check stays linear however many members an object has.
+        let mut folded: Option<HashSet<String>> = None;
         let seed = StrictValue {
             budget: self.budget,
         };
@@ -153,17 +159,19 @@ impl<'de> Visitor<'de> for StrictVisitor<'_> {
                     "an object has more than {MAX_MEMBERS_PER_OBJECT} members"
                 )));
             }
-            let folded_key = fold(&key).into_owned();
-            if !folded.insert(folded_key) {
-                let message = match map
-                    .keys()
-                    .find(|k| toolgate_policy::fold::same_member(k, &key))
-                {
-                    Some(existing) if *existing == key => format!("duplicate key {key:?}"),
-                    Some(existing) => {
+            if map.len() == SMALL_OBJECT {
+                folded = Some(map.keys().map(|k| fold(k).into_owned()).collect());
+            }
+            let collides = match &mut folded {
+                Some(set) => !set.insert(fold(&key).into_owned()),
+                None => map.keys().any(|k| same_member(k, &key)),
+            };
+            if collides {
+                let message = match map.keys().find(|k| same_member(k, &key)) {
+                    Some(existing) if *existing != key => {
                         format!("keys {existing:?} and {key:?} differ only in case")
                     }
-                    None => format!("duplicate key {key:?}"),
+                    _ => format!("duplicate key {key:?}"),
                 };
                 return Err(ambiguous(message));
             }

@@ -15,6 +15,7 @@
 //! reads and writes back exactly.
 
 use std::collections::{HashMap, VecDeque};
+use std::ops::Range;
 
 use serde_json::value::RawValue;
 use tokio::sync::oneshot;
@@ -159,10 +160,32 @@ impl UpstreamIds {
     }
 }
 
-/// `text` (one JSON-RPC message) with its `id` replaced by `new`.
-pub(crate) fn replace_id(text: &str, new: &str) -> Option<String> {
+/// `text` (one JSON-RPC message) with its id `id` replaced by `new`. `id` is usually a slice
+/// of `text` (the envelope reader borrows it); when it is a copy (a call decided on a task of
+/// its own), the id is found in the text again.
+pub(crate) fn replace_id(text: &str, id: &RawValue, new: &str) -> Option<String> {
+    if is_slice_of(text, id.get()) {
+        return Some(replace_slice(text, id, new));
+    }
     let envelope = Envelope::parse(text, Strictness::Lenient).ok()?;
     Some(replace_slice(text, envelope.id?, new))
+}
+
+fn is_slice_of(text: &str, part: &str) -> bool {
+    span_of(text, part).is_some()
+}
+
+/// Where `part` lies in `text`, when it is a slice of it.
+pub(crate) fn span_of(text: &str, part: &str) -> Option<Range<usize>> {
+    let start = (part.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
+    let end = start.checked_add(part.len())?;
+    (end <= text.len()).then_some(start..end)
+}
+
+/// The id at `span` of `text` (a span [`span_of`] found in another copy of the same text),
+/// as a slice of `text`.
+pub(crate) fn id_in(text: &str, span: Option<Range<usize>>) -> Option<&RawValue> {
+    serde_json::from_str(text.get(span?)?).ok()
 }
 
 /// `text` with the JSON value `old` (a slice of `text`, as the envelope reader returns it)
@@ -264,8 +287,9 @@ mod tests {
             replace_slice(text, envelope.id.unwrap(), "42"),
             r#"{"jsonrpc":"2.0","id":42,"method":"ping"}"#
         );
+        let copy = envelope.id.unwrap().to_owned();
         assert_eq!(
-            replace_id(text, "7").as_deref(),
+            replace_id(text, &copy, "7").as_deref(),
             Some(r#"{"jsonrpc":"2.0","id":7,"method":"ping"}"#)
         );
     }

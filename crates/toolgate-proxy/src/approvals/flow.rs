@@ -381,7 +381,7 @@ impl Waiting {
                 self.key.clone(),
                 self.request.permit.clone(),
                 Arc::clone(&self.policy),
-                self.text.clone(),
+                &self.text,
             )
             .await;
     }

@@ -22,6 +22,7 @@ use crate::audit::{AuditEvent, CounterRecord, DecisionRecord};
 use crate::gateway::{FailMode, Gateway};
 use crate::session::{CallInFlight, CallPhase, InFlight, Session};
 use crate::strict_json::{parse_strict, StrictJsonError};
+use crate::upstream_ids::{id_in, span_of};
 use crate::wire::{self, DenialMeta, ErrorCode};
 use toolgate_policy::fold::fold;
 
@@ -264,11 +265,15 @@ impl Gateway {
         }
         let gateway = Arc::clone(self);
         let session = Arc::clone(session);
+        let id_span = span_of(text, id.get());
         let id = id.to_owned();
         let text = text.to_string();
         tokio::spawn(async move {
+            // The id as a slice of the task's own copy of the text, so that forwarding
+            // replaces it in place instead of reading the message again.
+            let id = id_in(&text, id_span).unwrap_or(&id);
             gateway
-                .reserve_and_forward(&session, &id, key, permit, policy, text)
+                .reserve_and_forward(&session, id, key, permit, policy, &text)
                 .await;
         });
     }
@@ -280,7 +285,7 @@ impl Gateway {
         key: String,
         permit: Permit,
         policy: Arc<Policy>,
-        text: String,
+        text: &str,
     ) {
         let items: Vec<ReserveItem> = permit
             .reservations
@@ -388,7 +393,7 @@ impl Gateway {
             self.record_settled(session, call, "allow", None, None, "cancelled");
             return;
         }
-        self.forward_call(session, id, &key, &text).await;
+        self.forward_call(session, id, &key, text).await;
     }
 
     /// Forwards an admitted call under a minted id. Should the client have reused the call's

@@ -98,7 +98,11 @@ impl Gateway {
 
     /// Sends a client message on to the server, one line, as it was written.
     pub(crate) async fn forward(&self, session: &Session, text: &str) {
-        if !session.send_to_server(compact_line(text)).await {
+        self.forward_owned(session, text.to_string()).await;
+    }
+
+    async fn forward_owned(&self, session: &Session, text: String) {
+        if !session.send_to_server(compact_owned(text)).await {
             tracing::debug!(session = %session.id, "server side closed; message not forwarded");
         }
     }
@@ -117,8 +121,8 @@ impl Gateway {
         };
         // `id` may be a copy (calls decided on a task of their own), so the id is found in
         // the text again rather than by position.
-        match replace_id(text, &upstream.to_string()) {
-            Some(rewritten) => self.forward(session, &rewritten).await,
+        match replace_id(text, id, &upstream.to_string()) {
+            Some(rewritten) => self.forward_owned(session, rewritten).await,
             None => {
                 // Unreachable for a message the envelope reader accepted; never forward a
                 // client id upstream.
@@ -250,10 +254,15 @@ impl Gateway {
 /// A message bound for a line-framed peer must be one line; text that spans lines (a
 /// pretty-printed body from HTTP) is re-serialized compactly.
 pub(crate) fn compact_line(text: &str) -> String {
+    compact_owned(text.to_string())
+}
+
+/// [`compact_line`] for text already owned: a one-line message is passed on as it is.
+pub(crate) fn compact_owned(text: String) -> String {
     if !text.contains('\n') && !text.contains('\r') {
-        return text.to_string();
+        return text;
     }
-    match serde_json::from_str::<serde_json::Value>(text) {
+    match serde_json::from_str::<serde_json::Value>(&text) {
         Ok(v) => v.to_string(),
         Err(_) => text.replace(['\n', '\r'], " "),
     }

@@ -47,7 +47,7 @@ impl Gateway {
             Answer::Unknown => return self.drop_answer(session, None, "unknown_answer", id),
         };
         // From here on the answer carries the client's own id.
-        let with_client_id = || compact(&replace_slice(text, id, client_id.get()));
+        let with_client_id = || super::compact_owned(replace_slice(text, id, client_id.get()));
         let pending = session.state.lock().inflight.remove(&key);
         let reply = match pending {
             None => with_client_id(),
