@@ -67,11 +67,7 @@ impl AdminToken {
     /// Whether `presented` is the token, in time independent of where they differ.
     pub fn matches(&self, presented: &str) -> bool {
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        let mut difference = 0u8;
-        for (a, b) in self.digest.iter().zip(digest.iter()) {
-            difference |= a ^ b;
-        }
-        difference == 0
+        toolgate_policy::identities::digests_equal(&self.digest, &digest)
     }
 }
 

@@ -27,7 +27,7 @@ pub fn fingerprint(
         "policy": policy_revision,
     });
     let digest = Sha256::digest(canonical_json(&binding).as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = hex::encode(digest);
     format!("sha256:{hex}")
 }
 

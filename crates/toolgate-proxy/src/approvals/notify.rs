@@ -59,13 +59,7 @@ pub fn signature(secret: &[u8], body: &[u8]) -> String {
         return String::new();
     };
     mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256={hex}")
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 /// The notification body for a new request.

@@ -41,17 +41,13 @@ impl ArgsHasher {
             return String::new();
         };
         mac.update(canonical_json(arguments).as_bytes());
-        format!("hmac-sha256:{}", encode_hex(&mac.finalize().into_bytes()))
+        format!("hmac-sha256:{}", hex::encode(mac.finalize().into_bytes()))
     }
 }
 
 /// The one canonical JSON (`toolgate_policy::canonical`): the audit log's hashes, approval
 /// fingerprints and counter keys all see the same arguments as the same text.
 pub use toolgate_policy::canonical::canonical_json;
-
-fn encode_hex(bytes: &[u8]) -> String {
-    hex::encode(bytes)
-}
 
 fn decode_hex(text: &str) -> Option<[u8; 32]> {
     let mut key = [0u8; 32];
