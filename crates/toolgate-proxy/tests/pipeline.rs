@@ -530,3 +530,25 @@ tools:
         ]
     );
 }
+
+/// A reload that changes what a client sees tells it so, but never waits on a client that
+/// does not read.
+#[tokio::test(start_paused = true)]
+async fn a_client_that_does_not_read_cannot_hold_up_a_reload() {
+    let mut h = harness();
+    h.client(r#"{"jsonrpc":"2.0","id":"l","method":"tools/list"}"#)
+        .await;
+    h.next_to_server().await;
+    h.server(r#"{"jsonrpc":"2.0","id":"l","result":{"tools":[{"name":"echo"}]}}"#)
+        .await;
+    // The client stops reading (the list's answer is still queued): its channel fills up.
+    for id in 100..163 {
+        h.client(&call(id, "secret_tool", "{}")).await;
+    }
+    let hides_echo =
+        toolgate_policy::compile(&POLICY.replace("secret_tool]", "secret_tool, echo]")).unwrap();
+    tokio::time::timeout(Duration::from_secs(1), h.gateway.replace_policy(hides_echo))
+        .await
+        .expect("the reload waited on a client that does not read");
+    assert!(!h.gateway.policy().is_visible("echo"));
+}

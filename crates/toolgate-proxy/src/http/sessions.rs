@@ -381,3 +381,54 @@ pub(crate) fn request_progress_token(
         .and_then(|m| m.get("progressToken"))
         .map(|t| t.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn notification(n: usize) -> String {
+        format!(r#"{{"jsonrpc":"2.0","method":"notifications/message","params":{{"n":{n}}}}}"#)
+    }
+
+    #[test]
+    fn a_client_that_does_not_read_its_stream_costs_bounded_memory() {
+        let out = Outbound::new(false);
+        let (_, mut stream) = out.open_stream();
+        for n in 0..(STREAM_DEPTH + BACKLOG_LIMIT + 500) {
+            out.deliver(notification(n));
+        }
+        // The stream holds at most its depth; it was ended when full, and what came after
+        // went to the bounded backlog (oldest dropped) for the client's next stream.
+        let mut held = 0;
+        while stream.try_recv().is_ok() {
+            held += 1;
+        }
+        assert_eq!(held, STREAM_DEPTH);
+        assert!(out.state.lock().backlog.len() <= BACKLOG_LIMIT);
+        assert!(out.state.lock().get.is_none());
+        // A new stream gets the backlog.
+        let (_, mut next) = out.open_stream();
+        assert!(next.try_recv().is_ok());
+    }
+
+    #[test]
+    fn an_answer_for_a_post_that_does_not_read_is_dropped_not_queued() {
+        let out = Outbound::new(false);
+        let expected: Vec<Expected> = (0..STREAM_DEPTH + 10)
+            .map(|i| Expected {
+                id_key: i.to_string(),
+                progress_token: None,
+            })
+            .collect();
+        let (_, mut post) = out.open_post(&expected, true).unwrap();
+        for i in 0..STREAM_DEPTH + 10 {
+            out.deliver(format!(r#"{{"jsonrpc":"2.0","id":{i},"result":{{}}}}"#));
+        }
+        let mut held = 0;
+        while post.try_recv().is_ok() {
+            held += 1;
+        }
+        assert_eq!(held, STREAM_DEPTH);
+    }
+}

@@ -124,10 +124,20 @@ impl Gateway {
         match replace_id(text, id, &upstream.to_string()) {
             Some(rewritten) => self.forward_owned(session, rewritten).await,
             None => {
-                // Unreachable for a message the envelope reader accepted; never forward a
-                // client id upstream.
-                session.state.lock().upstream_ids.end_client(key, None);
+                // Unreachable for a message the envelope reader accepted; a client id is
+                // never forwarded upstream, so the request is refused instead.
+                {
+                    let mut state = session.state.lock();
+                    state.upstream_ids.end_client(key, None);
+                    state.inflight.remove(key);
+                }
                 tracing::error!(session = %session.id, "could not rewrite a request id; not forwarded");
+                let reply = wire::error_response(
+                    Some(id),
+                    ErrorCode::InvalidRequest,
+                    "Invalid request: the request could not be forwarded",
+                );
+                session.send_to_client(reply).await;
             }
         }
         true
