@@ -227,6 +227,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub body_timeout: u64,
 
+    /// Most approval requests one identity may have waiting for a decision; a call that
+    /// would make one more is refused at once (its request is never announced), so one
+    /// client cannot flood the people who decide.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub max_pending_approvals: usize,
+
     /// Serve the admin API for approval requests (list, show, approve, deny, event stream)
     /// on this loopback address: PORT, IP:PORT or localhost:PORT (0 picks a free port; the
     /// URL is printed on stderr). Every request needs the admin bearer token.

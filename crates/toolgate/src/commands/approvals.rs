@@ -57,6 +57,7 @@ pub(super) fn open_for_gateway(
     }
     let options = ApprovalOptions {
         cli_args,
+        max_pending_per_identity: args.max_pending_approvals.max(1),
         ..ApprovalOptions::default()
     };
     Ok(Approvals::with_clock(store, options, clock))
