@@ -16,7 +16,7 @@ use std::cmp::Ordering;
 use serde_json::{Number, Value};
 
 use crate::ir::Operator;
-use crate::number::{compare_both, Exact};
+use crate::number::compare_both;
 
 /// The outcome of one condition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,11 +98,6 @@ pub fn evaluate(operator: &Operator, actual: Option<&Value>) -> Truth {
     }
 }
 
-/// Two-valued view for callers that only need "certainly holds".
-pub fn holds(operator: &Operator, actual: Option<&Value>) -> bool {
-    evaluate(operator, actual) == Truth::True
-}
-
 fn any_equal(value: &Value, list: &[Value]) -> Truth {
     any_equal_iter(value, list.iter())
 }
@@ -160,16 +155,16 @@ fn ordered(actual: &Value, limit: &Number, accept: impl Fn(Ordering) -> bool) ->
     }
 }
 
-/// Orders two JSON numbers exactly (whatever their size or precision).
-pub fn compare_numbers(a: &Number, b: &Number) -> Option<Ordering> {
-    Some(Exact::from_number(a)?.cmp(&Exact::from_number(b)?))
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use serde_json::json;
+
+    /// Whether the condition certainly holds.
+    fn holds(operator: &Operator, actual: Option<&Value>) -> bool {
+        evaluate(operator, actual) == Truth::True
+    }
 
     fn num(v: Value) -> Number {
         match v {

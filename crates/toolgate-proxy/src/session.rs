@@ -35,6 +35,14 @@ pub(crate) struct SessionState {
     pub upstream_ids: crate::upstream_ids::UpstreamIds,
 }
 
+impl SessionState {
+    /// Whether a client request with this id is still waiting for its answer (decided or
+    /// not yet): a second request may not take its id.
+    pub fn request_waiting(&self, key: &str) -> bool {
+        self.inflight.contains_key(key) || self.upstream_ids.client_waiting(key)
+    }
+}
+
 /// A client request toolgate must follow to its answer.
 pub(crate) enum InFlight {
     Initialize,

@@ -164,15 +164,11 @@ impl UpstreamIds {
 /// of `text` (the envelope reader borrows it); when it is a copy (a call decided on a task of
 /// its own), the id is found in the text again.
 pub(crate) fn replace_id(text: &str, id: &RawValue, new: &str) -> Option<String> {
-    if is_slice_of(text, id.get()) {
+    if span_of(text, id.get()).is_some() {
         return Some(replace_slice(text, id, new));
     }
     let envelope = Envelope::parse(text, Strictness::Lenient).ok()?;
     Some(replace_slice(text, envelope.id?, new))
-}
-
-fn is_slice_of(text: &str, part: &str) -> bool {
-    span_of(text, part).is_some()
 }
 
 /// Where `part` lies in `text`, when it is a slice of it.
@@ -191,18 +187,16 @@ pub(crate) fn id_in(text: &str, span: Option<Range<usize>>) -> Option<&RawValue>
 /// `text` with the JSON value `old` (a slice of `text`, as the envelope reader returns it)
 /// replaced by `new`.
 pub(crate) fn replace_slice(text: &str, old: &RawValue, new: &str) -> String {
-    let start = (old.get().as_ptr() as usize).wrapping_sub(text.as_ptr() as usize);
-    let end = start.wrapping_add(old.get().len());
-    match (text.get(..start), text.get(end..)) {
-        (Some(before), Some(after)) if end <= text.len() => {
+    match span_of(text, old.get()) {
+        Some(span) => {
             let mut out = String::with_capacity(text.len() + new.len());
-            out.push_str(before);
+            out.push_str(&text[..span.start]);
             out.push_str(new);
-            out.push_str(after);
+            out.push_str(&text[span.end..]);
             out
         }
         // Not a slice of `text`: a caller bug; keep the message well-formed regardless.
-        _ => text.to_string(),
+        None => text.to_string(),
     }
 }
 

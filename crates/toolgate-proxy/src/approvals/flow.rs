@@ -352,15 +352,10 @@ impl Waiting {
             Some(Some(call)) => {
                 // Cancelled while the approval was being taken: never forwarded, so the
                 // approval is given back.
-                self.gateway.release_unforwarded_approval(&call);
-                return self.gateway.record_settled(
-                    &self.session,
-                    call,
-                    "allow",
-                    None,
-                    None,
-                    "cancelled",
-                );
+                return self
+                    .gateway
+                    .settle_unforwarded(&self.session, call, "allow", None, None, "cancelled")
+                    .await;
             }
             Some(None) => {
                 self.gateway.release_approval_now(&record.id).await;

@@ -85,10 +85,21 @@ pub enum AuditEvent {
         identity: Option<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
         tool: Option<String>,
-        /// `call_without_id`, `late_result` or `unknown_answer`.
-        what: &'static str,
+        what: DroppedMessage,
         reason: String,
     },
+}
+
+/// What kind of message toolgate dropped instead of relaying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DroppedMessage {
+    /// A `tools/call` notification: it cannot be answered, so it is never forwarded.
+    CallWithoutId,
+    /// The server answered a call after it had timed out or been cancelled.
+    LateResult,
+    /// The server answered under an id toolgate never sent, or a second time.
+    UnknownAnswer,
 }
 
 #[derive(Serialize)]

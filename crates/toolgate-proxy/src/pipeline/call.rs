@@ -26,6 +26,15 @@ use crate::upstream_ids::{id_in, span_of};
 use crate::wire::{self, DenialMeta, ErrorCode};
 use toolgate_policy::fold::fold;
 
+/// What becomes of a call once its counters are reserved.
+enum AfterReserving {
+    Forward,
+    /// The client cancelled meanwhile: not forwarded.
+    Cancelled(CallInFlight),
+    /// Already settled elsewhere (the server went away): only the reservation is left.
+    Gone,
+}
+
 /// What toolgate reads from `tools/call` params.
 struct CallParams {
     tool: String,
@@ -248,8 +257,7 @@ impl Gateway {
         };
         let registered = {
             let mut state = session.state.lock();
-            let free =
-                !state.inflight.contains_key(&key) && !state.upstream_ids.client_waiting(&key);
+            let free = !state.request_waiting(&key);
             if free {
                 state
                     .inflight
@@ -318,15 +326,15 @@ impl Gateway {
                 };
                 let reply =
                     wire::denial_result(id, self.deny_prefix(&policy), &limit.message, &meta);
-                self.release_unforwarded_approval(&call);
-                self.record_settled(
+                self.settle_unforwarded(
                     session,
                     call,
                     "deny",
                     Some(limit.rule.clone()),
                     Some(limit.message.clone()),
                     "not_forwarded",
-                );
+                )
+                .await;
                 return session.send_to_client(reply).await;
             }
             Err(error) => match self.options.fail_mode {
@@ -337,15 +345,15 @@ impl Gateway {
                     };
                     tracing::warn!(session = %session.id, %error, "counter store unavailable; call refused (fail-closed)");
                     let message = "State backend unavailable: this call needs a rate or budget counter and cannot be counted right now, so it was refused. Try again later.";
-                    self.release_unforwarded_approval(&call);
-                    self.record_settled(
+                    self.settle_unforwarded(
                         session,
                         call,
                         "error",
                         None,
                         Some(message.to_string()),
                         "not_forwarded",
-                    );
+                    )
+                    .await;
                     let reply =
                         wire::error_response(Some(id), ErrorCode::StateUnavailable, message);
                     return session.send_to_client(reply).await;
@@ -357,43 +365,37 @@ impl Gateway {
             },
         };
 
-        // Between reserving and forwarding, the client may have cancelled.
-        let cancelled = {
+        // Between reserving and forwarding, the client may have cancelled, or the server may
+        // have gone away (the call was then settled there).
+        let next = {
             let mut state = session.state.lock();
             match state.inflight.get_mut(&key) {
                 Some(InFlight::Call(call)) if call.phase == CallPhase::Admitting => {
                     call.phase = CallPhase::Forwarded;
                     call.not_counted = ticket.is_none();
                     call.ticket = ticket.clone();
-                    None
+                    AfterReserving::Forward
                 }
                 Some(InFlight::Call(_)) => match state.inflight.remove(&key) {
-                    Some(InFlight::Call(call)) => Some(Some(call)),
-                    _ => Some(None),
+                    Some(InFlight::Call(call)) => AfterReserving::Cancelled(call),
+                    _ => AfterReserving::Gone,
                 },
-                // Gone (the server went away and the call was settled there): not forwarded.
-                _ => Some(None),
+                _ => AfterReserving::Gone,
             }
         };
-        let cancelled = match cancelled {
-            None => None,
-            Some(Some(call)) => Some(call),
-            Some(None) => {
+        match next {
+            AfterReserving::Forward => self.forward_call(session, id, &key, text).await,
+            AfterReserving::Cancelled(mut call) => {
+                call.ticket = ticket;
+                self.settle_unforwarded(session, call, "allow", None, None, "cancelled")
+                    .await;
+            }
+            AfterReserving::Gone => {
                 if let Some(ticket) = &ticket {
                     self.rollback(ticket).await;
                 }
-                return;
             }
-        };
-        if let Some(call) = cancelled {
-            if let Some(ticket) = &ticket {
-                self.rollback(ticket).await;
-            }
-            self.release_unforwarded_approval(&call);
-            self.record_settled(session, call, "allow", None, None, "cancelled");
-            return;
         }
-        self.forward_call(session, id, &key, text).await;
     }
 
     /// Forwards an admitted call under a minted id. Should the client have reused the call's
@@ -412,21 +414,30 @@ impl Gateway {
             Some(InFlight::Call(call)) => call,
             _ => return,
         };
-        if let Some(ticket) = &call.ticket {
-            self.rollback(ticket).await;
-        }
-        self.release_unforwarded_approval(&call);
-        self.record_settled(session, call, "error", None, None, "not_forwarded");
+        self.settle_unforwarded(session, call, "error", None, None, "not_forwarded")
+            .await;
         self.refuse_duplicate_id(session, id).await;
     }
 
-    /// A call that consumed an approval and was then not forwarded gives it back. Once a
-    /// call has been forwarded its approval stays consumed, whatever the answer: the server
-    /// may have run the tool.
-    pub(crate) fn release_unforwarded_approval(&self, call: &CallInFlight) {
+    /// Ends a call that was never forwarded: its counters are given back, and so is an
+    /// approval it consumed (once forwarded, a call's approval stays consumed whatever the
+    /// answer: the server may have run the tool). Then the audit line.
+    pub(crate) async fn settle_unforwarded(
+        &self,
+        session: &Session,
+        call: CallInFlight,
+        decision: &'static str,
+        rule: Option<String>,
+        message: Option<String>,
+        outcome: &'static str,
+    ) {
+        if let Some(ticket) = &call.ticket {
+            self.rollback(ticket).await;
+        }
         if let Some(approval) = &call.approval {
             self.release_approval(approval.to_string());
         }
+        self.record_settled(session, call, decision, rule, message, outcome);
     }
 
     /// Writes the audit line of a call that has ended.

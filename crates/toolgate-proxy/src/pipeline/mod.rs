@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use serde_json::value::RawValue;
 
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, DroppedMessage};
 use crate::envelope::{id_key, Envelope, EnvelopeError, Kind, Strictness};
 use crate::gateway::Gateway;
 use crate::session::{CallPhase, InFlight, Session};
@@ -52,7 +52,7 @@ impl Gateway {
             (Kind::Request, Some(method)) => {
                 let Some(id) = envelope.id else { return };
                 let key = id_key(id);
-                if self.request_id_in_use(session, &key) {
+                if session.state.lock().request_waiting(&key) {
                     return self.refuse_duplicate_id(session, id).await;
                 }
                 match method {
@@ -141,12 +141,6 @@ impl Gateway {
             }
         }
         true
-    }
-
-    /// Whether a request with this id is still waiting for its answer.
-    fn request_id_in_use(&self, session: &Session, key: &str) -> bool {
-        let state = session.state.lock();
-        state.inflight.contains_key(key) || state.upstream_ids.client_waiting(key)
     }
 
     pub(crate) async fn refuse_duplicate_id(&self, session: &Session, id: &RawValue) {
@@ -254,7 +248,7 @@ impl Gateway {
             session: session.id.clone(),
             identity: session.identity.clone(),
             tool,
-            what: "call_without_id",
+            what: DroppedMessage::CallWithoutId,
             reason: "a tools/call without an id cannot be answered, so it is never forwarded"
                 .to_string(),
         });

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde_json::value::RawValue;
 
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, DroppedMessage};
 use crate::envelope::{id_key, Envelope, Kind, Strictness};
 use crate::gateway::Gateway;
 use crate::session::{InFlight, Session};
@@ -43,8 +43,12 @@ impl Gateway {
                 return;
             }
             Answer::Pending(Pending::Client { id, key }) => (id, key),
-            Answer::Ended { tool } => return self.drop_answer(session, tool, "late_result", id),
-            Answer::Unknown => return self.drop_answer(session, None, "unknown_answer", id),
+            Answer::Ended { tool } => {
+                return self.drop_answer(session, tool, DroppedMessage::LateResult, id)
+            }
+            Answer::Unknown => {
+                return self.drop_answer(session, None, DroppedMessage::UnknownAnswer, id)
+            }
         };
         // From here on the answer carries the client's own id.
         let with_client_id = || super::compact_owned(replace_slice(text, id, client_id.get()));
@@ -107,11 +111,11 @@ impl Gateway {
         &self,
         session: &Session,
         tool: Option<String>,
-        what: &'static str,
+        what: DroppedMessage,
         id: &RawValue,
     ) {
         let reason = match what {
-            "late_result" => "the server answered after the call had ended (timeout or cancellation); the client was already answered".to_string(),
+            DroppedMessage::LateResult => "the server answered after the call had ended (timeout or cancellation); the client was already answered".to_string(),
             _ => format!("the server answered with id {} that toolgate never sent or that was already answered", shorten(id.get())),
         };
         tracing::warn!(session = %session.id, %reason, "dropped a server answer");

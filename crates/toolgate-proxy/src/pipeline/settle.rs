@@ -79,34 +79,26 @@ impl Gateway {
                 call.phase,
                 CallPhase::Forwarded | CallPhase::CancelledAfterForward
             );
-            if let Some(ticket) = &call.ticket {
-                if forwarded {
-                    self.commit(ticket).await;
-                } else {
-                    self.rollback(ticket).await;
-                }
-            }
-            if !forwarded {
-                self.release_unforwarded_approval(&call);
-                // Not minted yet: answer with the id as the client wrote it, read back.
-                if let Ok(id) = RawValue::from_string(key.clone()) {
-                    ids.entry(key.clone()).or_insert(id);
-                }
-            }
             if matches!(
                 call.phase,
                 CallPhase::CancelledAfterForward | CallPhase::CancelledBeforeForward
             ) {
-                silent.insert(key);
+                silent.insert(key.clone());
             }
-            self.record_settled(
-                session,
-                call,
-                "allow",
-                None,
-                Some(reason.to_string()),
-                "upstream_gone",
-            );
+            let message = Some(reason.to_string());
+            if forwarded {
+                if let Some(ticket) = &call.ticket {
+                    self.commit(ticket).await;
+                }
+                self.record_settled(session, call, "allow", None, message, "upstream_gone");
+            } else {
+                // Not minted yet: answer with the id as the client wrote it, read back.
+                if let Ok(id) = RawValue::from_string(key.clone()) {
+                    ids.entry(key).or_insert(id);
+                }
+                self.settle_unforwarded(session, call, "allow", None, message, "upstream_gone")
+                    .await;
+            }
         }
         // A client that does not read must not hold up shutdown: the answers get a few
         // seconds in all, then the rest are dropped.
