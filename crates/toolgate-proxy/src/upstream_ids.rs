@@ -26,6 +26,33 @@ use crate::envelope::{Envelope, Strictness};
 /// answers are recognised; older ones are forgotten and their answers dropped as unknown.
 const REMEMBERED_ENDED: usize = 1024;
 
+/// Requests one session may have waiting for the server at once. A server that never
+/// answers would otherwise let a client make the gateway remember requests without bound.
+pub const MAX_WAITING: usize = 4096;
+
+/// Why a client request cannot go upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MintRefusal {
+    /// Another request with the same id is waiting for its answer.
+    IdInUse,
+    /// The session has [`MAX_WAITING`] requests waiting.
+    TooManyWaiting,
+}
+
+impl MintRefusal {
+    /// What the client is told (`-32600`).
+    pub fn message(self) -> String {
+        match self {
+            MintRefusal::IdInUse => {
+                "request id is already in use by a request in flight".to_string()
+            }
+            MintRefusal::TooManyWaiting => format!(
+                "too many requests are waiting for the server (at most {MAX_WAITING} per session); wait for answers, then retry"
+            ),
+        }
+    }
+}
+
 /// What an upstream request was.
 pub(crate) enum Pending {
     /// A client's request; its answer goes back with the client's own id.
@@ -57,11 +84,14 @@ pub(crate) struct UpstreamIds {
 }
 
 impl UpstreamIds {
-    /// Mints an id for a client request. `None` when a request with the same client id is
-    /// still waiting for its answer.
-    pub fn mint_for_client(&mut self, id: &RawValue, key: &str) -> Option<u64> {
+    /// Mints an id for a client request, unless a request with the same client id is still
+    /// waiting for its answer, or the session already has [`MAX_WAITING`] requests waiting.
+    pub fn mint_for_client(&mut self, id: &RawValue, key: &str) -> Result<u64, MintRefusal> {
         if self.by_client.contains_key(key) {
-            return None;
+            return Err(MintRefusal::IdInUse);
+        }
+        if self.pending.len() >= MAX_WAITING {
+            return Err(MintRefusal::TooManyWaiting);
         }
         let upstream = self.mint();
         self.by_client.insert(key.to_string(), upstream);
@@ -72,7 +102,7 @@ impl UpstreamIds {
                 key: key.to_string(),
             },
         );
-        Some(upstream)
+        Ok(upstream)
     }
 
     /// Mints an id for a request of the gateway's own.
@@ -218,7 +248,7 @@ mod tests {
             .unwrap();
         assert!(ids
             .mint_for_client(&raw("\"toolgate-1\""), "\"toolgate-1\"")
-            .is_none());
+            .is_err());
         let (tx, _rx) = oneshot::channel();
         let internal = ids.mint_internal(tx);
         assert_ne!(a, internal);
@@ -237,6 +267,24 @@ mod tests {
     }
 
     #[test]
+    fn a_session_has_a_bounded_number_of_requests_waiting() {
+        let mut ids = UpstreamIds::default();
+        for i in 0..MAX_WAITING {
+            let key = i.to_string();
+            ids.mint_for_client(&raw(&key), &key).unwrap();
+        }
+        assert_eq!(
+            ids.mint_for_client(&raw("\"one more\""), "\"one more\""),
+            Err(MintRefusal::TooManyWaiting)
+        );
+        // An answer frees a place.
+        assert!(matches!(ids.answer("1"), Answer::Pending(_)));
+        assert!(ids
+            .mint_for_client(&raw("\"one more\""), "\"one more\"")
+            .is_ok());
+    }
+
+    #[test]
     fn late_answers_are_recognised() {
         let mut ids = UpstreamIds::default();
         let a = ids.mint_for_client(&raw("7"), "7").unwrap();
@@ -246,7 +294,7 @@ mod tests {
             matches!(ids.answer(&a.to_string()), Answer::Ended { tool: Some(t) } if t == "slow")
         );
         // The id is free again for the client.
-        assert!(ids.mint_for_client(&raw("7"), "7").is_some());
+        assert!(ids.mint_for_client(&raw("7"), "7").is_ok());
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::audit::{AuditEvent, CounterRecord, DecisionRecord};
 use crate::gateway::{FailMode, Gateway};
 use crate::session::{CallInFlight, CallPhase, InFlight, Session};
 use crate::strict_json::{parse_strict, StrictJsonError};
-use crate::upstream_ids::{id_in, span_of};
+use crate::upstream_ids::{id_in, span_of, MintRefusal};
 use crate::wire::{self, DenialMeta, ErrorCode};
 use toolgate_policy::fold::fold;
 
@@ -266,7 +266,9 @@ impl Gateway {
             free
         };
         if !registered {
-            return self.refuse_duplicate_id(session, id).await;
+            return self
+                .refuse_unforwardable(session, id, MintRefusal::IdInUse)
+                .await;
         }
         if permit.reservations.is_empty() {
             return self.forward_call(session, id, &key, text).await;
@@ -398,8 +400,9 @@ impl Gateway {
         }
     }
 
-    /// Forwards an admitted call under a minted id. Should the client have reused the call's
-    /// id for another request in the meantime, the call is refused and settled unforwarded.
+    /// Forwards an admitted call under a minted id. Should no id be mintable (the client
+    /// reused the call's id meanwhile, or has too many requests waiting), the call is refused
+    /// and settled unforwarded.
     pub(crate) async fn forward_call(
         &self,
         session: &Session,
@@ -407,16 +410,16 @@ impl Gateway {
         key: &str,
         text: &str,
     ) {
-        if self.forward_request(session, id, key, text).await {
+        let Err(why) = self.forward_request(session, id, key, text).await else {
             return;
-        }
+        };
         let call = match session.state.lock().inflight.remove(key) {
             Some(InFlight::Call(call)) => call,
             _ => return,
         };
         self.settle_unforwarded(session, call, "error", None, None, "not_forwarded")
             .await;
-        self.refuse_duplicate_id(session, id).await;
+        self.refuse_unforwardable(session, id, why).await;
     }
 
     /// Ends a call that was never forwarded: its counters are given back, and so is an

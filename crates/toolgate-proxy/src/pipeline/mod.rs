@@ -22,7 +22,7 @@ use crate::envelope::{id_key, Envelope, EnvelopeError, Kind, Strictness};
 use crate::gateway::Gateway;
 use crate::session::{CallPhase, InFlight, Session};
 use crate::strict_json::parse_strict;
-use crate::upstream_ids::replace_id;
+use crate::upstream_ids::{replace_id, MintRefusal};
 use crate::wire::{self, ErrorCode};
 
 pub(crate) use call::counter_records;
@@ -53,7 +53,9 @@ impl Gateway {
                 let Some(id) = envelope.id else { return };
                 let key = id_key(id);
                 if session.state.lock().request_waiting(&key) {
-                    return self.refuse_duplicate_id(session, id).await;
+                    return self
+                        .refuse_unforwardable(session, id, MintRefusal::IdInUse)
+                        .await;
                 }
                 match method {
                     "tools/call" => {
@@ -77,9 +79,9 @@ impl Gateway {
                     }
                     _ => {}
                 }
-                if !self.forward_request(session, id, &key, text).await {
+                if let Err(why) = self.forward_request(session, id, &key, text).await {
                     session.state.lock().inflight.remove(&key);
-                    self.refuse_duplicate_id(session, id).await;
+                    self.refuse_unforwardable(session, id, why).await;
                 }
             }
             // A call without an id can never be answered, so it is never forwarded: it is
@@ -108,17 +110,15 @@ impl Gateway {
     }
 
     /// Sends a client request on to the server under an id the gateway mints (see
-    /// `upstream_ids.rs`). False when the client's id is already waiting for an answer.
+    /// `upstream_ids.rs`), unless no id can be minted for it.
     pub(crate) async fn forward_request(
         &self,
         session: &Session,
         id: &RawValue,
         key: &str,
         text: &str,
-    ) -> bool {
-        let Some(upstream) = session.state.lock().upstream_ids.mint_for_client(id, key) else {
-            return false;
-        };
+    ) -> Result<(), MintRefusal> {
+        let upstream = session.state.lock().upstream_ids.mint_for_client(id, key)?;
         // `id` may be a copy (calls decided on a task of their own), so the id is found in
         // the text again rather than by position.
         match replace_id(text, id, &upstream.to_string()) {
@@ -140,15 +140,17 @@ impl Gateway {
                 session.send_to_client(reply).await;
             }
         }
-        true
+        Ok(())
     }
 
-    pub(crate) async fn refuse_duplicate_id(&self, session: &Session, id: &RawValue) {
-        let reply = wire::error_response(
-            Some(id),
-            ErrorCode::InvalidRequest,
-            "request id is already in use by a request in flight",
-        );
+    /// Answers a request that cannot go upstream (`-32600`).
+    pub(crate) async fn refuse_unforwardable(
+        &self,
+        session: &Session,
+        id: &RawValue,
+        why: MintRefusal,
+    ) {
+        let reply = wire::error_response(Some(id), ErrorCode::InvalidRequest, &why.message());
         session.send_to_client(reply).await;
     }
 
