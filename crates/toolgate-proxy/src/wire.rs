@@ -78,20 +78,20 @@ pub fn denial_result(id: &RawValue, prefix: &str, message: &str, meta: &DenialMe
             decision[k] = v.clone();
         }
     }
-    let mut response = String::with_capacity(256 + text.len());
-    response.push_str("{\"jsonrpc\":\"2.0\",\"id\":");
-    response.push_str(id.get());
-    response.push_str(",\"result\":");
-    response.push_str(
-        &json!({
-            "content": [{"type": "text", "text": text}],
-            "isError": true,
-            "_meta": {DECISION_META_KEY: decision},
-        })
-        .to_string(),
-    );
-    response.push('}');
-    response
+    tool_error_result(id, &text, decision)
+}
+
+/// A tool result with `isError` and one text block, with toolgate's decision in `_meta`.
+pub fn tool_error_result(id: &RawValue, text: &str, decision: Value) -> String {
+    let result = json!({
+        "content": [{"type": "text", "text": text}],
+        "isError": true,
+        "_meta": {DECISION_META_KEY: decision},
+    });
+    format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":{},\"result\":{result}}}",
+        id.get()
+    )
 }
 
 /// `notifications/tools/list_changed`, sent when a reload changes what the client may see.

@@ -24,15 +24,11 @@ use toolgate_state::{AdmitOutcome, ApprovalError, ApprovalRecord, ApprovalState,
 
 use super::fingerprint::{fingerprint, new_approval_id};
 use super::view::Transition;
-use super::{mode_name, Approvals};
-use crate::audit::{canonical_json, format_rfc3339_ms, AuditEvent, DecisionRecord};
+use super::Approvals;
+use crate::audit::{canonical_json, format_rfc3339_ms};
 use crate::gateway::Gateway;
-use crate::pipeline::counter_records;
+use crate::pipeline::{counter_records, CallEnd};
 use crate::session::{CallInFlight, CallPhase, InFlight, Session};
-use crate::wire::{self, DenialMeta, ErrorCode, DECISION_META_KEY};
-
-/// The first words of the answer to a call that waits for a person.
-pub const APPROVAL_PREFIX: &str = "[APPROVAL REQUIRED]";
 
 /// Store steps one call takes at most: each extra one follows a record another call used
 /// or took first, which cannot go on for long.
@@ -352,10 +348,9 @@ impl Waiting {
             Some(Some(call)) => {
                 // Cancelled while the approval was being taken: never forwarded, so the
                 // approval is given back.
-                return self
-                    .gateway
-                    .settle_unforwarded(&self.session, call, "allow", None, None, "cancelled")
-                    .await;
+                let end = CallEnd::CancelledBeforeForward;
+                self.gateway.end_call(&self.session, None, call, end).await;
+                return;
             }
             Some(None) => {
                 self.gateway.release_approval_now(&record.id).await;
@@ -375,7 +370,6 @@ impl Waiting {
                 &self.id,
                 self.key.clone(),
                 self.request.permit.clone(),
-                Arc::clone(&self.policy),
                 &self.text,
             )
             .await;
@@ -420,82 +414,17 @@ impl Waiting {
 
     /// Retry mode: the request waits; tell the agent to retry the same call later.
     async fn answer_pending(&self, record: &ApprovalRecord) {
-        let mut text = format!(
-            "{APPROVAL_PREFIX} A person must approve this call before it runs (rule \"{}\").",
-            record.rule
-        );
-        if let Some(message) = &self.request.message {
-            text.push(' ');
-            text.push_str(message.trim_end());
-        }
-        text.push_str(&format!(
-            " Approval request: {}. The tool was not called. Once the request is approved, retry exactly the same call (same tool, same arguments); the request expires at {}.",
-            record.id,
-            format_rfc3339_ms(record.expires_ms)
-        ));
-        let meta = json!({
-            "decision": "approval_required",
-            "rule": record.rule,
-            "policy": self.policy.revision,
-            "approval": {
-                "id": record.id,
-                "status": record.state.as_str(),
-                "mode": mode_name(self.request.settings.mode),
-                "expires_at": format_rfc3339_ms(record.expires_ms),
-                "expires_at_ms": record.expires_ms,
-            },
-        });
-        let reply = tool_error_result(&self.id, &text, meta);
-        self.finish("approval_required", Some(text), record, Some(reply))
-            .await;
+        let end = CallEnd::ApprovalPending {
+            record: Box::new(record.clone()),
+            mode: self.request.settings.mode,
+            note: self.request.message.clone(),
+        };
+        self.finish(end).await;
     }
 
     /// A denial (by a person), an expiry or a withdrawal: the call will not run.
     async fn answer_ended(&self, record: &ApprovalRecord) {
-        let (decision, message) = match record.state {
-            ApprovalState::Denied => (
-                "approval_denied",
-                match &record.reason {
-                    Some(reason) => format!("A person denied this call: {}", reason.trim_end()),
-                    None => "A person denied this call".to_string(),
-                },
-            ),
-            ApprovalState::Withdrawn => (
-                "approval_withdrawn",
-                match &record.reason {
-                    Some(reason) => format!(
-                        "Approval request {} was withdrawn: {}",
-                        record.id,
-                        reason.trim_end()
-                    ),
-                    None => format!("Approval request {} was withdrawn", record.id),
-                },
-            ),
-            _ => (
-                "approval_expired",
-                format!(
-                    "Nobody approved this call in time (approval request {} expired)",
-                    record.id
-                ),
-            ),
-        };
-        let meta = DenialMeta {
-            decision,
-            rule: &record.rule,
-            policy_revision: &self.policy.revision,
-            retry_after_ms: None,
-            extra: Some(json!({
-                "approval": {"id": record.id, "status": record.state.as_str()},
-            })),
-        };
-        let reply = wire::denial_result(
-            &self.id,
-            self.gateway.deny_prefix(&self.policy),
-            &message,
-            &meta,
-        );
-        // Audited as a deny: the call was refused, by a person or by the clock.
-        self.finish("deny", Some(message), record, Some(reply))
+        self.finish(CallEnd::ApprovalEnded(Box::new(record.clone())))
             .await;
     }
 
@@ -517,86 +446,23 @@ impl Waiting {
                 }
             }
         }
-        self.finish("approval_required", Some(reason.to_string()), record, None)
-            .await;
+        let end = CallEnd::ApprovalAbandoned {
+            approval: record.id.clone(),
+            reason: reason.to_string(),
+        };
+        self.finish(end).await;
     }
 
     async fn store_failed(&self, error: ApprovalError) {
         tracing::warn!(session = %self.session.id, error = %error, "approval store unavailable; call refused");
-        let message = "Approval store unavailable: this call needs a person's approval, which cannot be asked for right now, so it was refused. Try again later.";
-        let reply = wire::error_response(Some(&self.id), ErrorCode::StateUnavailable, message);
-        let entry = self.session.state.lock().inflight.remove(&self.key);
-        let Some(InFlight::Call(call)) = entry else {
-            return;
-        };
-        let cancelled = call.phase == CallPhase::CancelledBeforeForward;
-        self.record(call, "error", Some(message.to_string()), None);
-        if !cancelled {
-            self.session.send_to_client(reply).await;
-        }
+        self.finish(CallEnd::ApprovalStoreUnavailable).await;
     }
 
-    /// Ends the call without forwarding it: audit, then the answer (unless the client
-    /// cancelled, or the call was already answered because the session ended).
-    async fn finish(
-        &self,
-        decision: &'static str,
-        message: Option<String>,
-        record: &ApprovalRecord,
-        reply: Option<String>,
-    ) {
-        let entry = self.session.state.lock().inflight.remove(&self.key);
-        let Some(InFlight::Call(call)) = entry else {
-            return;
-        };
-        let cancelled = call.phase == CallPhase::CancelledBeforeForward;
-        self.record(call, decision, message, Some(record.id.clone()));
-        if let (Some(reply), false) = (reply, cancelled) {
-            self.session.send_to_client(reply).await;
-        }
-    }
-
-    fn record(
-        &self,
-        call: CallInFlight,
-        decision: &'static str,
-        message: Option<String>,
-        approval: Option<String>,
-    ) {
+    /// Ends the call without forwarding it (unless the session ended first, and with it
+    /// the call).
+    async fn finish(&self, end: CallEnd) {
         self.gateway
-            .audit
-            .record(AuditEvent::Decision(DecisionRecord {
-                session: self.session.id.clone(),
-                identity: self.session.identity.clone(),
-                tool: call.tool,
-                decision,
-                rule: call.rule,
-                message,
-                policy: call.policy,
-                counters: Vec::new(),
-                outcome: if call.phase == CallPhase::CancelledBeforeForward {
-                    "cancelled"
-                } else {
-                    "not_forwarded"
-                },
-                not_counted: false,
-                latency_us: call.started.elapsed().as_micros() as u64,
-                args_hash: call.args_hash,
-                approval,
-            }));
+            .end_unforwarded(&self.session, &self.id, &self.key, end)
+            .await;
     }
-}
-
-/// A tool result with `isError` and one text block, with toolgate's decision in `_meta`.
-fn tool_error_result(id: &RawValue, text: &str, decision: Value) -> String {
-    let result = json!({
-        "content": [{"type": "text", "text": text}],
-        "isError": true,
-        "_meta": {DECISION_META_KEY: decision},
-    });
-    format!(
-        "{{\"jsonrpc\":\"2.0\",\"id\":{},\"result\":{}}}",
-        id.get(),
-        result
-    )
 }

@@ -36,8 +36,7 @@ pub struct DecisionRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
     pub tool: String,
-    /// `allow`, `deny`, `hidden`, `approval_required`, or `error` (refused before a decision).
-    pub decision: &'static str,
+    pub decision: AuditDecision,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -45,9 +44,7 @@ pub struct DecisionRecord {
     pub policy: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub counters: Vec<CounterRecord>,
-    /// What happened upstream: `result`, `tool_error`, `error`, `timeout`, `cancelled`,
-    /// `upstream_gone`, or `not_forwarded`.
-    pub outcome: &'static str,
+    pub outcome: Outcome,
     /// True when the store was unreachable and fail-open let the call through uncounted.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub not_counted: bool,
@@ -57,6 +54,39 @@ pub struct DecisionRecord {
     /// The approval request the call waited on or consumed (`apr_…`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval: Option<String>,
+}
+
+/// What the gateway decided about a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditDecision {
+    Allow,
+    /// Refused by a rule, a limit, or a person (an approval denied, withdrawn or expired).
+    Deny,
+    /// A hidden or unlisted tool, answered as unknown.
+    Hidden,
+    ApprovalRequired,
+    /// A call that reads differently to different readers; never decided.
+    Ambiguous,
+    /// Refused before a decision could be carried out (a store unreachable, no id to forward
+    /// under).
+    Error,
+}
+
+/// What became of a call upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The server answered with a result.
+    Result,
+    /// The server answered with a result that says `isError: true`.
+    ToolError,
+    /// The server answered with a JSON-RPC error.
+    Error,
+    Timeout,
+    Cancelled,
+    UpstreamGone,
+    NotForwarded,
 }
 
 /// Everything that goes into the log.

@@ -18,12 +18,13 @@ use serde_json::Value;
 use toolgate_policy::{Call, Decision, Permit, Policy};
 use toolgate_state::{ReserveItem, ReserveOutcome};
 
-use crate::audit::{AuditEvent, CounterRecord, DecisionRecord};
+use super::call_end::CallEnd;
+use crate::audit::CounterRecord;
 use crate::gateway::{FailMode, Gateway};
 use crate::session::{CallInFlight, CallPhase, InFlight, Session};
 use crate::strict_json::{parse_strict, StrictJsonError};
 use crate::upstream_ids::{id_in, span_of, MintRefusal};
-use crate::wire::{self, DenialMeta, ErrorCode};
+use crate::wire::{self, ErrorCode};
 use toolgate_policy::fold::fold;
 
 /// What becomes of a call once its counters are reserved.
@@ -149,126 +150,68 @@ impl Gateway {
         };
         let decision = policy.decide_in_category(&call, category);
         let args_hash = self.hasher.as_ref().map(|h| h.hash(&params.arguments));
-        let record = |decision: &'static str, rule: Option<String>, message: Option<String>| {
-            DecisionRecord {
-                session: session.id.clone(),
-                identity: session.identity.clone(),
-                tool: params.tool.clone(),
-                decision,
-                rule,
-                message,
-                policy: policy.revision.clone(),
-                counters: Vec::new(),
-                outcome: "not_forwarded",
-                not_counted: false,
-                latency_us: started.elapsed().as_micros() as u64,
-                args_hash: args_hash.clone(),
-                approval: None,
-            }
+        let mut in_flight = CallInFlight {
+            tool: params.tool.clone(),
+            rule: None,
+            policy: policy.revision.clone(),
+            started,
+            ticket: None,
+            counters: Vec::new(),
+            args_hash,
+            not_counted: false,
+            approval: None,
+            phase: CallPhase::Admitting,
+            deadline: started + self.options.call_timeout,
         };
-
-        let permit = match decision {
+        let refused = match decision {
+            Decision::Allow(permit) => Ok(permit),
             Decision::Ambiguous(message) => {
                 tracing::warn!(session = %session.id, %message, "refused an ambiguous tools/call");
-                self.audit.record(AuditEvent::Decision(record(
-                    "ambiguous",
-                    None,
-                    Some(message.clone()),
-                )));
-                let reply = wire::error_response(
-                    Some(id),
-                    ErrorCode::InvalidRequest,
-                    &format!("Invalid request: {message}"),
-                );
-                return session.send_to_client(reply).await;
+                Err(CallEnd::Ambiguous(message))
             }
-            Decision::Hidden => {
-                self.audit
-                    .record(AuditEvent::Decision(record("hidden", None, None)));
-                return session
-                    .send_to_client(wire::unknown_tool(id, &params.tool))
-                    .await;
-            }
-            Decision::Deny(denial) => {
-                let meta = DenialMeta {
-                    decision: "deny",
-                    rule: &denial.rule,
-                    policy_revision: &policy.revision,
-                    retry_after_ms: None,
-                    extra: None,
-                };
-                let reply =
-                    wire::denial_result(id, self.deny_prefix(&policy), &denial.message, &meta);
-                self.audit.record(AuditEvent::Decision(record(
-                    "deny",
-                    Some(denial.rule),
-                    Some(denial.message),
-                )));
-                return session.send_to_client(reply).await;
-            }
+            Decision::Hidden => Err(CallEnd::Hidden),
+            Decision::Deny(denial) => Err(CallEnd::Denied {
+                rule: denial.rule,
+                message: denial.message,
+                retry_after_ms: None,
+            }),
             Decision::ApprovalRequired(request) if self.options.approvals.is_some() => {
                 let call = crate::approvals::ApprovalCall {
-                    tool: params.tool.clone(),
-                    arguments: params.arguments.clone(),
+                    tool: params.tool,
+                    arguments: params.arguments,
                     started,
-                    args_hash: args_hash.clone(),
+                    args_hash: in_flight.args_hash,
                 };
                 return self
                     .require_approval(session, id, key, request, call, policy, text)
                     .await;
             }
             Decision::ApprovalRequired(request) => {
-                let message = "This call requires human approval, and approvals are not configured on this gateway";
-                let meta = DenialMeta {
-                    decision: "approval_required",
-                    rule: &request.rule,
-                    policy_revision: &policy.revision,
-                    retry_after_ms: None,
-                    extra: None,
-                };
-                let reply = wire::denial_result(id, self.deny_prefix(&policy), message, &meta);
-                self.audit.record(AuditEvent::Decision(record(
-                    "approval_required",
-                    Some(request.rule),
-                    Some(message.to_string()),
-                )));
-                return session.send_to_client(reply).await;
+                Err(CallEnd::ApprovalsNotConfigured { rule: request.rule })
             }
-            Decision::Allow(permit) => permit,
         };
-
-        let counters = counter_records(&permit);
-        let in_flight = CallInFlight {
-            tool: params.tool.clone(),
-            rule: None,
-            policy: policy.revision.clone(),
-            started,
-            ticket: None,
-            counters,
-            args_hash,
-            not_counted: false,
-            approval: None,
-            phase: if permit.reservations.is_empty() {
-                CallPhase::Forwarded
-            } else {
-                CallPhase::Admitting
-            },
-            deadline: started + self.options.call_timeout,
+        let permit = match refused {
+            Ok(permit) => permit,
+            Err(end) => return self.finish_call(session, id, in_flight, end).await,
         };
+        in_flight.counters = counter_records(&permit);
+        if permit.reservations.is_empty() {
+            in_flight.phase = CallPhase::Forwarded;
+        }
         let registered = {
             let mut state = session.state.lock();
-            let free = !state.request_waiting(&key);
-            if free {
+            if state.request_waiting(&key) {
+                Err(in_flight)
+            } else {
                 state
                     .inflight
                     .insert(key.clone(), InFlight::Call(in_flight));
+                Ok(())
             }
-            free
         };
-        if !registered {
-            return self
-                .refuse_unforwardable(session, id, MintRefusal::IdInUse)
-                .await;
+        if let Err(in_flight) = registered {
+            let end = CallEnd::Unforwardable(MintRefusal::IdInUse);
+            return self.finish_call(session, id, in_flight, end).await;
         }
         if permit.reservations.is_empty() {
             return self.forward_call(session, id, &key, text).await;
@@ -283,7 +226,7 @@ impl Gateway {
             // replaces it in place instead of reading the message again.
             let id = id_in(&text, id_span).unwrap_or(&id);
             gateway
-                .reserve_and_forward(&session, id, key, permit, policy, &text)
+                .reserve_and_forward(&session, id, key, permit, &text)
                 .await;
         });
     }
@@ -294,7 +237,6 @@ impl Gateway {
         id: &RawValue,
         key: String,
         permit: Permit,
-        policy: Arc<Policy>,
         text: &str,
     ) {
         let items: Vec<ReserveItem> = permit
@@ -311,54 +253,22 @@ impl Gateway {
         let ticket = match outcome {
             Ok(ReserveOutcome::Reserved(ticket)) => Some(ticket),
             Ok(ReserveOutcome::Exceeded { index, .. }) => {
-                let Some(InFlight::Call(call)) = session.state.lock().inflight.remove(&key) else {
-                    return;
-                };
                 let Some(limit) = permit.reservations.get(index) else {
                     return;
                 };
                 let now = self.clock.now_ms();
-                let retry_after_ms = limit.window.start_of(now) + limit.window.length_ms - now;
-                let meta = DenialMeta {
-                    decision: "deny",
-                    rule: &limit.rule,
-                    policy_revision: &policy.revision,
-                    retry_after_ms: Some(retry_after_ms),
-                    extra: None,
+                let end = CallEnd::Denied {
+                    rule: limit.rule.clone(),
+                    message: limit.message.clone(),
+                    retry_after_ms: Some(limit.window.start_of(now) + limit.window.length_ms - now),
                 };
-                let reply =
-                    wire::denial_result(id, self.deny_prefix(&policy), &limit.message, &meta);
-                self.settle_unforwarded(
-                    session,
-                    call,
-                    "deny",
-                    Some(limit.rule.clone()),
-                    Some(limit.message.clone()),
-                    "not_forwarded",
-                )
-                .await;
-                return session.send_to_client(reply).await;
+                return self.end_unforwarded(session, id, &key, end).await;
             }
             Err(error) => match self.options.fail_mode {
                 FailMode::Closed => {
-                    let Some(InFlight::Call(call)) = session.state.lock().inflight.remove(&key)
-                    else {
-                        return;
-                    };
                     tracing::warn!(session = %session.id, %error, "counter store unavailable; call refused (fail-closed)");
-                    let message = "State backend unavailable: this call needs a rate or budget counter and cannot be counted right now, so it was refused. Try again later.";
-                    self.settle_unforwarded(
-                        session,
-                        call,
-                        "error",
-                        None,
-                        Some(message.to_string()),
-                        "not_forwarded",
-                    )
-                    .await;
-                    let reply =
-                        wire::error_response(Some(id), ErrorCode::StateUnavailable, message);
-                    return session.send_to_client(reply).await;
+                    let end = CallEnd::CounterStoreUnavailable;
+                    return self.end_unforwarded(session, id, &key, end).await;
                 }
                 FailMode::Open => {
                     tracing::warn!(session = %session.id, %error, "counter store unavailable; call forwarded uncounted (fail-open)");
@@ -389,7 +299,7 @@ impl Gateway {
             AfterReserving::Forward => self.forward_call(session, id, &key, text).await,
             AfterReserving::Cancelled(mut call) => {
                 call.ticket = ticket;
-                self.settle_unforwarded(session, call, "allow", None, None, "cancelled")
+                self.end_call(session, None, call, CallEnd::CancelledBeforeForward)
                     .await;
             }
             AfterReserving::Gone => {
@@ -410,64 +320,38 @@ impl Gateway {
         key: &str,
         text: &str,
     ) {
-        let Err(why) = self.forward_request(session, id, key, text).await else {
-            return;
-        };
-        let call = match session.state.lock().inflight.remove(key) {
-            Some(InFlight::Call(call)) => call,
-            _ => return,
-        };
-        self.settle_unforwarded(session, call, "error", None, None, "not_forwarded")
-            .await;
-        self.refuse_unforwardable(session, id, why).await;
+        if let Err(why) = self.forward_request(session, id, key, text).await {
+            self.end_unforwarded(session, id, key, CallEnd::Unforwardable(why))
+                .await;
+        }
     }
 
-    /// Ends a call that was never forwarded: its counters are given back, and so is an
-    /// approval it consumed (once forwarded, a call's approval stays consumed whatever the
-    /// answer: the server may have run the tool). Then the audit line.
-    pub(crate) async fn settle_unforwarded(
+    /// Ends a registered call that was not forwarded, if it is still in flight (the server
+    /// going away may have ended it already).
+    pub(crate) async fn end_unforwarded(
         &self,
         session: &Session,
-        call: CallInFlight,
-        decision: &'static str,
-        rule: Option<String>,
-        message: Option<String>,
-        outcome: &'static str,
+        id: &RawValue,
+        key: &str,
+        end: CallEnd,
     ) {
-        if let Some(ticket) = &call.ticket {
-            self.rollback(ticket).await;
+        let entry = session.state.lock().inflight.remove(key);
+        if let Some(InFlight::Call(call)) = entry {
+            self.finish_call(session, id, call, end).await;
         }
-        if let Some(approval) = &call.approval {
-            self.release_approval(approval.to_string());
-        }
-        self.record_settled(session, call, decision, rule, message, outcome);
     }
 
-    /// Writes the audit line of a call that has ended.
-    pub(crate) fn record_settled(
+    /// Ends a call and sends the client its answer.
+    pub(crate) async fn finish_call(
         &self,
         session: &Session,
+        id: &RawValue,
         call: CallInFlight,
-        decision: &'static str,
-        rule: Option<String>,
-        message: Option<String>,
-        outcome: &'static str,
+        end: CallEnd,
     ) {
-        self.audit.record(AuditEvent::Decision(DecisionRecord {
-            session: session.id.clone(),
-            identity: session.identity.clone(),
-            tool: call.tool,
-            decision,
-            rule: rule.or(call.rule),
-            message,
-            policy: call.policy,
-            counters: call.counters,
-            outcome,
-            not_counted: call.not_counted,
-            latency_us: call.started.elapsed().as_micros() as u64,
-            args_hash: call.args_hash,
-            approval: call.approval.map(String::from),
-        }));
+        if let Some(answer) = self.end_call(session, Some(id), call, end).await {
+            session.send_to_client(answer).await;
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 //! looked into; everything else passes byte for byte.
 
 mod call;
+mod call_end;
 mod categories;
 mod initialize;
 mod server;
@@ -26,6 +27,7 @@ use crate::upstream_ids::{replace_id, MintRefusal};
 use crate::wire::{self, ErrorCode};
 
 pub(crate) use call::counter_records;
+pub(crate) use call_end::CallEnd;
 pub use initialize::patch_initialize_result;
 pub use tools_list::filter_tools_page;
 

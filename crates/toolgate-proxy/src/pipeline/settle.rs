@@ -8,13 +8,14 @@
 //! (`upstream_ids.rs`). Calls that were never forwarded roll back and give their approval
 //! back.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::value::RawValue;
 use toolgate_state::Ticket;
 
+use super::call_end::{CallEnd, ServerAnswer};
 use crate::gateway::Gateway;
 use crate::session::{CallInFlight, CallPhase, InFlight, Session};
 use crate::wire::{self, ErrorCode};
@@ -24,7 +25,7 @@ use crate::wire::{self, ErrorCode};
 const ANSWER_WHEN_GONE_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Gateway {
-    /// The server answered a call.
+    /// The server answered a call; the answer itself is relayed.
     pub(crate) async fn settle_call(
         &self,
         session: &Session,
@@ -32,21 +33,15 @@ impl Gateway {
         is_error: bool,
         result: Option<&RawValue>,
     ) {
-        let tool_error = result.is_some_and(|r| result_is_error(r.get()));
-        let counts = !is_error && (!tool_error || self.options.count_error_results);
-        if let Some(ticket) = &call.ticket {
-            if counts {
-                self.commit(ticket).await;
-            } else {
-                self.rollback(ticket).await;
-            }
-        }
-        let outcome = match (is_error, tool_error) {
-            (true, _) => "error",
-            (false, true) => "tool_error",
-            (false, false) => "result",
+        let answer = if is_error {
+            ServerAnswer::Error
+        } else if result.is_some_and(|r| result_is_error(r.get())) {
+            ServerAnswer::ToolError
+        } else {
+            ServerAnswer::Result
         };
-        self.record_settled(session, call, "allow", None, None, outcome);
+        self.end_call(session, None, call, CallEnd::Answered(answer))
+            .await;
     }
 
     pub(crate) async fn commit(&self, ticket: &Ticket) {
@@ -70,44 +65,26 @@ impl Gateway {
             (entries, state.upstream_ids.drain_clients())
         };
         let mut ids: HashMap<String, Box<RawValue>> = waiting.into_iter().collect();
-        let mut silent = HashSet::new();
+        let mut answers = Vec::new();
         for (key, entry) in entries {
+            // A call's id as the client wrote it; one not minted yet is read back from its key.
+            let id = ids
+                .remove(&key)
+                .or_else(|| RawValue::from_string(key.clone()).ok());
             let InFlight::Call(call) = entry else {
+                answers.extend(id.map(|id| gone_answer(&id, reason)));
                 continue;
             };
-            let forwarded = matches!(
-                call.phase,
-                CallPhase::Forwarded | CallPhase::CancelledAfterForward
-            );
-            if matches!(
-                call.phase,
-                CallPhase::CancelledAfterForward | CallPhase::CancelledBeforeForward
-            ) {
-                silent.insert(key.clone());
-            }
-            let message = Some(reason.to_string());
-            if forwarded {
-                if let Some(ticket) = &call.ticket {
-                    self.commit(ticket).await;
-                }
-                self.record_settled(session, call, "allow", None, message, "upstream_gone");
-            } else {
-                // Not minted yet: answer with the id as the client wrote it, read back.
-                if let Ok(id) = RawValue::from_string(key.clone()) {
-                    ids.entry(key).or_insert(id);
-                }
-                self.settle_unforwarded(session, call, "allow", None, message, "upstream_gone")
-                    .await;
-            }
+            // A call its client cancelled is not answered.
+            let id = id.filter(|_| call.phase != CallPhase::CancelledAfterForward);
+            let end = CallEnd::UpstreamGone(reason.to_string());
+            answers.extend(self.end_call(session, id.as_deref(), call, end).await);
         }
+        answers.extend(ids.values().map(|id| gone_answer(id, reason)));
         // A client that does not read must not hold up shutdown: the answers get a few
         // seconds in all, then the rest are dropped.
         let deadline = tokio::time::Instant::now() + ANSWER_WHEN_GONE_WITHIN;
-        for (key, id) in ids {
-            if silent.contains(&key) {
-                continue;
-            }
-            let answer = wire::error_response(Some(&id), ErrorCode::UpstreamGone, reason);
+        for answer in answers {
             if tokio::time::timeout_at(deadline, session.send_to_client(answer))
                 .await
                 .is_err()
@@ -143,34 +120,19 @@ impl Gateway {
                 .collect()
         };
         for (call, upstream, client_id) in expired {
-            if let Some(ticket) = &call.ticket {
-                self.commit(ticket).await;
-            }
-            let cancelled = call.phase == CallPhase::CancelledAfterForward;
-            let timeout = self.options.call_timeout;
-            self.record_settled(
-                session,
-                call,
-                "allow",
-                None,
-                None,
-                if cancelled { "cancelled" } else { "timeout" },
-            );
-            if cancelled {
+            // A cancelled call's grace ran out: the client was told nothing more would come,
+            // and the server was already told to cancel.
+            if call.phase == CallPhase::CancelledAfterForward {
+                self.end_call(session, None, call, CallEnd::CancelledAfterForward)
+                    .await;
                 continue;
             }
-            if let Some(id) = &client_id {
-                let message = format!(
-                    "The server did not answer within {} s. The call counts against its limits: the server may have run it.",
-                    timeout.as_secs()
-                );
-                session
-                    .send_to_client(wire::error_response(
-                        Some(id),
-                        ErrorCode::UpstreamTimeout,
-                        &message,
-                    ))
-                    .await;
+            let end = CallEnd::Timeout(self.options.call_timeout);
+            if let Some(answer) = self
+                .end_call(session, client_id.as_deref(), call, end)
+                .await
+            {
+                session.send_to_client(answer).await;
             }
             if let Some(upstream) = upstream {
                 let _ = session
@@ -197,6 +159,11 @@ impl Gateway {
             }
         })
     }
+}
+
+/// The answer to a request left waiting when the server went away.
+fn gone_answer(id: &RawValue, reason: &str) -> String {
+    wire::error_response(Some(id), ErrorCode::UpstreamGone, reason)
 }
 
 /// Whether a tool result says `isError: true`, read without parsing the whole result.
