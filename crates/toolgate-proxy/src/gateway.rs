@@ -10,6 +10,7 @@ use toolgate_policy::Policy;
 use toolgate_state::{Clock, CounterStore};
 
 use crate::audit::{ArgsHasher, AuditEvent, AuditSink};
+use crate::message::ToClient;
 use crate::session::Session;
 use crate::wire;
 
@@ -172,7 +173,7 @@ impl Gateway {
                 tokio::spawn(async move {
                     let _ = tokio::time::timeout(
                         std::time::Duration::from_secs(30),
-                        session.send_to_client(wire::tools_list_changed()),
+                        session.send_to_client(ToClient::notice(wire::tools_list_changed())),
                     )
                     .await;
                 });

@@ -14,6 +14,7 @@ pub mod envelope;
 pub mod framing;
 pub mod gateway;
 pub mod http;
+pub mod message;
 pub mod pipeline;
 pub mod reload;
 pub mod secret_file;

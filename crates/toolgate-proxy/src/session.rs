@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use toolgate_state::Ticket;
 
 use crate::audit::CounterRecord;
+use crate::message::{ToClient, ToServer};
 
 /// One client session. Transports create it with the two channels they drain.
 pub struct Session {
@@ -18,8 +19,8 @@ pub struct Session {
     /// sessionless (2026-07-28) requests, which have no session to count in and are counted
     /// per identity instead (see docs/POLICY.md, "Scopes").
     pub counter_session: String,
-    pub(crate) to_client: mpsc::Sender<String>,
-    pub(crate) to_server: mpsc::Sender<String>,
+    pub(crate) to_client: mpsc::Sender<ToClient>,
+    pub(crate) to_server: mpsc::Sender<ToServer>,
     pub(crate) state: Mutex<SessionState>,
 }
 
@@ -87,8 +88,8 @@ pub const CHANNEL_DEPTH: usize = 1024;
 /// A new session and the receiving ends of its two channels (to the client, to the server).
 pub struct SessionChannels {
     pub session: std::sync::Arc<Session>,
-    pub to_client: mpsc::Receiver<String>,
-    pub to_server: mpsc::Receiver<String>,
+    pub to_client: mpsc::Receiver<ToClient>,
+    pub to_server: mpsc::Receiver<ToServer>,
 }
 
 impl Session {
@@ -129,8 +130,8 @@ impl Session {
     pub fn new(
         id: String,
         identity: Option<String>,
-        to_client: mpsc::Sender<String>,
-        to_server: mpsc::Sender<String>,
+        to_client: mpsc::Sender<ToClient>,
+        to_server: mpsc::Sender<ToServer>,
     ) -> Session {
         Session {
             counter_session: id.clone(),
@@ -144,11 +145,11 @@ impl Session {
 
     /// Sends a message to the client; a closed client is not an error here (the transport
     /// notices and shuts the session down).
-    pub(crate) async fn send_to_client(&self, message: String) {
+    pub(crate) async fn send_to_client(&self, message: ToClient) {
         let _ = self.to_client.send(message).await;
     }
 
-    pub(crate) async fn send_to_server(&self, message: String) -> bool {
+    pub(crate) async fn send_to_server(&self, message: ToServer) -> bool {
         self.to_server.send(message).await.is_ok()
     }
 

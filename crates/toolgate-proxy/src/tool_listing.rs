@@ -94,7 +94,7 @@ pub async fn list_tools(
 struct Conversation {
     gateway: Arc<Gateway>,
     session: Arc<Session>,
-    from_server: mpsc::Receiver<String>,
+    from_server: mpsc::Receiver<crate::message::ToClient>,
     next_id: u64,
     timeout: Duration,
 }
@@ -164,11 +164,12 @@ impl Conversation {
             .await;
         let deadline = tokio::time::Instant::now() + self.timeout;
         loop {
-            let text = tokio::time::timeout_at(deadline, self.from_server.recv())
+            let received = tokio::time::timeout_at(deadline, self.from_server.recv())
                 .await
                 .map_err(|_| ListingError::Timeout(method, self.timeout.as_secs()))?
                 .ok_or(ListingError::Closed(method))?;
-            let Ok(message) = serde_json::from_str::<Value>(&text) else {
+            // This is the client's side of the conversation: it reads what it receives.
+            let Ok(message) = serde_json::from_str::<Value>(&received.text) else {
                 continue;
             };
             if message.get("method").is_some() {

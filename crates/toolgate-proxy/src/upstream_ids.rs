@@ -15,12 +15,11 @@
 //! reads and writes back exactly.
 
 use std::collections::{HashMap, VecDeque};
-use std::ops::Range;
 
 use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 
-use crate::envelope::{Envelope, Strictness};
+use crate::message::ServerMessage;
 
 /// How many ended requests (timed out, cancelled) a session remembers so that their late
 /// answers are recognised; older ones are forgotten and their answers dropped as unknown.
@@ -58,7 +57,7 @@ pub(crate) enum Pending {
     /// A client's request; its answer goes back with the client's own id.
     Client { id: Box<RawValue>, key: String },
     /// The gateway's own request; its answer goes to the waiting task.
-    Internal(oneshot::Sender<String>),
+    Internal(oneshot::Sender<ServerMessage>),
 }
 
 /// What the answer with a given upstream id is.
@@ -106,7 +105,7 @@ impl UpstreamIds {
     }
 
     /// Mints an id for a request of the gateway's own.
-    pub fn mint_internal(&mut self, waiter: oneshot::Sender<String>) -> u64 {
+    pub fn mint_internal(&mut self, waiter: oneshot::Sender<ServerMessage>) -> u64 {
         let upstream = self.mint();
         self.pending.insert(upstream, Pending::Internal(waiter));
         upstream
@@ -190,51 +189,11 @@ impl UpstreamIds {
     }
 }
 
-/// `text` (one JSON-RPC message) with its id `id` replaced by `new`. `id` is usually a slice
-/// of `text` (the envelope reader borrows it); when it is a copy (a call decided on a task of
-/// its own), the id is found in the text again.
-pub(crate) fn replace_id(text: &str, id: &RawValue, new: &str) -> Option<String> {
-    if span_of(text, id.get()).is_some() {
-        return Some(replace_slice(text, id, new));
-    }
-    let envelope = Envelope::parse(text, Strictness::Lenient).ok()?;
-    Some(replace_slice(text, envelope.id?, new))
-}
-
-/// Where `part` lies in `text`, when it is a slice of it.
-pub(crate) fn span_of(text: &str, part: &str) -> Option<Range<usize>> {
-    let start = (part.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
-    let end = start.checked_add(part.len())?;
-    (end <= text.len()).then_some(start..end)
-}
-
-/// The id at `span` of `text` (a span [`span_of`] found in another copy of the same text),
-/// as a slice of `text`.
-pub(crate) fn id_in(text: &str, span: Option<Range<usize>>) -> Option<&RawValue> {
-    serde_json::from_str(text.get(span?)?).ok()
-}
-
-/// `text` with the JSON value `old` (a slice of `text`, as the envelope reader returns it)
-/// replaced by `new`.
-pub(crate) fn replace_slice(text: &str, old: &RawValue, new: &str) -> String {
-    match span_of(text, old.get()) {
-        Some(span) => {
-            let mut out = String::with_capacity(text.len() + new.len());
-            out.push_str(&text[..span.start]);
-            out.push_str(new);
-            out.push_str(&text[span.end..]);
-            out
-        }
-        // Not a slice of `text`: a caller bug; keep the message well-formed regardless.
-        None => text.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::envelope::id_key;
+    use crate::message::id_key_of;
 
     fn raw(text: &str) -> Box<RawValue> {
         RawValue::from_string(text.to_string()).unwrap()
@@ -302,9 +261,9 @@ mod tests {
         let mut ids = UpstreamIds::default();
         let a = ids.mint_for_client(&raw("1"), "1").unwrap();
         let answer = format!(r#"{{"jsonrpc":"2.0","id":{a}.0,"result":{{}}}}"#);
-        let envelope = Envelope::parse(&answer, Strictness::Lenient).unwrap();
+        let message = ServerMessage::read(answer).unwrap();
         assert!(matches!(
-            ids.answer(&id_key(envelope.id.unwrap())),
+            ids.answer(&id_key_of(message.id().unwrap())),
             Answer::Pending(_)
         ));
     }
@@ -319,20 +278,5 @@ mod tests {
         }
         assert_eq!(ids.ended.len(), REMEMBERED_ENDED);
         assert!(matches!(ids.answer("1"), Answer::Unknown));
-    }
-
-    #[test]
-    fn slices_are_replaced_in_place() {
-        let text = r#"{"jsonrpc":"2.0","id":"abc","method":"ping"}"#;
-        let envelope = Envelope::parse(text, Strictness::Strict).unwrap();
-        assert_eq!(
-            replace_slice(text, envelope.id.unwrap(), "42"),
-            r#"{"jsonrpc":"2.0","id":42,"method":"ping"}"#
-        );
-        let copy = envelope.id.unwrap().to_owned();
-        assert_eq!(
-            replace_id(text, &copy, "7").as_deref(),
-            Some(r#"{"jsonrpc":"2.0","id":7,"method":"ping"}"#)
-        );
     }
 }

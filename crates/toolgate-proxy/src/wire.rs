@@ -44,8 +44,13 @@ pub fn unknown_tool(id: &RawValue, tool: &str) -> String {
     error_response(
         Some(id),
         ErrorCode::InvalidParams,
-        &format!("Unknown tool: {tool}"),
+        &unknown_tool_message(tool),
     )
+}
+
+/// The words of [`unknown_tool`].
+pub fn unknown_tool_message(tool: &str) -> String {
+    format!("Unknown tool: {tool}")
 }
 
 /// What the decision meta of a denial carries.

@@ -394,7 +394,8 @@ async fn without_approvals_configured_the_call_is_refused() {
     gateway
         .from_client(&session, call(1, "write_file", WRITE))
         .await;
-    let reply: serde_json::Value = serde_json::from_str(&client_rx.recv().await.unwrap()).unwrap();
+    let reply: serde_json::Value =
+        serde_json::from_str(&client_rx.recv().await.unwrap().text).unwrap();
     assert!(first_text(&reply).contains("approvals are not configured"));
     assert!(server_rx.try_recv().is_err());
 }
@@ -444,7 +445,7 @@ async fn two_gateways_sharing_a_state_file_use_one_approval_once() {
             tokio::select! {
                 m = g.server_rx.recv() => { assert!(m.is_some()); forwarded += 1; }
                 m = g.client_rx.recv() => {
-                    let v: serde_json::Value = serde_json::from_str(&m.unwrap()).unwrap();
+                    let v: serde_json::Value = serde_json::from_str(&m.unwrap().text).unwrap();
                     assert_eq!(decision(&v)["decision"], "approval_required", "{v}");
                     asked += 1;
                 }

@@ -46,7 +46,7 @@ fn forwarded(
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         let mut out = Vec::new();
         while let Ok(message) = server_rx.try_recv() {
-            out.push(message);
+            out.push(message.text);
         }
         out
     })

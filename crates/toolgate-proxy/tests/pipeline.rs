@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use toolgate_proxy::message::{ToClient, ToServer};
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -34,8 +35,8 @@ struct Harness {
     gateway: Arc<Gateway>,
     session: Arc<Session>,
     store: Arc<MemoryStore>,
-    client_rx: mpsc::Receiver<String>,
-    server_rx: mpsc::Receiver<String>,
+    client_rx: mpsc::Receiver<ToClient>,
+    server_rx: mpsc::Receiver<ToServer>,
 }
 
 fn harness_with(
@@ -88,12 +89,14 @@ impl Harness {
             .await
             .unwrap()
             .unwrap()
+            .text
     }
     async fn next_to_client(&mut self) -> Value {
         let text = tokio::time::timeout(Duration::from_secs(2), self.client_rx.recv())
             .await
             .unwrap()
-            .unwrap();
+            .unwrap()
+            .text;
         serde_json::from_str(&text).unwrap()
     }
     fn nothing_to_server(&mut self) {
@@ -518,7 +521,7 @@ tools:
         let forwarded = tokio::time::timeout(Duration::from_millis(500), to_server.recv()).await;
         let denied = to_client
             .try_recv()
-            .is_ok_and(|m| m.contains("POLICY DENIED"));
+            .is_ok_and(|m| m.text.contains("POLICY DENIED"));
         answers.push((identity, forwarded.is_ok(), denied));
     }
     assert_eq!(

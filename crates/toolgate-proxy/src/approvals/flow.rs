@@ -16,7 +16,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use toolgate_policy::ir::ApprovalMode;
 use toolgate_policy::{ApprovalRequest, Policy};
@@ -27,6 +26,7 @@ use super::view::Transition;
 use super::Approvals;
 use crate::audit::{canonical_json, format_rfc3339_ms};
 use crate::gateway::Gateway;
+use crate::message::{ClientRequest, ToClient};
 use crate::pipeline::{counter_records, CallEnd};
 use crate::session::{CallInFlight, CallPhase, InFlight, Session};
 
@@ -43,6 +43,8 @@ pub(crate) struct ApprovalCall {
     pub arguments: Value,
     pub started: Instant,
     pub args_hash: Option<String>,
+    /// `params._meta.progressToken`, for progress while the call is held.
+    pub progress_token: Option<Value>,
 }
 
 impl Gateway {
@@ -52,12 +54,10 @@ impl Gateway {
     pub(crate) async fn require_approval(
         self: &Arc<Self>,
         session: &Arc<Session>,
-        id: &RawValue,
-        key: String,
+        message: ClientRequest,
         request: ApprovalRequest,
         call: ApprovalCall,
         policy: Arc<Policy>,
-        text: &str,
     ) {
         let Some(approvals) = self.options.approvals.clone() else {
             return;
@@ -79,32 +79,18 @@ impl Gateway {
             .state
             .lock()
             .inflight
-            .insert(key.clone(), InFlight::Call(in_flight));
+            .insert(message.key.clone(), InFlight::Call(in_flight));
         let waiting = Waiting {
             gateway: Arc::clone(self),
             approvals,
             session: Arc::clone(session),
-            id: id.to_owned(),
-            key,
-            progress_token: progress_token(text),
-            text: text.to_string(),
+            message,
             request,
             call,
             policy,
         };
         tokio::spawn(waiting.run());
     }
-}
-
-/// `params._meta.progressToken` of the request, if the client sent one.
-fn progress_token(text: &str) -> Option<Value> {
-    let message: Value = serde_json::from_str(text).ok()?;
-    message
-        .get("params")?
-        .get("_meta")?
-        .get("progressToken")
-        .filter(|t| t.is_string() || t.is_number())
-        .cloned()
 }
 
 /// How a held call's wait ended.
@@ -130,10 +116,8 @@ struct Waiting {
     gateway: Arc<Gateway>,
     approvals: Arc<Approvals>,
     session: Arc<Session>,
-    id: Box<RawValue>,
-    key: String,
-    progress_token: Option<Value>,
-    text: String,
+    /// The call as the client sent it.
+    message: ClientRequest,
     request: ApprovalRequest,
     call: ApprovalCall,
     policy: Arc<Policy>,
@@ -248,7 +232,7 @@ impl Waiting {
                 }
                 Some(_) => {}
             }
-            if let Some(token) = &self.progress_token {
+            if let Some(token) = &self.call.progress_token {
                 if Instant::now() >= next_progress {
                     progress += 1;
                     next_progress = Instant::now() + options.progress_interval;
@@ -265,7 +249,9 @@ impl Waiting {
                             ),
                         },
                     });
-                    self.session.send_to_client(note.to_string()).await;
+                    self.session
+                        .send_to_client(ToClient::notice(note.to_string()))
+                        .await;
                 }
             }
             match self.approvals.store.get(&record.id).await {
@@ -311,7 +297,7 @@ impl Waiting {
     }
 
     fn phase(&self) -> Option<CallPhase> {
-        match self.session.state.lock().inflight.get(&self.key) {
+        match self.session.state.lock().inflight.get(&self.message.key) {
             Some(InFlight::Call(call)) => Some(call.phase),
             _ => None,
         }
@@ -324,7 +310,7 @@ impl Waiting {
         let no_counters = self.request.permit.reservations.is_empty();
         let cancelled = {
             let mut state = self.session.state.lock();
-            match state.inflight.get_mut(&self.key) {
+            match state.inflight.get_mut(&self.message.key) {
                 Some(InFlight::Call(call)) if call.phase == CallPhase::Admitting => {
                     call.approval = Some(record.id.as_str().into());
                     // The wait for a person is not the server's time to answer.
@@ -334,7 +320,7 @@ impl Waiting {
                     }
                     None
                 }
-                Some(InFlight::Call(_)) => match state.inflight.remove(&self.key) {
+                Some(InFlight::Call(_)) => match state.inflight.remove(&self.message.key) {
                     Some(InFlight::Call(mut call)) => {
                         call.approval = Some(record.id.as_str().into());
                         Some(Some(call))
@@ -361,17 +347,11 @@ impl Waiting {
         if no_counters {
             return self
                 .gateway
-                .forward_call(&self.session, &self.id, &self.key, &self.text)
+                .forward_call(&self.session, &self.message)
                 .await;
         }
         self.gateway
-            .reserve_and_forward(
-                &self.session,
-                &self.id,
-                self.key.clone(),
-                self.request.permit.clone(),
-                &self.text,
-            )
+            .reserve_and_forward(&self.session, &self.message, self.request.permit.clone())
             .await;
     }
 
@@ -462,7 +442,7 @@ impl Waiting {
     /// the call).
     async fn finish(&self, end: CallEnd) {
         self.gateway
-            .end_unforwarded(&self.session, &self.id, &self.key, end)
+            .end_unforwarded(&self.session, &self.message, end)
             .await;
     }
 }

@@ -14,6 +14,8 @@ use super::listener::App;
 use super::reply::{self, HttpError};
 use super::sse;
 use super::streamable_server::{read_body, stream_to_client};
+use crate::envelope::EnvelopeError;
+use crate::message::ClientFrame;
 
 #[derive(Deserialize)]
 pub(crate) struct SessionQuery {
@@ -42,11 +44,17 @@ pub(crate) async fn message(
         let identity = app.admit(&headers)?;
         let id = query.session_id.ok_or(HttpError::SessionRequired)?;
         let hs = app.session_for(&id, &identity, true)?;
-        let text = read_body(&app, body).await?;
-        serde_json::from_str::<&serde_json::value::RawValue>(&text)
-            .map_err(|e| HttpError::Parse(e.to_string()))?;
+        let frame = ClientFrame::read(read_body(&app, body).await?);
+        match &frame {
+            ClientFrame::Empty => return Err(HttpError::Parse("the body is empty".into())),
+            ClientFrame::One(Err(u)) if matches!(u.error, EnvelopeError::Parse(_)) => {
+                return Err(HttpError::Parse(u.error.to_string()))
+            }
+            ClientFrame::Batch(Err(e)) => return Err(HttpError::Parse(e.clone())),
+            _ => {}
+        }
         let _busy = hs.busy();
-        app.gateway.from_client(&hs.session, text).await;
+        app.gateway.from_client_frame(&hs.session, frame).await;
         Ok(reply::accepted())
     }
     .await;

@@ -25,6 +25,7 @@ use super::spare::Spare;
 use super::upstream::{HttpClient, LinkSpec, ModernRequest, UpstreamLink};
 use super::{legacy_server, streamable_server};
 use crate::gateway::Gateway;
+use crate::message::ToClient;
 use crate::session::{Session, SessionChannels};
 
 /// Everything a request handler reaches.
@@ -149,7 +150,7 @@ impl App {
         &self,
         identity: Option<String>,
         modern: ModernRequest,
-    ) -> Result<(Arc<Session>, mpsc::Receiver<String>, UpstreamLink), HttpError> {
+    ) -> Result<(Arc<Session>, mpsc::Receiver<ToClient>, UpstreamLink), HttpError> {
         let SessionChannels {
             session,
             to_client: client_rx,
@@ -196,7 +197,7 @@ impl App {
 async fn route_to_client(
     app: Arc<App>,
     hs: Arc<HttpSession>,
-    mut client_rx: mpsc::Receiver<String>,
+    mut client_rx: mpsc::Receiver<ToClient>,
 ) {
     let mut watcher = hs.watcher.clone();
     let reason = loop {

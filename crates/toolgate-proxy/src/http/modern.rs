@@ -23,7 +23,8 @@ use super::reply::{self, HttpError};
 use super::sse;
 use super::streamable_server::{Accepts, KNOWN_VERSIONS, VERSION_HEADER};
 use super::upstream::ModernRequest;
-use crate::envelope::{Envelope, Kind, Strictness};
+use crate::envelope::Kind;
+use crate::message::{ClientFrame, ClientMessage, Route, ToClient};
 
 const METHOD_HEADER: &str = "mcp-method";
 const NAME_HEADER: &str = "mcp-name";
@@ -47,23 +48,30 @@ fn name_key(method: &str) -> Option<&'static str> {
     }
 }
 
-struct Body {
+/// What the era's checks read of a request: its id, method and params (the params as the
+/// strict reader read them, which the pipeline then reuses).
+struct Body<'a> {
     id: Option<Value>,
-    method: Option<String>,
-    params: Option<Value>,
+    method: Option<&'a str>,
+    params: Option<&'a Value>,
 }
 
-fn read(text: &str) -> Option<Body> {
-    let envelope = Envelope::parse(text, Strictness::Lenient).ok()?;
-    Some(Body {
-        id: envelope
-            .id
+fn read(message: &ClientMessage) -> Body<'_> {
+    Body {
+        id: message
+            .id()
             .and_then(|id| serde_json::from_str(id.get()).ok()),
-        method: envelope.method.as_deref().map(str::to_string),
-        params: envelope
-            .params
-            .and_then(|p| serde_json::from_str(p.get()).ok()),
-    })
+        method: message.method(),
+        params: message.strict_params().and_then(|p| p.as_ref().ok()),
+    }
+}
+
+/// Whether the request's `MCP-Protocol-Version` header names a version of the era.
+pub(crate) fn claims_era(headers: &HeaderMap) -> bool {
+    headers
+        .get(VERSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| is_modern_version(v.trim()))
 }
 
 fn meta_version(params: Option<&Value>) -> Option<&str> {
@@ -86,24 +94,32 @@ fn single<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Str
 }
 
 /// Refuses a single-message POST whose routing headers disagree with its body.
-pub(crate) fn check_routing_headers(headers: &HeaderMap, text: &str) -> Result<(), HttpError> {
-    let Some(body) = read(text) else {
+pub(crate) fn check_routing_headers(
+    headers: &HeaderMap,
+    message: &ClientMessage,
+) -> Result<(), HttpError> {
+    // Most requests carry none of the headers: then there is nothing to read.
+    if [METHOD_HEADER, NAME_HEADER, VERSION_HEADER]
+        .iter()
+        .all(|h| !headers.contains_key(*h))
+    {
         return Ok(());
-    };
+    }
+    let body = read(message);
     let mismatch = |m: String| HttpError::HeaderMismatch(m, body.id.clone());
     let method_header = single(headers, METHOD_HEADER).map_err(mismatch)?;
     let name_header = single(headers, NAME_HEADER).map_err(mismatch)?;
     let version_header = single(headers, VERSION_HEADER).map_err(mismatch)?;
     if let Some(h) = method_header {
-        if Some(h) != body.method.as_deref() {
+        if Some(h) != body.method {
             return Err(mismatch(format!(
                 "Mcp-Method header {h:?} does not match the request body's method"
             )));
         }
     }
     if let Some(h) = name_header {
-        let key = body.method.as_deref().and_then(name_key);
-        let in_body = key.and_then(|k| body.params.as_ref()?.get(k)?.as_str());
+        let key = body.method.and_then(name_key);
+        let in_body = key.and_then(|k| body.params?.get(k)?.as_str());
         let decoded = super::upstream::decode_header_value(h);
         if in_body.is_none() || decoded.as_deref() != in_body {
             return Err(mismatch(format!(
@@ -112,7 +128,7 @@ pub(crate) fn check_routing_headers(headers: &HeaderMap, text: &str) -> Result<(
             )));
         }
     }
-    if let (Some(h), Some(v)) = (version_header, meta_version(body.params.as_ref())) {
+    if let (Some(h), Some(v)) = (version_header, meta_version(body.params)) {
         if h != v {
             return Err(mismatch(
                 "MCP-Protocol-Version header does not match the request's protocol version"
@@ -146,26 +162,23 @@ pub(crate) fn modern_versions() -> Vec<&'static str> {
 /// 4. the method exists in the era (`initialize` does not: `-32601`).
 pub(crate) fn classify(
     headers: &HeaderMap,
-    text: &str,
+    message: &ClientMessage,
     tools: &ToolHeaders,
 ) -> Result<Option<ModernRequest>, HttpError> {
-    let Some(body) = read(text) else {
-        return Ok(None);
-    };
+    let body = read(message);
     let header = headers
         .get(VERSION_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::trim);
-    let meta = body.params.as_ref().and_then(|p| p.get("_meta"));
+    let meta = body.params.and_then(|p| p.get("_meta"));
     let meta_version = meta.and_then(|m| m.get(VERSION_META_KEY));
     if !(header.is_some_and(is_modern_version) || meta_version.is_some()) {
         return Ok(None);
     }
-    let Some(method) = body.method.clone() else {
+    let Some(method) = body.method.map(str::to_string) else {
         return Ok(None);
     };
-    let name =
-        name_key(&method).and_then(|k| body.params.as_ref()?.get(k)?.as_str().map(str::to_string));
+    let name = name_key(&method).and_then(|k| body.params?.get(k)?.as_str().map(str::to_string));
     let Some(id) = body.id.clone() else {
         // A notification: nothing in this era acts on one (the caller acknowledges it).
         let version = header.unwrap_or_default().to_string();
@@ -218,7 +231,7 @@ pub(crate) fn classify(
     }
     let mut params = Vec::new();
     if let (true, Some(tool)) = (method == "tools/call", &name) {
-        let arguments = body.params.as_ref().and_then(|p| p.get("arguments"));
+        let arguments = body.params.and_then(|p| p.get("arguments"));
         tools.check(headers, tool, arguments).map_err(mismatch)?;
         params = upstream_params(tools, headers, tool, arguments);
     }
@@ -257,25 +270,23 @@ pub(crate) async fn handle(
     app: &Arc<App>,
     identity: Option<String>,
     request: ModernRequest,
-    text: String,
+    frame: ClientFrame,
     accepts: Accepts,
 ) -> Result<Response, HttpError> {
-    let is_request = Envelope::parse(&text, Strictness::Lenient)
-        .map(|e| e.kind() == Some(Kind::Request))
-        .unwrap_or(false);
+    let is_request = matches!(&frame, ClientFrame::One(Ok(m)) if m.kind() == Kind::Request);
     if !is_request {
         // No client notification means anything without a session in this era.
         return Ok(reply::accepted());
     }
     let method = request.method.clone();
     let (session, mut client_rx, link) = app.open_single_exchange(identity, request)?;
-    app.gateway.from_client(&session, text).await;
-    let mut notes: Vec<String> = Vec::new();
+    app.gateway.from_client_frame(&session, frame).await;
+    let mut notes: Vec<ToClient> = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let answer = loop {
         tokio::select! {
             m = client_rx.recv() => match m {
-                Some(m) if super::sessions::is_response(&m) => break Some(m),
+                Some(m) if m.is_answer() => break Some(m),
                 Some(m) => notes.push(m),
                 None => break None,
             },
@@ -290,20 +301,23 @@ pub(crate) async fn handle(
         ));
     };
     if method == "tools/list" {
-        app.tool_headers.learn(&answer);
+        app.tool_headers.learn(&answer.text);
     }
     if !notes.is_empty() && accepts.sse {
         let (tx, rx) = tokio::sync::mpsc::channel(notes.len() + 1);
         for n in notes.iter().chain(std::iter::once(&answer)) {
-            let _ = tx.try_send(sse::message_event(n, None));
+            let _ = tx.try_send(sse::message_event(&n.text, None));
         }
         return Ok(reply::sse_response(rx));
     }
-    let code = serde_json::from_str::<Value>(&answer)
-        .ok()
-        .and_then(|v| v.get("error")?.get("code")?.as_i64());
-    let status = code.map(status_of).unwrap_or(StatusCode::OK);
-    Ok(reply::json_response(status, answer))
+    let status = match answer.route {
+        Route::Answer {
+            error: Some(Some(code)),
+            ..
+        } => status_of(code),
+        _ => StatusCode::OK,
+    };
+    Ok(reply::json_response(status, answer.text))
 }
 
 #[cfg(test)]
@@ -328,7 +342,8 @@ mod tests {
     }
 
     fn classify_json(h: &HeaderMap, body: Value) -> Result<Option<ModernRequest>, HttpError> {
-        classify(h, &body.to_string(), &ToolHeaders::default())
+        let message = ClientMessage::read(body.to_string()).unwrap();
+        classify(h, &message, &ToolHeaders::default())
     }
 
     #[test]

@@ -34,6 +34,11 @@ pub(crate) enum HttpError {
     BodyTimeout(std::time::Duration),
     Parse(String),
     InvalidRequest(String),
+    /// A single message the strict reader refused, answered with the id it can read.
+    Unreadable(
+        crate::envelope::EnvelopeError,
+        Option<Box<serde_json::value::RawValue>>,
+    ),
     /// Session or child-process cap reached.
     Busy(&'static str),
     /// The upstream could not be started.
@@ -128,6 +133,18 @@ impl HttpError {
                 format!("Invalid request: {m}"),
                 None,
             ),
+            HttpError::Unreadable(error, id) => {
+                let (code, message) = match error {
+                    crate::envelope::EnvelopeError::Parse(m) => {
+                        (-32700, format!("Parse error: {m}"))
+                    }
+                    crate::envelope::EnvelopeError::Invalid(m) => {
+                        (-32600, format!("Invalid request: {m}"))
+                    }
+                };
+                let id = id.and_then(|id| serde_json::from_str(id.get()).ok());
+                (StatusCode::BAD_REQUEST, code, message, id)
+            }
             HttpError::Busy(m) => (StatusCode::SERVICE_UNAVAILABLE, -32000, m.to_string(), None),
             HttpError::Upstream(m) => (StatusCode::BAD_GATEWAY, -32000, m, None),
         };

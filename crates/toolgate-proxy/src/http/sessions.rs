@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 use super::upstream::{LinkWatcher, UpstreamLink};
-use crate::envelope::{id_key, Envelope, Kind, Strictness};
+use crate::message::{Route, ToClient};
 use crate::session::Session;
 
 /// Messages waiting for a stream are capped; the oldest are dropped past this.
@@ -155,15 +155,15 @@ struct OutState {
     waiters: HashMap<String, u64>,
     /// Open POSTs, oldest first.
     posts: Vec<PostSlot>,
-    get: Option<(u64, mpsc::Sender<String>)>,
-    backlog: VecDeque<String>,
+    get: Option<(u64, mpsc::Sender<ToClient>)>,
+    backlog: VecDeque<ToClient>,
     next: u64,
     closed: bool,
 }
 
 struct PostSlot {
     id: u64,
-    tx: mpsc::Sender<String>,
+    tx: mpsc::Sender<ToClient>,
     progress_tokens: Vec<String>,
     can_stream: bool,
 }
@@ -195,7 +195,7 @@ impl Outbound {
         &self,
         expected: &[Expected],
         can_stream: bool,
-    ) -> Result<(u64, mpsc::Receiver<String>), String> {
+    ) -> Result<(u64, mpsc::Receiver<ToClient>), String> {
         let mut state = self.state.lock();
         if let Some(dup) = expected
             .iter()
@@ -223,7 +223,7 @@ impl Outbound {
 
     /// The POST is done (answered or abandoned). Messages still queued for it that are not
     /// answers are routed elsewhere.
-    pub fn close_post(&self, id: u64, rx: &mut mpsc::Receiver<String>) {
+    pub fn close_post(&self, id: u64, rx: &mut mpsc::Receiver<ToClient>) {
         {
             let mut state = self.state.lock();
             state.posts.retain(|p| p.id != id);
@@ -231,7 +231,7 @@ impl Outbound {
         }
         rx.close();
         while let Ok(message) = rx.try_recv() {
-            if !is_response(&message) {
+            if !message.is_answer() {
                 self.deliver(message);
             }
         }
@@ -246,7 +246,7 @@ impl Outbound {
 
     /// Opens the stream for server-initiated messages (the GET stream, or the legacy event
     /// stream), replacing an older one; waiting messages are handed to it.
-    pub fn open_stream(&self) -> (u64, mpsc::Receiver<String>) {
+    pub fn open_stream(&self) -> (u64, mpsc::Receiver<ToClient>) {
         let mut state = self.state.lock();
         let id = state.next;
         state.next += 1;
@@ -278,7 +278,7 @@ impl Outbound {
     }
 
     /// Routes one client-bound message.
-    pub fn deliver(&self, message: String) {
+    pub fn deliver(&self, message: ToClient) {
         let mut state = self.state.lock();
         if state.closed {
             return;
@@ -286,42 +286,46 @@ impl Outbound {
         if state.legacy {
             return state.send_to_stream(message);
         }
-        let Ok(envelope) = Envelope::parse(&message, Strictness::Lenient) else {
-            return;
-        };
-        if envelope.kind() == Some(Kind::Response) {
-            let Some(id) = envelope.id else { return };
-            let key = id_key(id);
-            // An error with id null answers a message that could not be read: it belongs to
-            // the newest POST.
-            let target = if key == "null" {
-                state.posts.last().map(|p| p.id)
-            } else {
-                state.waiters.remove(&key)
-            };
-            drop(envelope);
-            match target.and_then(|post| state.posts.iter().find(|p| p.id == post)) {
-                Some(post) => {
-                    if post.tx.try_send(message).is_err() {
-                        tracing::warn!(id = %key, "a client is not reading its POST stream; dropped an answer");
+        let token = match &message.route {
+            Route::Answer { id_key, .. } => {
+                // An error with id null answers a message that could not be read: it belongs
+                // to the newest POST.
+                let target = if id_key == "null" {
+                    state.posts.last().map(|p| p.id)
+                } else {
+                    state.waiters.remove(id_key)
+                };
+                match target.and_then(|post| state.posts.iter().find(|p| p.id == post)) {
+                    Some(post) => {
+                        if post.tx.try_send(message).is_err() {
+                            tracing::warn!(
+                                "a client is not reading its POST stream; dropped an answer"
+                            );
+                        }
+                    }
+                    None => {
+                        tracing::debug!(id = %id_key, "dropped an answer nobody is waiting for")
                     }
                 }
-                None => tracing::debug!(id = %key, "dropped an answer nobody is waiting for"),
+                return;
             }
-            return;
-        }
-        let token = progress_token(envelope.method.as_deref(), envelope.params);
-        drop(envelope);
+            Route::Progress(token) => Some(token),
+            Route::Other => None,
+        };
         let by_token = token.and_then(|t| {
             state
                 .posts
                 .iter()
-                .rposition(|p| p.progress_tokens.contains(&t))
+                .rposition(|p| p.progress_tokens.contains(t))
         });
         let index = by_token.or_else(|| state.posts.iter().rposition(|p| p.can_stream));
         if let Some(index) = index {
-            if state.posts[index].tx.try_send(message.clone()).is_ok() {
-                return;
+            match state.posts[index].tx.try_send(message) {
+                Ok(()) => return,
+                Err(
+                    mpsc::error::TrySendError::Full(message)
+                    | mpsc::error::TrySendError::Closed(message),
+                ) => return state.send_to_stream(message),
             }
         }
         state.send_to_stream(message);
@@ -329,7 +333,7 @@ impl Outbound {
 }
 
 impl OutState {
-    fn send_to_stream(&mut self, message: String) {
+    fn send_to_stream(&mut self, message: ToClient) {
         if let Some((_, tx)) = &self.get {
             match tx.try_send(message) {
                 Ok(()) => return,
@@ -353,35 +357,6 @@ impl OutState {
     }
 }
 
-pub(crate) fn is_response(message: &str) -> bool {
-    Envelope::parse(message, Strictness::Lenient)
-        .map(|e| e.kind() == Some(Kind::Response))
-        .unwrap_or(false)
-}
-
-/// `params.progressToken` of a progress notification, canonical.
-fn progress_token(
-    method: Option<&str>,
-    params: Option<&serde_json::value::RawValue>,
-) -> Option<String> {
-    if method != Some("notifications/progress") {
-        return None;
-    }
-    let value: serde_json::Value = serde_json::from_str(params?.get()).ok()?;
-    value.get("progressToken").map(|t| t.to_string())
-}
-
-/// `params._meta.progressToken` of a request, canonical.
-pub(crate) fn request_progress_token(
-    params: Option<&serde_json::value::RawValue>,
-) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_str(params?.get()).ok()?;
-    value
-        .get("_meta")
-        .and_then(|m| m.get("progressToken"))
-        .map(|t| t.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -396,7 +371,7 @@ mod tests {
         let out = Outbound::new(false);
         let (_, mut stream) = out.open_stream();
         for n in 0..(STREAM_DEPTH + BACKLOG_LIMIT + 500) {
-            out.deliver(notification(n));
+            out.deliver(ToClient::notice(notification(n)));
         }
         // The stream holds at most its depth; it was ended when full, and what came after
         // went to the bounded backlog (oldest dropped) for the client's next stream.
@@ -423,7 +398,9 @@ mod tests {
             .collect();
         let (_, mut post) = out.open_post(&expected, true).unwrap();
         for i in 0..STREAM_DEPTH + 10 {
-            out.deliver(format!(r#"{{"jsonrpc":"2.0","id":{i},"result":{{}}}}"#));
+            let text = format!(r#"{{"jsonrpc":"2.0","id":{i},"result":{{}}}}"#);
+            let id = serde_json::value::RawValue::from_string(i.to_string()).unwrap();
+            out.deliver(ToClient::answer(text, Some(&id), None));
         }
         let mut held = 0;
         while post.try_recv().is_ok() {

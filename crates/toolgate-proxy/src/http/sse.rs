@@ -4,10 +4,15 @@
 
 use bytes::Bytes;
 
-/// One `message` event carrying a JSON-RPC message (one `data:` line: JSON has no raw
-/// newlines once compacted).
-pub fn message_event(json: &str, id: Option<&str>) -> Bytes {
-    let data = crate::pipeline::compact_line(json);
+/// One `message` event carrying a JSON-RPC message, on one `data:` line. Messages leave the
+/// pipeline on one line already (`message.rs`); should one not, its line breaks (whitespace,
+/// in JSON) become spaces, so an event can never be split.
+pub fn message_event(data: &str, id: Option<&str>) -> Bytes {
+    let data: std::borrow::Cow<'_, str> = if data.contains(['\n', '\r']) {
+        data.replace(['\n', '\r'], " ").into()
+    } else {
+        data.into()
+    };
     let mut out = String::with_capacity(data.len() + 48);
     if let Some(id) = id {
         out.push_str("id: ");
@@ -192,6 +197,6 @@ mod tests {
     #[test]
     fn writes_one_line_per_message() {
         let e = message_event("{\n \"a\": 1\n}", Some("3"));
-        assert_eq!(&e[..], b"id: 3\nevent: message\ndata: {\"a\":1}\n\n");
+        assert_eq!(&e[..], b"id: 3\nevent: message\ndata: {  \"a\": 1 }\n\n");
     }
 }

@@ -14,9 +14,10 @@ use tokio::sync::mpsc;
 use super::listener::App;
 use super::modern;
 use super::reply::{self, HttpError};
-use super::sessions::{request_progress_token, Expected, HttpSession};
+use super::sessions::{Expected, HttpSession};
 use super::sse;
-use crate::envelope::{id_key, Envelope, Kind, Strictness};
+use crate::envelope::{id_key, EnvelopeError, Kind};
+use crate::message::{ClientFrame, ClientMessage, Route, ToClient, Unreadable};
 
 pub(crate) const SESSION_HEADER: &str = "mcp-session-id";
 pub(crate) const VERSION_HEADER: &str = "mcp-protocol-version";
@@ -74,39 +75,47 @@ impl Accepts {
 /// One client message of a POST body, as far as the transport needs to know it.
 pub(crate) struct Incoming {
     pub method: Option<String>,
+    /// Whether it names a method (read leniently when the pipeline will refuse it).
+    pub has_method: bool,
     pub id_key: Option<String>,
     pub is_request: bool,
     pub progress_token: Option<String>,
 }
 
-/// The messages of a body: one object, or a batch (whose elements the pipeline checks).
-pub(crate) fn read_messages(text: &str) -> Result<(Vec<Incoming>, bool), HttpError> {
-    let trimmed = text.trim_start();
-    let batch = trimmed.starts_with('[');
-    let elements: Vec<&serde_json::value::RawValue> = if batch {
-        serde_json::from_str(text).map_err(|e| HttpError::Parse(e.to_string()))?
-    } else {
-        vec![serde_json::from_str(text).map_err(|e| HttpError::Parse(e.to_string()))?]
-    };
-    let mut out = Vec::with_capacity(elements.len());
-    for element in elements {
-        match Envelope::parse(element.get(), Strictness::Lenient) {
-            Ok(e) => out.push(Incoming {
-                method: e.method.as_deref().map(str::to_string),
-                is_request: e.kind() == Some(Kind::Request),
-                id_key: e.id.map(id_key),
-                progress_token: request_progress_token(e.params),
-            }),
-            // Not an object: the pipeline answers it (with id null).
-            Err(_) => out.push(Incoming {
+impl Incoming {
+    fn of(message: &Result<ClientMessage, Unreadable>) -> Incoming {
+        match message {
+            Ok(m) => Incoming {
+                method: m.method().map(str::to_string),
+                has_method: m.method().is_some(),
+                id_key: m.id().map(id_key),
+                is_request: m.kind() == Kind::Request,
+                progress_token: m.progress_token(),
+            },
+            // Refused by the pipeline, which answers with the id it can read (or null).
+            Err(u) => Incoming {
                 method: None,
-                id_key: None,
-                is_request: false,
+                has_method: u.has_method,
+                id_key: u.id.as_deref().map(id_key),
+                is_request: u.kind == Some(Kind::Request),
                 progress_token: None,
-            }),
+            },
         }
     }
-    Ok((out, batch))
+}
+
+/// What the transport needs to know of a body's messages: one entry per message, and
+/// whether the body is a batch.
+pub(crate) fn incoming(frame: &ClientFrame) -> Result<(Vec<Incoming>, bool), HttpError> {
+    match frame {
+        ClientFrame::Empty => Err(HttpError::Parse("the body is empty".into())),
+        ClientFrame::One(Err(u)) if matches!(u.error, EnvelopeError::Parse(_)) => {
+            Err(HttpError::Parse(u.error.to_string()))
+        }
+        ClientFrame::One(message) => Ok((vec![Incoming::of(message)], false)),
+        ClientFrame::Batch(Err(e)) => Err(HttpError::Parse(e.clone())),
+        ClientFrame::Batch(Ok(messages)) => Ok((messages.iter().map(Incoming::of).collect(), true)),
+    }
 }
 
 fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -159,43 +168,52 @@ async fn handle_post(app: Arc<App>, headers: HeaderMap, body: Body) -> Result<Re
             "the client must accept application/json or text/event-stream",
         ));
     }
-    let text = read_body(&app, body).await?;
-    let (messages, batch) = read_messages(&text)?;
+    let frame = ClientFrame::read(read_body(&app, body).await?);
+    let (messages, batch) = incoming(&frame)?;
     if messages.is_empty() {
         return Err(HttpError::InvalidRequest("empty batch".into()));
     }
-    if !batch {
-        modern::check_routing_headers(&headers, &text)?;
+    if let ClientFrame::One(Ok(message)) = &frame {
+        modern::check_routing_headers(&headers, message)?;
     }
     let session = match header_text(&headers, SESSION_HEADER) {
         Some(id) => app.session_for(id, &identity, false)?,
         None => {
             // The per-request era first: an `initialize` that claims it is not a handshake.
-            if !batch {
-                if let Some(request) = modern::classify(&headers, &text, &app.tool_headers)? {
-                    return modern::handle(&app, identity, request, text, accepts).await;
+            match &frame {
+                ClientFrame::One(Ok(message)) => {
+                    if let Some(request) = modern::classify(&headers, message, &app.tool_headers)? {
+                        return modern::handle(&app, identity, request, frame, accepts).await;
+                    }
                 }
+                ClientFrame::One(Err(unreadable)) if modern::claims_era(&headers) => {
+                    return Err(HttpError::Unreadable(
+                        unreadable.error.clone(),
+                        unreadable.id.clone(),
+                    ));
+                }
+                _ => {}
             }
             let initialize = messages
                 .iter()
                 .any(|m| m.method.as_deref() == Some("initialize"));
             if initialize && !batch {
                 let hs = app.open_session(identity, false)?;
-                return Ok(exchange(&app, hs, text, &messages, batch, accepts, true).await);
+                return Ok(exchange(&app, hs, frame, &messages, batch, accepts, true).await);
             }
             check_version(&headers)?;
             return Err(HttpError::SessionRequired);
         }
     };
     check_version(&headers)?;
-    Ok(exchange(&app, session, text, &messages, batch, accepts, false).await)
+    Ok(exchange(&app, session, frame, &messages, batch, accepts, false).await)
 }
 
 /// Feeds a body's messages to the pipeline and answers with what comes back.
 async fn exchange(
     app: &Arc<App>,
     hs: Arc<HttpSession>,
-    text: String,
+    frame: ClientFrame,
     messages: &[Incoming],
     batch: bool,
     accepts: Accepts,
@@ -212,19 +230,13 @@ async fn exchange(
             })
         })
         .collect();
-    if expected.is_empty()
-        && messages
-            .iter()
-            .all(|m| m.method.is_some() || m.id_key.is_some())
-    {
+    if expected.is_empty() && messages.iter().all(|m| m.has_method || m.id_key.is_some()) {
         // Notifications and responses only: accepted, nothing to wait for. A malformed one
         // is refused here with 400, since no stream will carry its error.
-        if !batch {
-            if let Err(e) = Envelope::parse(&text, Strictness::Strict) {
-                return HttpError::InvalidRequest(e.to_string()).into_response();
-            }
+        if let ClientFrame::One(Err(unreadable)) = &frame {
+            return HttpError::InvalidRequest(unreadable.error.to_string()).into_response();
         }
-        app.gateway.from_client(&hs.session, text).await;
+        app.gateway.from_client_frame(&hs.session, frame).await;
         return reply::accepted();
     }
     let (post_id, rx) = match hs.outbound.open_post(&expected, accepts.sse) {
@@ -237,7 +249,7 @@ async fn exchange(
         }
     };
     let pending: HashSet<String> = expected.into_iter().map(|e| e.id_key).collect();
-    app.gateway.from_client(&hs.session, text).await;
+    app.gateway.from_client_frame(&hs.session, frame).await;
     let (mut response, answered_with_error) = answer(
         app,
         Arc::clone(&hs),
@@ -268,14 +280,14 @@ async fn answer(
     app: &Arc<App>,
     hs: Arc<HttpSession>,
     post_id: u64,
-    mut rx: mpsc::Receiver<String>,
+    mut rx: mpsc::Receiver<ToClient>,
     mut pending: HashSet<String>,
     batch: bool,
     accepts: Accepts,
     busy: super::sessions::Busy,
 ) -> (Response, bool) {
     let deadline = tokio::time::Instant::now() + app.options.json_window;
-    let mut collected: Vec<String> = Vec::new();
+    let mut collected: Vec<ToClient> = Vec::new();
     let mut any_error = false;
     loop {
         let next = if accepts.sse {
@@ -290,22 +302,19 @@ async fn answer(
             hs.outbound.close_post(post_id, &mut rx);
             return (HttpError::UnknownSession.into_response(), true);
         };
-        match answer_key(&message) {
-            Some((key, is_error)) => {
-                any_error |= is_error;
-                if key == "null" {
-                    pending.clear();
-                } else {
-                    pending.remove(&key);
-                }
+        match &message.route {
+            Route::Answer { id_key, error } => {
+                any_error |= error.is_some();
+                settle_pending(&mut pending, id_key);
                 collected.push(message);
                 if pending.is_empty() {
                     hs.outbound.close_post(post_id, &mut rx);
                     drop(busy);
+                    let mut texts: Vec<String> = collected.into_iter().map(|m| m.text).collect();
                     let body = if batch {
-                        format!("[{}]", collected.join(","))
+                        format!("[{}]", texts.join(","))
                     } else {
-                        collected.pop().unwrap_or_default()
+                        texts.pop().unwrap_or_default()
                     };
                     return (
                         reply::json_response(StatusCode::OK, body),
@@ -313,11 +322,11 @@ async fn answer(
                     );
                 }
             }
-            None if accepts.sse => {
+            _ if accepts.sse => {
                 collected.push(message);
                 break;
             }
-            None => {
+            _ => {
                 // The client takes JSON only: this message must travel another way.
                 hs.outbound.cannot_stream(post_id);
                 hs.outbound.deliver(message);
@@ -331,7 +340,11 @@ async fn answer(
         let _busy = busy;
         let mut open = true;
         for message in collected {
-            if tx.send(sse::message_event(&message, None)).await.is_err() {
+            if tx
+                .send(sse::message_event(&message.text, None))
+                .await
+                .is_err()
+            {
                 open = false;
                 break;
             }
@@ -341,10 +354,10 @@ async fn answer(
             tokio::select! {
                 m = rx.recv() => match m {
                     Some(message) => {
-                        if let Some((key, _)) = answer_key(&message) {
-                            if key == "null" { pending.clear(); } else { pending.remove(&key); }
+                        if let Route::Answer { id_key, .. } = &message.route {
+                            settle_pending(&mut pending, id_key);
                         }
-                        open = tx.send(sse::message_event(&message, None)).await.is_ok();
+                        open = tx.send(sse::message_event(&message.text, None)).await.is_ok();
                     }
                     None => break,
                 },
@@ -357,18 +370,14 @@ async fn answer(
     (reply::sse_response(body_rx), false)
 }
 
-/// The id key of an answer, and whether it is an error.
-fn answer_key(message: &str) -> Option<(String, bool)> {
-    let e = Envelope::parse(message, Strictness::Lenient).ok()?;
-    if e.kind() != Some(Kind::Response)
-        && !(e.id.is_some_and(|i| i.get() == "null") && e.error.is_some())
-    {
-        return None;
+/// An answer came for `id_key`: the POST no longer waits for it (an error with id null
+/// answers a message whose id could not be read, so it ends the wait).
+fn settle_pending(pending: &mut HashSet<String>, id_key: &str) {
+    if id_key == "null" {
+        pending.clear();
+    } else {
+        pending.remove(id_key);
     }
-    Some((
-        e.id.map(id_key).unwrap_or_else(|| "null".into()),
-        e.error.is_some(),
-    ))
 }
 
 pub(crate) async fn get(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
@@ -409,7 +418,7 @@ pub(crate) fn stream_to_client(
         while open {
             tokio::select! {
                 m = rx.recv() => match m {
-                    Some(message) => open = tx.send(sse::message_event(&message, None)).await.is_ok(),
+                    Some(message) => open = tx.send(sse::message_event(&message.text, None)).await.is_ok(),
                     None => break,
                 },
                 _ = tick.tick() => open = tx.send(sse::keepalive()).await.is_ok(),

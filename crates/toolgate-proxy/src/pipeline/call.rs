@@ -13,7 +13,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::value::RawValue;
 use serde_json::Value;
 use toolgate_policy::{Call, Decision, Permit, Policy};
 use toolgate_state::{ReserveItem, ReserveOutcome};
@@ -21,9 +20,10 @@ use toolgate_state::{ReserveItem, ReserveOutcome};
 use super::call_end::CallEnd;
 use crate::audit::CounterRecord;
 use crate::gateway::{FailMode, Gateway};
+use crate::message::{ClientRequest, ToClient};
 use crate::session::{CallInFlight, CallPhase, InFlight, Session};
-use crate::strict_json::{parse_strict, StrictJsonError};
-use crate::upstream_ids::{id_in, span_of, MintRefusal};
+use crate::strict_json::StrictJsonError;
+use crate::upstream_ids::MintRefusal;
 use crate::wire::{self, ErrorCode};
 use toolgate_policy::fold::fold;
 
@@ -40,14 +40,16 @@ enum AfterReserving {
 struct CallParams {
     tool: String,
     arguments: Value,
+    /// `_meta.progressToken`, when it is one (a string or a number).
+    progress_token: Option<Value>,
 }
 
 /// The members of `tools/call` params that MCP defines and servers read.
 const CALL_MEMBERS: [&str; 4] = ["name", "arguments", "_meta", "task"];
 
-fn read_params(params: Option<&RawValue>) -> Result<CallParams, String> {
+fn read_params(params: Option<Result<Value, StrictJsonError>>) -> Result<CallParams, String> {
     let params = params.ok_or("tools/call needs params")?;
-    let value = parse_strict(params.get()).map_err(|e| match e {
+    let value = params.map_err(|e| match e {
         StrictJsonError::Ambiguous(m) => format!("ambiguous params: {m}"),
         StrictJsonError::Syntax(m) => m,
     })?;
@@ -77,29 +79,38 @@ fn read_params(params: Option<&RawValue>) -> Result<CallParams, String> {
         Some(args @ Value::Object(_)) => args,
         Some(_) => return Err("tools/call \"arguments\" must be an object".into()),
     };
-    Ok(CallParams { tool, arguments })
+    let progress_token = map
+        .get("_meta")
+        .and_then(|meta| meta.get("progressToken"))
+        .filter(|token| token.is_string() || token.is_number())
+        .cloned();
+    Ok(CallParams {
+        tool,
+        arguments,
+        progress_token,
+    })
 }
 
 impl Gateway {
     pub(super) async fn call_from_client(
         self: &Arc<Self>,
         session: &Arc<Session>,
-        id: &RawValue,
-        key: String,
-        params: Option<&RawValue>,
-        text: &str,
+        mut request: ClientRequest,
     ) {
         let started = Instant::now();
-        let params = match read_params(params) {
+        let params = match read_params(request.take_strict_params()) {
             Ok(p) => p,
             Err(message) => {
                 tracing::warn!(session = %session.id, %message, "refused a tools/call");
+                let code = ErrorCode::InvalidRequest;
                 let reply = wire::error_response(
-                    Some(id),
-                    ErrorCode::InvalidRequest,
+                    Some(&request.id),
+                    code,
                     &format!("Invalid request: {message}"),
                 );
-                return session.send_to_client(reply).await;
+                return session
+                    .send_to_client(ToClient::error(reply, Some(&request.id), code))
+                    .await;
             }
         };
         let policy = self.policy.load_full();
@@ -111,30 +122,25 @@ impl Gateway {
         {
             let gateway = Arc::clone(self);
             let session = Arc::clone(session);
-            let id = id.to_owned();
-            let text = text.to_string();
             let tool = params.tool.clone();
             tokio::spawn(async move {
                 gateway.learn_category_of(&session, &tool).await;
                 gateway
-                    .decide_call(&session, &id, key, params, policy, &text, started)
+                    .decide_call(&session, request, params, policy, started)
                     .await;
             });
             return;
         }
-        self.decide_call(session, id, key, params, policy, text, started)
+        self.decide_call(session, request, params, policy, started)
             .await;
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn decide_call(
         self: &Arc<Self>,
         session: &Arc<Session>,
-        id: &RawValue,
-        key: String,
+        request: ClientRequest,
         params: CallParams,
         policy: Arc<Policy>,
-        text: &str,
         started: Instant,
     ) {
         // A tool whose category could not be learned is decided as the most restrictive
@@ -175,24 +181,25 @@ impl Gateway {
                 message: denial.message,
                 retry_after_ms: None,
             }),
-            Decision::ApprovalRequired(request) if self.options.approvals.is_some() => {
+            Decision::ApprovalRequired(approval) if self.options.approvals.is_some() => {
                 let call = crate::approvals::ApprovalCall {
                     tool: params.tool,
                     arguments: params.arguments,
                     started,
                     args_hash: in_flight.args_hash,
+                    progress_token: params.progress_token,
                 };
                 return self
-                    .require_approval(session, id, key, request, call, policy, text)
+                    .require_approval(session, request, approval, call, policy)
                     .await;
             }
-            Decision::ApprovalRequired(request) => {
-                Err(CallEnd::ApprovalsNotConfigured { rule: request.rule })
-            }
+            Decision::ApprovalRequired(approval) => Err(CallEnd::ApprovalsNotConfigured {
+                rule: approval.rule,
+            }),
         };
         let permit = match refused {
             Ok(permit) => permit,
-            Err(end) => return self.finish_call(session, id, in_flight, end).await,
+            Err(end) => return self.finish_call(session, &request, in_flight, end).await,
         };
         in_flight.counters = counter_records(&permit);
         if permit.reservations.is_empty() {
@@ -200,33 +207,27 @@ impl Gateway {
         }
         let registered = {
             let mut state = session.state.lock();
-            if state.request_waiting(&key) {
+            if state.request_waiting(&request.key) {
                 Err(in_flight)
             } else {
                 state
                     .inflight
-                    .insert(key.clone(), InFlight::Call(in_flight));
+                    .insert(request.key.clone(), InFlight::Call(in_flight));
                 Ok(())
             }
         };
         if let Err(in_flight) = registered {
             let end = CallEnd::Unforwardable(MintRefusal::IdInUse);
-            return self.finish_call(session, id, in_flight, end).await;
+            return self.finish_call(session, &request, in_flight, end).await;
         }
         if permit.reservations.is_empty() {
-            return self.forward_call(session, id, &key, text).await;
+            return self.forward_call(session, &request).await;
         }
         let gateway = Arc::clone(self);
         let session = Arc::clone(session);
-        let id_span = span_of(text, id.get());
-        let id = id.to_owned();
-        let text = text.to_string();
         tokio::spawn(async move {
-            // The id as a slice of the task's own copy of the text, so that forwarding
-            // replaces it in place instead of reading the message again.
-            let id = id_in(&text, id_span).unwrap_or(&id);
             gateway
-                .reserve_and_forward(&session, id, key, permit, &text)
+                .reserve_and_forward(&session, &request, permit)
                 .await;
         });
     }
@@ -234,11 +235,10 @@ impl Gateway {
     pub(crate) async fn reserve_and_forward(
         &self,
         session: &Session,
-        id: &RawValue,
-        key: String,
+        request: &ClientRequest,
         permit: Permit,
-        text: &str,
     ) {
+        let key = &request.key;
         let items: Vec<ReserveItem> = permit
             .reservations
             .iter()
@@ -262,13 +262,13 @@ impl Gateway {
                     message: limit.message.clone(),
                     retry_after_ms: Some(limit.window.start_of(now) + limit.window.length_ms - now),
                 };
-                return self.end_unforwarded(session, id, &key, end).await;
+                return self.end_unforwarded(session, request, end).await;
             }
             Err(error) => match self.options.fail_mode {
                 FailMode::Closed => {
                     tracing::warn!(session = %session.id, %error, "counter store unavailable; call refused (fail-closed)");
                     let end = CallEnd::CounterStoreUnavailable;
-                    return self.end_unforwarded(session, id, &key, end).await;
+                    return self.end_unforwarded(session, request, end).await;
                 }
                 FailMode::Open => {
                     tracing::warn!(session = %session.id, %error, "counter store unavailable; call forwarded uncounted (fail-open)");
@@ -281,14 +281,14 @@ impl Gateway {
         // have gone away (the call was then settled there).
         let next = {
             let mut state = session.state.lock();
-            match state.inflight.get_mut(&key) {
+            match state.inflight.get_mut(key) {
                 Some(InFlight::Call(call)) if call.phase == CallPhase::Admitting => {
                     call.phase = CallPhase::Forwarded;
                     call.not_counted = ticket.is_none();
                     call.ticket = ticket.clone();
                     AfterReserving::Forward
                 }
-                Some(InFlight::Call(_)) => match state.inflight.remove(&key) {
+                Some(InFlight::Call(_)) => match state.inflight.remove(key) {
                     Some(InFlight::Call(call)) => AfterReserving::Cancelled(call),
                     _ => AfterReserving::Gone,
                 },
@@ -296,7 +296,7 @@ impl Gateway {
             }
         };
         match next {
-            AfterReserving::Forward => self.forward_call(session, id, &key, text).await,
+            AfterReserving::Forward => self.forward_call(session, request).await,
             AfterReserving::Cancelled(mut call) => {
                 call.ticket = ticket;
                 self.end_call(session, None, call, CallEnd::CancelledBeforeForward)
@@ -313,15 +313,9 @@ impl Gateway {
     /// Forwards an admitted call under a minted id. Should no id be mintable (the client
     /// reused the call's id meanwhile, or has too many requests waiting), the call is refused
     /// and settled unforwarded.
-    pub(crate) async fn forward_call(
-        &self,
-        session: &Session,
-        id: &RawValue,
-        key: &str,
-        text: &str,
-    ) {
-        if let Err(why) = self.forward_request(session, id, key, text).await {
-            self.end_unforwarded(session, id, key, CallEnd::Unforwardable(why))
+    pub(crate) async fn forward_call(&self, session: &Session, request: &ClientRequest) {
+        if let Err(why) = self.forward_request(session, request).await {
+            self.end_unforwarded(session, request, CallEnd::Unforwardable(why))
                 .await;
         }
     }
@@ -331,13 +325,12 @@ impl Gateway {
     pub(crate) async fn end_unforwarded(
         &self,
         session: &Session,
-        id: &RawValue,
-        key: &str,
+        request: &ClientRequest,
         end: CallEnd,
     ) {
-        let entry = session.state.lock().inflight.remove(key);
+        let entry = session.state.lock().inflight.remove(&request.key);
         if let Some(InFlight::Call(call)) = entry {
-            self.finish_call(session, id, call, end).await;
+            self.finish_call(session, request, call, end).await;
         }
     }
 
@@ -345,11 +338,11 @@ impl Gateway {
     pub(crate) async fn finish_call(
         &self,
         session: &Session,
-        id: &RawValue,
+        request: &ClientRequest,
         call: CallInFlight,
         end: CallEnd,
     ) {
-        if let Some(answer) = self.end_call(session, Some(id), call, end).await {
+        if let Some(answer) = self.end_call(session, Some(&request.id), call, end).await {
             session.send_to_client(answer).await;
         }
     }
@@ -370,16 +363,17 @@ pub(crate) fn counter_records(permit: &Permit) -> Vec<CounterRecord> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::strict_json::parse_strict;
 
-    fn raw(text: &str) -> Option<Box<RawValue>> {
-        RawValue::from_string(text.to_string()).ok()
+    fn raw(text: &str) -> Option<Result<Value, StrictJsonError>> {
+        Some(parse_strict(text))
     }
 
     #[test]
     fn params_are_read_strictly() {
-        let ok = read_params(
-            raw(r#"{"name":"echo","arguments":{"a":1},"_meta":{"progressToken":1}}"#).as_deref(),
-        );
+        let ok = read_params(raw(
+            r#"{"name":"echo","arguments":{"a":1},"_meta":{"progressToken":1}}"#,
+        ));
         assert!(matches!(ok, Ok(CallParams { ref tool, .. }) if tool == "echo"));
         for bad in [
             r#"{"name":"a","name":"b"}"#,
@@ -393,7 +387,7 @@ mod tests {
             r#"{"name":"pay","argument\u017f":{"amount":5000}}"#,
             r#"{"name":"pay","arguments":{},"argument\u017f":{"amount":5000}}"#,
         ] {
-            assert!(read_params(raw(bad).as_deref()).is_err(), "{bad}");
+            assert!(read_params(raw(bad)).is_err(), "{bad}");
         }
         assert!(read_params(None).is_err());
     }

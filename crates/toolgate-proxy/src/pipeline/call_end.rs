@@ -16,6 +16,7 @@ use toolgate_state::{ApprovalRecord, ApprovalState};
 use crate::approvals::mode_name;
 use crate::audit::{format_rfc3339_ms, AuditDecision, AuditEvent, DecisionRecord, Outcome};
 use crate::gateway::Gateway;
+use crate::message::ToClient;
 use crate::session::{CallInFlight, CallPhase, Session};
 use crate::upstream_ids::MintRefusal;
 use crate::wire::{self, DenialMeta, ErrorCode};
@@ -182,7 +183,7 @@ impl CallEnd {
         id: &RawValue,
         tool: &str,
         context: &AnswerContext<'_>,
-    ) -> Option<String> {
+    ) -> Option<ToClient> {
         let denial = |decision: &str, rule: &str, message: &str, retry_after_ms, extra| {
             let meta = DenialMeta {
                 decision,
@@ -191,14 +192,21 @@ impl CallEnd {
                 retry_after_ms,
                 extra,
             };
-            wire::denial_result(id, context.deny_prefix, message, &meta)
+            let text = wire::denial_result(id, context.deny_prefix, message, &meta);
+            ToClient::answer(text, Some(id), None)
         };
-        let error = |code, message: &str| wire::error_response(Some(id), code, message);
+        let error = |code, message: &str| {
+            ToClient::error(
+                wire::error_response(Some(id), code, message),
+                Some(id),
+                code,
+            )
+        };
         Some(match self {
             CallEnd::Ambiguous(message) => {
                 error(ErrorCode::InvalidRequest, &format!("Invalid request: {message}"))
             }
-            CallEnd::Hidden => wire::unknown_tool(id, tool),
+            CallEnd::Hidden => error(ErrorCode::InvalidParams, &wire::unknown_tool_message(tool)),
             CallEnd::Denied {
                 rule,
                 message,
@@ -220,7 +228,8 @@ impl CallEnd {
                         "expires_at_ms": record.expires_ms,
                     },
                 });
-                wire::tool_error_result(id, &approval_pending_text(record, note.as_deref()), meta)
+                let text = approval_pending_text(record, note.as_deref());
+                ToClient::answer(wire::tool_error_result(id, &text, meta), Some(id), None)
             }
             CallEnd::ApprovalEnded(record) => {
                 let (decision, message) = approval_ended(record);
@@ -321,7 +330,7 @@ impl Gateway {
         id: Option<&RawValue>,
         call: CallInFlight,
         end: CallEnd,
-    ) -> Option<String> {
+    ) -> Option<ToClient> {
         let forwarded = matches!(
             call.phase,
             CallPhase::Forwarded | CallPhase::CancelledAfterForward

@@ -18,6 +18,7 @@ use tokio::sync::oneshot;
 use toolgate_classify::{classify_all, ToolDef};
 
 use crate::gateway::Gateway;
+use crate::message::ToServer;
 use crate::session::Session;
 
 /// How long toolgate waits for the server to answer its own `tools/list`.
@@ -121,14 +122,13 @@ impl Gateway {
         let (tx, rx) = oneshot::channel();
         let id = session.state.lock().upstream_ids.mint_internal(tx);
         let request = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-        if !session.send_to_server(request.to_string()).await {
+        let request = ToServer::request(request.to_string(), id, method);
+        if !session.send_to_server(request).await {
             session.state.lock().upstream_ids.end_internal(id);
             return None;
         }
         let answer = tokio::time::timeout(LIST_TIMEOUT, rx).await;
         session.state.lock().upstream_ids.end_internal(id);
-        let text = answer.ok()?.ok()?;
-        let message: Value = serde_json::from_str(&text).ok()?;
-        message.get("result").map(Value::to_string)
+        answer.ok()?.ok()?.result().map(str::to_string)
     }
 }

@@ -6,40 +6,47 @@
 
 use std::sync::Arc;
 
-use serde_json::value::RawValue;
-
 use crate::audit::{AuditEvent, DroppedMessage};
-use crate::envelope::{id_key, Envelope, Kind, Strictness};
+use crate::envelope::Kind;
 use crate::gateway::Gateway;
+use crate::message::{id_key_of, ServerMessage, ToClient};
 use crate::session::{InFlight, Session};
-use crate::upstream_ids::{replace_slice, Answer, Pending};
+use crate::upstream_ids::{Answer, Pending};
 use crate::wire::{self, ErrorCode};
 
 use super::initialize::patch_initialize_result;
 use super::tools_list::filter_tools_page;
 
 impl Gateway {
-    /// Handles one message from the server.
-    pub async fn from_server(self: &Arc<Self>, session: &Arc<Session>, message: String) {
-        let text = message.trim();
-        if text.is_empty() {
+    /// Handles one message from the server: reads it (the one read of its text) and routes it.
+    pub async fn from_server(self: &Arc<Self>, session: &Arc<Session>, text: String) {
+        if text.trim().is_empty() {
             return;
         }
-        let Ok(envelope) = Envelope::parse(text, Strictness::Lenient) else {
-            // Servers that log to stdout: never let that reach the client as protocol.
-            let shown: String = text.chars().take(200).collect();
-            tracing::warn!(session = %session.id, line = %shown, "dropped a non-JSON-RPC line from the server");
-            return;
-        };
-        if envelope.kind() != Some(Kind::Response) {
-            return session.send_to_client(compact(text)).await;
+        match ServerMessage::read(text) {
+            Some(message) => self.from_server_message(session, message).await,
+            None => {
+                // Servers that log to stdout: never let that reach the client as protocol.
+                tracing::warn!(session = %session.id, "dropped a non-JSON-RPC line from the server");
+            }
         }
-        let Some(id) = envelope.id else { return };
-        let answer = session.state.lock().upstream_ids.answer(&id_key(id));
+    }
+
+    /// Handles one message from the server, already read by its transport.
+    pub async fn from_server_message(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        message: ServerMessage,
+    ) {
+        if message.kind() != Some(Kind::Response) {
+            return session.send_to_client(ToClient::relay(message)).await;
+        }
+        let Some(id) = message.id() else { return };
+        let answer = session.state.lock().upstream_ids.answer(&id_key_of(id));
         let (client_id, key) = match answer {
             Answer::Pending(Pending::Internal(waiter)) => {
                 // An answer to toolgate's own request: never the client's business.
-                let _ = waiter.send(text.to_string());
+                let _ = waiter.send(message);
                 return;
             }
             Answer::Pending(Pending::Client { id, key }) => (id, key),
@@ -51,22 +58,24 @@ impl Gateway {
             }
         };
         // From here on the answer carries the client's own id.
-        let with_client_id = || super::compact_owned(replace_slice(text, id, client_id.get()));
+        let error = message.is_error().then(|| message.error_code());
+        let answer = |text: String| ToClient::answer(text, Some(&client_id), error);
+        let with_client_id = || answer(message.with_id(client_id.get()));
         let pending = session.state.lock().inflight.remove(&key);
         let reply = match pending {
             None => with_client_id(),
             Some(InFlight::Call(call)) => {
-                self.settle_call(session, call, envelope.error.is_some(), envelope.result)
+                self.settle_call(session, call, message.is_error(), message.result())
                     .await;
                 with_client_id()
             }
-            Some(InFlight::ToolsList) => match envelope.result {
+            Some(InFlight::ToolsList) => match message.result() {
                 Some(result) => {
                     let policy = self.policy.load_full();
                     if policy.has_category_rules() {
-                        self.learn_categories_from_page(result.get());
+                        self.learn_categories_from_page(result);
                     }
-                    match filter_tools_page(result.get(), &policy) {
+                    match filter_tools_page(result, &policy) {
                         Some(page) => {
                             session
                                 .state
@@ -75,48 +84,45 @@ impl Gateway {
                                 .get_or_insert_with(Vec::new)
                                 .extend(page.listed);
                             match page.rewritten {
-                                Some(result) => replace_result(client_id.get(), &result),
+                                Some(result) => answer(replace_result(client_id.get(), &result)),
                                 None => with_client_id(),
                             }
                         }
                         // A result toolgate cannot read might list hidden tools: refuse it.
-                        None => wire::error_response(
-                            Some(&client_id),
-                            ErrorCode::UpstreamGone,
-                            "The server's tools/list result could not be read",
-                        ),
+                        None => {
+                            let code = ErrorCode::UpstreamGone;
+                            let text = wire::error_response(
+                                Some(&client_id),
+                                code,
+                                "The server's tools/list result could not be read",
+                            );
+                            ToClient::error(text, Some(&client_id), code)
+                        }
                     }
                 }
                 None => with_client_id(),
             },
-            Some(InFlight::Initialize) => match envelope
-                .result
-                .and_then(|r| patch_initialize_result(r.get()))
-            {
-                Some(init) => {
-                    session.state.lock().protocol_version = init.protocol_version;
-                    match init.rewritten {
-                        Some(result) => replace_result(client_id.get(), &result),
-                        None => with_client_id(),
+            Some(InFlight::Initialize) => {
+                match message.result().and_then(patch_initialize_result) {
+                    Some(init) => {
+                        session.state.lock().protocol_version = init.protocol_version;
+                        match init.rewritten {
+                            Some(result) => answer(replace_result(client_id.get(), &result)),
+                            None => with_client_id(),
+                        }
                     }
+                    None => with_client_id(),
                 }
-                None => with_client_id(),
-            },
+            }
         };
         session.send_to_client(reply).await;
     }
 
     /// An answer that no client is waiting for: logged and audited, never relayed.
-    fn drop_answer(
-        &self,
-        session: &Session,
-        tool: Option<String>,
-        what: DroppedMessage,
-        id: &RawValue,
-    ) {
+    fn drop_answer(&self, session: &Session, tool: Option<String>, what: DroppedMessage, id: &str) {
         let reason = match what {
             DroppedMessage::LateResult => "the server answered after the call had ended (timeout or cancellation); the client was already answered".to_string(),
-            _ => format!("the server answered with id {} that toolgate never sent or that was already answered", shorten(id.get())),
+            _ => format!("the server answered with id {} that toolgate never sent or that was already answered", shorten(id)),
         };
         tracing::warn!(session = %session.id, %reason, "dropped a server answer");
         self.audit.record(AuditEvent::Dropped {
@@ -136,8 +142,4 @@ fn shorten(text: &str) -> String {
 
 fn replace_result(id: &str, result: &serde_json::Value) -> String {
     format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":{result}}}")
-}
-
-fn compact(text: &str) -> String {
-    super::compact_line(text)
 }

@@ -17,6 +17,7 @@ use toolgate_state::Ticket;
 
 use super::call_end::{CallEnd, ServerAnswer};
 use crate::gateway::Gateway;
+use crate::message::{ToClient, ToServer};
 use crate::session::{CallInFlight, CallPhase, InFlight, Session};
 use crate::wire::{self, ErrorCode};
 
@@ -31,11 +32,11 @@ impl Gateway {
         session: &Session,
         call: CallInFlight,
         is_error: bool,
-        result: Option<&RawValue>,
+        result: Option<&str>,
     ) {
         let answer = if is_error {
             ServerAnswer::Error
-        } else if result.is_some_and(|r| result_is_error(r.get())) {
+        } else if result.is_some_and(result_is_error) {
             ServerAnswer::ToolError
         } else {
             ServerAnswer::Result
@@ -136,7 +137,10 @@ impl Gateway {
             }
             if let Some(upstream) = upstream {
                 let _ = session
-                    .send_to_server(wire::cancelled(upstream, "toolgate call timeout"))
+                    .send_to_server(ToServer::notification(
+                        wire::cancelled(upstream, "toolgate call timeout"),
+                        "notifications/cancelled",
+                    ))
                     .await;
             }
         }
@@ -162,8 +166,9 @@ impl Gateway {
 }
 
 /// The answer to a request left waiting when the server went away.
-fn gone_answer(id: &RawValue, reason: &str) -> String {
-    wire::error_response(Some(id), ErrorCode::UpstreamGone, reason)
+fn gone_answer(id: &RawValue, reason: &str) -> ToClient {
+    let code = ErrorCode::UpstreamGone;
+    ToClient::error(wire::error_response(Some(id), code, reason), Some(id), code)
 }
 
 /// Whether a tool result says `isError: true`, read without parsing the whole result.

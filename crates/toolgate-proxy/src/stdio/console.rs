@@ -6,6 +6,7 @@
 //! dedicated writer thread takes every message queued since its last write and writes them
 //! with one system call.
 
+use crate::message::ToClient;
 use std::fs::File;
 use std::io::{BufReader, Write};
 use std::os::fd::AsFd;
@@ -47,7 +48,7 @@ pub struct StdoutWriter {
     done: oneshot::Receiver<()>,
 }
 
-pub fn spawn_stdout_writer(mut rx: mpsc::Receiver<String>) -> std::io::Result<StdoutWriter> {
+pub fn spawn_stdout_writer(mut rx: mpsc::Receiver<ToClient>) -> std::io::Result<StdoutWriter> {
     let mut stdout = File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
     let (done_tx, done) = oneshot::channel();
     std::thread::Builder::new()
@@ -55,14 +56,14 @@ pub fn spawn_stdout_writer(mut rx: mpsc::Receiver<String>) -> std::io::Result<St
         .spawn(move || {
             let mut batch: Vec<u8> = Vec::with_capacity(64 * 1024);
             while let Some(first) = rx.blocking_recv() {
-                let mut ended = first == END_OF_OUTPUT;
+                let mut ended = first.text == END_OF_OUTPUT;
                 if !ended {
-                    append_line(&mut batch, &first);
+                    append_line(&mut batch, &first.text);
                 }
                 while !ended && batch.len() < MAX_BATCH_BYTES {
                     match rx.try_recv() {
-                        Ok(m) if m == END_OF_OUTPUT => ended = true,
-                        Ok(m) => append_line(&mut batch, &m),
+                        Ok(m) if m.text == END_OF_OUTPUT => ended = true,
+                        Ok(m) => append_line(&mut batch, &m.text),
                         Err(_) => break,
                     }
                 }
@@ -87,8 +88,10 @@ fn append_line(batch: &mut Vec<u8>, message: &str) {
 impl StdoutWriter {
     /// Queues the end marker behind everything already sent and waits (bounded) until it is
     /// all written.
-    pub async fn finish(self, sender: &mpsc::Sender<String>, limit: Duration) {
-        let _ = sender.send(END_OF_OUTPUT.to_string()).await;
+    pub async fn finish(self, sender: &mpsc::Sender<ToClient>, limit: Duration) {
+        let _ = sender
+            .send(ToClient::notice(END_OF_OUTPUT.to_string()))
+            .await;
         let _ = tokio::time::timeout(limit, self.done).await;
     }
 }
@@ -108,21 +111,19 @@ pub fn spawn_client_reader(
                 Frame::Line(line) => gateway.from_client(&session, line).await,
                 Frame::TooLong(n) => {
                     let message = format!("Invalid request: message of {n} bytes exceeds the {max_line_bytes} byte limit");
+                    let code = ErrorCode::InvalidRequest;
+                    let reply = wire::error_response(None, code, &message);
                     session
-                        .send_to_client(wire::error_response(
-                            None,
-                            ErrorCode::InvalidRequest,
-                            &message,
-                        ))
+                        .send_to_client(ToClient::error(reply, None, code))
                         .await;
                 }
                 Frame::NotUtf8 => {
-                    let reply = wire::error_response(
-                        None,
-                        ErrorCode::Parse,
-                        "Parse error: message is not UTF-8",
-                    );
-                    session.send_to_client(reply).await;
+                    let code = ErrorCode::Parse;
+                    let reply =
+                        wire::error_response(None, code, "Parse error: message is not UTF-8");
+                    session
+                        .send_to_client(ToClient::error(reply, None, code))
+                        .await;
                 }
             }
         }

@@ -8,6 +8,7 @@
 pub(crate) mod child;
 pub mod console;
 
+use crate::message::ToServer;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -160,7 +161,7 @@ pub(crate) fn spawn_server_reader(
 /// notified, whatever is queued is written and the stream is closed.
 pub(crate) async fn write_lines<W: AsyncWrite + Unpin>(
     mut out: W,
-    mut rx: mpsc::Receiver<String>,
+    mut rx: mpsc::Receiver<ToServer>,
     close: Arc<Notify>,
 ) {
     let mut batch: Vec<u8> = Vec::with_capacity(64 * 1024);
@@ -170,17 +171,17 @@ pub(crate) async fn write_lines<W: AsyncWrite + Unpin>(
             _ = close.notified() => {
                 rx.close();
                 while let Some(m) = rx.recv().await {
-                    append_line(&mut batch, &m);
+                    append_line(&mut batch, &m.text);
                 }
                 let _ = write_batch(&mut out, &mut batch).await;
                 break;
             }
         };
         let Some(first) = first else { break };
-        append_line(&mut batch, &first);
+        append_line(&mut batch, &first.text);
         while batch.len() < MAX_BATCH_BYTES {
             match rx.try_recv() {
-                Ok(m) => append_line(&mut batch, &m),
+                Ok(m) => append_line(&mut batch, &m.text),
                 Err(_) => break,
             }
         }

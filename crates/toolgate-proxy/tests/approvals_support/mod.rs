@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+use toolgate_proxy::message::{ToClient, ToServer};
 
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -54,8 +55,8 @@ pub struct Gate {
     pub store: SharedApprovals,
     pub counters: Arc<MemoryStore>,
     pub clock: Arc<ManualClock>,
-    pub client_rx: mpsc::Receiver<String>,
-    pub server_rx: mpsc::Receiver<String>,
+    pub client_rx: mpsc::Receiver<ToClient>,
+    pub server_rx: mpsc::Receiver<ToServer>,
 }
 
 pub fn fast_options() -> ApprovalOptions {
@@ -169,6 +170,7 @@ impl Gate {
             .await
             .expect("nothing reached the server")
             .unwrap()
+            .text
     }
 
     /// Whether `forwarded` (a message that reached the server) is the client's request
@@ -182,7 +184,8 @@ impl Gate {
         let text = tokio::time::timeout(Duration::from_secs(3), self.client_rx.recv())
             .await
             .expect("nothing reached the client")
-            .unwrap();
+            .unwrap()
+            .text;
         serde_json::from_str(&text).unwrap()
     }
 
@@ -198,13 +201,13 @@ impl Gate {
 
     pub async fn nothing_to_server_for(&mut self, wait: Duration) {
         if let Ok(Some(m)) = tokio::time::timeout(wait, self.server_rx.recv()).await {
-            panic!("reached the server: {m}");
+            panic!("reached the server: {}", m.text);
         }
     }
 
     pub fn nothing_to_server(&mut self) {
         if let Ok(m) = self.server_rx.try_recv() {
-            panic!("reached the server: {m}");
+            panic!("reached the server: {}", m.text);
         }
     }
 

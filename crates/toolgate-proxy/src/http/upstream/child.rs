@@ -7,13 +7,14 @@ use tokio::process::Child;
 use tokio::sync::{mpsc, Notify};
 
 use super::LinkContext;
+use crate::message::ToServer;
 use crate::stdio::{child as process, spawn_server_reader, write_lines};
 
 /// Runs until the child exits or the link is stopped; returns why it ended.
 pub(super) async fn run(
     ctx: &LinkContext,
     mut child: Child,
-    to_server: mpsc::Receiver<String>,
+    to_server: mpsc::Receiver<ToServer>,
     grace: Duration,
     max_line_bytes: usize,
 ) -> String {

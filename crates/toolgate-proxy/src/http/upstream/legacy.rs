@@ -7,8 +7,9 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use tokio::sync::mpsc;
 
 use super::streamable::{read_limited, without_url};
-use super::{http_failure, HttpClient, LinkContext, Outgoing, MAX_UPSTREAM_MESSAGE_BYTES};
+use super::{http_failure, HttpClient, LinkContext, MAX_UPSTREAM_MESSAGE_BYTES};
 use crate::http::sse::EventParser;
+use crate::message::ToServer;
 use crate::wire::ErrorCode;
 
 /// Runs until the stream ends or the link is stopped. `first` is a message that was already
@@ -16,8 +17,8 @@ use crate::wire::ErrorCode;
 pub(super) async fn run(
     ctx: &LinkContext,
     http: &HttpClient,
-    mut to_server: mpsc::Receiver<String>,
-    first: Option<String>,
+    mut to_server: mpsc::Receiver<ToServer>,
+    first: Option<ToServer>,
 ) -> String {
     let request = http
         .client
@@ -100,7 +101,7 @@ pub(super) async fn run(
         let Some(message) = message else {
             break "The client side closed".to_string();
         };
-        let out = Outgoing::read(message);
+        let out = message;
         let (ctx, http, endpoint) = (ctx.clone(), http.clone(), endpoint.clone());
         posts.spawn(async move {
             let request = http
@@ -121,7 +122,7 @@ pub(super) async fn run(
                     without_url(&e)
                 )),
             };
-            if let (Some(message), true, Some(id)) = (failure, out.is_request, &out.id) {
+            if let (Some(message), Some(id)) = (failure, out.request) {
                 ctx.fail_request(id, ErrorCode::UpstreamHttp, &message)
                     .await;
             }
@@ -136,20 +137,20 @@ pub(super) async fn run(
 /// No connection could be made: answer the request that was waiting and end.
 async fn refuse_all(
     ctx: &LinkContext,
-    to_server: &mut mpsc::Receiver<String>,
-    first: Option<String>,
+    to_server: &mut mpsc::Receiver<ToServer>,
+    first: Option<ToServer>,
     reason: &str,
 ) -> String {
     if let Some(first) = first {
-        let out = Outgoing::read(first);
-        if let (true, Some(id)) = (out.is_request, &out.id) {
+        let out = first;
+        if let Some(id) = out.request {
             ctx.fail_request(id, ErrorCode::UpstreamHttp, reason).await;
         }
     }
     to_server.close();
     while let Ok(message) = to_server.try_recv() {
-        let out = Outgoing::read(message);
-        if let (true, Some(id)) = (out.is_request, &out.id) {
+        let out = message;
+        if let Some(id) = out.request {
             ctx.fail_request(id, ErrorCode::UpstreamHttp, reason).await;
         }
     }

@@ -19,8 +19,8 @@ use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit};
 use tokio::task::JoinHandle;
 
 use super::options::{HttpUpstream, UpstreamProtocol, UpstreamTarget};
-use crate::envelope::{Envelope, Kind, Strictness};
 use crate::gateway::Gateway;
+use crate::message::{ServerMessage, ToServer};
 use crate::session::Session;
 use crate::wire::{self, ErrorCode};
 
@@ -86,7 +86,7 @@ impl UpstreamLink {
         spec: LinkSpec,
         gateway: Arc<Gateway>,
         session: Arc<Session>,
-        to_server: mpsc::Receiver<String>,
+        to_server: mpsc::Receiver<ToServer>,
     ) -> std::io::Result<UpstreamLink> {
         UpstreamLink::start_with(spec, None, gateway, session, to_server)
     }
@@ -98,7 +98,7 @@ impl UpstreamLink {
         child: tokio::process::Child,
         gateway: Arc<Gateway>,
         session: Arc<Session>,
-        to_server: mpsc::Receiver<String>,
+        to_server: mpsc::Receiver<ToServer>,
     ) -> std::io::Result<UpstreamLink> {
         UpstreamLink::start_with(spec, Some(child), gateway, session, to_server)
     }
@@ -108,7 +108,7 @@ impl UpstreamLink {
         started: Option<tokio::process::Child>,
         gateway: Arc<Gateway>,
         session: Arc<Session>,
-        to_server: mpsc::Receiver<String>,
+        to_server: mpsc::Receiver<ToServer>,
     ) -> std::io::Result<UpstreamLink> {
         let stop = Arc::new(Notify::new());
         let (ended_tx, ended) = watch::channel(None);
@@ -204,14 +204,23 @@ pub(crate) struct LinkContext {
 }
 
 impl LinkContext {
-    /// A message from the server.
+    /// A message from the server, as the link received it.
     pub async fn deliver(&self, text: String) {
         self.gateway.from_server(&self.session, text).await;
     }
 
-    /// An error for a request the upstream could not answer, written as the server's answer.
-    pub async fn fail_request(&self, id: &RawValue, code: ErrorCode, message: &str) {
-        self.deliver(wire::error_response(Some(id), code, message))
+    /// A message from the server the link has already read.
+    pub async fn deliver_message(&self, message: ServerMessage) {
+        self.gateway
+            .from_server_message(&self.session, message)
+            .await;
+    }
+
+    /// An error for a request the upstream could not answer (`upstream`: the id the gateway
+    /// minted for it), written as the server's answer.
+    pub async fn fail_request(&self, upstream: u64, code: ErrorCode, message: &str) {
+        let id = RawValue::from_string(upstream.to_string()).ok();
+        self.deliver(wire::error_response(id.as_deref(), code, message))
             .await;
     }
 
@@ -222,37 +231,10 @@ impl LinkContext {
     }
 }
 
-/// The parts of an outgoing message a link looks at.
-pub(crate) struct Outgoing {
-    pub text: String,
-    pub id: Option<Box<RawValue>>,
-    pub method: Option<String>,
-    pub is_request: bool,
-}
-
-impl Outgoing {
-    pub fn read(text: String) -> Outgoing {
-        let (id, method, is_request) = match Envelope::parse(&text, Strictness::Lenient) {
-            Ok(e) => (
-                e.id.map(|id| id.to_owned()),
-                e.method.as_deref().map(str::to_string),
-                e.kind() == Some(Kind::Request),
-            ),
-            Err(_) => (None, None, false),
-        };
-        Outgoing {
-            text,
-            id,
-            method,
-            is_request,
-        }
-    }
-}
-
 async fn run_http(
     ctx: &LinkContext,
     http: HttpClient,
-    to_server: mpsc::Receiver<String>,
+    to_server: mpsc::Receiver<ToServer>,
     modern: Option<ModernRequest>,
 ) -> String {
     match http.target.protocol {

@@ -13,8 +13,9 @@ use reqwest::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use tokio::sync::mpsc;
 
-use super::{http_failure, HttpClient, LinkContext, Outgoing, MAX_UPSTREAM_MESSAGE_BYTES};
+use super::{http_failure, HttpClient, LinkContext, MAX_UPSTREAM_MESSAGE_BYTES};
 use crate::http::sse::EventParser;
+use crate::message::{ServerMessage, ToServer};
 use crate::wire::ErrorCode;
 
 pub(crate) const SESSION_HEADER: &str = "mcp-session-id";
@@ -42,8 +43,8 @@ pub(super) enum Ended {
     Reason(String),
     /// The server refused the `initialize` POST: it may speak legacy HTTP+SSE instead.
     Refused {
-        initialize: String,
-        rest: mpsc::Receiver<String>,
+        initialize: ToServer,
+        rest: mpsc::Receiver<ToServer>,
     },
 }
 
@@ -66,7 +67,7 @@ struct Link {
 pub(super) async fn run(
     ctx: &LinkContext,
     http: &HttpClient,
-    mut to_server: mpsc::Receiver<String>,
+    mut to_server: mpsc::Receiver<ToServer>,
     modern: Option<ModernRequest>,
     may_fall_back: bool,
 ) -> Ended {
@@ -89,10 +90,10 @@ pub(super) async fn run(
         let Some(message) = message else {
             break "The client side closed".to_string();
         };
-        let out = Outgoing::read(message);
+        let out = message;
         let gone = link.gone.read().clone();
         if let Some(reason) = gone {
-            if let (true, Some(id)) = (out.is_request, &out.id) {
+            if let Some(id) = out.request {
                 ctx.fail_request(id, ErrorCode::UpstreamGone, &reason).await;
             }
             continue;
@@ -103,7 +104,7 @@ pub(super) async fn run(
             // Nothing else can be sent before the session exists: wait for it here.
             if let PostResult::Refused = link.post(&out, may_fall_back).await {
                 return Ended::Refused {
-                    initialize: out.text,
+                    initialize: out,
                     rest: to_server,
                 };
             }
@@ -137,7 +138,7 @@ impl Link {
         builder
     }
 
-    async fn post(&self, out: &Outgoing, may_fall_back: bool) -> PostResult {
+    async fn post(&self, out: &ToServer, may_fall_back: bool) -> PostResult {
         let mut builder = self
             .request(self.http.client.post(self.http.target.url.clone()))
             .header(ACCEPT, "application/json, text/event-stream")
@@ -198,11 +199,11 @@ impl Link {
         {
             return PostResult::Refused;
         }
-        let answers = body_answers(&body, out.id.as_deref());
+        let answer = answer_in(&body, out.request);
         let session_lost = matches!(status, StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST)
             && self.session_id.read().is_some()
             && !is_initialize
-            && !answers;
+            && answer.is_none();
         if session_lost {
             let reason = format!(
                 "The upstream session has ended (HTTP {}); reconnect to start a new session",
@@ -217,8 +218,8 @@ impl Link {
         }
         // A JSON-RPC answer to this request in an error status (2026-07-28 maps error codes
         // to statuses): it is the server's answer, pass it on.
-        if answers {
-            self.deliver_json(&body).await;
+        if let Some(answer) = answer {
+            self.ctx.deliver_message(answer).await;
             return PostResult::Done;
         }
         self.fail(out, ErrorCode::UpstreamHttp, &http_failure(status, &body))
@@ -226,19 +227,19 @@ impl Link {
         PostResult::Done
     }
 
-    async fn fail(&self, out: &Outgoing, code: ErrorCode, message: &str) {
-        if let (true, Some(id)) = (out.is_request, &out.id) {
+    async fn fail(&self, out: &ToServer, code: ErrorCode, message: &str) {
+        if let Some(id) = out.request {
             self.ctx.fail_request(id, code, message).await;
         } else {
             tracing::warn!(session = %self.ctx.session.id, %message, "the upstream refused a message");
         }
     }
 
-    async fn read_answer(&self, out: &Outgoing, response: Response) {
+    async fn read_answer(&self, out: &ToServer, response: Response) {
         let content_type = header_text(&response, CONTENT_TYPE.as_str()).unwrap_or_default();
         if content_type.starts_with("text/event-stream") {
-            let answered = self.read_events(response, out.id.as_deref()).await;
-            if out.is_request && !answered {
+            let answered = self.read_events(response, out.request).await;
+            if out.is_request() && !answered {
                 self.fail(
                     out,
                     ErrorCode::UpstreamHttp,
@@ -256,7 +257,7 @@ impl Link {
             }
         };
         if body.iter().all(u8::is_ascii_whitespace) {
-            if out.is_request {
+            if out.is_request() {
                 self.fail(
                     out,
                     ErrorCode::UpstreamHttp,
@@ -270,7 +271,7 @@ impl Link {
             || serde_json::from_slice::<serde_json::Value>(&body).is_ok()
         {
             self.deliver_json(&body).await;
-        } else if out.is_request {
+        } else if out.is_request() {
             self.fail(
                 out,
                 ErrorCode::UpstreamHttp,
@@ -298,12 +299,8 @@ impl Link {
     }
 
     /// Reads an SSE stream to its end; returns whether the answer to `id` was among it.
-    async fn read_events(
-        &self,
-        response: Response,
-        id: Option<&serde_json::value::RawValue>,
-    ) -> bool {
-        let wanted = id.map(crate::envelope::id_key);
+    async fn read_events(&self, response: Response, id: Option<u64>) -> bool {
+        let wanted = id.map(|id| id.to_string());
         let mut answered = false;
         let mut parser = EventParser::new(MAX_UPSTREAM_MESSAGE_BYTES);
         let mut stream = response.bytes_stream();
@@ -313,12 +310,14 @@ impl Link {
                 if event.event != "message" || event.data.trim().is_empty() {
                     continue;
                 }
-                if let Some(wanted) = &wanted {
-                    if response_id(&event.data).as_deref() == Some(wanted.as_str()) {
-                        answered = true;
-                    }
+                let Some(message) = ServerMessage::read(event.data) else {
+                    tracing::warn!(session = %self.ctx.session.id, "dropped an event from the upstream that is not JSON-RPC");
+                    continue;
+                };
+                if wanted.as_deref().is_some_and(|key| message.answers(key)) {
+                    answered = true;
                 }
-                self.ctx.deliver(event.data).await;
+                self.ctx.deliver_message(message).await;
             }
             if answered {
                 // The answer is the last message that belongs to this request.
@@ -430,24 +429,12 @@ pub(super) async fn read_limited(response: Response) -> Result<Vec<u8>, String> 
     Ok(body)
 }
 
-/// Whether an error-status body is the JSON-RPC answer to the request `id` (an error with
-/// `id: null` is the transport refusing the message, not an answer).
-fn body_answers(body: &[u8], id: Option<&serde_json::value::RawValue>) -> bool {
-    let Some(id) = id else { return false };
-    let Ok(text) = std::str::from_utf8(body) else {
-        return false;
-    };
-    response_id(text.trim()).as_deref() == Some(crate::envelope::id_key(id).as_str())
-}
-
-/// The id key of a response, if the text is one.
-fn response_id(text: &str) -> Option<String> {
-    let envelope =
-        crate::envelope::Envelope::parse(text, crate::envelope::Strictness::Lenient).ok()?;
-    if envelope.kind() != Some(crate::envelope::Kind::Response) {
-        return None;
-    }
-    envelope.id.map(crate::envelope::id_key)
+/// The JSON-RPC answer to the request minted `id` when an error-status body is one (an error
+/// with `id: null` is the transport refusing the message, not an answer).
+fn answer_in(body: &[u8], id: Option<u64>) -> Option<ServerMessage> {
+    let text = std::str::from_utf8(body).ok()?;
+    let message = ServerMessage::read(text.to_string())?;
+    message.answers(&id?.to_string()).then_some(message)
 }
 
 /// A reqwest error without its URL (which may carry credentials in its query).
