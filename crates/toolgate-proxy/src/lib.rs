@@ -7,9 +7,11 @@
 //! Policy text is never interpreted here — `toolgate-policy` does that — and no transport
 //! contains policy logic.
 
+pub mod accept;
 pub mod admin;
 pub mod approvals;
 pub mod audit;
+pub mod authority;
 pub mod envelope;
 pub mod framing;
 pub mod gateway;

@@ -212,7 +212,7 @@ impl ClientMessage {
     }
 
     /// The message as a request, when it is one.
-    pub fn into_request(self) -> Result<ClientRequest, ClientMessage> {
+    pub fn into_request(self) -> Result<ClientRequest, Box<ClientMessage>> {
         match (self.kind, self.id, self.method) {
             (Kind::Request, Some(id), Some(method)) => Ok(ClientRequest {
                 key: id_key(&id),
@@ -220,12 +220,12 @@ impl ClientMessage {
                 method,
                 body: self.body,
             }),
-            (kind, id, method) => Err(ClientMessage {
+            (kind, id, method) => Err(Box::new(ClientMessage {
                 kind,
                 id,
                 method,
                 body: self.body,
-            }),
+            })),
         }
     }
 }

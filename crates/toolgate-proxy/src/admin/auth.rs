@@ -114,25 +114,11 @@ pub fn admit(headers: &HeaderMap, token: &AdminToken) -> Result<(), AdminRefusal
 
 /// `localhost`, `127.x.y.z` or `[::1]`, with an optional port.
 fn is_loopback_authority(authority: &str) -> bool {
-    let authority = authority.trim().to_ascii_lowercase();
-    let host = if let Some(rest) = authority.strip_prefix('[') {
-        match rest.split_once(']') {
-            Some((ip, tail)) if tail.is_empty() || is_port(tail) => ip.to_string(),
-            _ => return false,
-        }
-    } else {
-        match authority.rsplit_once(':') {
-            Some((name, port)) if is_port(&format!(":{port}")) => name.to_string(),
-            Some(_) => return false,
-            None => authority.clone(),
-        }
+    let Some(host) = crate::authority::host_of(authority) else {
+        return false;
     };
-    host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-fn is_port(text: &str) -> bool {
-    text.strip_prefix(':')
-        .is_some_and(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()))
+    let ip = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost" || ip.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Reads `--admin-listen`: `PORT`, `IP:PORT` or `localhost:PORT`. Only loopback addresses

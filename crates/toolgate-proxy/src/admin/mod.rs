@@ -21,8 +21,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
 use crate::approvals::Approvals;
@@ -117,28 +115,17 @@ impl AdminServer {
     /// Serves until the task is dropped or aborted.
     pub async fn run(self) {
         let router = routes::router(Arc::clone(&self.app));
-        loop {
-            let (stream, _) = match self.listener.accept().await {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "admin API: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let service = TowerToHyperService::new(router.clone());
-            tokio::spawn(async move {
-                let connection = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(10))
-                    .serve_connection(TokioIo::new(stream), service);
-                if let Err(e) = connection.await {
-                    tracing::debug!(error = %e, "admin connection ended with an error");
-                }
-            });
-        }
+        let limits = crate::accept::ConnectionLimits {
+            max_connections: ADMIN_MAX_CONNECTIONS,
+            header_timeout: Duration::from_secs(10),
+        };
+        let forever = std::future::pending::<()>();
+        crate::accept::serve_until(&self.listener, router, limits, "admin API", forever).await;
     }
 }
+
+/// Connections the admin API serves at once: it is for a handful of people and scripts.
+const ADMIN_MAX_CONNECTIONS: usize = 64;
 
 /// Binds the admin listener and serves it on a task of its own; the bound address is
 /// returned (for `--admin-listen 127.0.0.1:0`).

@@ -1,7 +1,7 @@
 //! The admin API's routes and the one place its failures become HTTP statuses.
 
+use axum::response::sse::Event;
 use std::collections::HashSet;
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -211,29 +211,16 @@ async fn events(State(app): State<Arc<AdminApp>>, headers: HeaderMap) -> Respons
     if let Some(refusal) = refused(&app, &headers) {
         return refusal;
     }
-    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    let (tx, rx) = mpsc::channel::<Event>(64);
     let transitions = app.approvals.subscribe();
     tokio::spawn(stream_events(Arc::clone(&app), transitions, tx));
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
-    });
-    let mut response = Response::new(Body::from_stream(stream));
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-cache, no-transform"),
-    );
-    response
+    sse::response(rx, app.options.keepalive)
 }
 
 async fn stream_events(
     app: Arc<AdminApp>,
     mut transitions: broadcast::Receiver<crate::approvals::ApprovalEvent>,
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<Event>,
 ) {
     let mut seen: HashSet<String> = HashSet::new();
     // What is pending now goes first, before anything that happens later.
@@ -241,9 +228,7 @@ async fn stream_events(
         return;
     }
     let mut poll = tokio::time::interval(app.options.poll_interval);
-    let mut keepalive = tokio::time::interval(app.options.keepalive);
     poll.tick().await;
-    keepalive.tick().await;
     loop {
         let sent = tokio::select! {
             event = transitions.recv() => match event {
@@ -253,14 +238,14 @@ async fn stream_events(
                         true
                     } else {
                         let data = record_json(&event.record, false).to_string();
-                        tx.send(sse::named_event(event.transition.as_str(), &data)).await.is_ok()
+                        tx.send(sse::named(event.transition.as_str(), &data)).await.is_ok()
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => true,
                 Err(broadcast::error::RecvError::Closed) => false,
             },
             _ = poll.tick() => send_new_pending(&app, &tx, &mut seen).await,
-            _ = keepalive.tick() => tx.send(sse::keepalive()).await.is_ok(),
+            _ = tx.closed() => false,
         };
         if !sent {
             return;
@@ -272,7 +257,7 @@ async fn stream_events(
 /// before the stream opened).
 async fn send_new_pending(
     app: &AdminApp,
-    tx: &mpsc::Sender<Bytes>,
+    tx: &mpsc::Sender<Event>,
     seen: &mut HashSet<String>,
 ) -> bool {
     let pending = match app.approvals.store().list(ListFilter::default()).await {
@@ -291,7 +276,7 @@ async fn send_new_pending(
         if seen.insert(record.id.clone()) {
             let data = record_json(record, false).to_string();
             if tx
-                .send(sse::named_event(Transition::Requested.as_str(), &data))
+                .send(sse::named(Transition::Requested.as_str(), &data))
                 .await
                 .is_err()
             {

@@ -14,7 +14,7 @@ use super::options::{HttpUpstream, UpstreamTarget};
 use super::upstream::{LinkSpec, UpstreamLink};
 use crate::gateway::Gateway;
 use crate::session::{Session, SessionChannels};
-use crate::stdio::{console, SignalKind, Signals};
+use crate::stdio::console::{Console, ConsoleEnd};
 
 /// The bridge's client side is stdio, so it takes the stdio transport's settings.
 pub use crate::stdio::StdioOptions as BridgeOptions;
@@ -44,40 +44,22 @@ pub async fn run(
     let mut watcher = link.watcher();
     tracing::info!(session = %session.id, "bridge started");
 
-    let client_writer = console::spawn_stdout_writer(client_rx)?;
-    let mut client_reader = console::spawn_client_reader(
-        Arc::clone(&gateway),
-        Arc::clone(&session),
-        options.max_line_bytes,
-    )?;
-    let sweeper = gateway.spawn_expiry_sweeper(&session);
-
-    let mut signals = Signals::install()?;
-    let code = loop {
-        tokio::select! {
-            _ = &mut client_reader => {
-                tracing::info!("client closed its input; ending the upstream session");
-                break 0;
-            }
-            reason = watcher.ended() => {
-                tracing::warn!(%reason, "the upstream link ended");
-                break 1;
-            }
-            signal = signals.next() => match signal {
-                SignalKind::Reload => {
-                    if let Some(path) = &options.policy_path {
-                        crate::reload::reload_from(&gateway, path).await;
-                    }
-                }
-                SignalKind::Terminate(name) => {
-                    tracing::info!("received {name}; ending the upstream session");
-                    break 0;
-                }
-            },
+    let mut console = Console::start(&gateway, &session, client_rx, &options)?;
+    let code = match console.run_until(watcher.ended()).await {
+        ConsoleEnd::ClientClosed => {
+            tracing::info!("client closed its input; ending the upstream session");
+            0
+        }
+        ConsoleEnd::Upstream(reason) => {
+            tracing::warn!(%reason, "the upstream link ended");
+            1
+        }
+        ConsoleEnd::Terminated(name) => {
+            tracing::info!("received {name}; ending the upstream session");
+            0
         }
     };
-    client_reader.abort();
-    sweeper.abort();
+    console.stop_reading();
     // Answers still on their way get a moment to arrive before the session is deleted.
     let drain = tokio::time::Instant::now() + Duration::from_millis(200);
     while session.inflight_count() > 0 && tokio::time::Instant::now() < drain {
@@ -85,9 +67,7 @@ pub async fn run(
     }
     link.close(options.shutdown_grace + Duration::from_secs(5))
         .await;
-    client_writer
-        .finish(&session.to_client, Duration::from_secs(5))
-        .await;
+    console.finish().await;
     gateway.audit().record(crate::audit::AuditEvent::Shutdown {
         reason: "bridge stopped".to_string(),
     });

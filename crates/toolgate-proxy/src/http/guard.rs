@@ -5,6 +5,7 @@
 //! loopback listener with the attacker's host name), Origin (a browser page on another site),
 //! then the token. Each refusal is its own variant, mapped to a status in one place.
 
+use crate::authority::host_of;
 use std::net::{IpAddr, SocketAddr};
 
 use axum::http::{header, HeaderMap, StatusCode};
@@ -97,8 +98,12 @@ impl Guard {
             return Err(Refusal::Host("(missing or repeated)".into()));
         };
         let host = value.to_str().unwrap_or("").to_ascii_lowercase();
-        let name = strip_port(&host);
-        if self.hosts.iter().any(|h| h == &host || h == name) {
+        let name = host_of(&host);
+        if self
+            .hosts
+            .iter()
+            .any(|h| h == &host || Some(h) == name.as_ref())
+        {
             Ok(())
         } else {
             Err(Refusal::Host(host))
@@ -119,8 +124,9 @@ impl Guard {
         }
         if self.localhost_origins {
             if let Some((scheme, rest)) = origin.split_once("://") {
-                let host = strip_port(rest);
-                if matches!(scheme, "http" | "https") && LOCAL_NAMES.contains(&host) {
+                let host = host_of(rest);
+                let local = host.is_some_and(|h| LOCAL_NAMES.contains(&h.as_str()));
+                if matches!(scheme, "http" | "https") && local {
                     return Ok(());
                 }
             }
@@ -151,20 +157,6 @@ impl Guard {
             Some(name) => Ok(Some(name.to_string())),
             None => Err(Refusal::Unauthenticated("the token is not valid")),
         }
-    }
-}
-
-/// `host:port` → `host`, keeping IPv6 brackets.
-fn strip_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        return match host.find(']') {
-            Some(end) => &host[..=end],
-            None => host,
-        };
-    }
-    match host.rsplit_once(':') {
-        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
-        _ => host,
     }
 }
 

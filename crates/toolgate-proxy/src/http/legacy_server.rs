@@ -27,7 +27,7 @@ pub(crate) async fn open(State(app): State<Arc<App>>, headers: HeaderMap) -> Res
     let result = async {
         let identity = app.admit(&headers)?;
         let hs = app.open_session(identity, true)?;
-        let endpoint = sse::named_event("endpoint", &format!("/message?sessionId={}", hs.id));
+        let endpoint = sse::named("endpoint", &format!("/message?sessionId={}", hs.id));
         Ok(stream_to_client(&app, hs, Some(endpoint)))
     }
     .await;

@@ -11,8 +11,6 @@ use std::time::Duration;
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::Router;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Semaphore};
 
@@ -281,44 +279,11 @@ impl HttpServer {
         let app = Arc::clone(&self.app);
         let router = router(Arc::clone(&app));
         let sweeper = tokio::spawn(sweep(Arc::clone(&app)));
-        let header_timeout = app.options.header_timeout;
-        // At most `max_connections` connections are served at once; past that, new ones wait
-        // in the kernel's backlog until one ends (body and header timeouts make sure they do).
-        let connections = Arc::new(Semaphore::new(app.options.max_connections.max(1)));
-        tokio::pin!(shutdown);
-        loop {
-            let permit = tokio::select! {
-                p = Arc::clone(&connections).acquire_owned() => p,
-                _ = &mut shutdown => break,
-            };
-            let Ok(permit) = permit else { break };
-            let accepted = tokio::select! {
-                a = self.listener.accept() => a,
-                _ = &mut shutdown => break,
-            };
-            let (stream, _) = match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors and the like: wait a little, keep serving.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let _ = stream.set_nodelay(true);
-            let service = TowerToHyperService::new(router.clone());
-            tokio::spawn(async move {
-                let _permit = permit;
-                let connection = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(header_timeout)
-                    .keep_alive(true)
-                    .serve_connection(TokioIo::new(stream), service);
-                if let Err(e) = connection.await {
-                    tracing::debug!(error = %e, "connection ended with an error");
-                }
-            });
-        }
+        let limits = crate::accept::ConnectionLimits {
+            max_connections: app.options.max_connections,
+            header_timeout: app.options.header_timeout,
+        };
+        crate::accept::serve_until(&self.listener, router, limits, "listener", shutdown).await;
         sweeper.abort();
         let sessions = app.sessions.all();
         let closing = sessions

@@ -306,9 +306,9 @@ pub(crate) async fn handle(
     if !notes.is_empty() && accepts.sse {
         let (tx, rx) = tokio::sync::mpsc::channel(notes.len() + 1);
         for n in notes.iter().chain(std::iter::once(&answer)) {
-            let _ = tx.try_send(sse::message_event(&n.text, None));
+            let _ = tx.try_send(sse::message(&n.text));
         }
-        return Ok(reply::sse_response(rx));
+        return Ok(sse::response(rx, app.options.keepalive_interval));
     }
     let status = match answer.route {
         Route::Answer {

@@ -177,24 +177,3 @@ pub(crate) fn accepted() -> Response {
     *response.status_mut() = StatusCode::ACCEPTED;
     response
 }
-
-/// An event-stream response fed from a channel of encoded events.
-pub(crate) fn sse_response(rx: tokio::sync::mpsc::Receiver<bytes::Bytes>) -> Response {
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
-    });
-    let mut response = Response::new(Body::from_stream(stream));
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-cache, no-transform"),
-    );
-    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    response
-}

@@ -2,42 +2,48 @@
 //! incrementally (any of CR, LF, CRLF ends a line; `data:` lines join with `\n`; comments
 //! and unknown fields are skipped; an event over the size cap is discarded, not buffered).
 
-use bytes::Bytes;
+use std::convert::Infallible;
+use std::time::Duration;
 
-/// One `message` event carrying a JSON-RPC message, on one `data:` line. Messages leave the
-/// pipeline on one line already (`message.rs`); should one not, its line breaks (whitespace,
-/// in JSON) become spaces, so an event can never be split.
-pub fn message_event(data: &str, id: Option<&str>) -> Bytes {
-    let data: std::borrow::Cow<'_, str> = if data.contains(['\n', '\r']) {
-        data.replace(['\n', '\r'], " ").into()
-    } else {
-        data.into()
-    };
-    let mut out = String::with_capacity(data.len() + 48);
-    if let Some(id) = id {
-        out.push_str("id: ");
-        out.push_str(id);
-        out.push('\n');
-    }
-    out.push_str("event: message\ndata: ");
-    out.push_str(&data);
-    out.push_str("\n\n");
-    Bytes::from(out)
+use axum::http::{header, HeaderValue};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use tokio::sync::mpsc;
+
+/// The one SSE response: the events `rx` yields, as they come, with a keep-alive comment
+/// after every `keepalive` of silence (axum's `Sse`). The stream ends when every sender is
+/// gone; when the client goes away, the receiver is dropped, which its producer sees.
+pub fn response(rx: mpsc::Receiver<Event>, keepalive: Duration) -> Response {
+    let events = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|event| (Ok::<_, Infallible>(event), rx))
+    });
+    let keep_alive = KeepAlive::new().interval(keepalive).text("keep-alive");
+    let mut response = Sse::new(events).keep_alive(keep_alive).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-transform"),
+    );
+    // Proxies that buffer responses (nginx) would hold the events back.
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
 }
 
-/// A named event with free text (the legacy transport's `endpoint` event).
-pub fn named_event(event: &str, data: &str) -> Bytes {
-    Bytes::from(format!("event: {event}\ndata: {data}\n\n"))
+/// A `message` event carrying one JSON-RPC message.
+pub fn message(json: &str) -> Event {
+    named("message", json)
 }
 
-/// A comment line: keeps idle connections (and the proxies between) open.
-pub fn keepalive() -> Bytes {
-    Bytes::from_static(b": keep-alive\n\n")
+/// An event named `event` (the legacy transport's `endpoint`, the admin API's transitions).
+pub fn named(event: &str, data: &str) -> Event {
+    Event::default().event(event).data(data)
 }
 
 /// One event read from a stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Event {
+pub struct ReadEvent {
     pub event: String,
     pub data: String,
     pub id: Option<String>,
@@ -77,7 +83,7 @@ impl EventParser {
     }
 
     /// Feeds bytes; returns the events they completed.
-    pub fn feed(&mut self, bytes: &[u8]) -> Vec<Event> {
+    pub fn feed(&mut self, bytes: &[u8]) -> Vec<ReadEvent> {
         let mut events = Vec::new();
         for &b in bytes {
             match b {
@@ -102,7 +108,7 @@ impl EventParser {
         events
     }
 
-    fn end_line(&mut self, line: &[u8]) -> Option<Event> {
+    fn end_line(&mut self, line: &[u8]) -> Option<ReadEvent> {
         if line.is_empty() {
             return self.dispatch();
         }
@@ -134,7 +140,7 @@ impl EventParser {
         None
     }
 
-    fn dispatch(&mut self) -> Option<Event> {
+    fn dispatch(&mut self) -> Option<ReadEvent> {
         let event = std::mem::take(&mut self.event);
         let data = std::mem::take(&mut self.data);
         let has_data = std::mem::replace(&mut self.has_data, false);
@@ -152,7 +158,7 @@ impl EventParser {
         if !has_data {
             return None;
         }
-        Some(Event {
+        Some(ReadEvent {
             event: if event.is_empty() {
                 "message".to_string()
             } else {
@@ -194,9 +200,33 @@ mod tests {
         assert_eq!(events[0].data, "ok");
     }
 
-    #[test]
-    fn writes_one_line_per_message() {
-        let e = message_event("{\n \"a\": 1\n}", Some("3"));
-        assert_eq!(&e[..], b"id: 3\nevent: message\ndata: {  \"a\": 1 }\n\n");
+    #[tokio::test]
+    async fn writes_one_event_per_message_and_keeps_idle_streams_alive() {
+        let (tx, rx) = mpsc::channel(4);
+        let response = response(rx, Duration::from_millis(20));
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "text/event-stream"
+        );
+        // The body is read while events come, as a client does: keep-alives are written
+        // only while it waits.
+        let reading = tokio::spawn(axum::body::to_bytes(response.into_body(), 1 << 16));
+        tx.send(message(r#"{"a":1}"#)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        tx.send(named("endpoint", "/message?sessionId=x"))
+            .await
+            .unwrap();
+        drop(tx);
+        let body = reading.await.unwrap().unwrap();
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        assert!(
+            text.starts_with("event: message\ndata: {\"a\":1}\n\n"),
+            "{text}"
+        );
+        assert!(text.contains(": keep-alive\n\n"), "{text}");
+        assert!(
+            text.ends_with("event: endpoint\ndata: /message?sessionId=x\n\n"),
+            "{text}"
+        );
     }
 }

@@ -5,9 +5,10 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::sse::Event;
 use axum::response::Response;
 use tokio::sync::mpsc;
 
@@ -334,22 +335,16 @@ async fn answer(
         }
     }
     // Stream: what came so far, then the rest as it comes.
-    let (tx, body_rx) = mpsc::channel::<Bytes>(64);
-    let keepalive = app.options.keepalive_interval;
+    let (tx, events) = mpsc::channel::<Event>(64);
     tokio::spawn(async move {
         let _busy = busy;
         let mut open = true;
         for message in collected {
-            if tx
-                .send(sse::message_event(&message.text, None))
-                .await
-                .is_err()
-            {
+            if tx.send(sse::message(&message.text)).await.is_err() {
                 open = false;
                 break;
             }
         }
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
         while open && !pending.is_empty() {
             tokio::select! {
                 m = rx.recv() => match m {
@@ -357,17 +352,16 @@ async fn answer(
                         if let Route::Answer { id_key, .. } = &message.route {
                             settle_pending(&mut pending, id_key);
                         }
-                        open = tx.send(sse::message_event(&message.text, None)).await.is_ok();
+                        open = tx.send(sse::message(&message.text)).await.is_ok();
                     }
                     None => break,
                 },
-                _ = tick.tick() => open = tx.send(sse::keepalive()).await.is_ok(),
                 _ = tx.closed() => open = false,
             }
         }
         hs.outbound.close_post(post_id, &mut rx);
     });
-    (reply::sse_response(body_rx), false)
+    (sse::response(events, app.options.keepalive_interval), false)
 }
 
 /// An answer came for `id_key`: the POST no longer waits for it (an error with id null
@@ -402,26 +396,24 @@ pub(crate) async fn get(State(app): State<Arc<App>>, headers: HeaderMap) -> Resp
 pub(crate) fn stream_to_client(
     app: &Arc<App>,
     hs: Arc<HttpSession>,
-    first: Option<Bytes>,
+    first: Option<Event>,
 ) -> Response {
     let (stream_id, mut rx) = hs.outbound.open_stream();
-    let (tx, body_rx) = mpsc::channel::<Bytes>(64);
-    let keepalive = app.options.keepalive_interval;
+    let (tx, events) = mpsc::channel::<Event>(64);
     let app = Arc::clone(app);
+    let keepalive = app.options.keepalive_interval;
     tokio::spawn(async move {
         let busy = hs.busy();
         let mut open = match first {
             Some(event) => tx.send(event).await.is_ok(),
             None => true,
         };
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
         while open {
             tokio::select! {
                 m = rx.recv() => match m {
-                    Some(message) => open = tx.send(sse::message_event(&message.text, None)).await.is_ok(),
+                    Some(message) => open = tx.send(sse::message(&message.text)).await.is_ok(),
                     None => break,
                 },
-                _ = tick.tick() => open = tx.send(sse::keepalive()).await.is_ok(),
                 _ = tx.closed() => open = false,
             }
         }
@@ -433,7 +425,7 @@ pub(crate) fn stream_to_client(
                 .await;
         }
     });
-    reply::sse_response(body_rx)
+    sse::response(events, keepalive)
 }
 
 pub(crate) async fn delete(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {

@@ -129,3 +129,89 @@ pub fn spawn_client_reader(
         }
     }))
 }
+
+/// The client side of a stdio session, shared by the proxy (a child server) and the bridge
+/// (an HTTP server): the client's stdin read into the pipeline, its stdout written from it,
+/// the call-expiry sweeper, and the signals.
+pub struct Console {
+    gateway: std::sync::Arc<crate::Gateway>,
+    session: std::sync::Arc<crate::Session>,
+    writer: StdoutWriter,
+    reader: tokio::task::JoinHandle<()>,
+    sweeper: tokio::task::JoinHandle<()>,
+    signals: super::Signals,
+    policy_path: Option<std::path::PathBuf>,
+}
+
+/// Why a console stopped waiting.
+pub enum ConsoleEnd<T> {
+    /// The client closed its input.
+    ClientClosed,
+    /// The upstream side ended first, with this.
+    Upstream(T),
+    /// SIGTERM or SIGINT.
+    Terminated(&'static str),
+}
+
+impl Console {
+    /// Starts reading the client's stdin and writing its stdout for `session`.
+    pub fn start(
+        gateway: &std::sync::Arc<crate::Gateway>,
+        session: &std::sync::Arc<crate::Session>,
+        to_client: mpsc::Receiver<ToClient>,
+        options: &super::StdioOptions,
+    ) -> std::io::Result<Console> {
+        use std::sync::Arc;
+        Ok(Console {
+            writer: spawn_stdout_writer(to_client)?,
+            reader: spawn_client_reader(
+                Arc::clone(gateway),
+                Arc::clone(session),
+                options.max_line_bytes,
+            )?,
+            sweeper: gateway.spawn_expiry_sweeper(session),
+            signals: super::Signals::install()?,
+            gateway: Arc::clone(gateway),
+            session: Arc::clone(session),
+            policy_path: options.policy_path.clone(),
+        })
+    }
+
+    /// Serves until the client's input ends, `upstream` resolves, or a terminating signal;
+    /// SIGHUP reloads the policy meanwhile.
+    pub async fn run_until<T>(
+        &mut self,
+        upstream: impl std::future::Future<Output = T>,
+    ) -> ConsoleEnd<T> {
+        tokio::pin!(upstream);
+        loop {
+            tokio::select! {
+                _ = &mut self.reader => return ConsoleEnd::ClientClosed,
+                ended = &mut upstream => return ConsoleEnd::Upstream(ended),
+                signal = self.signals.next() => match signal {
+                    super::SignalKind::Reload => {
+                        if let Some(path) = &self.policy_path {
+                            crate::reload::reload_from(&self.gateway, path).await;
+                        }
+                    }
+                    super::SignalKind::Terminate(name) => return ConsoleEnd::Terminated(name),
+                },
+            }
+        }
+    }
+
+    /// Stops reading the client and expiring calls; what is queued for the client is still
+    /// written by [`Console::finish`].
+    pub fn stop_reading(&self) {
+        self.reader.abort();
+        self.sweeper.abort();
+    }
+
+    /// Writes what is queued for the client (bounded) and stops.
+    pub async fn finish(self) {
+        self.stop_reading();
+        self.writer
+            .finish(&self.session.to_client, Duration::from_secs(5))
+            .await;
+    }
+}

@@ -8,6 +8,8 @@
 pub(crate) mod child;
 pub mod console;
 
+use console::ConsoleEnd;
+
 use crate::message::ToServer;
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -58,7 +60,7 @@ pub async fn run(
     tracing::info!(session = %session.id, "proxy started");
 
     let close_server = Arc::new(Notify::new());
-    let client_writer = console::spawn_stdout_writer(client_rx)?;
+    let mut console = console::Console::start(&gateway, &session, client_rx, &options)?;
     let server_writer = tokio::spawn(write_lines(
         child_stdin,
         server_rx,
@@ -73,52 +75,28 @@ pub async fn run(
         options.max_line_bytes,
     );
 
-    // Client stdin → pipeline. Ends at the client's EOF.
-    let mut client_reader = console::spawn_client_reader(
-        Arc::clone(&gateway),
-        Arc::clone(&session),
-        options.max_line_bytes,
-    )?;
-    let sweeper = gateway.spawn_expiry_sweeper(&session);
-
-    let signals = Signals::install()?;
-    let status = {
-        let mut signals = signals;
-        loop {
-            tokio::select! {
-                status = child.wait() => break status?,
-                _ = &mut client_reader => {
-                    tracing::info!("client closed its input; stopping the server");
-                    close_server.notify_one();
-                    break child::stop(&mut child, options.shutdown_grace).await?;
-                }
-                signal = signals.next() => match signal {
-                    SignalKind::Reload => {
-                        if let Some(path) = &options.policy_path {
-                            crate::reload::reload_from(&gateway, path).await;
-                        }
-                    }
-                    SignalKind::Terminate(name) => {
-                        tracing::info!("received {name}; stopping the server");
-                        child::signal_group(&child, nix::sys::signal::Signal::SIGTERM);
-                        break child::stop(&mut child, options.shutdown_grace).await?;
-                    }
-                },
-            }
+    let status = match console.run_until(child.wait()).await {
+        ConsoleEnd::Upstream(status) => status?,
+        ConsoleEnd::ClientClosed => {
+            tracing::info!("client closed its input; stopping the server");
+            close_server.notify_one();
+            child::stop(&mut child, options.shutdown_grace).await?
+        }
+        ConsoleEnd::Terminated(name) => {
+            tracing::info!("received {name}; stopping the server");
+            child::signal_group(&child, nix::sys::signal::Signal::SIGTERM);
+            child::stop(&mut child, options.shutdown_grace).await?
         }
     };
 
     // The server is gone: its last words first, then errors for whatever it left unanswered.
     let _ = tokio::time::timeout(Duration::from_secs(2), server_reader).await;
-    sweeper.abort();
-    client_reader.abort();
+    console.stop_reading();
     gateway
         .upstream_gone(&session, "The server exited before answering")
         .await;
     close_server.notify_one();
-    client_writer
-        .finish(&session.to_client, Duration::from_secs(5))
-        .await;
+    console.finish().await;
     let _ = server_writer.await;
     let code = exit_code(status);
     tracing::info!(code, "server exited");
