@@ -1,20 +1,12 @@
-//! UTC timestamps for log lines, without a date library.
-//!
-//! The writer formats one shape only (`2026-11-22T02:30:50.123Z`), and the reader that
-//! summarises logs parses it back; keeping both here keeps them each other's inverse.
+//! UTC timestamps for log lines: one shape (`2026-11-22T02:30:50.123Z`), written by the audit
+//! writer and read back by `toolgate status`; keeping both here keeps them each other's inverse.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Formats milliseconds since the Unix epoch as `2026-11-22T02:30:50.123Z`.
 pub fn format_rfc3339_ms(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (year, month, day) = civil_from_days(days as i64);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms % 1000
-    )
+    let at = UNIX_EPOCH + Duration::from_millis(ms);
+    humantime::format_rfc3339_millis(at).to_string()
 }
 
 /// Parses a UTC timestamp as written by [`format_rfc3339_ms`] back into milliseconds since the
@@ -25,92 +17,27 @@ pub fn format_rfc3339_ms(ms: u64) -> String {
 /// rather than converted: the writer never produces them, so one means the line is not ours.
 /// Instants before 1970 are refused for the same reason.
 pub fn parse_rfc3339_ms(text: &str) -> Option<u64> {
+    // `YYYY-MM-DDTHH:MM:SS`, then an optional fraction, then `Z`: the only shape accepted.
     let b = text.as_bytes();
-    // `YYYY-MM-DDTHH:MM:SS` is 19 bytes, then an optional fraction, then `Z`.
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {
+    if b.len() < 20 || !matches!(b[10], b'T' | b't') || !matches!(b[b.len() - 1], b'Z' | b'z') {
         return None;
     }
-    if !matches!(b[10], b'T' | b't') || !matches!(b[b.len() - 1], b'Z' | b'z') {
+    // A leap second (`:60`) is never written; the parser would read it as `:59`.
+    if b[17] == b'6' {
         return None;
     }
-    let year = digits(&b[0..4])?;
-    let month = digits(&b[5..7])?;
-    let day = digits(&b[8..10])?;
-    let hour = digits(&b[11..13])?;
-    let minute = digits(&b[14..16])?;
-    let second = digits(&b[17..19])?;
-    let millis = match &b[19..b.len() - 1] {
-        [] => 0,
-        [b'.', fraction @ ..] if !fraction.is_empty() => {
-            // Pad or truncate to exactly three digits: `.5` is 500 ms, `.123456` is 123 ms.
-            let mut ms = 0;
-            for i in 0..3 {
-                ms = ms * 10 + fraction.get(i).map_or(Some(0), |&d| digit(d))?;
-            }
-            if !fraction.iter().all(u8::is_ascii_digit) {
-                return None;
-            }
-            ms
-        }
-        _ => return None,
-    };
-    if !(1..=12).contains(&month)
-        || day == 0
-        || day > days_in_month(year, month)
-        || hour > 23
-        || minute > 59
-        || second > 59
+    let fraction = &b[19..b.len() - 1];
+    let digits = fraction.get(1..).unwrap_or_default();
+    if !fraction.is_empty()
+        && (fraction[0] != b'.' || digits.is_empty() || !digits.iter().all(u8::is_ascii_digit))
     {
         return None;
     }
-    let days = u64::try_from(days_from_civil(i64::from(year), month, day)).ok()?;
-    let seconds = days * 86_400 + u64::from(hour * 3600 + minute * 60 + second);
-    Some(seconds * 1000 + u64::from(millis))
-}
-
-fn digit(b: u8) -> Option<u32> {
-    b.is_ascii_digit().then(|| u32::from(b - b'0'))
-}
-
-fn digits(bytes: &[u8]) -> Option<u32> {
-    bytes.iter().try_fold(0, |n, &b| Some(n * 10 + digit(b)?))
-}
-
-fn days_in_month(year: u32, month: u32) -> u32 {
-    match month {
-        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => {
-            29
-        }
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// A proleptic Gregorian date to days since 1970-01-01: the inverse of [`civil_from_days`]
-/// (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let yoe = year.rem_euclid(400);
-    let mp = i64::from((month + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+    let mut upper = text.to_string();
+    upper.make_ascii_uppercase();
+    let at: SystemTime = humantime::parse_rfc3339(&upper).ok()?;
+    let ms = at.duration_since(UNIX_EPOCH).ok()?.as_millis();
+    u64::try_from(ms).ok()
 }
 
 #[cfg(test)]
