@@ -1,6 +1,7 @@
 //! The `toolgate` command: argument parsing and wiring only. Everything it runs lives in the
 //! library crates.
 
+mod audit_summary;
 mod cli;
 mod commands;
 mod logging;

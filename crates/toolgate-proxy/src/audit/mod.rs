@@ -7,7 +7,6 @@
 //! identical calls can be correlated without the log holding their content.
 
 mod args_hash;
-pub mod summary;
 mod time;
 mod writer;
 
@@ -18,7 +17,7 @@ use std::sync::{mpsc, Arc};
 use serde::Serialize;
 
 pub use args_hash::{canonical_json, ArgsHasher};
-pub use time::format_rfc3339_ms;
+pub use time::{format_rfc3339_ms, parse_rfc3339_ms};
 pub use writer::AuditConfig;
 
 /// One counter touched by a call.

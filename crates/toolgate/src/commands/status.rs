@@ -9,10 +9,10 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
+use crate::audit_summary::{summarize_dir, AuditSummary, SummaryOptions};
 use anyhow::Context;
 use serde::Serialize;
 use toolgate_proxy::audit::default_audit_dir;
-use toolgate_proxy::audit::summary::{summarize_dir, AuditSummary, SummaryOptions};
 
 use super::run::expand_home;
 use crate::cli::{OutputFormat, StatusArgs};
