@@ -74,7 +74,7 @@ pub async fn list_tools(
         shutdown_grace: Duration::from_secs(2),
         max_line_bytes: crate::framing::DEFAULT_MAX_LINE_BYTES,
         child_permit: None,
-        modern: None,
+        sessionless: None,
         end_on_session_loss: true,
     };
     let link = UpstreamLink::start(spec, Arc::clone(&gateway), Arc::clone(&session), server_rx)

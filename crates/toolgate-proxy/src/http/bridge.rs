@@ -37,7 +37,7 @@ pub async fn run(
         shutdown_grace: options.shutdown_grace,
         max_line_bytes: options.max_line_bytes,
         child_permit: None,
-        modern: None,
+        sessionless: None,
         end_on_session_loss: false,
     };
     let link = UpstreamLink::start(spec, Arc::clone(&gateway), Arc::clone(&session), server_rx)?;

@@ -16,11 +16,11 @@ use tokio::sync::{mpsc, Semaphore};
 
 use super::guard::Guard;
 use super::options::{ListenerOptions, UpstreamTarget};
-use super::param_headers::ToolHeaders;
 use super::reply::HttpError;
 use super::sessions::{HttpSession, SessionTable};
 use super::spare::Spare;
-use super::upstream::{HttpClient, LinkSpec, ModernRequest, UpstreamLink};
+use super::upstream::{HttpClient, LinkSpec, SessionlessRequest, UpstreamLink};
+use super::v2026_07_28::ToolHeaders;
 use super::{legacy_server, streamable_server};
 use crate::gateway::Gateway;
 use crate::message::ToClient;
@@ -66,7 +66,7 @@ impl App {
         }
     }
 
-    fn link_spec(&self, modern: Option<ModernRequest>) -> Result<LinkSpec, HttpError> {
+    fn link_spec(&self, sessionless: Option<SessionlessRequest>) -> Result<LinkSpec, HttpError> {
         let child_permit = match &self.target {
             UpstreamTarget::Command(_) => {
                 let acquire = || Arc::clone(&self.children).try_acquire_owned().ok();
@@ -78,13 +78,13 @@ impl App {
             }
             UpstreamTarget::Http(_) => None,
         };
-        Ok(self.spec_with(child_permit, modern))
+        Ok(self.spec_with(child_permit, sessionless))
     }
 
     fn spec_with(
         &self,
         child_permit: Option<tokio::sync::OwnedSemaphorePermit>,
-        modern: Option<ModernRequest>,
+        sessionless: Option<SessionlessRequest>,
     ) -> LinkSpec {
         LinkSpec {
             target: self.target.clone(),
@@ -92,7 +92,7 @@ impl App {
             shutdown_grace: self.options.shutdown_grace,
             max_line_bytes: self.options.max_line_bytes,
             child_permit,
-            modern,
+            sessionless,
             end_on_session_loss: true,
         }
     }
@@ -147,7 +147,7 @@ impl App {
     pub fn open_single_exchange(
         &self,
         identity: Option<String>,
-        modern: ModernRequest,
+        sessionless: SessionlessRequest,
     ) -> Result<(Arc<Session>, mpsc::Receiver<ToClient>, UpstreamLink), HttpError> {
         let SessionChannels {
             session,
@@ -157,14 +157,14 @@ impl App {
         let gateway = Arc::clone(&self.gateway);
         let started = match self.spare.take() {
             Some(spare) => UpstreamLink::start_with_child(
-                self.spec_with(Some(spare.permit), Some(modern)),
+                self.spec_with(Some(spare.permit), Some(sessionless)),
                 spare.child,
                 gateway,
                 Arc::clone(&session),
                 server_rx,
             ),
             None => UpstreamLink::start(
-                self.link_spec(Some(modern))?,
+                self.link_spec(Some(sessionless))?,
                 gateway,
                 Arc::clone(&session),
                 server_rx,

@@ -12,15 +12,14 @@ pub mod bridge;
 mod guard;
 mod legacy_server;
 mod listener;
-mod modern;
 pub mod options;
-mod param_headers;
 mod reply;
 mod sessions;
 mod spare;
 pub mod sse;
 mod streamable_server;
 pub(crate) mod upstream;
+mod v2026_07_28;
 
 pub use guard::{Guard, Refusal};
 pub use listener::{run, HttpServer, ServerHandle};

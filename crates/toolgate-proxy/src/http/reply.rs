@@ -85,7 +85,7 @@ impl HttpError {
             HttpError::HeaderMismatch(m, id) => (StatusCode::BAD_REQUEST, HEADER_MISMATCH, m, id),
             HttpError::InvalidParams(m, id) => (StatusCode::BAD_REQUEST, -32602, m, id),
             HttpError::UnsupportedProtocolVersion(requested, id) => {
-                let supported = super::modern::modern_versions();
+                let supported = super::v2026_07_28::sessionless_versions();
                 let body = json!({"jsonrpc": "2.0", "id": id, "error": {
                     "code": UNSUPPORTED_PROTOCOL_VERSION,
                     "message": "Unsupported protocol version",

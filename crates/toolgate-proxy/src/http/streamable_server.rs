@@ -13,10 +13,10 @@ use axum::response::Response;
 use tokio::sync::mpsc;
 
 use super::listener::App;
-use super::modern;
 use super::reply::{self, HttpError};
 use super::sessions::{Expected, HttpSession};
 use super::sse;
+use super::v2026_07_28;
 use crate::envelope::{id_key, EnvelopeError, Kind};
 use crate::message::{ClientFrame, ClientMessage, Route, ToClient, Unreadable};
 
@@ -175,7 +175,7 @@ async fn handle_post(app: Arc<App>, headers: HeaderMap, body: Body) -> Result<Re
         return Err(HttpError::InvalidRequest("empty batch".into()));
     }
     if let ClientFrame::One(Ok(message)) = &frame {
-        modern::check_routing_headers(&headers, message)?;
+        v2026_07_28::check_routing_headers(&headers, message)?;
     }
     let session = match header_text(&headers, SESSION_HEADER) {
         Some(id) => app.session_for(id, &identity, false)?,
@@ -183,11 +183,13 @@ async fn handle_post(app: Arc<App>, headers: HeaderMap, body: Body) -> Result<Re
             // The per-request era first: an `initialize` that claims it is not a handshake.
             match &frame {
                 ClientFrame::One(Ok(message)) => {
-                    if let Some(request) = modern::classify(&headers, message, &app.tool_headers)? {
-                        return modern::handle(&app, identity, request, frame, accepts).await;
+                    if let Some(request) =
+                        v2026_07_28::classify(&headers, message, &app.tool_headers)?
+                    {
+                        return v2026_07_28::handle(&app, identity, request, frame, accepts).await;
                     }
                 }
-                ClientFrame::One(Err(unreadable)) if modern::claims_era(&headers) => {
+                ClientFrame::One(Err(unreadable)) if v2026_07_28::claims_era(&headers) => {
                     return Err(HttpError::Unreadable(
                         unreadable.error.clone(),
                         unreadable.id.clone(),

@@ -24,7 +24,7 @@ use crate::message::{ServerMessage, ToServer};
 use crate::session::Session;
 use crate::wire::{self, ErrorCode};
 
-pub(crate) use streamable::{decode_header_value, encode_header_value, ModernRequest};
+pub(crate) use streamable::{decode_header_value, encode_header_value, SessionlessRequest};
 
 /// Largest body or event toolgate reads from an upstream.
 pub(crate) const MAX_UPSTREAM_MESSAGE_BYTES: usize = crate::framing::DEFAULT_MAX_LINE_BYTES;
@@ -66,7 +66,7 @@ pub(crate) struct LinkSpec {
     /// Held for as long as a child process lives.
     pub child_permit: Option<OwnedSemaphorePermit>,
     /// A single 2026-07-28 request, sent without a session.
-    pub modern: Option<ModernRequest>,
+    pub sessionless: Option<SessionlessRequest>,
     /// Whether the link ends when the upstream session is lost (a listener's client then
     /// sees 404 and starts over), or stays and answers each later request with an error (the
     /// bridge: its stdio client cannot be told to reconnect).
@@ -142,9 +142,9 @@ impl UpstreamLink {
                     Some(h) => h,
                     None => HttpClient::new(target).map_err(std::io::Error::other)?,
                 };
-                let modern = spec.modern;
+                let sessionless = spec.sessionless;
                 tokio::spawn(async move {
-                    let reason = run_http(&ctx, http, to_server, modern).await;
+                    let reason = run_http(&ctx, http, to_server, sessionless).await;
                     ctx.finish(&reason, &ended_tx).await;
                 })
             }
@@ -235,13 +235,13 @@ async fn run_http(
     ctx: &LinkContext,
     http: HttpClient,
     to_server: mpsc::Receiver<ToServer>,
-    modern: Option<ModernRequest>,
+    sessionless: Option<SessionlessRequest>,
 ) -> String {
     match http.target.protocol {
         UpstreamProtocol::LegacySse => legacy::run(ctx, &http, to_server, None).await,
         UpstreamProtocol::Streamable | UpstreamProtocol::Auto => {
-            let auto = http.target.protocol == UpstreamProtocol::Auto && modern.is_none();
-            match streamable::run(ctx, &http, to_server, modern, auto).await {
+            let auto = http.target.protocol == UpstreamProtocol::Auto && sessionless.is_none();
+            match streamable::run(ctx, &http, to_server, sessionless, auto).await {
                 streamable::Ended::Reason(reason) => reason,
                 streamable::Ended::Refused { initialize, rest } => {
                     tracing::info!(

@@ -30,7 +30,7 @@ const GET_STREAM_ATTEMPTS: u32 = 5;
 /// A 2026-07-28 request: sent on its own, without a session, with the routing headers
 /// derived from its body (never copied from the client).
 #[derive(Debug, Clone)]
-pub(crate) struct ModernRequest {
+pub(crate) struct SessionlessRequest {
     pub protocol_version: String,
     pub method: String,
     pub name: Option<String>,
@@ -58,7 +58,7 @@ struct Link {
     http: HttpClient,
     session_id: RwLock<Option<String>>,
     protocol_version: RwLock<Option<String>>,
-    modern: Option<ModernRequest>,
+    sessionless: Option<SessionlessRequest>,
     /// Set when the upstream session is gone: later requests get an error at once.
     gone: RwLock<Option<String>>,
     get_disabled: AtomicBool,
@@ -68,15 +68,15 @@ pub(super) async fn run(
     ctx: &LinkContext,
     http: &HttpClient,
     mut to_server: mpsc::Receiver<ToServer>,
-    modern: Option<ModernRequest>,
+    sessionless: Option<SessionlessRequest>,
     may_fall_back: bool,
 ) -> Ended {
     let link = Arc::new(Link {
         ctx: ctx.clone(),
         http: http.clone(),
         session_id: RwLock::new(None),
-        protocol_version: RwLock::new(modern.as_ref().map(|m| m.protocol_version.clone())),
-        modern,
+        protocol_version: RwLock::new(sessionless.as_ref().map(|m| m.protocol_version.clone())),
+        sessionless,
         gone: RwLock::new(None),
         get_disabled: AtomicBool::new(false),
     });
@@ -114,7 +114,7 @@ pub(super) async fn run(
         let task_link = Arc::clone(&link);
         posts.spawn(async move {
             task_link.post(&out, false).await;
-            if opens_get && task_link.modern.is_none() {
+            if opens_get && task_link.sessionless.is_none() {
                 task_link.get_loop().await;
             }
         });
@@ -144,14 +144,14 @@ impl Link {
             .header(ACCEPT, "application/json, text/event-stream")
             .header(CONTENT_TYPE, "application/json")
             .body(out.text.clone());
-        if let Some(modern) = &self.modern {
-            builder = builder.header(METHOD_HEADER, modern.method.as_str());
-            if let Some(name) = &modern.name {
+        if let Some(sessionless) = &self.sessionless {
+            builder = builder.header(METHOD_HEADER, sessionless.method.as_str());
+            if let Some(name) = &sessionless.name {
                 if let Ok(value) = HeaderValue::from_str(&encode_header_value(name)) {
                     builder = builder.header(NAME_HEADER, value);
                 }
             }
-            for (name, value) in &modern.params {
+            for (name, value) in &sessionless.params {
                 if let Ok(value) = HeaderValue::from_str(value) {
                     builder = builder.header(name.as_str(), value);
                 }
@@ -182,7 +182,7 @@ impl Link {
         }
         if status.is_success() {
             self.read_answer(out, response).await;
-            if is_initialize && self.modern.is_none() {
+            if is_initialize && self.sessionless.is_none() {
                 if let Some(v) = self.ctx.session.protocol_version() {
                     *self.protocol_version.write() = Some(v);
                 }

@@ -19,7 +19,7 @@ use axum::http::HeaderMap;
 use parking_lot::Mutex;
 use serde_json::Value;
 
-use super::upstream::{decode_header_value, encode_header_value};
+use crate::http::upstream::{decode_header_value, encode_header_value};
 
 /// The schema keyword that names an argument's header.
 const ANNOTATION: &str = "x-mcp-header";

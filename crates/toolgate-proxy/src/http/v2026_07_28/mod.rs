@@ -18,13 +18,16 @@ use axum::response::Response;
 use serde_json::Value;
 
 use super::listener::App;
-use super::param_headers::{upstream_params, ToolHeaders};
+mod param_headers;
+
 use super::reply::{self, HttpError};
 use super::sse;
 use super::streamable_server::{Accepts, KNOWN_VERSIONS, VERSION_HEADER};
-use super::upstream::ModernRequest;
+use super::upstream::SessionlessRequest;
 use crate::envelope::Kind;
 use crate::message::{ClientFrame, ClientMessage, Route, ToClient};
+use param_headers::upstream_params;
+pub(crate) use param_headers::ToolHeaders;
 
 const METHOD_HEADER: &str = "mcp-method";
 const NAME_HEADER: &str = "mcp-name";
@@ -33,10 +36,10 @@ const VERSION_META_KEY: &str = "io.modelcontextprotocol/protocolVersion";
 /// `params._meta` key of the client's capabilities, required on every request of the era.
 const CAPABILITIES_META_KEY: &str = "io.modelcontextprotocol/clientCapabilities";
 /// The first protocol version of the per-request era.
-const FIRST_MODERN_VERSION: &str = "2026-07-28";
+const FIRST_SESSIONLESS_VERSION: &str = "2026-07-28";
 
-fn is_modern_version(v: &str) -> bool {
-    v.len() == FIRST_MODERN_VERSION.len() && v >= FIRST_MODERN_VERSION
+fn is_sessionless_version(v: &str) -> bool {
+    v.len() == FIRST_SESSIONLESS_VERSION.len() && v >= FIRST_SESSIONLESS_VERSION
 }
 
 /// The body parameter each name-bearing method mirrors into `Mcp-Name`.
@@ -71,7 +74,7 @@ pub(crate) fn claims_era(headers: &HeaderMap) -> bool {
     headers
         .get(VERSION_HEADER)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| is_modern_version(v.trim()))
+        .is_some_and(|v| is_sessionless_version(v.trim()))
 }
 
 fn meta_version(params: Option<&Value>) -> Option<&str> {
@@ -140,11 +143,11 @@ pub(crate) fn check_routing_headers(
 }
 
 /// The per-request-era versions toolgate relays.
-pub(crate) fn modern_versions() -> Vec<&'static str> {
+pub(crate) fn sessionless_versions() -> Vec<&'static str> {
     KNOWN_VERSIONS
         .iter()
         .copied()
-        .filter(|v| is_modern_version(v))
+        .filter(|v| is_sessionless_version(v))
         .collect()
 }
 
@@ -164,7 +167,7 @@ pub(crate) fn classify(
     headers: &HeaderMap,
     message: &ClientMessage,
     tools: &ToolHeaders,
-) -> Result<Option<ModernRequest>, HttpError> {
+) -> Result<Option<SessionlessRequest>, HttpError> {
     let body = read(message);
     let header = headers
         .get(VERSION_HEADER)
@@ -172,7 +175,7 @@ pub(crate) fn classify(
         .map(str::trim);
     let meta = body.params.and_then(|p| p.get("_meta"));
     let meta_version = meta.and_then(|m| m.get(VERSION_META_KEY));
-    if !(header.is_some_and(is_modern_version) || meta_version.is_some()) {
+    if !(header.is_some_and(is_sessionless_version) || meta_version.is_some()) {
         return Ok(None);
     }
     let Some(method) = body.method.map(str::to_string) else {
@@ -182,7 +185,7 @@ pub(crate) fn classify(
     let Some(id) = body.id.clone() else {
         // A notification: nothing in this era acts on one (the caller acknowledges it).
         let version = header.unwrap_or_default().to_string();
-        return Ok(Some(ModernRequest {
+        return Ok(Some(SessionlessRequest {
             protocol_version: version,
             method,
             name,
@@ -235,7 +238,7 @@ pub(crate) fn classify(
         tools.check(headers, tool, arguments).map_err(mismatch)?;
         params = upstream_params(tools, headers, tool, arguments);
     }
-    if !modern_versions().contains(&version) {
+    if !sessionless_versions().contains(&version) {
         return Err(HttpError::UnsupportedProtocolVersion(
             version.to_string(),
             id,
@@ -247,7 +250,7 @@ pub(crate) fn classify(
             id,
         ));
     }
-    Ok(Some(ModernRequest {
+    Ok(Some(SessionlessRequest {
         protocol_version: version.to_string(),
         method,
         name,
@@ -269,7 +272,7 @@ fn status_of(code: i64) -> StatusCode {
 pub(crate) async fn handle(
     app: &Arc<App>,
     identity: Option<String>,
-    request: ModernRequest,
+    request: SessionlessRequest,
     frame: ClientFrame,
     accepts: Accepts,
 ) -> Result<Response, HttpError> {
@@ -327,7 +330,7 @@ mod tests {
     use axum::http::HeaderValue;
     use serde_json::json;
 
-    const V: &str = FIRST_MODERN_VERSION;
+    const V: &str = FIRST_SESSIONLESS_VERSION;
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -341,7 +344,7 @@ mod tests {
         json!({VERSION_META_KEY: version, CAPABILITIES_META_KEY: {}})
     }
 
-    fn classify_json(h: &HeaderMap, body: Value) -> Result<Option<ModernRequest>, HttpError> {
+    fn classify_json(h: &HeaderMap, body: Value) -> Result<Option<SessionlessRequest>, HttpError> {
         let message = ClientMessage::read(body.to_string()).unwrap();
         classify(h, &message, &ToolHeaders::default())
     }
