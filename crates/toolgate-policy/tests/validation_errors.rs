@@ -8,13 +8,23 @@ mod common;
 use common::{errors, located};
 
 /// Asserts the exact diagnostics, as `(line, column, path, message)`.
-fn assert_errors(text: &str, expected: &[(usize, usize, &str, &str)]) {
+fn assert_errors(text: &str, expected: &[Diagnostic<'_>]) {
     let actual = located(text);
     let expected: Vec<(usize, usize, String, String)> = expected
         .iter()
         .map(|(l, c, p, m)| (*l, *c, p.to_string(), m.to_string()))
         .collect();
     assert_eq!(actual, expected, "policy:\n{text}");
+}
+
+/// One diagnostic: `(line, column, path, message)`.
+type Diagnostic<'a> = (usize, usize, &'a str, &'a str);
+
+/// Each policy with the exact diagnostics it must produce, as a table.
+fn assert_each(cases: &[(String, &[Diagnostic<'_>])]) {
+    for (text, expected) in cases {
+        assert_errors(text, expected);
+    }
 }
 
 /// A one-tool Intercept policy whose rules start on line 5, column 7.
@@ -74,32 +84,23 @@ fn syntax_errors_say_where() {
 
 #[test]
 fn empty_files_and_extra_documents_are_refused() {
-    assert_errors("", &[(1, 1, "", "the policy file is empty")]);
-    assert_errors(
-        "# only a comment\n",
-        &[(1, 1, "", "the policy file is empty")],
-    );
-    assert_errors(
-        "version: \"1\"\n---\nversion: \"1\"\n",
-        &[(2, 1, "", "the file holds more than one YAML document")],
-    );
+    #[rustfmt::skip]
+    let cases: &[(String, &[Diagnostic<'_>])] = &[
+        (String::from(""), &[(1, 1, "", "the policy file is empty")]),
+        (String::from("# only a comment\n"), &[(1, 1, "", "the policy file is empty")]),
+        (String::from("version: \"1\"\n---\nversion: \"1\"\n"), &[(2, 1, "", "the file holds more than one YAML document")]),
+    ];
+    assert_each(cases);
 }
 
 #[test]
 fn the_root_must_be_a_mapping() {
-    assert_errors(
-        "- version\n",
-        &[(1, 1, "", "expected a mapping, found a list ([…])")],
-    );
-    assert_errors(
-        "\"just text\"",
-        &[(
-            1,
-            1,
-            "",
-            "expected a mapping, found a string (\"just text\")",
-        )],
-    );
+    #[rustfmt::skip]
+    let cases: &[(String, &[Diagnostic<'_>])] = &[
+        (String::from("- version\n"), &[(1, 1, "", "expected a mapping, found a list ([…])")]),
+        (String::from("\"just text\""), &[(1, 1, "", "expected a mapping, found a string (\"just text\")")]),
+    ];
+    assert_each(cases);
 }
 
 #[test]
@@ -128,47 +129,33 @@ fn nesting_depth_and_expansion_are_limited() {
     for i in 1..70 {
         chain.push_str(&format!("x{i}: &x{i} [*x{}]\n", i - 1));
     }
-    assert_errors(
-        &chain,
-        &[(65, 12, "", "values are nested more than 64 levels deep")],
-    );
-    assert_errors(
-        "version: \"1\"\ndescription: *nope\n",
-        &[(
-            2,
-            14,
-            "",
-            "not valid YAML or JSON: while parsing node, found unknown anchor",
-        )],
-    );
+    #[rustfmt::skip]
+    let cases: &[(String, &[Diagnostic<'_>])] = &[
+        (String::from(&chain), &[(65, 12, "", "values are nested more than 64 levels deep")]),
+        (String::from("version: \"1\"\ndescription: *nope\n"), &[(2, 14, "", "not valid YAML or JSON: while parsing node, found unknown anchor")]),
+    ];
+    assert_each(cases);
 }
 
 #[test]
 fn tags_are_refused_on_scalars_lists_and_mappings() {
-    assert_errors(
-        "version: !!str 1\n",
-        &[(1, 10, "", "YAML tags are not supported (found `!!str`)")],
-    );
-    assert_errors(
-        "version: \"1\"\nhide: !!seq [a]\n",
-        &[(2, 7, "", "YAML tags are not supported (found `!!seq`)")],
-    );
-    assert_errors(
-        "version: \"1\"\ntools: !custom {}\n",
-        &[(2, 8, "", "YAML tags are not supported (found `!custom`)")],
-    );
+    #[rustfmt::skip]
+    let cases: &[(String, &[Diagnostic<'_>])] = &[
+        (String::from("version: !!str 1\n"), &[(1, 10, "", "YAML tags are not supported (found `!!str`)")]),
+        (String::from("version: \"1\"\nhide: !!seq [a]\n"), &[(2, 7, "", "YAML tags are not supported (found `!!seq`)")]),
+        (String::from("version: \"1\"\ntools: !custom {}\n"), &[(2, 8, "", "YAML tags are not supported (found `!custom`)")]),
+    ];
+    assert_each(cases);
 }
 
 #[test]
 fn mapping_keys_must_be_strings() {
-    assert_errors(
-        "version: \"1\"\n[a]: 1\n",
-        &[(2, 1, "", "a mapping key must be a string, found a list")],
-    );
-    assert_errors(
-        "version: \"1\"\n~: 1\n",
-        &[(2, 1, "", "a mapping key must be a string, found null")],
-    );
+    #[rustfmt::skip]
+    let cases: &[(String, &[Diagnostic<'_>])] = &[
+        (String::from("version: \"1\"\n[a]: 1\n"), &[(2, 1, "", "a mapping key must be a string, found a list")]),
+        (String::from("version: \"1\"\n~: 1\n"), &[(2, 1, "", "a mapping key must be a string, found null")]),
+    ];
+    assert_each(cases);
 }
 
 #[test]
@@ -205,24 +192,12 @@ fn every_duplicate_key_is_reported_with_the_first_one() {
         )
     );
     // JSON too, and `true` and "true" are the same key.
-    assert_errors(
-        "{\"version\": \"1\", \"version\": \"1\"}",
-        &[(
-            1,
-            18,
-            "",
-            "duplicate key \"version\" (first written at line 1, column 2)",
-        )],
-    );
-    assert_errors(
-        "version: \"1\"\nx:\n  true: 1\n  \"true\": 2\n",
-        &[(
-            4,
-            3,
-            "",
-            "duplicate key \"true\" (first written at line 3, column 3)",
-        )],
-    );
+    #[rustfmt::skip]
+    let cases: &[(String, &[Diagnostic<'_>])] = &[
+        (String::from("{\"version\": \"1\", \"version\": \"1\"}"), &[(1, 18, "", "duplicate key \"version\" (first written at line 1, column 2)")]),
+        (String::from("version: \"1\"\nx:\n  true: 1\n  \"true\": 2\n"), &[(4, 3, "", "duplicate key \"true\" (first written at line 3, column 3)")]),
+    ];
+    assert_each(cases);
 }
 
 // ── Top level ────────────────────────────────────────────────────────────────────────────
@@ -255,94 +230,48 @@ fn unknown_top_level_keys_suggest_the_nearest() {
 
 #[test]
 fn version_must_be_one() {
-    assert_errors("tools: {}\n", &[(1, 1, "", "missing `version`")]);
-    assert_errors(
-        "version: \"2\"\n",
-        &[(1, 10, "version", "version must be \"1\", got \"2\"")],
-    );
-    assert_errors(
-        "version: 1.0\n",
-        &[(1, 10, "version", "version must be \"1\", got 1.0")],
-    );
-    assert_errors(
-        "version: [1]\n",
-        &[(1, 10, "version", "version must be \"1\", got […]")],
-    );
+    #[rustfmt::skip]
+    let cases: &[(String, &[Diagnostic<'_>])] = &[
+        (String::from("tools: {}\n"), &[(1, 1, "", "missing `version`")]),
+        (String::from("version: \"2\"\n"), &[(1, 10, "version", "version must be \"1\", got \"2\"")]),
+        (String::from("version: 1.0\n"), &[(1, 10, "version", "version must be \"1\", got 1.0")]),
+        (String::from("version: [1]\n"), &[(1, 10, "version", "version must be \"1\", got […]")]),
+    ];
+    assert_each(cases);
     // Written as a number, 1 is accepted (YAML users often omit the quotes).
     assert!(toolgate_policy::compile("version: 1\n").is_ok());
 }
 
 #[test]
 fn top_level_values_have_types() {
-    assert_errors(
-        "version: \"1\"\ndescription: 5\ndeny_prefix: [x]\ndefault: maybe\n",
-        &[
-            (
-                2,
-                14,
-                "description",
-                "expected a string, found a number (5)",
-            ),
-            (
-                3,
-                14,
-                "deny_prefix",
-                "expected a string, found a list ([…])",
-            ),
-            (
-                4,
-                10,
-                "default",
-                "default must be \"allow\" or \"deny\", got \"maybe\"",
-            ),
-        ],
-    );
-    assert_errors(
-        "version: \"1\"\ndefault: \"\"\n",
-        &[(2, 10, "default", "must not be empty")],
-    );
-    assert_errors(
-        "version: \"1\"\ndefault: true\n",
-        &[(
-            2,
-            10,
-            "default",
-            "expected a string, found a boolean (true)",
-        )],
-    );
+    #[rustfmt::skip]
+    let cases: &[(String, &[Diagnostic<'_>])] = &[
+        (String::from("version: \"1\"\ndescription: 5\ndeny_prefix: [x]\ndefault: maybe\n"), &[(2, 14, "description", "expected a string, found a number (5)"), (3, 14, "deny_prefix", "expected a string, found a list ([…])"), (4, 10, "default", "default must be \"allow\" or \"deny\", got \"maybe\"")]),
+        (String::from("version: \"1\"\ndefault: \"\"\n"), &[(2, 10, "default", "must not be empty")]),
+        (String::from("version: \"1\"\ndefault: true\n"), &[(2, 10, "default", "expected a string, found a boolean (true)")]),
+    ];
+    assert_each(cases);
 }
 
 #[test]
 fn hide_entries_are_distinct_tool_names() {
-    assert_errors(
-        "version: \"1\"\nhide: [a, \"\", 5, a, \" \"]\n",
-        &[
-            (2, 11, "hide[1]", "entry must not be empty"),
-            (2, 15, "hide[2]", "expected a tool name, found a number"),
-            (2, 18, "hide[3]", "duplicate entry \"a\""),
-            (2, 21, "hide[4]", "entry must not be empty"),
-        ],
-    );
-    assert_errors(
-        "version: \"1\"\nhide: secret\n",
-        &[(2, 7, "hide", "expected a list, found a string (\"secret\")")],
-    );
+    #[rustfmt::skip]
+    let cases: &[(String, &[Diagnostic<'_>])] = &[
+        (String::from("version: \"1\"\nhide: [a, \"\", 5, a, \" \"]\n"), &[(2, 11, "hide[1]", "entry must not be empty"), (2, 15, "hide[2]", "expected a tool name, found a number"), (2, 18, "hide[3]", "duplicate entry \"a\""), (2, 21, "hide[4]", "entry must not be empty")]),
+        (String::from("version: \"1\"\nhide: secret\n"), &[(2, 7, "hide", "expected a list, found a string (\"secret\")")]),
+    ];
+    assert_each(cases);
 }
 
 #[test]
 fn tools_is_a_mapping_of_named_tools() {
-    assert_errors(
-        "version: \"1\"\ntools: [a]\n",
-        &[(2, 8, "tools", "expected a mapping, found a list ([…])")],
-    );
-    assert_errors(
-        "version: \"1\"\ntools:\n  \"\": {}\n",
-        &[(3, 3, "tools[\"\"]", "tool name must not be empty")],
-    );
-    assert_errors(
-        "version: \"1\"\ntools:\n  a: [x]\n",
-        &[(3, 6, "tools.a", "expected a mapping, found a list ([…])")],
-    );
+    #[rustfmt::skip]
+    let cases: &[(String, &[Diagnostic<'_>])] = &[
+        (String::from("version: \"1\"\ntools: [a]\n"), &[(2, 8, "tools", "expected a mapping, found a list ([…])")]),
+        (String::from("version: \"1\"\ntools:\n  \"\": {}\n"), &[(3, 3, "tools[\"\"]", "tool name must not be empty")]),
+        (String::from("version: \"1\"\ntools:\n  a: [x]\n"), &[(3, 6, "tools.a", "expected a mapping, found a list ([…])")]),
+    ];
+    assert_each(cases);
     let e = errors("version: \"1\"\ntools:\n  a:\n    rule: []\n");
     assert_eq!(
         (e[0].location.line, e[0].location.column, e[0].path.as_str()),
@@ -390,19 +319,12 @@ fn a_rule_is_a_mapping_of_known_keys() {
 
 #[test]
 fn names_and_actions() {
-    assert_errors(
-        &rules("- name: \"\"\n  action: deny"),
-        &[(5, 15, "tools.t.rules[0].name", "must not be empty")],
-    );
-    assert_errors(
-        &rules("- name: [x]\n  action: deny"),
-        &[(
-            5,
-            15,
-            "tools.t.rules[0].name",
-            "expected a string, found a list ([…])",
-        )],
-    );
+    #[rustfmt::skip]
+    let cases: &[(String, &[Diagnostic<'_>])] = &[
+        (rules("- name: \"\"\n  action: deny"), &[(5, 15, "tools.t.rules[0].name", "must not be empty")]),
+        (rules("- name: [x]\n  action: deny"), &[(5, 15, "tools.t.rules[0].name", "expected a string, found a list ([…])")]),
+    ];
+    assert_each(cases);
     let e = errors(&rules("- name: r\n  action: block"));
     assert_eq!(
         (e[0].location.line, e[0].location.column, e[0].path.as_str()),
@@ -429,45 +351,14 @@ fn names_and_actions() {
 
 #[test]
 fn what_each_action_allows() {
-    assert_errors(
-        &rules("- name: r"),
-        &[(
-            5,
-            9,
-            "tools.t.rules[0]",
-            "evaluate rules must have at least one condition",
-        )],
-    );
-    assert_errors(
-        &rules("- name: r\n  conditions: []"),
-        &[(
-            5,
-            9,
-            "tools.t.rules[0]",
-            "evaluate rules must have at least one condition",
-        )],
-    );
-    assert_errors(
-        &rules("- name: r\n  action: allow\n  conditions:\n    - {path: args.a, op: exists, value: true}"),
-        &[(5, 9, "tools.t.rules[0]", "allow rules take no conditions")],
-    );
-    assert_errors(
-        &rules("- name: r\n  action: deny\n  approval_timeout: 5m\n  approval_mode: hold"),
-        &[
-            (
-                7,
-                27,
-                "tools.t.rules[0].approval_timeout",
-                "approval_timeout applies only to action: require_approval",
-            ),
-            (
-                8,
-                24,
-                "tools.t.rules[0].approval_mode",
-                "approval_mode applies only to action: require_approval",
-            ),
-        ],
-    );
+    #[rustfmt::skip]
+    let cases: &[(String, &[Diagnostic<'_>])] = &[
+        (rules("- name: r"), &[(5, 9, "tools.t.rules[0]", "evaluate rules must have at least one condition")]),
+        (rules("- name: r\n  conditions: []"), &[(5, 9, "tools.t.rules[0]", "evaluate rules must have at least one condition")]),
+        (rules("- name: r\n  action: allow\n  conditions:\n    - {path: args.a, op: exists, value: true}"), &[(5, 9, "tools.t.rules[0]", "allow rules take no conditions")]),
+        (rules("- name: r\n  action: deny\n  approval_timeout: 5m\n  approval_mode: hold"), &[(7, 27, "tools.t.rules[0].approval_timeout", "approval_timeout applies only to action: require_approval"), (8, 24, "tools.t.rules[0].approval_mode", "approval_mode applies only to action: require_approval")]),
+    ];
+    assert_each(cases);
 }
 
 #[test]
@@ -587,128 +478,28 @@ fn rate_limit_strings() {
 
 #[test]
 fn rate_limit_combinations() {
-    assert_errors(
-        &rules("- name: r\n  rate_limit: 5/hour\n  conditions:\n    - {path: args.a, op: exists, value: true}"),
-        &[(
-            6,
-            21,
-            "tools.t.rules[0].rate_limit",
-            "rate_limit cannot be combined with conditions or state",
-        )],
-    );
-    assert_errors(
-        &rules("- name: r\n  rate_limit: 5/hour\n  state: {counter: c, window: hour, max: 1}"),
-        &[(
-            6,
-            21,
-            "tools.t.rules[0].rate_limit",
-            "rate_limit cannot be combined with conditions or state",
-        )],
-    );
-    assert_errors(
-        &rules("- name: r\n  action: deny\n  rate_limit: 5/hour"),
-        &[(
-            7,
-            21,
-            "tools.t.rules[0].rate_limit",
-            "rate_limit cannot be used with action \"deny\"",
-        )],
-    );
-    assert_errors(
-        &rules("- name: a\n  rate_limit: 5/hour\n- name: b\n  rate_limit: 50/60m"),
-        &[(
-            7,
-            9,
-            "tools.t.rules[1]",
-            "duplicate state counter \"_rate_hour\" (also used by rules[0])",
-        )],
-    );
+    #[rustfmt::skip]
+    let cases: &[(String, &[Diagnostic<'_>])] = &[
+        (rules("- name: r\n  rate_limit: 5/hour\n  conditions:\n    - {path: args.a, op: exists, value: true}"), &[(6, 21, "tools.t.rules[0].rate_limit", "rate_limit cannot be combined with conditions or state")]),
+        (rules("- name: r\n  rate_limit: 5/hour\n  state: {counter: c, window: hour, max: 1}"), &[(6, 21, "tools.t.rules[0].rate_limit", "rate_limit cannot be combined with conditions or state")]),
+        (rules("- name: r\n  action: deny\n  rate_limit: 5/hour"), &[(7, 21, "tools.t.rules[0].rate_limit", "rate_limit cannot be used with action \"deny\"")]),
+        (rules("- name: a\n  rate_limit: 5/hour\n- name: b\n  rate_limit: 50/60m"), &[(7, 9, "tools.t.rules[1]", "duplicate state counter \"_rate_hour\" (also used by rules[0])")]),
+    ];
+    assert_each(cases);
 }
 
 #[test]
 fn rate_limit_blocks() {
-    assert_errors(
-        &rules("- rate_limit: {max: 10}"),
-        &[(
-            5,
-            21,
-            "tools.t.rules[0].rate_limit",
-            "a rate_limit block needs both `max` and `window`",
-        )],
-    );
-    assert_errors(
-        &rules("- rate_limit: {max: 10, window: 60, burst: 5}"),
-        &[(
-            5,
-            43,
-            "tools.t.rules[0].rate_limit.burst",
-            "unknown key \"burst\"",
-        )],
-    );
-    assert_errors(
-        &rules("- rate_limit: {max: 0, window: 1.5, scope: team, mode: rolling}"),
-        &[
-            (
-                5,
-                27,
-                "tools.t.rules[0].rate_limit.max",
-                "max must be greater than zero, got 0",
-            ),
-            (
-                5,
-                38,
-                "tools.t.rules[0].rate_limit.window",
-                "window 1.5 must be a whole number of seconds",
-            ),
-            (
-                5,
-                50,
-                "tools.t.rules[0].rate_limit.scope",
-                "unknown scope \"team\"",
-            ),
-            (
-                5,
-                62,
-                "tools.t.rules[0].rate_limit.mode",
-                "unknown window mode \"rolling\"",
-            ),
-        ],
-    );
-    assert_errors(
-        &rules("- rate_limit: {max: \"10\", window: true}"),
-        &[
-            (
-                5,
-                27,
-                "tools.t.rules[0].rate_limit.max",
-                "expected a number, found a string (\"10\")",
-            ),
-            (
-                5,
-                41,
-                "tools.t.rules[0].rate_limit.window",
-                "expected a window such as minute, hour, day, 15m or 60 (seconds), found a boolean",
-            ),
-        ],
-    );
-    assert_errors(
-        &rules("- rate_limit: {max: 0.5, window: 60}"),
-        &[(
-            5,
-            21,
-            "tools.t.rules[0].rate_limit",
-            "every call would be denied: each call adds 1 to counter \"_rate_minute\" but its maximum is 0.5",
-        )],
-    );
-    assert_errors(
-        &rules("- rate_limit: {max: 5, window: 0}"),
-        &[(
-            5,
-            38,
-            "tools.t.rules[0].rate_limit.window",
-            "window \"0s\" is shorter than one second",
-        )],
-    );
+    #[rustfmt::skip]
+    let cases: &[(String, &[Diagnostic<'_>])] = &[
+        (rules("- rate_limit: {max: 10}"), &[(5, 21, "tools.t.rules[0].rate_limit", "a rate_limit block needs both `max` and `window`")]),
+        (rules("- rate_limit: {max: 10, window: 60, burst: 5}"), &[(5, 43, "tools.t.rules[0].rate_limit.burst", "unknown key \"burst\"")]),
+        (rules("- rate_limit: {max: 0, window: 1.5, scope: team, mode: rolling}"), &[(5, 27, "tools.t.rules[0].rate_limit.max", "max must be greater than zero, got 0"), (5, 38, "tools.t.rules[0].rate_limit.window", "window 1.5 must be a whole number of seconds"), (5, 50, "tools.t.rules[0].rate_limit.scope", "unknown scope \"team\""), (5, 62, "tools.t.rules[0].rate_limit.mode", "unknown window mode \"rolling\"")]),
+        (rules("- rate_limit: {max: \"10\", window: true}"), &[(5, 27, "tools.t.rules[0].rate_limit.max", "expected a number, found a string (\"10\")"), (5, 41, "tools.t.rules[0].rate_limit.window", "expected a window such as minute, hour, day, 15m or 60 (seconds), found a boolean")]),
+        (rules("- rate_limit: {max: 0.5, window: 60}"), &[(5, 21, "tools.t.rules[0].rate_limit", "every call would be denied: each call adds 1 to counter \"_rate_minute\" but its maximum is 0.5")]),
+        (rules("- rate_limit: {max: 5, window: 0}"), &[(5, 38, "tools.t.rules[0].rate_limit.window", "window \"0s\" is shorter than one second")]),
+    ];
+    assert_each(cases);
 }
 
 #[test]
@@ -759,262 +550,61 @@ fn state_blocks_need_a_counter_a_window_and_a_limit() {
             "add `max: N` to the state block, or a condition {path: state.t.c, op: lte, value: N}"
         )
     );
-    assert_errors(
-        &rules("- name: r\n  state: hourly"),
-        &[(
-            6,
-            16,
-            "tools.t.rules[0].state",
-            "expected a mapping, found a string (\"hourly\")",
-        )],
-    );
-    assert_errors(
-        &rules("- name: r\n  state: {counter: c, window: hour, max: 1, reset: daily}"),
-        &[(
-            6,
-            51,
-            "tools.t.rules[0].state.reset",
-            "unknown key \"reset\"",
-        )],
-    );
+    #[rustfmt::skip]
+    let cases: &[(String, &[Diagnostic<'_>])] = &[
+        (rules("- name: r\n  state: hourly"), &[(6, 16, "tools.t.rules[0].state", "expected a mapping, found a string (\"hourly\")")]),
+        (rules("- name: r\n  state: {counter: c, window: hour, max: 1, reset: daily}"), &[(6, 51, "tools.t.rules[0].state.reset", "unknown key \"reset\"")]),
+    ];
+    assert_each(cases);
 }
 
 #[test]
 fn state_block_fields_are_checked() {
-    assert_errors(
-        &rules("- name: r\n  state: {counter: \"daily spend\", window: hour, max: 1}"),
-        &[(
-            6,
-            26,
-            "tools.t.rules[0].state.counter",
-            "counter name \"daily spend\" contains ' '",
-        )],
-    );
-    assert_errors(
-        &rules("- name: r\n  state: {counter: a.b, window: hour, max: 1}"),
-        &[(
-            6,
-            26,
-            "tools.t.rules[0].state.counter",
-            "counter name \"a.b\" contains '.'",
-        )],
-    );
-    assert_errors(
-        &rules("- name: r\n  state: {counter: c, window: hour, max: 1, increment: 1, increment_from: args.n}"),
-        &[(
-            6,
-            62,
-            "tools.t.rules[0].state.increment",
-            "use either increment or increment_from, not both",
-        )],
-    );
-    assert_errors(
-        &rules("- name: r\n  state: {counter: c, window: hour, max: 5, increment: -1}"),
-        &[(
-            6,
-            62,
-            "tools.t.rules[0].state.increment",
-            "increment must be greater than zero, got -1",
-        )],
-    );
-    assert_errors(
-        &rules("- name: r\n  state: {counter: c, window: hour, max: 0.0000001}"),
-        &[(
-            6,
-            48,
-            "tools.t.rules[0].state.max",
-            "max: 0.0000001 has more than 6 decimal places",
-        )],
-    );
-    assert_errors(
-        &rules("- name: r\n  state: {counter: c, window: hour, max: 5, increment_from: amount}"),
-        &[(
-            6,
-            67,
-            "tools.t.rules[0].state.increment_from",
-            "increment_from must start with \"args.\", got \"amount\"",
-        )],
-    );
-    assert_errors(
-        &rules("- name: r\n  state: {counter: c, window: hour, max: 5, increment_from: args..x}"),
-        &[(
-            6,
-            67,
-            "tools.t.rules[0].state.increment_from",
-            "increment_from: path \"args..x\" has an empty segment",
-        )],
-    );
-    assert_errors(
-        &rules("- name: r\n  state: {counter: c, window: hour, max: 5, scope: args.}"),
-        &[(
-            6,
-            58,
-            "tools.t.rules[0].state.scope",
-            "path \"args.\" has an empty segment",
-        )],
-    );
-    assert_errors(
-        &rules("- name: r\n  state: {counter: c, window: hour, max: 2, increment: 3}"),
-        &[(
-            6,
-            16,
-            "tools.t.rules[0].state",
-            "every call would be denied: each call adds 3 to counter \"c\" but its maximum is 2",
-        )],
-    );
+    #[rustfmt::skip]
+    let cases: &[(String, &[Diagnostic<'_>])] = &[
+        (rules("- name: r\n  state: {counter: \"daily spend\", window: hour, max: 1}"), &[(6, 26, "tools.t.rules[0].state.counter", "counter name \"daily spend\" contains ' '")]),
+        (rules("- name: r\n  state: {counter: a.b, window: hour, max: 1}"), &[(6, 26, "tools.t.rules[0].state.counter", "counter name \"a.b\" contains '.'")]),
+        (rules("- name: r\n  state: {counter: c, window: hour, max: 1, increment: 1, increment_from: args.n}"), &[(6, 62, "tools.t.rules[0].state.increment", "use either increment or increment_from, not both")]),
+        (rules("- name: r\n  state: {counter: c, window: hour, max: 5, increment: -1}"), &[(6, 62, "tools.t.rules[0].state.increment", "increment must be greater than zero, got -1")]),
+        (rules("- name: r\n  state: {counter: c, window: hour, max: 0.0000001}"), &[(6, 48, "tools.t.rules[0].state.max", "max: 0.0000001 has more than 6 decimal places")]),
+        (rules("- name: r\n  state: {counter: c, window: hour, max: 5, increment_from: amount}"), &[(6, 67, "tools.t.rules[0].state.increment_from", "increment_from must start with \"args.\", got \"amount\"")]),
+        (rules("- name: r\n  state: {counter: c, window: hour, max: 5, increment_from: args..x}"), &[(6, 67, "tools.t.rules[0].state.increment_from", "increment_from: path \"args..x\" has an empty segment")]),
+        (rules("- name: r\n  state: {counter: c, window: hour, max: 5, scope: args.}"), &[(6, 58, "tools.t.rules[0].state.scope", "path \"args.\" has an empty segment")]),
+        (rules("- name: r\n  state: {counter: c, window: hour, max: 2, increment: 3}"), &[(6, 16, "tools.t.rules[0].state", "every call would be denied: each call adds 3 to counter \"c\" but its maximum is 2")]),
+    ];
+    assert_each(cases);
 }
 
 #[test]
 fn counter_conditions_must_become_a_limit() {
-    assert_errors(
-        &rules("- name: r\n  conditions:\n    - {path: state.t.c, op: lte, value: 5}"),
-        &[(
-            7,
-            35,
-            "tools.t.rules[0].conditions[0]",
-            "condition references state.t.c but no matching state block found",
-        )],
-    );
-    assert_errors(
-        &rules("- name: r\n  conditions:\n    - {path: state.t.c, op: gte, value: 5}\n  state: {counter: c, window: hour}"),
-        &[
-            (
-                7,
-                35,
-                "tools.t.rules[0].conditions[0]",
-                "a counter condition with op \"gte\" cannot be turned into a limit",
-            ),
-            (8, 16, "tools.t.rules[0].state", "counter \"c\" has no limit"),
-        ],
-    );
-    assert_errors(
-        &rules("- name: r\n  conditions:\n    - {path: state.other.c, op: lte, value: 5}\n  state: {counter: c, window: hour, max: 5}"),
-        &[(
-            7,
-            39,
-            "tools.t.rules[0].conditions[0]",
-            "condition reads state.other.c but this rule's counter is state.t.c",
-        )],
-    );
-    assert_errors(
-        &rules("- name: r\n  conditions:\n    - {path: state.t.c, op: lt, value: 1}\n  state: {counter: c, window: hour}"),
-        &[
-            (
-                7,
-                35,
-                "tools.t.rules[0].conditions[0]",
-                "this limit would deny every call: the maximum must be above zero",
-            ),
-            (8, 16, "tools.t.rules[0].state", "counter \"c\" has no limit"),
-        ],
-    );
-    assert_errors(
-        &rules("- name: r\n  conditions:\n    - {path: state.t.c, op: lte, value: 5}\n    - {path: state.t.c, op: lt, value: 9}\n  state: {counter: c, window: hour}"),
-        &[(
-            8,
-            35,
-            "tools.t.rules[0].conditions[1]",
-            "counter \"c\" has more than one limit condition",
-        )],
-    );
-    assert_errors(
-        &rules("- name: r\n  conditions:\n    - {path: state.t.c, op: lte, value: 5}\n  state: {counter: c, window: hour, max: 5}"),
-        &[(
-            8,
-            16,
-            "tools.t.rules[0].state",
-            "counter \"c\" has both `max` and a limit condition; keep one",
-        )],
-    );
-    assert_errors(
-        &rules("- name: r\n  conditions:\n    - {path: state.t.c, op: lte, value: \"5\"}\n  state: {counter: c, window: hour}"),
-        &[
-            (
-                7,
-                47,
-                "tools.t.rules[0].conditions[0].value",
-                "expected a number, found a string (\"5\")",
-            ),
-            (8, 16, "tools.t.rules[0].state", "counter \"c\" has no limit"),
-        ],
-    );
-    assert_errors(
-        &rules("- name: r\n  conditions:\n    - {path: state.c, op: lte, value: 5}"),
-        &[(
-            7,
-            20,
-            "tools.t.rules[0].conditions[0].path",
-            "state path \"state.c\" must be state.<tool or _global>.<counter>",
-        )],
-    );
-    assert_errors(
-        &rules("- name: r\n  action: deny\n  state: {counter: c, window: hour, max: 1}"),
-        &[(
-            7,
-            16,
-            "tools.t.rules[0].state",
-            "deny rules cannot keep a counter",
-        )],
-    );
+    #[rustfmt::skip]
+    let cases: &[(String, &[Diagnostic<'_>])] = &[
+        (rules("- name: r\n  conditions:\n    - {path: state.t.c, op: lte, value: 5}"), &[(7, 35, "tools.t.rules[0].conditions[0]", "condition references state.t.c but no matching state block found")]),
+        (rules("- name: r\n  conditions:\n    - {path: state.t.c, op: gte, value: 5}\n  state: {counter: c, window: hour}"), &[(7, 35, "tools.t.rules[0].conditions[0]", "a counter condition with op \"gte\" cannot be turned into a limit"), (8, 16, "tools.t.rules[0].state", "counter \"c\" has no limit")]),
+        (rules("- name: r\n  conditions:\n    - {path: state.other.c, op: lte, value: 5}\n  state: {counter: c, window: hour, max: 5}"), &[(7, 39, "tools.t.rules[0].conditions[0]", "condition reads state.other.c but this rule's counter is state.t.c")]),
+        (rules("- name: r\n  conditions:\n    - {path: state.t.c, op: lt, value: 1}\n  state: {counter: c, window: hour}"), &[(7, 35, "tools.t.rules[0].conditions[0]", "this limit would deny every call: the maximum must be above zero"), (8, 16, "tools.t.rules[0].state", "counter \"c\" has no limit")]),
+        (rules("- name: r\n  conditions:\n    - {path: state.t.c, op: lte, value: 5}\n    - {path: state.t.c, op: lt, value: 9}\n  state: {counter: c, window: hour}"), &[(8, 35, "tools.t.rules[0].conditions[1]", "counter \"c\" has more than one limit condition")]),
+        (rules("- name: r\n  conditions:\n    - {path: state.t.c, op: lte, value: 5}\n  state: {counter: c, window: hour, max: 5}"), &[(8, 16, "tools.t.rules[0].state", "counter \"c\" has both `max` and a limit condition; keep one")]),
+        (rules("- name: r\n  conditions:\n    - {path: state.t.c, op: lte, value: \"5\"}\n  state: {counter: c, window: hour}"), &[(7, 47, "tools.t.rules[0].conditions[0].value", "expected a number, found a string (\"5\")"), (8, 16, "tools.t.rules[0].state", "counter \"c\" has no limit")]),
+        (rules("- name: r\n  conditions:\n    - {path: state.c, op: lte, value: 5}"), &[(7, 20, "tools.t.rules[0].conditions[0].path", "state path \"state.c\" must be state.<tool or _global>.<counter>")]),
+        (rules("- name: r\n  action: deny\n  state: {counter: c, window: hour, max: 1}"), &[(7, 16, "tools.t.rules[0].state", "deny rules cannot keep a counter")]),
+    ];
+    assert_each(cases);
 }
 
 // ── Conditions ───────────────────────────────────────────────────────────────────────────
 
 #[test]
 fn conditions_are_mappings_with_path_op_and_value() {
-    assert_errors(
-        &rules("- name: r\n  conditions: {path: args.a}"),
-        &[(
-            6,
-            21,
-            "tools.t.rules[0].conditions",
-            "expected a list, found a mapping ({…})",
-        )],
-    );
-    assert_errors(
-        &rules("- name: r\n  conditions: [args.a]"),
-        &[(
-            6,
-            22,
-            "tools.t.rules[0].conditions[0]",
-            "expected a mapping, found a string (\"args.a\")",
-        )],
-    );
-    assert_errors(
-        &rules("- name: r\n  conditions:\n    - {}"),
-        &[
-            (
-                7,
-                13,
-                "tools.t.rules[0].conditions[0]",
-                "condition is missing `path`",
-            ),
-            (
-                7,
-                13,
-                "tools.t.rules[0].conditions[0]",
-                "condition is missing `op`",
-            ),
-        ],
-    );
-    assert_errors(
-        &rules("- name: r\n  conditions:\n    - {path: args.a, op: exists, value: true, note: x}"),
-        &[(
-            7,
-            53,
-            "tools.t.rules[0].conditions[0].note",
-            "unknown key \"note\"",
-        )],
-    );
-    assert_errors(
-        &rules("- name: r\n  conditions:\n    - {path: args.a, op: eq}"),
-        &[(
-            7,
-            13,
-            "tools.t.rules[0].conditions[0]",
-            "operator \"eq\" needs a `value`",
-        )],
-    );
+    #[rustfmt::skip]
+    let cases: &[(String, &[Diagnostic<'_>])] = &[
+        (rules("- name: r\n  conditions: {path: args.a}"), &[(6, 21, "tools.t.rules[0].conditions", "expected a list, found a mapping ({…})")]),
+        (rules("- name: r\n  conditions: [args.a]"), &[(6, 22, "tools.t.rules[0].conditions[0]", "expected a mapping, found a string (\"args.a\")")]),
+        (rules("- name: r\n  conditions:\n    - {}"), &[(7, 13, "tools.t.rules[0].conditions[0]", "condition is missing `path`"), (7, 13, "tools.t.rules[0].conditions[0]", "condition is missing `op`")]),
+        (rules("- name: r\n  conditions:\n    - {path: args.a, op: exists, value: true, note: x}"), &[(7, 53, "tools.t.rules[0].conditions[0].note", "unknown key \"note\"")]),
+        (rules("- name: r\n  conditions:\n    - {path: args.a, op: eq}"), &[(7, 13, "tools.t.rules[0].conditions[0]", "operator \"eq\" needs a `value`")]),
+    ];
+    assert_each(cases);
 }
 
 #[test]
@@ -1218,110 +808,28 @@ fn policylayer_tool_entries() {
         Some("did you mean `limits`? Known keys here: require, deny_if, require_approval, limits")
     );
     // `rules` marks the Intercept form, where PolicyLayer's keys are unknown.
-    assert_errors(
-        &policylayer_tool("require: []\nrules: []"),
-        &[(4, 5, "tools.t.require", "unknown key \"require\"")],
-    );
-    assert_errors(
-        &policylayer_tool("require: {path: args.a}"),
-        &[(
-            4,
-            14,
-            "tools.t.require",
-            "expected a list, found a mapping ({…})",
-        )],
-    );
-    assert_errors(
-        &policylayer_tool("require:\n  - {path: state.t.c, op: lte, value: 5}"),
-        &[(
-            5,
-            31,
-            "tools.t.require[0]",
-            "PolicyLayer policies limit counters with `limits`, not state conditions",
-        )],
-    );
-    assert_errors(
-        &policylayer_tool("deny_if:\n  - {conditions: [], on_deny: 5, when: x}"),
-        &[
-            (
-                5,
-                35,
-                "tools.t.deny_if[0].on_deny",
-                "expected a string, found a number (5)",
-            ),
-            (5, 38, "tools.t.deny_if[0].when", "unknown key \"when\""),
-        ],
-    );
-    assert_errors(
-        &policylayer_tool("require_approval:\n  - {message: [x], approval_mode: later}"),
-        &[
-            (
-                5,
-                19,
-                "tools.t.require_approval[0].message",
-                "expected a string, found a list ([…])",
-            ),
-            (
-                5,
-                39,
-                "tools.t.require_approval[0].approval_mode",
-                "unknown approval_mode \"later\"",
-            ),
-        ],
-    );
+    #[rustfmt::skip]
+    let cases: &[(String, &[Diagnostic<'_>])] = &[
+        (policylayer_tool("require: []\nrules: []"), &[(4, 5, "tools.t.require", "unknown key \"require\"")]),
+        (policylayer_tool("require: {path: args.a}"), &[(4, 14, "tools.t.require", "expected a list, found a mapping ({…})")]),
+        (policylayer_tool("require:\n  - {path: state.t.c, op: lte, value: 5}"), &[(5, 31, "tools.t.require[0]", "PolicyLayer policies limit counters with `limits`, not state conditions")]),
+        (policylayer_tool("deny_if:\n  - {conditions: [], on_deny: 5, when: x}"), &[(5, 35, "tools.t.deny_if[0].on_deny", "expected a string, found a number (5)"), (5, 38, "tools.t.deny_if[0].when", "unknown key \"when\"")]),
+        (policylayer_tool("require_approval:\n  - {message: [x], approval_mode: later}"), &[(5, 19, "tools.t.require_approval[0].message", "expected a string, found a list ([…])"), (5, 39, "tools.t.require_approval[0].approval_mode", "unknown approval_mode \"later\"")]),
+    ];
+    assert_each(cases);
 }
 
 #[test]
 fn policylayer_limits() {
-    assert_errors(
-        &policylayer_tool("limits:\n  - {scope: grant}"),
-        &[
-            (5, 9, "tools.t.limits[0]", "limit is missing `counter`"),
-            (5, 9, "tools.t.limits[0]", "limit is missing `window`"),
-            (5, 9, "tools.t.limits[0]", "limit is missing `max`"),
-        ],
-    );
-    assert_errors(
-        &policylayer_tool("limits:\n  - {counter: c, window: week, max: -1, scope: team, increment: 1, increment_from: args.a}"),
-        &[
-            (
-                5,
-                30,
-                "tools.t.limits[0].window",
-                "\"week\" is not a window: use minute, hour, day, or a duration such as 30s, 15m, 2h, 7d",
-            ),
-            (
-                5,
-                41,
-                "tools.t.limits[0].max",
-                "max must be greater than zero, got -1",
-            ),
-            (5, 52, "tools.t.limits[0].scope", "unknown scope \"team\""),
-            (
-                5,
-                69,
-                "tools.t.limits[0].increment",
-                "use either increment or increment_from, not both",
-            ),
-        ],
-    );
-    assert_errors(
-        &policylayer_tool("limits:\n  - {counter: c, window: hour, max: 5}\n  - {counter: c, window: day, max: 50}"),
-        &[(6, 9, "tools.t.limits[1]", "duplicate counter \"c\"")],
-    );
-    assert_errors(
-        &policylayer_tool("limits:\n  - {counter: c, window: hour, max: 5, increment: 6}"),
-        &[(
-            5,
-            9,
-            "tools.t.limits[0]",
-            "every call would be denied: each call adds 6 to counter \"c\" but its maximum is 5",
-        )],
-    );
-    assert_errors(
-        "{\"version\": \"1\", \"all_tools\": {\"limits\": [], \"require\": []}}",
-        &[(1, 46, "all_tools.require", "unknown key \"require\"")],
-    );
+    #[rustfmt::skip]
+    let cases: &[(String, &[Diagnostic<'_>])] = &[
+        (policylayer_tool("limits:\n  - {scope: grant}"), &[(5, 9, "tools.t.limits[0]", "limit is missing `counter`"), (5, 9, "tools.t.limits[0]", "limit is missing `window`"), (5, 9, "tools.t.limits[0]", "limit is missing `max`")]),
+        (policylayer_tool("limits:\n  - {counter: c, window: week, max: -1, scope: team, increment: 1, increment_from: args.a}"), &[(5, 30, "tools.t.limits[0].window", "\"week\" is not a window: use minute, hour, day, or a duration such as 30s, 15m, 2h, 7d"), (5, 41, "tools.t.limits[0].max", "max must be greater than zero, got -1"), (5, 52, "tools.t.limits[0].scope", "unknown scope \"team\""), (5, 69, "tools.t.limits[0].increment", "use either increment or increment_from, not both")]),
+        (policylayer_tool("limits:\n  - {counter: c, window: hour, max: 5}\n  - {counter: c, window: day, max: 50}"), &[(6, 9, "tools.t.limits[1]", "duplicate counter \"c\"")]),
+        (policylayer_tool("limits:\n  - {counter: c, window: hour, max: 5, increment: 6}"), &[(5, 9, "tools.t.limits[0]", "every call would be denied: each call adds 6 to counter \"c\" but its maximum is 5")]),
+        (String::from("{\"version\": \"1\", \"all_tools\": {\"limits\": [], \"require\": []}}"), &[(1, 46, "all_tools.require", "unknown key \"require\"")]),
+    ];
+    assert_each(cases);
 }
 
 // ── Many errors at once ──────────────────────────────────────────────────────────────────
