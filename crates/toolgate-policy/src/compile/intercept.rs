@@ -8,8 +8,7 @@
 
 use super::conditions::{compile_conditions, CompiledCondition, StateCondition};
 use super::limits::{
-    build_limit, check_reachable, default_scope, read_counter_name, read_increment_from, read_mode,
-    read_positive_amount, read_scope, read_window, Owner, ScopeChoice,
+    build_limit, check_reachable, default_scope, read_limit_fields, read_window, Owner, ScopeChoice,
 };
 use super::reader::{child_path, index_path, Reader};
 use crate::amount::Amount;
@@ -401,7 +400,7 @@ fn compile_rate_limit(
                     .find(|(key, _)| key.name == k)
                     .map(|(_, v)| v)
             };
-            let (Some(max_node), Some(window_node)) = (get("max"), get("window")) else {
+            let (Some(_), Some(_)) = (get("max"), get("window")) else {
                 reader.error_with_hint(
                     node.location,
                     path,
@@ -410,18 +409,9 @@ fn compile_rate_limit(
                 );
                 return None;
             };
-            let max = read_positive_amount(reader, max_node, &child_path(path, "max"), "max");
-            let window = read_window(reader, window_node, &child_path(path, "window"));
-            let scope = match get("scope") {
-                Some(n) => read_scope(reader, n, &child_path(path, "scope")),
-                // The pages say these limits are "tracked per agent session".
-                None => Some(ScopeChoice::Session),
-            };
-            let mode = get("mode").map(|n| read_mode(reader, n, &child_path(path, "mode")));
-            let (max, mut window, scope) = (max?, window?, scope?);
-            if let Some(mode) = mode {
-                window.mode = mode?;
-            }
+            // The pages say these limits are "tracked per agent session".
+            let fields = read_limit_fields(reader, ScopeChoice::Session, get, path);
+            let (max, window, scope) = (fields.max?, fields.window?, fields.scope?);
             let counter = format!("_rate_{}", window.name());
             let limit = build_limit(
                 owner,
@@ -459,52 +449,25 @@ fn compile_state(
             .find(|(key, _)| key.name == k)
             .map(|(_, v)| v)
     };
-    let counter = match get("counter") {
-        Some(n) => read_counter_name(reader, n, &child_path(path, "counter")),
-        None => {
-            reader.error(node.location, path, "state block is missing `counter`");
-            None
-        }
-    };
-    let window = match get("window") {
-        Some(n) => read_window(reader, n, &child_path(path, "window")),
-        None => {
-            reader.error_with_hint(
-                node.location,
-                path,
-                "state block is missing `window`",
-                "use minute, hour, day, or a duration such as 15m",
-            );
-            None
-        }
-    };
-    let increment = match (get("increment"), get("increment_from")) {
-        (Some(a), Some(_)) => {
-            reader.error(
-                a.location,
-                &child_path(path, "increment"),
-                "use either increment or increment_from, not both",
-            );
-            None
-        }
-        (Some(n), None) => {
-            read_positive_amount(reader, n, &child_path(path, "increment"), "increment")
-                .map(Increment::Fixed)
-        }
-        (None, Some(n)) => read_increment_from(reader, n, &child_path(path, "increment_from")),
-        (None, None) => Some(Increment::Fixed(Amount::ONE)),
-    };
-    let scope = match get("scope") {
-        Some(n) => read_scope(reader, n, &child_path(path, "scope")),
-        None => Some(default_scope(owner)),
-    };
-    let explicit_max =
-        get("max").map(|n| read_positive_amount(reader, n, &child_path(path, "max"), "max"));
-    let mode = get("mode").map(|n| read_mode(reader, n, &child_path(path, "mode")));
-    let (counter, mut window, increment, scope) = (counter?, window?, increment?, scope?);
-    if let Some(mode) = mode {
-        window.mode = mode?;
+    if get("counter").is_none() {
+        reader.error(node.location, path, "state block is missing `counter`");
     }
+    if get("window").is_none() {
+        reader.error_with_hint(
+            node.location,
+            path,
+            "state block is missing `window`",
+            "use minute, hour, day, or a duration such as 15m",
+        );
+    }
+    let fields = read_limit_fields(reader, default_scope(owner), get, path);
+    let explicit_max = get("max").map(|_| fields.max);
+    let (counter, window, increment, scope) = (
+        fields.counter?,
+        fields.window?,
+        fields.increment?,
+        fields.scope?,
+    );
 
     // Intercept expresses the limit as a condition on the rule's own counter.
     let integral = matches!(increment, Increment::Fixed(a) if a.is_integer());

@@ -1,7 +1,7 @@
 //! The parts every counter limit is made of, whichever form wrote it: windows, scopes,
 //! increments, and where the counter lives.
 
-use super::reader::Reader;
+use super::reader::{child_path, Reader};
 use crate::amount::Amount;
 use crate::args::{ArgPath, ArgPathError};
 use crate::ir::{Increment, Limit, Scope, GLOBAL_NAMESPACE};
@@ -179,6 +179,68 @@ pub fn read_counter_name(reader: &mut Reader, node: &Node, path: &str) -> Option
         return None;
     }
     Some(name)
+}
+
+/// The fields every counter limit shares, read from its mapping whichever form wrote it
+/// (an Intercept `state` block, a PolicyLayer limit). A field is `None` when it is absent or
+/// could not be read (the reason is then already reported); a missing required field is the
+/// caller's to report, since each form words it for its own syntax.
+pub struct LimitFields {
+    pub counter: Option<String>,
+    /// With `mode:` applied.
+    pub window: Option<Window>,
+    pub max: Option<Amount>,
+    /// `increment` or `increment_from`; one per call when neither is written.
+    pub increment: Option<Increment>,
+    /// As written, or the default the caller gave.
+    pub scope: Option<ScopeChoice>,
+}
+
+/// Reads [`LimitFields`] from a limit's entries (`get` finds an entry by key); `scope` is
+/// the scope when none is written.
+pub fn read_limit_fields<'n>(
+    reader: &mut Reader,
+    scope: ScopeChoice,
+    get: impl Fn(&str) -> Option<&'n Node>,
+    path: &str,
+) -> LimitFields {
+    let counter =
+        get("counter").and_then(|n| read_counter_name(reader, n, &child_path(path, "counter")));
+    let window = get("window").and_then(|n| read_window(reader, n, &child_path(path, "window")));
+    let max =
+        get("max").and_then(|n| read_positive_amount(reader, n, &child_path(path, "max"), "max"));
+    let increment = match (get("increment"), get("increment_from")) {
+        (Some(n), Some(_)) => {
+            reader.error(
+                n.location,
+                &child_path(path, "increment"),
+                "use either increment or increment_from, not both",
+            );
+            None
+        }
+        (Some(n), None) => {
+            read_positive_amount(reader, n, &child_path(path, "increment"), "increment")
+                .map(Increment::Fixed)
+        }
+        (None, Some(n)) => read_increment_from(reader, n, &child_path(path, "increment_from")),
+        (None, None) => Some(Increment::Fixed(Amount::ONE)),
+    };
+    let scope = match get("scope") {
+        Some(n) => read_scope(reader, n, &child_path(path, "scope")),
+        None => Some(scope),
+    };
+    let window = match get("mode").map(|n| read_mode(reader, n, &child_path(path, "mode"))) {
+        None => window,
+        Some(Some(mode)) => window.map(|w| Window { mode, ..w }),
+        Some(None) => None,
+    };
+    LimitFields {
+        counter,
+        window,
+        max,
+        increment,
+        scope,
+    }
 }
 
 /// Refuses a limit no call could ever fit under (a fixed increment above the maximum), which

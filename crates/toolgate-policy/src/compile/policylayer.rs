@@ -6,13 +6,9 @@
 
 use super::conditions::{compile_condition, compile_conditions, CompiledCondition};
 use super::intercept::read_approval_settings;
-use super::limits::{
-    build_limit, check_reachable, default_scope, read_counter_name, read_increment_from, read_mode,
-    read_positive_amount, read_scope, read_window, Owner,
-};
+use super::limits::{build_limit, check_reachable, default_scope, read_limit_fields, Owner};
 use super::reader::{child_path, index_path, Reader};
-use crate::amount::Amount;
-use crate::ir::{Condition, Effect, Increment, Rule};
+use crate::ir::{Condition, Effect, Rule};
 use crate::source::{Node, NodeKind};
 
 /// Also the order in which a tool's entries become rules (see `compile_tool`).
@@ -219,38 +215,15 @@ fn compile_limit(
     if missing {
         return None;
     }
-    let counter =
-        get("counter").and_then(|n| read_counter_name(reader, n, &child_path(path, "counter")));
-    let window = get("window").and_then(|n| read_window(reader, n, &child_path(path, "window")));
-    let max =
-        get("max").and_then(|n| read_positive_amount(reader, n, &child_path(path, "max"), "max"));
-    let scope = match get("scope") {
-        Some(n) => read_scope(reader, n, &child_path(path, "scope")),
-        None => Some(default_scope(owner)),
-    };
-    let increment = match (get("increment"), get("increment_from")) {
-        (Some(n), Some(_)) => {
-            reader.error(
-                n.location,
-                &child_path(path, "increment"),
-                "use either increment or increment_from, not both",
-            );
-            None
-        }
-        (Some(n), None) => {
-            read_positive_amount(reader, n, &child_path(path, "increment"), "increment")
-                .map(Increment::Fixed)
-        }
-        (None, Some(n)) => read_increment_from(reader, n, &child_path(path, "increment_from")),
-        (None, None) => Some(Increment::Fixed(Amount::ONE)),
-    };
-    let mode = get("mode").map(|n| read_mode(reader, n, &child_path(path, "mode")));
+    let fields = read_limit_fields(reader, default_scope(owner), get, path);
     let message = get("on_deny").and_then(|n| reader.string(n, &child_path(path, "on_deny")));
-    let (counter, mut window, max, scope, increment) =
-        (counter?, window?, max?, scope?, increment?);
-    if let Some(mode) = mode {
-        window.mode = mode?;
-    }
+    let (counter, window, max, scope, increment) = (
+        fields.counter?,
+        fields.window?,
+        fields.max?,
+        fields.scope?,
+        fields.increment?,
+    );
     let limit = build_limit(owner, counter, scope, window, max, increment);
     if !check_reachable(reader, node, path, &limit) {
         return None;
