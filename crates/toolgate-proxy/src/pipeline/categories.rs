@@ -54,10 +54,7 @@ impl Gateway {
     }
 
     /// Classifies the tools of one `tools/list` page and remembers their categories.
-    pub(crate) fn learn_categories_from_page(&self, result: &str) {
-        let Ok(page) = serde_json::from_str::<Value>(result) else {
-            return;
-        };
+    pub(crate) fn learn_categories_from_page(&self, page: &Value) {
         let Some(tools) = page.get("tools").and_then(Value::as_array) else {
             return;
         };
@@ -96,12 +93,14 @@ impl Gateway {
                 tracing::warn!(session = %session.id, "could not list the server's tools to classify them");
                 return;
             };
-            self.learn_categories_from_page(&result);
-            cursor = serde_json::from_str::<Value>(&result).ok().and_then(|v| {
-                v.get("nextCursor")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            });
+            let Ok(page) = serde_json::from_str::<Value>(&result) else {
+                return;
+            };
+            self.learn_categories_from_page(&page);
+            cursor = page
+                .get("nextCursor")
+                .and_then(Value::as_str)
+                .map(str::to_string);
             if cursor.is_none() {
                 return;
             }

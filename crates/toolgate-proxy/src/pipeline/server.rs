@@ -72,10 +72,11 @@ impl Gateway {
             Some(InFlight::ToolsList) => match message.result() {
                 Some(result) => {
                     let policy = self.policy.load_full();
-                    if policy.has_category_rules() {
-                        self.learn_categories_from_page(result);
+                    let page = serde_json::from_str(result).ok();
+                    if let (true, Some(page)) = (policy.has_category_rules(), &page) {
+                        self.learn_categories_from_page(page);
                     }
-                    match filter_tools_page(result, &policy) {
+                    match page.and_then(|page| filter_tools_page(page, &policy)) {
                         Some(page) => {
                             session
                                 .state

@@ -12,9 +12,9 @@ pub struct FilteredPage {
     pub rewritten: Option<Value>,
 }
 
-/// Filters one page of a `tools/list` result.
-pub fn filter_tools_page(result: &str, policy: &Policy) -> Option<FilteredPage> {
-    let mut value: Value = serde_json::from_str(result).ok()?;
+/// Filters one page of a `tools/list` result (read once by the caller, which may also have
+/// classified its tools).
+pub fn filter_tools_page(mut value: Value, policy: &Policy) -> Option<FilteredPage> {
     let tools = value.get_mut("tools")?.as_array_mut()?;
     let listed: Vec<String> = tools
         .iter()
@@ -41,7 +41,7 @@ mod tests {
     fn removes_hidden_keeps_the_rest() {
         let policy = toolgate_policy::compile("version: '1'\nhide: [b]\ntools: {}\n").unwrap();
         let page = r#"{"tools":[{"name":"a","x-extra":1},{"name":"b"},{"title":"no name"}],"nextCursor":"c2","_meta":{"k":1},"future":true}"#;
-        let filtered = filter_tools_page(page, &policy).unwrap();
+        let filtered = filter_tools_page(serde_json::from_str(page).unwrap(), &policy).unwrap();
         assert_eq!(filtered.listed, vec!["a", "b"]);
         let v = filtered.rewritten.unwrap();
         assert_eq!(v["tools"].as_array().unwrap().len(), 1);
@@ -54,7 +54,8 @@ mod tests {
     #[test]
     fn untouched_pages_are_not_rewritten() {
         let policy = toolgate_policy::compile("version: '1'\ntools: {}\n").unwrap();
-        let filtered = filter_tools_page(r#"{"tools":[{"name":"a"}]}"#, &policy).unwrap();
+        let page = serde_json::from_str(r#"{"tools":[{"name":"a"}]}"#).unwrap();
+        let filtered = filter_tools_page(page, &policy).unwrap();
         assert!(filtered.rewritten.is_none());
     }
 
@@ -63,8 +64,8 @@ mod tests {
         let policy =
             toolgate_policy::compile("version: '1'\ndefault: deny\ntools:\n  a:\n    rules: []\n")
                 .unwrap();
-        let filtered =
-            filter_tools_page(r#"{"tools":[{"name":"a"},{"name":"b"}]}"#, &policy).unwrap();
+        let page = serde_json::from_str(r#"{"tools":[{"name":"a"},{"name":"b"}]}"#).unwrap();
+        let filtered = filter_tools_page(page, &policy).unwrap();
         assert_eq!(
             filtered.rewritten.unwrap()["tools"]
                 .as_array()
