@@ -19,13 +19,52 @@ use serde_json::Value;
 use crate::envelope::{id_key, Envelope, EnvelopeError, Kind, Strictness};
 use crate::strict_json::{parse_strict, StrictJsonError};
 
+/// A method name: the ones the gateway acts on or routes by are variants, so reading them
+/// allocates nothing; any other is kept by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Method {
+    ToolsCall,
+    ToolsList,
+    Initialize,
+    Initialized,
+    Cancelled,
+    Progress,
+    Other(Box<str>),
+}
+
+impl Method {
+    pub fn of(name: &str) -> Method {
+        match name {
+            "tools/call" => Method::ToolsCall,
+            "tools/list" => Method::ToolsList,
+            "initialize" => Method::Initialize,
+            "notifications/initialized" => Method::Initialized,
+            "notifications/cancelled" => Method::Cancelled,
+            "notifications/progress" => Method::Progress,
+            other => Method::Other(other.into()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Method::ToolsCall => "tools/call",
+            Method::ToolsList => "tools/list",
+            Method::Initialize => "initialize",
+            Method::Initialized => "notifications/initialized",
+            Method::Cancelled => "notifications/cancelled",
+            Method::Progress => "notifications/progress",
+            Method::Other(name) => name,
+        }
+    }
+}
+
 /// A message from the client, read strictly: no unknown, duplicate or case-colliding
 /// members, a `"jsonrpc": "2.0"`, and a kind (request, notification or response).
 #[derive(Debug)]
 pub struct ClientMessage {
     kind: Kind,
     id: Option<Box<RawValue>>,
-    method: Option<String>,
+    pub(crate) method: Option<Method>,
     body: Body,
 }
 
@@ -36,7 +75,7 @@ pub struct ClientRequest {
     pub id: Box<RawValue>,
     /// The id as a map key (`envelope::id_key`).
     pub key: String,
-    pub method: String,
+    pub method: Method,
     body: Body,
 }
 
@@ -143,7 +182,7 @@ impl ClientFrame {
             return ClientFrame::Empty;
         }
         if !trimmed.starts_with('[') {
-            return ClientFrame::One(ClientMessage::read(text));
+            return ClientFrame::One(ClientMessage::read_line(text));
         }
         let elements: Vec<&RawValue> = match serde_json::from_str(trimmed) {
             Ok(elements) => elements,
@@ -159,7 +198,11 @@ impl ClientFrame {
 impl ClientMessage {
     /// Reads one message (an object) strictly.
     pub fn read(text: String) -> Result<ClientMessage, Unreadable> {
-        let text = trimmed_line(text);
+        ClientMessage::read_line(trimmed_line(text))
+    }
+
+    /// [`ClientMessage::read`] of text already on one line and trimmed.
+    fn read_line(text: String) -> Result<ClientMessage, Unreadable> {
         let envelope = match Envelope::parse(&text, Strictness::Strict) {
             Ok(envelope) => envelope,
             Err(error) => return Err(Unreadable::of(&text, error)),
@@ -167,7 +210,7 @@ impl ClientMessage {
         // The strict reader only accepts messages of a kind.
         let kind = envelope.kind().unwrap_or(Kind::Notification);
         let id = envelope.id.map(RawValue::to_owned);
-        let method = envelope.method.as_deref().map(str::to_string);
+        let method = envelope.method.as_deref().map(Method::of);
         let (id_at, params) = (span(&text, envelope.id), span(&text, envelope.params));
         drop(envelope);
         let body = Body::new(text, id_at, params);
@@ -193,12 +236,16 @@ impl ClientMessage {
     }
 
     pub fn method(&self) -> Option<&str> {
-        self.method.as_deref()
+        self.method.as_ref().map(Method::as_str)
     }
 
     /// The params' JSON text.
     pub fn params(&self) -> Option<&str> {
         self.body.params()
+    }
+
+    pub fn into_text(self) -> String {
+        self.body.text
     }
 
     /// The params as the strict reader reads them (read once, then kept).
@@ -269,7 +316,7 @@ impl Unreadable {
 #[derive(Debug)]
 pub struct ServerMessage {
     kind: Option<Kind>,
-    method: Option<String>,
+    method: Option<Method>,
     result: Option<Range<usize>>,
     error: Option<Range<usize>>,
     body: Body,
@@ -281,7 +328,7 @@ impl ServerMessage {
         let text = trimmed_line(text);
         let envelope = Envelope::parse(&text, Strictness::Lenient).ok()?;
         let kind = envelope.kind();
-        let method = envelope.method.as_deref().map(str::to_string);
+        let method = envelope.method.as_deref().map(Method::of);
         let (result, error) = (span(&text, envelope.result), span(&text, envelope.error));
         let (id_at, params) = (span(&text, envelope.id), span(&text, envelope.params));
         drop(envelope);
@@ -313,7 +360,7 @@ impl ServerMessage {
     }
 
     pub fn method(&self) -> Option<&str> {
-        self.method.as_deref()
+        self.method.as_ref().map(Method::as_str)
     }
 
     pub fn params(&self) -> Option<&str> {
@@ -352,6 +399,10 @@ impl ServerMessage {
 
 /// The id key of an id's JSON text.
 pub fn id_key_of(id: &str) -> String {
+    // The ids the gateway mints, and most others, are plain integers: already their key.
+    if let Ok(n) = id.parse::<i64>() {
+        return n.to_string();
+    }
     match serde_json::from_str::<&RawValue>(id) {
         Ok(raw) => id_key(raw),
         Err(_) => id.to_string(),
@@ -361,7 +412,7 @@ pub fn id_key_of(id: &str) -> String {
 /// The text on one line and without surrounding whitespace: raw line breaks (whitespace,
 /// in JSON) become spaces; a pretty-printed body is rare, so this rarely copies.
 fn trimmed_line(text: String) -> String {
-    let text = if text.contains(['\n', '\r']) {
+    let text = if memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_some() {
         text.replace(['\n', '\r'], " ")
     } else {
         text
@@ -425,8 +476,8 @@ impl ToClient {
 
     /// A server request or notification, relayed as it came.
     pub fn relay(message: ServerMessage) -> ToClient {
-        let route = match message.method() {
-            Some("notifications/progress") => progress_token_of(message.params())
+        let route = match message.method {
+            Some(Method::Progress) => progress_token_of(message.params())
                 .map(Route::Progress)
                 .unwrap_or(Route::Other),
             _ => Route::Other,
@@ -461,25 +512,25 @@ pub struct ToServer {
     pub text: String,
     /// The id the gateway minted for it, when it is a request (`upstream_ids.rs`).
     pub request: Option<u64>,
-    pub method: Option<String>,
+    pub method: Option<Method>,
 }
 
 impl ToServer {
     /// A request under the id `upstream` the gateway minted.
-    pub fn request(text: String, upstream: u64, method: &str) -> ToServer {
+    pub fn request(text: String, upstream: u64, method: Method) -> ToServer {
         ToServer {
             text,
             request: Some(upstream),
-            method: Some(method.to_string()),
+            method: Some(method),
         }
     }
 
     /// A notification.
-    pub fn notification(text: String, method: &str) -> ToServer {
+    pub fn notification(text: String, method: Method) -> ToServer {
         ToServer {
             text,
             request: None,
-            method: Some(method.to_string()),
+            method: Some(method),
         }
     }
 

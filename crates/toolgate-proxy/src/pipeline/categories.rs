@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 use toolgate_classify::{classify_all, ToolDef};
 
 use crate::gateway::Gateway;
-use crate::message::ToServer;
+use crate::message::{Method, ToServer};
 use crate::session::Session;
 
 /// How long toolgate waits for the server to answer its own `tools/list`.
@@ -121,7 +121,7 @@ impl Gateway {
         let (tx, rx) = oneshot::channel();
         let id = session.state.lock().upstream_ids.mint_internal(tx);
         let request = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-        let request = ToServer::request(request.to_string(), id, method);
+        let request = ToServer::request(request.to_string(), id, Method::of(method));
         if !session.send_to_server(request).await {
             session.state.lock().upstream_ids.end_internal(id);
             return None;

@@ -19,7 +19,9 @@ use std::sync::Arc;
 use crate::audit::{AuditEvent, DroppedMessage};
 use crate::envelope::{EnvelopeError, Kind};
 use crate::gateway::Gateway;
-use crate::message::{ClientFrame, ClientMessage, ClientRequest, ToClient, ToServer, Unreadable};
+use crate::message::{
+    ClientFrame, ClientMessage, ClientRequest, Method, ToClient, ToServer, Unreadable,
+};
 use crate::session::{CallPhase, InFlight, Session};
 use crate::strict_json::parse_strict;
 use crate::upstream_ids::MintRefusal;
@@ -55,23 +57,24 @@ impl Gateway {
             Ok(request) => return self.request_from_client(session, request).await,
             Err(message) => message,
         };
-        match (message.kind(), message.method()) {
+        match (message.kind(), &message.method) {
             // A call without an id can never be answered, so it is never forwarded: it is
             // refused here whatever its params say, and audited.
-            (Kind::Notification, Some("tools/call")) => {
+            (Kind::Notification, Some(Method::ToolsCall)) => {
                 self.drop_call_notification(session, message.params());
             }
-            (Kind::Notification, Some("notifications/cancelled")) => {
+            (Kind::Notification, Some(Method::Cancelled)) => {
                 if let Some(cancel) = self.cancel_from_client(session, message.params()) {
                     self.send_upstream(session, cancel).await;
                 }
             }
             (Kind::Notification, Some(method)) => {
-                let out = ToServer::notification(message.text().to_string(), method);
+                let method = method.clone();
+                let out = ToServer::notification(message.into_text(), method);
                 self.send_upstream(session, out).await;
             }
             _ => {
-                let out = ToServer::response(message.text().to_string());
+                let out = ToServer::response(message.into_text());
                 self.send_upstream(session, out).await;
             }
         }
@@ -82,10 +85,10 @@ impl Gateway {
             let why = MintRefusal::IdInUse;
             return self.refuse_unforwardable(session, &request, why).await;
         }
-        let follow = match request.method.as_str() {
-            "tools/call" => return self.call_from_client(session, request).await,
-            "tools/list" => Some(InFlight::ToolsList),
-            "initialize" => Some(InFlight::Initialize),
+        let follow = match request.method {
+            Method::ToolsCall => return self.call_from_client(session, request).await,
+            Method::ToolsList => Some(InFlight::ToolsList),
+            Method::Initialize => Some(InFlight::Initialize),
             _ => None,
         };
         if let Some(entry) = follow {
@@ -120,7 +123,7 @@ impl Gateway {
             .upstream_ids
             .mint_for_client(&request.id, &request.key)?;
         let text = request.with_id(&upstream.to_string());
-        let out = ToServer::request(text, upstream, &request.method);
+        let out = ToServer::request(text, upstream, request.method.clone());
         self.send_upstream(session, out).await;
         Ok(())
     }
@@ -223,7 +226,7 @@ impl Gateway {
             "params": params,
         })
         .to_string();
-        Some(ToServer::notification(text, "notifications/cancelled"))
+        Some(ToServer::notification(text, Method::Cancelled))
     }
 
     /// An id-less `tools/call`: dropped, and audited as such.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::audit::{AuditEvent, DroppedMessage};
 use crate::envelope::Kind;
 use crate::gateway::Gateway;
-use crate::message::{id_key_of, ServerMessage, ToClient};
+use crate::message::{id_key_of, Route, ServerMessage, ToClient};
 use crate::session::{InFlight, Session};
 use crate::upstream_ids::{Answer, Pending};
 use crate::wire::{self, ErrorCode};
@@ -58,11 +58,10 @@ impl Gateway {
             }
         };
         // From here on the answer carries the client's own id.
-        let error = message.is_error().then(|| message.error_code());
-        let answer = |text: String| ToClient::answer(text, Some(&client_id), error);
-        let with_client_id = || answer(message.with_id(client_id.get()));
+        let mut error = message.is_error().then(|| message.error_code());
+        let with_client_id = || message.with_id(client_id.get());
         let pending = session.state.lock().inflight.remove(&key);
-        let reply = match pending {
+        let text = match pending {
             None => with_client_id(),
             Some(InFlight::Call(call)) => {
                 self.settle_call(session, call, message.is_error(), message.result())
@@ -85,19 +84,19 @@ impl Gateway {
                                 .get_or_insert_with(Vec::new)
                                 .extend(page.listed);
                             match page.rewritten {
-                                Some(result) => answer(replace_result(client_id.get(), &result)),
+                                Some(result) => replace_result(client_id.get(), &result),
                                 None => with_client_id(),
                             }
                         }
                         // A result toolgate cannot read might list hidden tools: refuse it.
                         None => {
                             let code = ErrorCode::UpstreamGone;
-                            let text = wire::error_response(
+                            error = Some(Some(code as i64));
+                            wire::error_response(
                                 Some(&client_id),
                                 code,
                                 "The server's tools/list result could not be read",
-                            );
-                            ToClient::error(text, Some(&client_id), code)
+                            )
                         }
                     }
                 }
@@ -108,7 +107,7 @@ impl Gateway {
                     Some(init) => {
                         session.state.lock().protocol_version = init.protocol_version;
                         match init.rewritten {
-                            Some(result) => answer(replace_result(client_id.get(), &result)),
+                            Some(result) => replace_result(client_id.get(), &result),
                             None => with_client_id(),
                         }
                     }
@@ -116,7 +115,8 @@ impl Gateway {
                 }
             }
         };
-        session.send_to_client(reply).await;
+        let route = Route::Answer { id_key: key, error };
+        session.send_to_client(ToClient { text, route }).await;
     }
 
     /// An answer that no client is waiting for: logged and audited, never relayed.

@@ -17,7 +17,7 @@ use toolgate_state::Ticket;
 
 use super::call_end::{CallEnd, ServerAnswer};
 use crate::gateway::Gateway;
-use crate::message::{ToClient, ToServer};
+use crate::message::{Method, ToClient, ToServer};
 use crate::session::{CallInFlight, CallPhase, InFlight, Session};
 use crate::wire::{self, ErrorCode};
 
@@ -139,7 +139,7 @@ impl Gateway {
                 let _ = session
                     .send_to_server(ToServer::notification(
                         wire::cancelled(upstream, "toolgate call timeout"),
-                        "notifications/cancelled",
+                        Method::Cancelled,
                     ))
                     .await;
             }

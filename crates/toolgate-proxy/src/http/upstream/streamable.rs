@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 use super::{http_failure, HttpClient, LinkContext, MAX_UPSTREAM_MESSAGE_BYTES};
 use crate::http::sse::EventParser;
-use crate::message::{ServerMessage, ToServer};
+use crate::message::{Method, ServerMessage, ToServer};
 use crate::wire::ErrorCode;
 
 pub(crate) const SESSION_HEADER: &str = "mcp-session-id";
@@ -99,7 +99,7 @@ pub(super) async fn run(
             continue;
         }
         let first_initialize =
-            out.method.as_deref() == Some("initialize") && link.session_id.read().is_none();
+            out.method == Some(Method::Initialize) && link.session_id.read().is_none();
         if first_initialize {
             // Nothing else can be sent before the session exists: wait for it here.
             if let PostResult::Refused = link.post(&out, may_fall_back).await {
@@ -110,7 +110,7 @@ pub(super) async fn run(
             }
             continue;
         }
-        let opens_get = out.method.as_deref() == Some("notifications/initialized");
+        let opens_get = out.method == Some(Method::Initialized);
         let task_link = Arc::clone(&link);
         posts.spawn(async move {
             task_link.post(&out, false).await;
@@ -174,7 +174,7 @@ impl Link {
             }
         };
         let status = response.status();
-        let is_initialize = out.method.as_deref() == Some("initialize");
+        let is_initialize = out.method == Some(Method::Initialize);
         if is_initialize {
             if let Some(id) = header_text(&response, SESSION_HEADER) {
                 *self.session_id.write() = Some(id);
