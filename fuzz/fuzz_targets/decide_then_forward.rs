@@ -56,7 +56,7 @@ fuzz_target!(|data: &[u8]| {
         tokio::task::yield_now().await;
         let mut out = Vec::new();
         while let Ok(message) = server_rx.try_recv() {
-            out.push(message);
+            out.push(message.text);
         }
         out
     });
