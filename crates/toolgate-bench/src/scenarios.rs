@@ -25,6 +25,9 @@ pub const MAIN_POLICY_TOOLS: usize = 50;
 pub enum Store {
     Memory,
     Sqlite,
+    /// No `--state-dsn` and no audit flags: what the CLI picks by itself (SQLite in the state
+    /// directory, the audit log on), the configuration people actually run.
+    Default,
 }
 
 /// The process under test.
@@ -182,6 +185,11 @@ pub fn catalogue(sweeps: bool) -> Vec<Scenario> {
         main(
             "toolgate-stdio-audit",
             toolgate(Store::Memory, true, MAIN_POLICY_TOOLS),
+            Some("direct-stdio"),
+        ),
+        main(
+            "toolgate-stdio-default",
+            toolgate(Store::Default, true, MAIN_POLICY_TOOLS),
             Some("direct-stdio"),
         ),
         over(
@@ -416,24 +424,24 @@ fn launch(
             let policy = dir.join("policy.yaml");
             std::fs::write(&policy, policy_yaml(policy_tools))
                 .with_context(|| format!("cannot write {}", policy.display()))?;
-            let mut args: Vec<OsString> = vec![
-                "-c".into(),
-                policy.into(),
-                "--state-dir".into(),
-                dir.into(),
-                "--state-dsn".into(),
-                match store {
-                    Store::Memory => "memory:".into(),
-                    Store::Sqlite => format!("sqlite:{}", dir.join("state.db").display()).into(),
-                },
+            // A fresh state directory for every run; the default configuration gets nothing
+            // else.
+            let mut args: Vec<OsString> =
+                vec!["-c".into(), policy.into(), "--state-dir".into(), dir.into()];
+            let dsn = match store {
+                Store::Memory => Some(OsString::from("memory:")),
+                Store::Sqlite => Some(format!("sqlite:{}", dir.join("state.db").display()).into()),
+                Store::Default => None,
+            };
+            if let Some(dsn) = dsn {
+                args.extend(["--state-dsn".into(), dsn]);
                 // Info logging is per session, not per call, but keep stderr quiet anyway.
-                "--log-level".into(),
-                "warn".into(),
-            ];
-            if audit {
-                args.extend(["--audit-dir".into(), dir.join("audit").into()]);
-            } else {
-                args.push("--no-audit".into());
+                args.extend(["--log-level".into(), "warn".into()]);
+                if audit {
+                    args.extend(["--audit-dir".into(), dir.join("audit").into()]);
+                } else {
+                    args.push("--no-audit".into());
+                }
             }
             if scenario.client == Transport::Http {
                 args.extend([

@@ -339,3 +339,40 @@ async fn cleanup_spares_other_live_prefixes_and_runs_on_a_timer() {
     reserved(&*a, [calls("y", fixed(SECOND), 5)]).await;
     assert_eq!(rows(&db), 3);
 }
+
+/// Many calls at once share transactions (group commit); each still reads what the calls
+/// before it wrote, so exactly `max` are admitted, and a call with two counters takes both
+/// or neither.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn calls_committed_together_are_still_counted_one_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(open(
+        &dir.path().join("state.db"),
+        Arc::new(ManualClock::new(T0)),
+    ));
+    let small = calls("t._rate_minute", fixed(MINUTE), 10);
+    let large = calls("t._rate_hour", fixed(60 * MINUTE), 1_000);
+    let tasks: Vec<_> = (0..200)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            let items = [large.clone(), small.clone()];
+            tokio::spawn(async move { store.reserve(&items).await.unwrap() })
+        })
+        .collect();
+    let mut admitted = 0;
+    for task in tasks {
+        if matches!(task.await.unwrap(), ReserveOutcome::Reserved(_)) {
+            admitted += 1;
+        }
+    }
+    assert_eq!(admitted, 10);
+    assert_eq!(
+        store.current(&small.key, small.window).await.unwrap(),
+        amount("10")
+    );
+    // The refused calls took nothing from the counter they did fit under.
+    assert_eq!(
+        store.current(&large.key, large.window).await.unwrap(),
+        amount("10")
+    );
+}

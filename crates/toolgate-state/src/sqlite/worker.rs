@@ -6,10 +6,15 @@
 //! back); one thread keeps one connection with its prepared-statement cache warm, the
 //! bounded channel gives back-pressure, and the async side only ever awaits a reply.
 //!
-//! Each reservation is one `BEGIN IMMEDIATE` transaction — read the windows, check, upsert,
-//! commit — so it is atomic against every other process sharing the file, not just this one.
-//! A reply that can no longer be delivered (the caller was cancelled) for a reservation that
-//! was made is undone at once, so a cancelled `reserve` never leaks quota.
+//! Group commit: the thread takes every request waiting in its queue (up to [`MAX_BATCH`])
+//! and runs the reservations and rollbacks among them in one `BEGIN IMMEDIATE` transaction,
+//! each call in a savepoint of its own — read the windows, check, upsert — so each stays
+//! all-or-none, and the whole batch is atomic against every other process sharing the file.
+//! A call reads what the calls before it in the batch wrote, exactly as if each had its own
+//! transaction in that order; only the commit is shared, which is what makes a busy store
+//! cheap. Replies go out after the commit: no call is forwarded on a reservation that could
+//! still be lost. A reply that can no longer be delivered (the caller was cancelled) for a
+//! reservation that was made is undone at once, so a cancelled `reserve` never leaks quota.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -122,74 +127,140 @@ const DELETE_EXPIRED: &str = "DELETE FROM counters
      WHERE (prefix, key, length_ms, start_ms) IN (
          SELECT prefix, key, length_ms, start_ms FROM counters WHERE expires_ms <= ?1 LIMIT ?2)";
 
+/// Requests one transaction takes at most: enough that a busy store commits rarely, few enough
+/// that the write lock is never held for long.
+const MAX_BATCH: usize = 256;
+
+/// What one request of a batch produced, to be sent once the batch has committed.
+enum Answer {
+    Reserve(Reply<Delivery>, Result<ReserveOutcome, StoreError>),
+    Rollback(Reply<()>, Result<(), StoreError>),
+}
+
 impl Worker {
     /// Serves requests until every sender is gone (the store was dropped), then closes the
     /// connection.
     pub fn run(mut self, mut requests: mpsc::Receiver<Request>) {
-        while let Some(request) = requests.blocking_recv() {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while let Some(first) = requests.blocking_recv() {
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match requests.try_recv() {
+                    Ok(request) => batch.push(request),
+                    Err(_) => break,
+                }
+            }
+            self.serve(&mut batch);
+        }
+    }
+
+    /// Runs one batch in the order it came: consecutive changes share one transaction; a read
+    /// between them sees every change queued before it, as if each had run alone.
+    fn serve(&mut self, batch: &mut Vec<Request>) {
+        let mut changes = Vec::with_capacity(batch.len());
+        for request in batch.drain(..) {
             match request {
-                Request::Reserve { items, reply } => {
-                    self.cleanup_if_due();
-                    let outcome = self
-                        .reserve(&items)
-                        .map(|o| Delivery::new(o, self.undo.clone()));
-                    if let Err(Ok(undelivered)) = reply.send(outcome) {
-                        // The caller stopped waiting: nobody holds this ticket to settle it.
-                        // Undone here rather than queued, so a full queue cannot lose it.
-                        if let ReserveOutcome::Reserved(ticket) = undelivered.into_outcome() {
-                            if let Err(err) = self.rollback(&ticket) {
-                                tracing::error!(error = %err, "could not undo an abandoned reservation");
-                            }
-                        }
-                    }
-                }
-                Request::Rollback { ticket, reply } => {
-                    let _ = reply.send(self.rollback(&ticket));
-                }
                 Request::Current { key, window, reply } => {
+                    self.commit_changes(std::mem::take(&mut changes));
                     let _ = reply.send(self.current(&key, window));
+                }
+                change => changes.push(change),
+            }
+        }
+        self.commit_changes(changes);
+    }
+
+    /// Applies `changes` in one transaction, then answers each.
+    fn commit_changes(&mut self, changes: Vec<Request>) {
+        if changes.is_empty() {
+            return;
+        }
+        self.cleanup_if_due();
+        for answer in self.apply(changes) {
+            match answer {
+                Answer::Reserve(reply, outcome) => self.deliver(reply, outcome),
+                Answer::Rollback(reply, result) => {
+                    let _ = reply.send(result);
                 }
             }
         }
     }
 
-    fn reserve(&mut self, items: &[ReserveItem]) -> Result<ReserveOutcome, StoreError> {
-        let path = &self.path;
-        let fail = |e: rusqlite::Error| store_error(path, "reserving", &e);
-        let tx = self
+    /// Applies reservations and rollbacks in one transaction, each in a savepoint of its own,
+    /// and commits. When the transaction cannot start or commit, every one of them fails.
+    fn apply(&mut self, changes: Vec<Request>) -> Vec<Answer> {
+        let path = self.path.clone();
+        let mut tx = match self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(fail)?;
+        {
+            Ok(tx) => tx,
+            Err(e) => return all_failed(changes, || store_error(&path, "reserving", &e)),
+        };
         // Read after the write lock is held: the window is the one current when this
         // process is the only writer.
         let now = self.clock.now_ms();
-        let verdict = reservation::check(items, now, |item, span| {
-            read_counts(&tx, &self.prefix, item, span).map_err(fail)
-        })?;
-        if let Verdict::Exceeded { index, current } = verdict {
-            // Dropping `tx` rolls back the (read-only) transaction.
-            return Ok(ReserveOutcome::Exceeded { index, current });
+        // A call alone needs no savepoint: should it fail, its transaction is not committed.
+        let alone = changes.len() == 1;
+        let mut answers = Vec::with_capacity(changes.len());
+        for change in changes {
+            answers.push(match change {
+                Request::Reserve { items, reply } => {
+                    let doing = "reserving";
+                    let step = |sp: &Connection| reserve(sp, &self.prefix, &items, now, &path);
+                    Answer::Reserve(reply, guarded(&mut tx, alone, &path, doing, step))
+                }
+                Request::Rollback { ticket, reply } => {
+                    let doing = "rolling back";
+                    let step = |sp: &Connection| {
+                        subtract(sp, &self.prefix, &ticket)
+                            .map_err(|e| store_error(&path, doing, &e))
+                    };
+                    Answer::Rollback(reply, guarded(&mut tx, alone, &path, doing, step))
+                }
+                // Reads are served between transactions (`serve`).
+                Request::Current { .. } => continue,
+            });
         }
-        {
-            let mut upsert = tx.prepare_cached(UPSERT).map_err(fail)?;
-            for item in items {
-                let start = item.window.start_of(now);
-                upsert
-                    .execute(params![
-                        self.prefix,
-                        item.key,
-                        sql_ms(item.window.length_ms),
-                        sql_ms(start),
-                        item.amount.to_micros(),
-                        sql_ms(windows::expires_at(start, item.window.length_ms)),
-                    ])
-                    .map_err(fail)?;
-            }
+        let failed_alone = alone
+            && answers.iter().any(|a| match a {
+                Answer::Reserve(_, outcome) => outcome.is_err(),
+                Answer::Rollback(_, result) => result.is_err(),
+            });
+        if failed_alone {
+            // Dropping the transaction undoes whatever the failed call wrote.
+            return answers;
         }
-        tx.commit().map_err(fail)?;
-        Ok(ReserveOutcome::Reserved(reservation::ticket(items, now)))
+        match tx.commit() {
+            Ok(()) => answers,
+            Err(e) => answers
+                .into_iter()
+                .map(|answer| {
+                    let error = store_error(&path, "committing", &e);
+                    match answer {
+                        Answer::Reserve(reply, _) => Answer::Reserve(reply, Err(error)),
+                        Answer::Rollback(reply, _) => Answer::Rollback(reply, Err(error)),
+                    }
+                })
+                .collect(),
+        }
     }
 
+    /// Hands a reservation's outcome to its caller; one nobody waits for any more is undone.
+    fn deliver(&mut self, reply: Reply<Delivery>, outcome: Result<ReserveOutcome, StoreError>) {
+        let outcome = outcome.map(|o| Delivery::new(o, self.undo.clone()));
+        if let Err(Ok(undelivered)) = reply.send(outcome) {
+            // The caller stopped waiting: nobody holds this ticket to settle it. Undone here
+            // rather than queued, so a full queue cannot lose it.
+            if let ReserveOutcome::Reserved(ticket) = undelivered.into_outcome() {
+                if let Err(err) = self.rollback(&ticket) {
+                    tracing::error!(error = %err, "could not undo an abandoned reservation");
+                }
+            }
+        }
+    }
+
+    /// A rollback on its own (an undelivered reservation), in a transaction of its own.
     fn rollback(&mut self, ticket: &Ticket) -> Result<(), StoreError> {
         let path = &self.path;
         let fail = |e: rusqlite::Error| store_error(path, "rolling back", &e);
@@ -197,28 +268,7 @@ impl Worker {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(fail)?;
-        {
-            let mut subtract = tx.prepare_cached(SUBTRACT).map_err(fail)?;
-            for Taken {
-                key,
-                window,
-                window_start_ms,
-                amount,
-            } in &ticket.taken
-            {
-                // Exactly the window the amount went to; a row already cleaned up matches
-                // nothing, and a newer window is never touched.
-                subtract
-                    .execute(params![
-                        self.prefix,
-                        key,
-                        sql_ms(window.length_ms),
-                        sql_ms(*window_start_ms),
-                        amount.to_micros(),
-                    ])
-                    .map_err(fail)?;
-            }
-        }
+        subtract(&tx, &self.prefix, ticket).map_err(fail)?;
         tx.commit().map_err(fail)
     }
 
@@ -266,6 +316,92 @@ impl Worker {
             }
         }
     }
+}
+
+/// Runs `step` in a savepoint — kept when it succeeds, undone when it fails, so one call's
+/// error never leaves half its writes in the batch — or, for a call `alone` in its
+/// transaction, directly (the caller does not commit a failed one).
+fn guarded<T>(
+    tx: &mut rusqlite::Transaction<'_>,
+    alone: bool,
+    path: &std::path::Path,
+    doing: &str,
+    step: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    if alone {
+        return step(tx);
+    }
+    let fail = |e: rusqlite::Error| store_error(path, doing, &e);
+    let savepoint = tx.savepoint().map_err(fail)?;
+    let value = step(&savepoint)?;
+    savepoint.commit().map_err(fail)?;
+    Ok(value)
+}
+
+/// Checks and records one call's reservation: every counter or none.
+fn reserve(
+    conn: &Connection,
+    prefix: &str,
+    items: &[ReserveItem],
+    now: u64,
+    path: &std::path::Path,
+) -> Result<ReserveOutcome, StoreError> {
+    let fail = |e: rusqlite::Error| store_error(path, "reserving", &e);
+    let verdict = reservation::check(items, now, |item, span| {
+        read_counts(conn, prefix, item, span).map_err(fail)
+    })?;
+    if let Verdict::Exceeded { index, current } = verdict {
+        return Ok(ReserveOutcome::Exceeded { index, current });
+    }
+    let mut upsert = conn.prepare_cached(UPSERT).map_err(fail)?;
+    for item in items {
+        let start = item.window.start_of(now);
+        upsert
+            .execute(params![
+                prefix,
+                item.key,
+                sql_ms(item.window.length_ms),
+                sql_ms(start),
+                item.amount.to_micros(),
+                sql_ms(windows::expires_at(start, item.window.length_ms)),
+            ])
+            .map_err(fail)?;
+    }
+    Ok(ReserveOutcome::Reserved(reservation::ticket(items, now)))
+}
+
+/// Gives back what a ticket took, from exactly the windows it went to; a row already cleaned
+/// up matches nothing, and a newer window is never touched.
+fn subtract(conn: &Connection, prefix: &str, ticket: &Ticket) -> rusqlite::Result<()> {
+    let mut subtract = conn.prepare_cached(SUBTRACT)?;
+    for Taken {
+        key,
+        window,
+        window_start_ms,
+        amount,
+    } in &ticket.taken
+    {
+        subtract.execute(params![
+            prefix,
+            key,
+            sql_ms(window.length_ms),
+            sql_ms(*window_start_ms),
+            amount.to_micros(),
+        ])?;
+    }
+    Ok(())
+}
+
+/// Every change of a batch whose transaction could not start fails, with `error()` each.
+fn all_failed(changes: Vec<Request>, error: impl Fn() -> StoreError) -> Vec<Answer> {
+    changes
+        .into_iter()
+        .filter_map(|change| match change {
+            Request::Reserve { reply, .. } => Some(Answer::Reserve(reply, Err(error()))),
+            Request::Rollback { reply, .. } => Some(Answer::Rollback(reply, Err(error()))),
+            Request::Current { .. } => None,
+        })
+        .collect()
 }
 
 fn read_counts(
