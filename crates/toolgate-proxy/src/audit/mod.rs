@@ -12,7 +12,7 @@ mod writer;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -107,6 +107,11 @@ pub enum AuditEvent {
     },
     /// A transition of an approval request (see `docs/APPROVALS.md`).
     Approval(crate::approvals::ApprovalAudit),
+    /// Audit events the gateway could not queue because the writer was behind (written as
+    /// soon as it catches up, so no loss is silent).
+    EventsDropped {
+        count: u64,
+    },
     /// A message the gateway dropped instead of relaying it.
     Dropped {
         session: String,
@@ -129,14 +134,6 @@ pub enum DroppedMessage {
     LateResult,
     /// The server answered under an id toolgate never sent, or a second time.
     UnknownAnswer,
-}
-
-#[derive(Serialize)]
-struct Line<'a> {
-    ts: String,
-    instance: &'a str,
-    #[serde(flatten)]
-    event: &'a AuditEvent,
 }
 
 /// Where audit events go. Cloning is cheap; dropping the last clone flushes and closes.
@@ -172,28 +169,70 @@ impl AuditSink {
         self.queue.is_some()
     }
 
-    /// Queues an event. Never blocks the caller: when the writer is far behind (by count or
-    /// by bytes), the event is dropped and a warning logged, rather than stalling tool calls.
+    /// Queues an event, stamped now. Never blocks the caller, and costs it no serialization:
+    /// the writer thread turns events into lines. When the writer is far behind (by count or
+    /// by bytes), the event is dropped, counted, and the count written as an
+    /// `events_dropped` line as soon as the writer catches up, rather than stalling tool calls.
     pub fn record(&self, event: AuditEvent) {
         let Some(queue) = &self.queue else { return };
-        let line = Line {
-            ts: format_rfc3339_ms(now_ms()),
-            instance: &self.instance,
-            event: &event,
+        let size = event.estimated_len();
+        let queued = writer::Queued {
+            ts_ms: now_ms(),
+            event,
+            size,
         };
-        let Ok(text) = serde_json::to_string(&line) else {
-            return;
-        };
-        let size = text.len();
-        if queue.bytes.fetch_add(size, Ordering::Relaxed) + size > writer::MAX_QUEUED_BYTES {
+        // A send fails only when the writer thread is gone: that loss is counted too.
+        let full = queue.bytes.fetch_add(size, Ordering::Relaxed) + size > writer::MAX_QUEUED_BYTES
+            || queue.sender.send(queued).is_err();
+        if full {
             queue.bytes.fetch_sub(size, Ordering::Relaxed);
-            tracing::warn!("audit writer is behind; an audit event was dropped");
-            return;
+            if queue.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
+                tracing::warn!(
+                    "audit writer is behind; audit events are being dropped and counted"
+                );
+            }
         }
-        if let Err(mpsc::TrySendError::Full(_)) = queue.sender.try_send(text) {
-            queue.bytes.fetch_sub(size, Ordering::Relaxed);
-            tracing::warn!("audit writer is behind; an audit event was dropped");
-        }
+    }
+}
+
+impl AuditEvent {
+    /// About how many bytes the event's line takes: what the writer's queue is bounded by.
+    fn estimated_len(&self) -> usize {
+        const FIXED: usize = 160;
+        let text = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        FIXED
+            + match self {
+                AuditEvent::Decision(d) => {
+                    d.session.len()
+                        + text(&d.identity)
+                        + d.tool.len()
+                        + text(&d.rule)
+                        + text(&d.message)
+                        + d.policy.len()
+                        + text(&d.args_hash)
+                        + text(&d.approval)
+                        + d.counters.iter().map(|c| c.key.len() + 64).sum::<usize>()
+                }
+                AuditEvent::Reload { errors, .. } => errors.iter().map(String::len).sum(),
+                AuditEvent::Shutdown { reason } => reason.len(),
+                AuditEvent::Dropped {
+                    session,
+                    identity,
+                    tool,
+                    reason,
+                    ..
+                } => session.len() + text(identity) + text(tool) + reason.len(),
+                AuditEvent::Approval(a) => {
+                    a.tool.len()
+                        + a.rule.len()
+                        + text(&a.note)
+                        + text(&a.reason)
+                        + text(&a.identity)
+                        + text(&a.session)
+                        + 128
+                }
+                AuditEvent::Startup { .. } | AuditEvent::EventsDropped { .. } => 0,
+            }
     }
 }
 
@@ -230,6 +269,7 @@ mod tests {
             queue.bytes.load(Ordering::Relaxed),
             writer::MAX_QUEUED_BYTES
         );
+        assert_eq!(queue.dropped.load(Ordering::Relaxed), 1);
         queue
             .bytes
             .fetch_sub(writer::MAX_QUEUED_BYTES, Ordering::Relaxed);
@@ -243,6 +283,12 @@ mod tests {
             let text = std::fs::read_to_string(dir.path().join("toolgate-q.jsonl")).unwrap();
             if text.contains("fits") || std::time::Instant::now() > deadline {
                 assert!(text.contains("fits") && !text.contains("xxxx"), "{text}");
+                // The loss is in the log, before the next line that could be written.
+                let dropped = text.find(r#""event":"events_dropped","count":1"#);
+                assert!(
+                    dropped.is_some_and(|at| at < text.find("fits").unwrap_or(0)),
+                    "{text}"
+                );
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(20));

@@ -3,8 +3,12 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
+
+use serde::Serialize;
+
+use super::{format_rfc3339_ms, AuditEvent};
 
 /// Where and how much to keep.
 #[derive(Debug, Clone)]
@@ -26,27 +30,46 @@ impl AuditConfig {
     }
 }
 
-/// Queue length before new events are dropped instead of waited for.
-const QUEUE: usize = 65_536;
-
-/// Bytes of lines waiting to be written before new events are dropped: the queue is bounded
-/// by size as well as by count, so large lines cannot make it hold gigabytes.
+/// Bytes of lines waiting to be written before new events are dropped instead of waited for.
+/// Every event counts at least 160 bytes, so this also bounds the queue's length (about
+/// 100,000 events); the channel itself is unbounded, so an empty queue costs no memory.
 pub const MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
 
-/// The writer's queue: lines, and the bytes they hold (added by senders, taken off by the
-/// writer as it writes).
-pub struct Queue {
-    pub sender: mpsc::SyncSender<String>,
-    pub bytes: Arc<AtomicUsize>,
+/// An event waiting to be written, stamped when it was recorded.
+pub struct Queued {
+    pub ts_ms: u64,
+    pub event: AuditEvent,
+    /// Its estimated line length, taken off `Queue::bytes` once written.
+    pub size: usize,
 }
+
+/// The writer's queue: events, the bytes their lines will hold (added by senders, taken off
+/// by the writer as it writes), and how many were dropped since the writer last said so.
+pub struct Queue {
+    pub sender: mpsc::Sender<Queued>,
+    pub bytes: Arc<AtomicUsize>,
+    pub dropped: Arc<AtomicU64>,
+}
+
+#[derive(Serialize)]
+struct Line<'a> {
+    ts: String,
+    instance: &'a str,
+    #[serde(flatten)]
+    event: &'a AuditEvent,
+}
+
+/// Most bytes gathered into one write: whole lines only, so a reader never sees half of one.
+const MAX_WRITE_BYTES: usize = 64 * 1024;
 
 pub fn spawn(instance: &str, config: AuditConfig) -> std::io::Result<Queue> {
     std::fs::create_dir_all(&config.dir)?;
     let live = config.dir.join(format!("toolgate-{instance}.jsonl"));
     let file = open_append(&live)?;
-    let (sender, receiver) = mpsc::sync_channel::<String>(QUEUE);
+    let (sender, receiver) = mpsc::channel::<Queued>();
     let bytes = Arc::new(AtomicUsize::new(0));
-    let queued = Arc::clone(&bytes);
+    let dropped = Arc::new(AtomicU64::new(0));
+    let (queued, lost) = (Arc::clone(&bytes), Arc::clone(&dropped));
     let instance = instance.to_string();
     std::thread::Builder::new()
         .name("toolgate-audit".into())
@@ -60,14 +83,35 @@ pub fn spawn(instance: &str, config: AuditConfig) -> std::io::Result<Queue> {
                 rotations: 0,
             };
             writer.written = writer.file.metadata().map(|m| m.len()).unwrap_or(0);
-            for line in receiver {
-                if let Err(e) = writer.append(&line) {
+            let mut batch = Vec::with_capacity(MAX_WRITE_BYTES);
+            while let Ok(first) = receiver.recv() {
+                // Everything queued meanwhile goes out in one write.
+                let mut next = Some(first);
+                while let Some(item) = next {
+                    let count = lost.swap(0, Ordering::Relaxed);
+                    if count > 0 {
+                        let event = AuditEvent::EventsDropped { count };
+                        writer.serialize(&mut batch, item.ts_ms, &event);
+                    }
+                    writer.serialize(&mut batch, item.ts_ms, &item.event);
+                    queued.fetch_sub(item.size, Ordering::Relaxed);
+                    // A batch ends where the file is to rotate, as a line would alone.
+                    let room = writer.written + (batch.len() as u64) < writer.config.max_file_bytes;
+                    next = (batch.len() < MAX_WRITE_BYTES && room)
+                        .then(|| receiver.try_recv().ok())
+                        .flatten();
+                }
+                if let Err(e) = writer.append(&batch) {
                     tracing::error!(error = %e, "audit write failed");
                 }
-                queued.fetch_sub(line.len(), Ordering::Relaxed);
+                batch.clear();
             }
         })?;
-    Ok(Queue { sender, bytes })
+    Ok(Queue {
+        sender,
+        bytes,
+        dropped,
+    })
 }
 
 fn open_append(path: &Path) -> std::io::Result<File> {
@@ -88,12 +132,28 @@ struct Writer {
 }
 
 impl Writer {
-    fn append(&mut self, line: &str) -> std::io::Result<()> {
-        let mut bytes = Vec::with_capacity(line.len() + 1);
-        bytes.extend_from_slice(line.as_bytes());
-        bytes.push(b'\n');
-        // One write per line: concurrent readers never see half a line from this writer.
-        self.file.write_all(&bytes)?;
+    /// Appends one event's line to `batch`.
+    fn serialize(&self, batch: &mut Vec<u8>, ts_ms: u64, event: &AuditEvent) {
+        let line = Line {
+            ts: format_rfc3339_ms(ts_ms),
+            instance: &self.instance,
+            event,
+        };
+        let start = batch.len();
+        match serde_json::to_writer(&mut *batch, &line) {
+            Ok(()) => batch.push(b'\n'),
+            // Never half a line: what was written of it is taken back.
+            Err(e) => {
+                batch.truncate(start);
+                tracing::error!(error = %e, "an audit event could not be serialized");
+            }
+        }
+    }
+
+    /// Writes whole lines in one write: concurrent readers never see half a line from this
+    /// writer.
+    fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.file.write_all(bytes)?;
         self.written += bytes.len() as u64;
         if self.written >= self.config.max_file_bytes {
             self.rotate()?;
@@ -151,10 +211,15 @@ mod tests {
         config.keep_files = 2;
         let sender = spawn("t1", config).unwrap().sender;
         for i in 0..40 {
+            let event = AuditEvent::Shutdown {
+                reason: format!("{i} xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+            };
             sender
-                .send(format!(
-                    "{{\"n\":{i},\"pad\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}}"
-                ))
+                .send(Queued {
+                    ts_ms: 0,
+                    event,
+                    size: 0,
+                })
                 .unwrap();
         }
         drop(sender);
