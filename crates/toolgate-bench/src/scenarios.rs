@@ -650,7 +650,7 @@ mod tests {
                 assert_eq!(base.payload_bytes, s.payload_bytes, "{}", s.name);
             }
         }
-        assert_eq!(catalogue(false).len(), 11);
+        assert_eq!(catalogue(false).len(), 12);
     }
 
     #[test]
