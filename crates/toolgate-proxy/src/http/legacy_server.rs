@@ -13,8 +13,7 @@ use serde::Deserialize;
 use super::listener::App;
 use super::reply::{self, HttpError};
 use super::sse;
-use super::streamable_server::{read_body, stream_to_client};
-use crate::envelope::EnvelopeError;
+use super::streamable_server::{read_body, stream_to_client, unparsable};
 use crate::message::ClientFrame;
 
 #[derive(Deserialize)]
@@ -45,13 +44,8 @@ pub(crate) async fn message(
         let id = query.session_id.ok_or(HttpError::SessionRequired)?;
         let hs = app.session_for(&id, &identity, true)?;
         let frame = ClientFrame::read(read_body(&app, body).await?);
-        match &frame {
-            ClientFrame::Empty => return Err(HttpError::Parse("the body is empty".into())),
-            ClientFrame::One(Err(u)) if matches!(u.error, EnvelopeError::Parse(_)) => {
-                return Err(HttpError::Parse(u.error.to_string()))
-            }
-            ClientFrame::Batch(Err(e)) => return Err(HttpError::Parse(e.clone())),
-            _ => {}
+        if let Some(error) = unparsable(&frame) {
+            return Err(error);
         }
         let _busy = hs.busy();
         app.gateway.from_client_frame(&hs.session, frame).await;

@@ -108,14 +108,26 @@ impl Incoming {
 /// What the transport needs to know of a body's messages: one entry per message, and
 /// whether the body is a batch.
 pub(crate) fn incoming(frame: &ClientFrame) -> Result<(Vec<Incoming>, bool), HttpError> {
+    if let Some(error) = unparsable(frame) {
+        return Err(error);
+    }
+    Ok(match frame {
+        ClientFrame::Batch(Ok(messages)) => (messages.iter().map(Incoming::of).collect(), true),
+        ClientFrame::One(message) => (vec![Incoming::of(message)], false),
+        ClientFrame::Empty | ClientFrame::Batch(Err(_)) => (Vec::new(), false),
+    })
+}
+
+/// A body that is not JSON at all is refused with HTTP 400 (`-32700`); anything that parses
+/// goes on, and the pipeline answers what it refuses.
+pub(crate) fn unparsable(frame: &ClientFrame) -> Option<HttpError> {
     match frame {
-        ClientFrame::Empty => Err(HttpError::Parse("the body is empty".into())),
+        ClientFrame::Empty => Some(HttpError::Parse("the body is empty".into())),
         ClientFrame::One(Err(u)) if matches!(u.error, EnvelopeError::Parse(_)) => {
-            Err(HttpError::Parse(u.error.to_string()))
+            Some(HttpError::Parse(u.error.to_string()))
         }
-        ClientFrame::One(message) => Ok((vec![Incoming::of(message)], false)),
-        ClientFrame::Batch(Err(e)) => Err(HttpError::Parse(e.clone())),
-        ClientFrame::Batch(Ok(messages)) => Ok((messages.iter().map(Incoming::of).collect(), true)),
+        ClientFrame::Batch(Err(e)) => Some(HttpError::Parse(e.clone())),
+        _ => None,
     }
 }
 
