@@ -34,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
             if let Ok(envelope) = Envelope::parse(line, strictness) {
                 let _ = envelope.kind();
                 if let Some(id) = envelope.id {
-                    let _ = id_key(id);
+                    let _ = id_key(id.get());
                 }
                 if let Some(params) = envelope.params {
                     let _ = parse_strict(params.get());

@@ -161,8 +161,7 @@ impl Session {
     /// The id under which the client request with id `client_id` (JSON text) went to the
     /// server, while it waits for its answer.
     pub fn upstream_id_of(&self, client_id: &str) -> Option<u64> {
-        let raw = serde_json::from_str::<&serde_json::value::RawValue>(client_id).ok()?;
-        let key = crate::envelope::id_key(raw);
+        let key = crate::envelope::id_key(client_id);
         self.state.lock().upstream_ids.upstream_of(&key)
     }
 

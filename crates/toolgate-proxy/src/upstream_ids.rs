@@ -193,7 +193,6 @@ impl UpstreamIds {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::message::id_key_of;
 
     fn raw(text: &str) -> Box<RawValue> {
         RawValue::from_string(text.to_string()).unwrap()
@@ -263,7 +262,7 @@ mod tests {
         let answer = format!(r#"{{"jsonrpc":"2.0","id":{a}.0,"result":{{}}}}"#);
         let message = ServerMessage::read(answer).unwrap();
         assert!(matches!(
-            ids.answer(&id_key_of(message.id().unwrap())),
+            ids.answer(message.answer_key().unwrap()),
             Answer::Pending(_)
         ));
     }

@@ -89,15 +89,18 @@ impl Incoming {
             Ok(m) => Incoming {
                 method: m.method().map(str::to_string),
                 has_method: m.method().is_some(),
-                id_key: m.id().map(id_key),
+                id_key: m.id().map(|id| id_key(id.get())),
                 is_request: m.kind() == Kind::Request,
-                progress_token: m.progress_token(),
+                // Only a request's token names a stream to route by.
+                progress_token: (m.kind() == Kind::Request)
+                    .then(|| m.progress_token())
+                    .flatten(),
             },
             // Refused by the pipeline, which answers with the id it can read (or null).
             Err(u) => Incoming {
                 method: None,
                 has_method: u.has_method,
-                id_key: u.id.as_deref().map(id_key),
+                id_key: u.id.as_deref().map(|id| id_key(id.get())),
                 is_request: u.kind == Some(Kind::Request),
                 progress_token: None,
             },

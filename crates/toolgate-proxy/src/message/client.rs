@@ -140,7 +140,7 @@ impl ClientMessage {
     pub fn into_request(self) -> Result<ClientRequest, Box<ClientMessage>> {
         match (self.kind, self.id, self.method) {
             (Kind::Request, Some(id), Some(method)) => Ok(ClientRequest {
-                key: id_key(&id),
+                key: id_key(id.get()),
                 id,
                 method,
                 body: self.body,

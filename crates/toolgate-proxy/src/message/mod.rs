@@ -26,7 +26,6 @@ use std::sync::OnceLock;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::envelope::id_key;
 use crate::strict_json::{parse_strict, StrictJsonError};
 
 pub use client::{ClientFrame, ClientMessage, ClientRequest, Unreadable};
@@ -140,18 +139,6 @@ impl Body {
         out.push_str(new);
         out.push_str(&self.text[span.end..]);
         out
-    }
-}
-
-/// The id key of an id's JSON text.
-pub fn id_key_of(id: &str) -> String {
-    // The ids the gateway mints, and most others, are plain integers: already their key.
-    if let Ok(n) = id.parse::<i64>() {
-        return n.to_string();
-    }
-    match serde_json::from_str::<&RawValue>(id) {
-        Ok(raw) => id_key(raw),
-        Err(_) => id.to_string(),
     }
 }
 

@@ -34,7 +34,7 @@ impl ToClient {
     pub fn answer(text: String, id: Option<&RawValue>, error: Option<Option<i64>>) -> ToClient {
         ToClient {
             route: Route::Answer {
-                id_key: id.map_or_else(|| "null".to_string(), id_key),
+                id_key: id.map_or_else(|| "null".to_string(), |id| id_key(id.get())),
                 error,
             },
             text,

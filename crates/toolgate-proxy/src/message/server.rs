@@ -2,14 +2,16 @@
 
 use std::ops::Range;
 
-use super::{id_key_of, span, trimmed_line, Body, Method};
-use crate::envelope::{Envelope, Kind, Strictness};
+use super::{span, trimmed_line, Body, Method};
+use crate::envelope::{id_key, Envelope, Kind, Strictness};
 
 /// A message from the server, read leniently: it is only routed, never decided on.
 #[derive(Debug)]
 pub struct ServerMessage {
     kind: Option<Kind>,
     pub(super) method: Option<Method>,
+    /// The id as a map key, for a response (what it is routed by).
+    answer_key: Option<String>,
     result: Option<Range<usize>>,
     error: Option<Range<usize>>,
     body: Body,
@@ -22,6 +24,10 @@ impl ServerMessage {
         let envelope = Envelope::parse(&text, Strictness::Lenient).ok()?;
         let kind = envelope.kind();
         let method = envelope.method.as_deref().map(Method::of);
+        let answer_key = envelope
+            .id
+            .filter(|_| kind == Some(Kind::Response))
+            .map(|id| id_key(id.get()));
         let (result, error) = (span(&text, envelope.result), span(&text, envelope.error));
         let (id_at, params) = (span(&text, envelope.id), span(&text, envelope.params));
         drop(envelope);
@@ -29,6 +35,7 @@ impl ServerMessage {
         Some(ServerMessage {
             kind,
             method,
+            answer_key,
             result,
             error,
             body,
@@ -78,10 +85,15 @@ impl ServerMessage {
         serde_json::from_str::<Error>(error).ok().map(|e| e.code)
     }
 
+    /// A response's id as a map key (`envelope::id_key`), computed once when it was read.
+    pub fn answer_key(&self) -> Option<&str> {
+        self.answer_key.as_deref()
+    }
+
     /// Whether this is the answer to the request with id key `key` (an error with id
     /// `null` answers nothing: it is a transport refusing a message).
     pub fn answers(&self, key: &str) -> bool {
-        self.kind == Some(Kind::Response) && self.id().is_some_and(|id| id_key_of(id) == key)
+        self.answer_key.as_deref() == Some(key)
     }
 
     /// The text with the id replaced by `new` (JSON text), in place.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::audit::{AuditEvent, DroppedMessage};
 use crate::envelope::Kind;
 use crate::gateway::Gateway;
-use crate::message::{id_key_of, Route, ServerMessage, ToClient};
+use crate::message::{Route, ServerMessage, ToClient};
 use crate::session::{InFlight, Session};
 use crate::upstream_ids::{Answer, Pending};
 use crate::wire::{self, ErrorCode};
@@ -41,8 +41,10 @@ impl Gateway {
         if message.kind() != Some(Kind::Response) {
             return session.send_to_client(ToClient::relay(message)).await;
         }
-        let Some(id) = message.id() else { return };
-        let answer = session.state.lock().upstream_ids.answer(&id_key_of(id));
+        let (Some(id), Some(key)) = (message.id(), message.answer_key()) else {
+            return;
+        };
+        let answer = session.state.lock().upstream_ids.answer(key);
         let (client_id, key) = match answer {
             Answer::Pending(Pending::Internal(waiter)) => {
                 // An answer to toolgate's own request: never the client's business.
