@@ -80,7 +80,7 @@ impl FrameAssembler {
 }
 
 fn memchr_newline(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|b| *b == b'\n')
+    memchr::memchr(b'\n', bytes)
 }
 
 /// Frames from an async stream.
@@ -144,6 +144,13 @@ impl<R: BufRead> BlockingLineReader<R> {
                 return Ok(frame);
             }
         }
+    }
+}
+
+impl<R: std::io::Read> BlockingLineReader<std::io::BufReader<R>> {
+    /// Whether a whole line is already buffered: the next frame is ready without a read.
+    pub fn line_waiting(&self) -> bool {
+        memchr_newline(self.inner.buffer()).is_some()
     }
 }
 

@@ -10,6 +10,7 @@ use toolgate_state::Ticket;
 
 use crate::audit::CounterRecord;
 use crate::message::{ToClient, ToServer};
+use crate::stdio::line_sink::LineSink;
 
 /// One client session. Transports create it with the two channels they drain.
 pub struct Session {
@@ -19,9 +20,51 @@ pub struct Session {
     /// sessionless (2026-07-28) requests, which have no session to count in and are counted
     /// per identity instead (see docs/POLICY.md, "Scopes").
     pub counter_session: String,
-    pub(crate) to_client: mpsc::Sender<ToClient>,
-    pub(crate) to_server: mpsc::Sender<ToServer>,
+    pub(crate) to_client: Outbox<ToClient>,
+    pub(crate) to_server: Outbox<ToServer>,
     pub(crate) state: Mutex<SessionState>,
+}
+
+/// Where a session's messages in one direction go: a channel its transport drains (the HTTP
+/// listener routes each answer to its POST; an HTTP upstream link POSTs each message), or a
+/// pipe written by the thread that has the message (stdio: no hand-off to a writer).
+pub enum Outbox<T> {
+    Channel(mpsc::Sender<T>),
+    Pipe(std::sync::Arc<LineSink>),
+}
+
+impl<T: Outbound> Outbox<T> {
+    /// Sends a message; false when the other side is gone.
+    async fn send(&self, message: T) -> bool {
+        match self {
+            Outbox::Channel(channel) => channel.send(message).await.is_ok(),
+            Outbox::Pipe(pipe) => pipe.send(message.text()).await,
+        }
+    }
+
+    /// Writes what a corked thread left waiting (see `stdio/reader_thread.rs`).
+    fn flush(&self) {
+        if let Outbox::Pipe(pipe) = self {
+            pipe.flush();
+        }
+    }
+}
+
+/// A message that leaves the pipeline: its text is what a pipe carries.
+pub trait Outbound {
+    fn text(&self) -> &str;
+}
+
+impl Outbound for ToClient {
+    fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+impl Outbound for ToServer {
+    fn text(&self) -> &str {
+        &self.text
+    }
 }
 
 #[derive(Default)]
@@ -127,11 +170,32 @@ impl Session {
         }
     }
 
+    /// A session whose messages go to channels its transport drains.
     pub fn new(
         id: String,
         identity: Option<String>,
         to_client: mpsc::Sender<ToClient>,
         to_server: mpsc::Sender<ToServer>,
+    ) -> Session {
+        let (to_client, to_server) = (Outbox::Channel(to_client), Outbox::Channel(to_server));
+        Session::with_outboxes(id, identity, to_client, to_server)
+    }
+
+    /// A session with a fresh random id whose messages go where its transport says.
+    pub fn open_with_outboxes(
+        identity: Option<String>,
+        to_client: Outbox<ToClient>,
+        to_server: Outbox<ToServer>,
+    ) -> std::sync::Arc<Session> {
+        let session = Session::with_outboxes(random_id(), identity, to_client, to_server);
+        std::sync::Arc::new(session)
+    }
+
+    fn with_outboxes(
+        id: String,
+        identity: Option<String>,
+        to_client: Outbox<ToClient>,
+        to_server: Outbox<ToServer>,
     ) -> Session {
         Session {
             counter_session: id.clone(),
@@ -150,7 +214,13 @@ impl Session {
     }
 
     pub(crate) async fn send_to_server(&self, message: ToServer) -> bool {
-        self.to_server.send(message).await.is_ok()
+        self.to_server.send(message).await
+    }
+
+    /// Writes what this thread's corked sends left waiting in the session's pipes.
+    pub(crate) fn flush_pipes(&self) {
+        self.to_client.flush();
+        self.to_server.flush();
     }
 
     /// The session's negotiated protocol version, if `initialize` has completed.

@@ -143,6 +143,10 @@ impl CounterStore for MemoryStore {
             counts.previous,
         )))
     }
+
+    fn reserves_at_once(&self) -> bool {
+        true
+    }
 }
 
 #[derive(Default)]

@@ -68,6 +68,12 @@ pub trait CounterStore: Send + Sync + 'static {
     async fn rollback(&self, ticket: &Ticket) -> Result<(), StoreError>;
     /// The current value of a counter (sliding windows: the weighted estimate).
     async fn current(&self, key: &str, window: Window) -> Result<Amount, StoreError>;
+    /// Whether `reserve` answers at once, waiting on no I/O and no other thread. A caller
+    /// may then reserve in line instead of on a task of its own, which a store that waits
+    /// needs so that a slow reservation never holds up unrelated messages.
+    fn reserves_at_once(&self) -> bool {
+        false
+    }
 }
 
 pub type SharedStore = Arc<dyn CounterStore>;

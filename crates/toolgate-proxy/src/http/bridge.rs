@@ -13,8 +13,10 @@ use std::time::Duration;
 use super::options::{HttpUpstream, UpstreamTarget};
 use super::upstream::{LinkSpec, UpstreamLink};
 use crate::gateway::Gateway;
-use crate::session::{Session, SessionChannels};
-use crate::stdio::console::{Console, ConsoleEnd};
+use tokio::sync::mpsc;
+
+use crate::session::{Outbox, Session, CHANNEL_DEPTH};
+use crate::stdio::console::{self, Console, ConsoleEnd};
 
 /// The bridge's client side is stdio, so it takes the stdio transport's settings.
 pub use crate::stdio::StdioOptions as BridgeOptions;
@@ -25,11 +27,13 @@ pub async fn run(
     upstream: Arc<HttpUpstream>,
     options: BridgeOptions,
 ) -> std::io::Result<i32> {
-    let SessionChannels {
-        session,
-        to_client: client_rx,
-        to_server: server_rx,
-    } = Session::open(options.identity.clone());
+    let stdout = console::open_stdout()?;
+    let (to_server, server_rx) = mpsc::channel(CHANNEL_DEPTH);
+    let session = Session::open_with_outboxes(
+        options.identity.clone(),
+        Outbox::Pipe(Arc::clone(&stdout)),
+        Outbox::Channel(to_server),
+    );
     gateway.register(&session);
     let spec = LinkSpec {
         target: UpstreamTarget::Http(upstream),
@@ -44,7 +48,7 @@ pub async fn run(
     let mut watcher = link.watcher();
     tracing::info!(session = %session.id, "bridge started");
 
-    let mut console = Console::start(&gateway, &session, client_rx, &options)?;
+    let mut console = Console::start(&gateway, &session, stdout, &options)?;
     let code = match console.run_until(watcher.ended()).await {
         ConsoleEnd::ClientClosed => {
             tracing::info!("client closed its input; ending the upstream session");

@@ -4,9 +4,9 @@
 //! 1. params are parsed strictly before anything else — an ambiguous call is never decided,
 //!    let alone forwarded;
 //! 2. the decision is taken on one policy snapshot (a reload cannot split a call);
-//! 3. a call without counters is forwarded inline, keeping its place among the client's
-//!    messages; a call with counters reserves them in a task of its own, so a slow store never
-//!    holds up unrelated traffic;
+//! 3. a call without counters, or whose store answers at once (memory), is forwarded inline,
+//!    keeping its place among the client's messages; a call whose store waits (SQLite, Redis)
+//!    reserves in a task of its own, so a slow store never holds up unrelated traffic;
 //! 4. the call is registered as in flight *before* the reservation starts, so a cancellation
 //!    that overtakes it is seen and the counters are given back.
 
@@ -222,6 +222,9 @@ impl Gateway {
         }
         if permit.reservations.is_empty() {
             return self.forward_call(session, &request).await;
+        }
+        if self.store.reserves_at_once() {
+            return self.reserve_and_forward(session, &request, permit).await;
         }
         let gateway = Arc::clone(self);
         let session = Arc::clone(session);

@@ -1,143 +1,61 @@
-//! The process's own stdin and stdout, each served by a thread of its own.
+//! The process's own stdin and stdout: the client's end of a stdio session.
 //!
-//! Tokio's `stdin()`/`stdout()` hand every read, write and flush to the blocking thread pool
-//! and back — several thread hand-offs per message, which dominated the proxy's cost per call.
-//! A dedicated reader thread blocks on stdin and hands whole frames to the async side; a
-//! dedicated writer thread takes every message queued since its last write and writes them
-//! with one system call.
+//! Stdin is read on a thread of its own that also runs the pipeline on each message
+//! (`reader_thread.rs`), and stdout is a [`LineSink`] written by whichever thread has an answer
+//! (`line_sink.rs`): a call crosses no thread hand-off between reading and forwarding, nor
+//! between the server's answer and the client.
 
-use crate::message::ToClient;
-use std::fs::File;
-use std::io::{BufReader, Write};
 use std::os::fd::AsFd;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use super::line_sink::LineSink;
+use super::reader_thread::ReaderThread;
+use crate::framing::Frame;
+use crate::message::ToClient;
 
-use crate::framing::{BlockingLineReader, Frame, READ_BUFFER_BYTES};
-
-/// Queued to the writer after the last message: write what came before it, then stop.
-/// An empty string is never a message (the pipeline drops blank lines).
-pub const END_OF_OUTPUT: &str = "";
-
-/// Most bytes gathered into one write.
-const MAX_BATCH_BYTES: usize = 1024 * 1024;
-
-/// Frames read from stdin; the channel closes at end of input.
-pub fn spawn_stdin_reader(max_line_bytes: usize) -> std::io::Result<mpsc::Receiver<Frame>> {
-    let stdin = File::from(std::io::stdin().as_fd().try_clone_to_owned()?);
-    let (tx, rx) = mpsc::channel(1024);
-    std::thread::Builder::new()
-        .name("toolgate-stdin".into())
-        .spawn(move || {
-            let mut reader = BlockingLineReader::new(
-                BufReader::with_capacity(READ_BUFFER_BYTES, stdin),
-                max_line_bytes,
-            );
-            while let Ok(Some(frame)) = reader.next_frame() {
-                if tx.blocking_send(frame).is_err() {
-                    break;
-                }
-            }
-        })?;
-    Ok(rx)
+/// The process's stdout as a sink.
+pub fn open_stdout() -> std::io::Result<Arc<LineSink>> {
+    LineSink::start("stdout", std::io::stdout().as_fd().try_clone_to_owned()?)
 }
 
-/// The stdout writer thread; [`StdoutWriter::finish`] flushes it and waits for it.
-pub struct StdoutWriter {
-    done: oneshot::Receiver<()>,
-}
-
-pub fn spawn_stdout_writer(mut rx: mpsc::Receiver<ToClient>) -> std::io::Result<StdoutWriter> {
-    let mut stdout = File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
-    let (done_tx, done) = oneshot::channel();
-    std::thread::Builder::new()
-        .name("toolgate-stdout".into())
-        .spawn(move || {
-            let mut batch: Vec<u8> = Vec::with_capacity(64 * 1024);
-            while let Some(first) = rx.blocking_recv() {
-                let mut ended = first.text == END_OF_OUTPUT;
-                if !ended {
-                    append_line(&mut batch, &first.text);
-                }
-                while !ended && batch.len() < MAX_BATCH_BYTES {
-                    match rx.try_recv() {
-                        Ok(m) if m.text == END_OF_OUTPUT => ended = true,
-                        Ok(m) => append_line(&mut batch, &m.text),
-                        Err(_) => break,
-                    }
-                }
-                if !batch.is_empty() && stdout.write_all(&batch).is_err() {
-                    break;
-                }
-                batch.clear();
-                if ended {
-                    break;
-                }
-            }
-            let _ = done_tx.send(());
-        })?;
-    Ok(StdoutWriter { done })
-}
-
-fn append_line(batch: &mut Vec<u8>, message: &str) {
-    batch.extend_from_slice(message.as_bytes());
-    batch.push(b'\n');
-}
-
-impl StdoutWriter {
-    /// Queues the end marker behind everything already sent and waits (bounded) until it is
-    /// all written.
-    pub async fn finish(self, sender: &mpsc::Sender<ToClient>, limit: Duration) {
-        let _ = sender
-            .send(ToClient::notice(END_OF_OUTPUT.to_string()))
-            .await;
-        let _ = tokio::time::timeout(limit, self.done).await;
-    }
-}
-
-/// Feeds the client's stdin to the pipeline until end of input. Over-long and non-UTF-8
+/// Reads the client's stdin into the pipeline until end of input. Over-long and non-UTF-8
 /// lines are answered with errors; the session carries on.
-pub fn spawn_client_reader(
-    gateway: std::sync::Arc<crate::Gateway>,
-    session: std::sync::Arc<crate::Session>,
+fn spawn_client_reader(
+    gateway: Arc<crate::Gateway>,
+    session: Arc<crate::Session>,
     max_line_bytes: usize,
-) -> std::io::Result<tokio::task::JoinHandle<()>> {
+) -> std::io::Result<ReaderThread> {
     use crate::wire::{self, ErrorCode};
-    let mut frames = spawn_stdin_reader(max_line_bytes)?;
-    Ok(tokio::spawn(async move {
-        while let Some(frame) = frames.recv().await {
-            match frame {
-                Frame::Line(line) => gateway.from_client(&session, line).await,
-                Frame::TooLong(n) => {
-                    let message = format!("Invalid request: message of {n} bytes exceeds the {max_line_bytes} byte limit");
-                    let code = ErrorCode::InvalidRequest;
-                    let reply = wire::error_response(None, code, &message);
-                    session
-                        .send_to_client(ToClient::error(reply, None, code))
-                        .await;
-                }
-                Frame::NotUtf8 => {
-                    let code = ErrorCode::Parse;
-                    let reply =
-                        wire::error_response(None, code, "Parse error: message is not UTF-8");
-                    session
-                        .send_to_client(ToClient::error(reply, None, code))
-                        .await;
-                }
-            }
+    let stdin = std::fs::File::from(std::io::stdin().as_fd().try_clone_to_owned()?);
+    let reading = Arc::clone(&session);
+    ReaderThread::spawn("stdin", stdin, max_line_bytes, reading, move |frame| {
+        let gateway = Arc::clone(&gateway);
+        let session = Arc::clone(&session);
+        async move {
+            let (code, message) = match frame {
+                Frame::Line(line) => return gateway.from_client(&session, line).await,
+                Frame::TooLong(n) => (
+                    ErrorCode::InvalidRequest,
+                    format!("Invalid request: message of {n} bytes exceeds the {max_line_bytes} byte limit"),
+                ),
+                Frame::NotUtf8 => (ErrorCode::Parse, "Parse error: message is not UTF-8".into()),
+            };
+            let reply = wire::error_response(None, code, &message);
+            session
+                .send_to_client(ToClient::error(reply, None, code))
+                .await;
         }
-    }))
+    })
 }
 
 /// The client side of a stdio session, shared by the proxy (a child server) and the bridge
 /// (an HTTP server): the client's stdin read into the pipeline, its stdout written from it,
 /// the call-expiry sweeper, and the signals.
 pub struct Console {
-    gateway: std::sync::Arc<crate::Gateway>,
-    session: std::sync::Arc<crate::Session>,
-    writer: StdoutWriter,
-    reader: tokio::task::JoinHandle<()>,
+    gateway: Arc<crate::Gateway>,
+    stdout: Arc<LineSink>,
+    reader: ReaderThread,
     sweeper: tokio::task::JoinHandle<()>,
     signals: super::Signals,
     policy_path: Option<std::path::PathBuf>,
@@ -154,16 +72,16 @@ pub enum ConsoleEnd<T> {
 }
 
 impl Console {
-    /// Starts reading the client's stdin and writing its stdout for `session`.
+    /// Starts reading the client's stdin for `session`, whose answers go to `stdout` (from
+    /// [`open_stdout`]).
     pub fn start(
-        gateway: &std::sync::Arc<crate::Gateway>,
-        session: &std::sync::Arc<crate::Session>,
-        to_client: mpsc::Receiver<ToClient>,
+        gateway: &Arc<crate::Gateway>,
+        session: &Arc<crate::Session>,
+        stdout: Arc<LineSink>,
         options: &super::StdioOptions,
     ) -> std::io::Result<Console> {
-        use std::sync::Arc;
         Ok(Console {
-            writer: spawn_stdout_writer(to_client)?,
+            stdout,
             reader: spawn_client_reader(
                 Arc::clone(gateway),
                 Arc::clone(session),
@@ -172,7 +90,6 @@ impl Console {
             sweeper: gateway.spawn_expiry_sweeper(session),
             signals: super::Signals::install()?,
             gateway: Arc::clone(gateway),
-            session: Arc::clone(session),
             policy_path: options.policy_path.clone(),
         })
     }
@@ -186,7 +103,7 @@ impl Console {
         tokio::pin!(upstream);
         loop {
             tokio::select! {
-                _ = &mut self.reader => return ConsoleEnd::ClientClosed,
+                _ = &mut self.reader.done => return ConsoleEnd::ClientClosed,
                 ended = &mut upstream => return ConsoleEnd::Upstream(ended),
                 signal = self.signals.next() => match signal {
                     super::SignalKind::Reload => {
@@ -203,15 +120,15 @@ impl Console {
     /// Stops reading the client and expiring calls; what is queued for the client is still
     /// written by [`Console::finish`].
     pub fn stop_reading(&self) {
-        self.reader.abort();
+        self.reader.stop();
         self.sweeper.abort();
     }
 
-    /// Writes what is queued for the client (bounded) and stops.
+    /// Writes what is queued for the client (bounded: a client that does not read gets
+    /// five seconds) and closes stdout.
     pub async fn finish(self) {
         self.stop_reading();
-        self.writer
-            .finish(&self.session.to_client, Duration::from_secs(5))
-            .await;
+        self.stdout.close();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.stdout.closed()).await;
     }
 }

@@ -1,12 +1,16 @@
 //! The stdio transport: toolgate as the server command in an MCP client's config, with the
 //! real server as its child.
 //!
-//! Four tasks move messages — client stdin → pipeline, pipeline → child stdin, child stdout →
-//! pipeline, pipeline → client stdout — so neither direction ever waits on the other. The main
-//! task watches the child, the client's end of input, and signals.
+//! Two threads move messages, one per direction, and neither ever waits on the other: the
+//! client's stdin is read, decided and written to the child's stdin on one; the child's
+//! stdout is read, settled and written to the client's stdout on the other
+//! (`reader_thread.rs`, `line_sink.rs`). The main task watches the child, the client's end of
+//! input, and signals.
 
 pub(crate) mod child;
 pub mod console;
+pub(crate) mod line_sink;
+mod reader_thread;
 
 use console::ConsoleEnd;
 
@@ -16,12 +20,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, Notify};
 
 use crate::framing::{Frame, LineReader, READ_BUFFER_BYTES};
 use crate::gateway::Gateway;
-use crate::session::{Session, SessionChannels};
+use crate::session::{Outbox, Session};
+use line_sink::LineSink;
+use reader_thread::ReaderThread;
 
 pub use child::exit_code;
 
@@ -51,35 +58,30 @@ pub async fn run(
         ));
     };
 
-    let SessionChannels {
-        session,
-        to_client: client_rx,
-        to_server: server_rx,
-    } = Session::open(options.identity.clone());
+    let to_server = LineSink::start("server-stdin", child_stdin.into_owned_fd()?)?;
+    let stdout = console::open_stdout()?;
+    let session = Session::open_with_outboxes(
+        options.identity.clone(),
+        Outbox::Pipe(Arc::clone(&stdout)),
+        Outbox::Pipe(Arc::clone(&to_server)),
+    );
     gateway.register(&session);
     tracing::info!(session = %session.id, "proxy started");
 
-    let close_server = Arc::new(Notify::new());
-    let mut console = console::Console::start(&gateway, &session, client_rx, &options)?;
-    let server_writer = tokio::spawn(write_lines(
-        child_stdin,
-        server_rx,
-        Arc::clone(&close_server),
-    ));
-
-    // Child stdout → pipeline. Ends when the child closes its stdout (usually: exits).
-    let server_reader = spawn_server_reader(
+    let mut console = console::Console::start(&gateway, &session, stdout, &options)?;
+    // Child stdout → pipeline → client. Ends when the child closes its stdout (usually: exits).
+    let server_reader = read_server_on_thread(
         Arc::clone(&gateway),
         Arc::clone(&session),
         child_stdout,
         options.max_line_bytes,
-    );
+    )?;
 
     let status = match console.run_until(child.wait()).await {
         ConsoleEnd::Upstream(status) => status?,
         ConsoleEnd::ClientClosed => {
             tracing::info!("client closed its input; stopping the server");
-            close_server.notify_one();
+            to_server.close();
             child::stop(&mut child, options.shutdown_grace).await?
         }
         ConsoleEnd::Terminated(name) => {
@@ -90,14 +92,13 @@ pub async fn run(
     };
 
     // The server is gone: its last words first, then errors for whatever it left unanswered.
-    let _ = tokio::time::timeout(Duration::from_secs(2), server_reader).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), server_reader.done).await;
     console.stop_reading();
     gateway
         .upstream_gone(&session, "The server exited before answering")
         .await;
-    close_server.notify_one();
+    to_server.close();
     console.finish().await;
-    let _ = server_writer.await;
     let code = exit_code(status);
     tracing::info!(code, "server exited");
     gateway.audit().record(crate::audit::AuditEvent::Shutdown {
@@ -106,8 +107,8 @@ pub async fn run(
     Ok(code)
 }
 
-/// Feeds a child server's stdout to the pipeline until it closes. Lines that are too long or
-/// not UTF-8 are dropped with a warning: they are not protocol, and never reach the client.
+/// Feeds a child server's stdout to the pipeline until it closes, on a task (for a child
+/// behind the HTTP listener, whose answers go to channels anyway).
 pub(crate) fn spawn_server_reader(
     gateway: Arc<Gateway>,
     session: Arc<Session>,
@@ -119,19 +120,47 @@ pub(crate) fn spawn_server_reader(
             BufReader::with_capacity(READ_BUFFER_BYTES, stdout),
             max_line_bytes,
         );
-        loop {
-            match reader.next_frame().await {
-                Ok(Some(Frame::Line(line))) => gateway.from_server(&session, line).await,
-                Ok(Some(Frame::TooLong(n))) => {
-                    tracing::warn!(bytes = n, "dropped an over-long line from the server")
-                }
-                Ok(Some(Frame::NotUtf8)) => {
-                    tracing::warn!("dropped a non-UTF-8 line from the server")
-                }
-                Ok(None) | Err(_) => break,
-            }
+        while let Ok(Some(frame)) = reader.next_frame().await {
+            server_frame(&gateway, &session, frame).await;
         }
     })
+}
+
+/// Feeds a child server's stdout to the pipeline until it closes, on a thread of its own
+/// that also writes the answers to the client (see `reader_thread.rs`).
+fn read_server_on_thread(
+    gateway: Arc<Gateway>,
+    session: Arc<Session>,
+    stdout: tokio::process::ChildStdout,
+    max_line_bytes: usize,
+) -> std::io::Result<ReaderThread> {
+    let fd = stdout.into_owned_fd()?;
+    // Tokio made the pipe non-blocking for its reactor; this thread blocks on it instead.
+    let flags = OFlag::from_bits_truncate(fcntl(&fd, FcntlArg::F_GETFL)?);
+    fcntl(&fd, FcntlArg::F_SETFL(flags - OFlag::O_NONBLOCK))?;
+    let reading = Arc::clone(&session);
+    let input = std::fs::File::from(fd);
+    ReaderThread::spawn(
+        "server-stdout",
+        input,
+        max_line_bytes,
+        reading,
+        move |frame| {
+            let gateway = Arc::clone(&gateway);
+            let session = Arc::clone(&session);
+            async move { server_frame(&gateway, &session, frame).await }
+        },
+    )
+}
+
+/// One frame from a server. Lines that are too long or not UTF-8 are dropped with a
+/// warning: they are not protocol, and never reach the client.
+async fn server_frame(gateway: &Arc<Gateway>, session: &Arc<Session>, frame: Frame) {
+    match frame {
+        Frame::Line(line) => gateway.from_server(session, line).await,
+        Frame::TooLong(n) => tracing::warn!(bytes = n, "dropped an over-long line from the server"),
+        Frame::NotUtf8 => tracing::warn!("dropped a non-UTF-8 line from the server"),
+    }
 }
 
 /// Writes messages as lines. Everything queued since the last write goes out in one write
