@@ -425,12 +425,22 @@ fn launch(
             std::fs::write(&policy, policy_yaml(policy_tools))
                 .with_context(|| format!("cannot write {}", policy.display()))?;
             // A fresh state directory for every run; the default configuration gets nothing
-            // else.
-            let mut args: Vec<OsString> =
-                vec!["-c".into(), policy.into(), "--state-dir".into(), dir.into()];
+            // else. It is not the policy's directory (the default, `~/.toolgate`, is not
+            // either): the policy watcher would be told of every write to the counters.
+            let state = dir.join("state");
+            let mut args: Vec<OsString> = vec![
+                "-c".into(),
+                policy.into(),
+                "--state-dir".into(),
+                state.clone().into(),
+            ];
             let dsn = match store {
                 Store::Memory => Some(OsString::from("memory:")),
-                Store::Sqlite => Some(format!("sqlite:{}", dir.join("state.db").display()).into()),
+                Store::Sqlite => {
+                    std::fs::create_dir_all(&state)
+                        .with_context(|| format!("cannot create {}", state.display()))?;
+                    Some(format!("sqlite:{}", state.join("state.db").display()).into())
+                }
                 Store::Default => None,
             };
             if let Some(dsn) = dsn {

@@ -59,6 +59,9 @@ struct Line<'a> {
     event: &'a AuditEvent,
 }
 
+/// How long the writer waits, once woken, for more events to write with the first.
+const GATHER_FOR: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// Most bytes gathered into one write: whole lines only, so a reader never sees half of one.
 const MAX_WRITE_BYTES: usize = 64 * 1024;
 
@@ -85,6 +88,10 @@ pub fn spawn(instance: &str, config: AuditConfig) -> std::io::Result<Queue> {
             writer.written = writer.file.metadata().map(|m| m.len()).unwrap_or(0);
             let mut batch = Vec::with_capacity(MAX_WRITE_BYTES);
             while let Ok(first) = receiver.recv() {
+                // Events that arrive while the writer sleeps do not wake it: a sender pays a
+                // wake-up only for the first event after a pause, and a busy gateway's
+                // events go out a batch per interval.
+                std::thread::sleep(GATHER_FOR);
                 // Everything queued meanwhile goes out in one write.
                 let mut next = Some(first);
                 while let Some(item) = next {
