@@ -40,5 +40,6 @@ pub use dsn::{open_store, Dsn};
 pub use memory::MemoryStore;
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use store::{
-    CounterStore, ReserveItem, ReserveOutcome, SharedStore, StoreError, Taken, Ticket,
+    AfterReserve, CounterStore, ReserveItem, ReserveOutcome, ReserveResult, SharedStore,
+    StoreError, Taken, Ticket,
 };

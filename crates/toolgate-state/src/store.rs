@@ -74,6 +74,41 @@ pub trait CounterStore: Send + Sync + 'static {
     fn reserves_at_once(&self) -> bool {
         false
     }
+    /// Reserves, then runs `then` with the outcome. A store with a thread of its own runs
+    /// `then` on that thread as soon as the outcome is final (after its commit), so the
+    /// caller's continuation costs no wake-up of another thread; `then` must therefore not
+    /// block. By default `then` runs on a task. Needs a Tokio runtime context.
+    fn reserve_then(self: Arc<Self>, items: Vec<ReserveItem>, then: AfterReserve) {
+        tokio::spawn(async move { then.run(self.reserve(&items).await) });
+    }
+}
+
+/// What runs once a reservation's outcome is known: exactly once, even if the store drops it
+/// unanswered (it then runs with `StoreError::Unavailable`).
+pub struct AfterReserve(Option<Box<dyn FnOnce(ReserveResult) + Send>>);
+
+pub type ReserveResult = Result<ReserveOutcome, StoreError>;
+
+impl AfterReserve {
+    pub fn new(then: impl FnOnce(ReserveResult) + Send + 'static) -> AfterReserve {
+        AfterReserve(Some(Box::new(then)))
+    }
+
+    pub fn run(mut self, outcome: ReserveResult) {
+        if let Some(then) = self.0.take() {
+            then(outcome);
+        }
+    }
+}
+
+impl Drop for AfterReserve {
+    fn drop(&mut self) {
+        if let Some(then) = self.0.take() {
+            then(Err(StoreError::Unavailable(
+                "the counter store stopped before answering".into(),
+            )));
+        }
+    }
 }
 
 pub type SharedStore = Arc<dyn CounterStore>;

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use toolgate_state::{
-    open_store, CounterStore, ManualClock, ReserveOutcome, SqliteOptions, SqliteStore, StoreError,
+    open_store, AfterReserve, CounterStore, ManualClock, ReserveOutcome, SqliteOptions,
+    SqliteStore, StoreError,
 };
 
 const CHILD_DB: &str = "TOOLGATE_STATE_TEST_CHILD_DB";
@@ -193,6 +194,62 @@ async fn a_cancelled_reserve_does_not_leak_quota() {
         .ok();
     assert_eq!(row, Some(0), "the reservation was made, then undone");
     reserved(&store, [item]).await;
+}
+
+#[tokio::test]
+async fn a_continuation_runs_once_on_the_database_thread_after_the_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let store = Arc::new(open(&db, Arc::new(ManualClock::new(T0))));
+    let item = calls("search._rate_minute", fixed(MINUTE), 2);
+    let mut outcomes = Vec::new();
+    for _ in 0..3 {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let db = db.clone();
+        let then = AfterReserve::new(move |outcome| {
+            // The commit is visible to another connection by the time the continuation runs.
+            let other = rusqlite::Connection::open(&db).unwrap();
+            let committed: i64 = other
+                .query_row("SELECT coalesce(sum(value), 0) FROM counters", [], |r| {
+                    r.get(0)
+                })
+                .unwrap();
+            let thread = std::thread::current().name().map(str::to_owned);
+            let _ = tx.send((outcome, thread, committed));
+        });
+        Arc::clone(&store).reserve_then(vec![item.clone()], then);
+        outcomes.push(rx.await.unwrap());
+    }
+    for (i, (outcome, thread, committed)) in outcomes.into_iter().enumerate() {
+        assert_eq!(thread.as_deref(), Some("toolgate-sqlite"));
+        match (i, outcome.unwrap()) {
+            (0 | 1, ReserveOutcome::Reserved(_)) => {
+                assert_eq!(committed, (i as i64 + 1) * 1_000_000)
+            }
+            (2, ReserveOutcome::Exceeded { index: 0, .. }) => {}
+            (i, other) => panic!("call {i}: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_continuation_the_store_drops_runs_as_unavailable() {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    drop(AfterReserve::new(move |outcome| {
+        let _ = tx.send(outcome);
+    }));
+    assert!(matches!(rx.await.unwrap(), Err(StoreError::Unavailable(_))));
+    // An invalid reservation is answered at once, on the caller's thread.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(open(
+        &dir.path().join("s.db"),
+        Arc::new(ManualClock::new(T0)),
+    ));
+    let mut bad = calls("k", fixed(MINUTE), 1);
+    bad.window.length_ms = 0;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    store.reserve_then(vec![bad], AfterReserve::new(move |o| drop(tx.send(o))));
+    assert!(rx.await.unwrap().is_err());
 }
 
 #[tokio::test]

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 use toolgate_policy::{Call, Decision, Permit, Policy};
-use toolgate_state::{ReserveItem, ReserveOutcome};
+use toolgate_state::{AfterReserve, ReserveItem, ReserveOutcome, ReserveResult};
 
 use super::call_end::CallEnd;
 use crate::audit::CounterRecord;
@@ -226,13 +226,19 @@ impl Gateway {
         if self.store.reserves_at_once() {
             return self.reserve_and_forward(session, &request, permit).await;
         }
+        // The rest of the call runs where the store answers (its own thread, for SQLite).
         let gateway = Arc::clone(self);
         let session = Arc::clone(session);
-        tokio::spawn(async move {
-            gateway
-                .reserve_and_forward(&session, &request, permit)
-                .await;
+        let runtime = tokio::runtime::Handle::current();
+        let items = reserve_items(&permit);
+        let then = AfterReserve::new(move |outcome| {
+            run_here_or_spawn(&runtime, async move {
+                gateway
+                    .after_reserving(&session, &request, permit, outcome)
+                    .await;
+            });
         });
+        Arc::clone(&self.store).reserve_then(items, then);
     }
 
     pub(crate) async fn reserve_and_forward(
@@ -241,18 +247,20 @@ impl Gateway {
         request: &ClientRequest,
         permit: Permit,
     ) {
+        let outcome = self.store.reserve(&reserve_items(&permit)).await;
+        self.after_reserving(session, request, permit, outcome)
+            .await;
+    }
+
+    /// Forwards a call whose counters were reserved, or ends it.
+    async fn after_reserving(
+        &self,
+        session: &Session,
+        request: &ClientRequest,
+        permit: Permit,
+        outcome: ReserveResult,
+    ) {
         let key = &request.key;
-        let items: Vec<ReserveItem> = permit
-            .reservations
-            .iter()
-            .map(|r| ReserveItem {
-                key: r.key.clone(),
-                window: r.window,
-                max: r.max,
-                amount: r.amount,
-            })
-            .collect();
-        let outcome = self.store.reserve(&items).await;
         let ticket = match outcome {
             Ok(ReserveOutcome::Reserved(ticket)) => Some(ticket),
             Ok(ReserveOutcome::Exceeded { index, .. }) => {
@@ -348,6 +356,36 @@ impl Gateway {
         if let Some(answer) = self.end_call(session, Some(&request.id), call, end).await {
             session.send_to_client(answer).await;
         }
+    }
+}
+
+fn reserve_items(permit: &Permit) -> Vec<ReserveItem> {
+    permit
+        .reservations
+        .iter()
+        .map(|r| ReserveItem {
+            key: r.key.clone(),
+            window: r.window,
+            max: r.max,
+            amount: r.amount,
+        })
+        .collect()
+}
+
+/// Runs `future` on this thread if it completes without waiting; otherwise hands it, as far
+/// as it got, to the runtime. For continuations that a store's thread runs: they must never
+/// block that thread, and nearly always complete at once (a non-blocking write).
+fn run_here_or_spawn(
+    runtime: &tokio::runtime::Handle,
+    future: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let _context = runtime.enter();
+    let mut future = Box::pin(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    if future.as_mut().poll(&mut cx).is_pending() {
+        // The task polls it again with a waker of its own, which replaces the no-op one
+        // wherever the future registered it.
+        runtime.spawn(future);
     }
 }
 

@@ -20,8 +20,8 @@ use toolgate_policy::{Amount, Window};
 
 use crate::clock::Clock;
 use crate::reservation;
-use crate::store::{CounterStore, ReserveItem, ReserveOutcome, StoreError, Ticket};
-use worker::{Request, Worker};
+use crate::store::{AfterReserve, CounterStore, ReserveItem, ReserveOutcome, StoreError, Ticket};
+use worker::{Request, ReserveReply, Worker};
 
 /// Requests queued for the worker before callers wait to enqueue (back-pressure).
 const QUEUE_DEPTH: usize = 1024;
@@ -131,7 +131,12 @@ impl CounterStore for SqliteStore {
             return Ok(ReserveOutcome::Reserved(Ticket { taken: Vec::new() }));
         }
         let items = items.to_vec();
-        let delivery = self.call(|reply| Request::Reserve { items, reply }).await?;
+        let delivery = self
+            .call(|reply| Request::Reserve {
+                items,
+                reply: ReserveReply::Awaited(reply),
+            })
+            .await?;
         // No await point from here on: once taken, the ticket is the caller's to settle.
         Ok(delivery.into_outcome())
     }
@@ -156,5 +161,28 @@ impl CounterStore for SqliteStore {
         let key = key.to_owned();
         self.call(|reply| Request::Current { key, window, reply })
             .await
+    }
+
+    /// The continuation runs on the database thread, right after the commit.
+    fn reserve_then(self: Arc<Self>, items: Vec<ReserveItem>, then: AfterReserve) {
+        if let Err(e) = reservation::validate_items(&items) {
+            return then.run(Err(e));
+        }
+        if items.is_empty() {
+            return then.run(Ok(ReserveOutcome::Reserved(Ticket { taken: Vec::new() })));
+        }
+        let request = Request::Reserve {
+            items,
+            reply: ReserveReply::Then(then),
+        };
+        match self.requests.try_send(request) {
+            Ok(()) => {}
+            // A full queue is waited for on a task; a request that cannot be queued at all
+            // is dropped, and its continuation runs with `Unavailable`.
+            Err(mpsc::error::TrySendError::Full(request)) => {
+                tokio::spawn(async move { self.requests.send(request).await });
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
     }
 }

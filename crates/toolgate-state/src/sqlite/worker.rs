@@ -27,7 +27,7 @@ use toolgate_policy::{Amount, Window};
 use super::error::store_error;
 use crate::clock::Clock;
 use crate::reservation::{self, Counts, Verdict};
-use crate::store::{ReserveItem, ReserveOutcome, StoreError, Taken, Ticket};
+use crate::store::{AfterReserve, ReserveItem, ReserveOutcome, StoreError, Taken, Ticket};
 use crate::windows::{self, Span};
 
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
@@ -35,7 +35,7 @@ pub(crate) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 pub(crate) enum Request {
     Reserve {
         items: Vec<ReserveItem>,
-        reply: Reply<Delivery>,
+        reply: ReserveReply,
     },
     Rollback {
         ticket: Ticket,
@@ -46,6 +46,14 @@ pub(crate) enum Request {
         window: Window,
         reply: Reply<Amount>,
     },
+}
+
+/// Where a reservation's outcome goes.
+pub(crate) enum ReserveReply {
+    /// To a caller awaiting it.
+    Awaited(Reply<Delivery>),
+    /// To a continuation, run on this thread once the batch has committed.
+    Then(AfterReserve),
 }
 
 /// A reserve's outcome on its way to the caller. If it is dropped before the caller takes
@@ -133,7 +141,7 @@ const MAX_BATCH: usize = 256;
 
 /// What one request of a batch produced, to be sent once the batch has committed.
 enum Answer {
-    Reserve(Reply<Delivery>, Result<ReserveOutcome, StoreError>),
+    Reserve(ReserveReply, Result<ReserveOutcome, StoreError>),
     Rollback(Reply<()>, Result<(), StoreError>),
 }
 
@@ -247,7 +255,18 @@ impl Worker {
     }
 
     /// Hands a reservation's outcome to its caller; one nobody waits for any more is undone.
-    fn deliver(&mut self, reply: Reply<Delivery>, outcome: Result<ReserveOutcome, StoreError>) {
+    fn deliver(&mut self, reply: ReserveReply, outcome: Result<ReserveOutcome, StoreError>) {
+        let reply = match reply {
+            ReserveReply::Awaited(reply) => reply,
+            ReserveReply::Then(then) => {
+                // A continuation that panics must not take the store's thread with it.
+                let run = std::panic::AssertUnwindSafe(|| then.run(outcome));
+                if std::panic::catch_unwind(run).is_err() {
+                    tracing::error!("a reservation's continuation panicked");
+                }
+                return;
+            }
+        };
         let outcome = outcome.map(|o| Delivery::new(o, self.undo.clone()));
         if let Err(Ok(undelivered)) = reply.send(outcome) {
             // The caller stopped waiting: nobody holds this ticket to settle it. Undone here
