@@ -33,8 +33,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| format!("sqlite:{}", state_dir.join("state.db").display()));
 
+    // One worker per CPU (Tokio's default; `TOKIO_WORKER_THREADS` overrides it). Over stdio
+    // the runtime only runs what waits (a store, an approval, timers): messages are moved by
+    // the reader threads.
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
