@@ -25,20 +25,28 @@ pub struct Session {
     pub(crate) state: Mutex<SessionState>,
 }
 
-/// Where a session's messages in one direction go: a channel its transport drains (the HTTP
-/// listener routes each answer to its POST; an HTTP upstream link POSTs each message), or a
-/// pipe written by the thread that has the message (stdio: no hand-off to a writer).
+/// Where a session's messages in one direction go: a channel its transport drains (an HTTP
+/// upstream link POSTs each message), a pipe written by the thread that has the message
+/// (stdio), or a router called by that thread (the HTTP listener) — the last two without a
+/// hand-off to another task or thread.
 pub enum Outbox<T> {
     Channel(mpsc::Sender<T>),
     Pipe(std::sync::Arc<LineSink>),
+    /// Handed to a function that routes it at once and never waits (the HTTP listener's
+    /// router: an answer goes to its POST's stream, and one nobody reads is dropped).
+    Direct(std::sync::Arc<dyn Fn(T) + Send + Sync>),
 }
 
-impl<T: Outbound> Outbox<T> {
+impl<T: MessageText> Outbox<T> {
     /// Sends a message; false when the other side is gone.
     async fn send(&self, message: T) -> bool {
         match self {
             Outbox::Channel(channel) => channel.send(message).await.is_ok(),
             Outbox::Pipe(pipe) => pipe.send(message.text()).await,
+            Outbox::Direct(route) => {
+                route(message);
+                true
+            }
         }
     }
 
@@ -51,17 +59,17 @@ impl<T: Outbound> Outbox<T> {
 }
 
 /// A message that leaves the pipeline: its text is what a pipe carries.
-pub trait Outbound {
+pub trait MessageText {
     fn text(&self) -> &str;
 }
 
-impl Outbound for ToClient {
+impl MessageText for ToClient {
     fn text(&self) -> &str {
         &self.text
     }
 }
 
-impl Outbound for ToServer {
+impl MessageText for ToServer {
     fn text(&self) -> &str {
         &self.text
     }

@@ -17,14 +17,14 @@ use tokio::sync::{mpsc, Semaphore};
 use super::guard::Guard;
 use super::options::{ListenerOptions, UpstreamTarget};
 use super::reply::HttpError;
-use super::sessions::{HttpSession, SessionTable};
+use super::sessions::{Outbound, HttpSession, SessionTable};
 use super::spare::Spare;
 use super::upstream::{HttpClient, LinkSpec, SessionlessRequest, UpstreamLink};
 use super::v2026_07_28::ToolHeaders;
 use super::{legacy_server, streamable_server};
 use crate::gateway::Gateway;
 use crate::message::ToClient;
-use crate::session::{Session, SessionChannels};
+use crate::session::{Outbox, Session, SessionChannels, CHANNEL_DEPTH};
 
 /// Everything a request handler reaches.
 pub(crate) struct App {
@@ -116,11 +116,14 @@ impl App {
             ));
         }
         let spec = self.link_spec(None)?;
-        let SessionChannels {
-            session,
-            to_client: client_rx,
-            to_server: server_rx,
-        } = Session::open(identity);
+        let outbound = Arc::new(Outbound::new(legacy));
+        let (to_server, server_rx) = mpsc::channel(CHANNEL_DEPTH);
+        let router = Arc::clone(&outbound);
+        let session = Session::open_with_outboxes(
+            identity,
+            Outbox::Direct(Arc::new(move |message| router.deliver(message))),
+            Outbox::Channel(to_server),
+        );
         self.gateway.register(&session);
         let link = UpstreamLink::start(
             spec,
@@ -132,14 +135,10 @@ impl App {
             tracing::error!(error = %e, "cannot start the upstream");
             HttpError::Upstream("The MCP server could not be started".to_string())
         })?;
-        let hs = Arc::new(HttpSession::new(session, legacy, link));
+        let hs = Arc::new(HttpSession::new(session, outbound, legacy, link));
         self.sessions.insert(Arc::clone(&hs));
         tracing::info!(session = %hs.id, identity = ?hs.identity, legacy, "session opened");
-        tokio::spawn(route_to_client(
-            Arc::clone(self),
-            Arc::clone(&hs),
-            client_rx,
-        ));
+        tokio::spawn(end_when_upstream_ends(Arc::clone(self), Arc::clone(&hs)));
         Ok(hs)
     }
 
@@ -190,29 +189,10 @@ impl App {
     }
 }
 
-/// Drains a session's client-bound channel into its streams; when the upstream goes away,
-/// delivers what it left (errors for calls in flight) and ends the session.
-async fn route_to_client(
-    app: Arc<App>,
-    hs: Arc<HttpSession>,
-    mut client_rx: mpsc::Receiver<ToClient>,
-) {
-    let mut watcher = hs.watcher.clone();
-    let reason = loop {
-        tokio::select! {
-            biased;
-            message = client_rx.recv() => match message {
-                Some(m) => hs.outbound.deliver(m),
-                None => break "the session closed".to_string(),
-            },
-            reason = watcher.ended() => {
-                while let Ok(m) = client_rx.try_recv() {
-                    hs.outbound.deliver(m);
-                }
-                break reason;
-            }
-        }
-    };
+/// Ends a session when its upstream goes away (what the upstream left unanswered has been
+/// answered by then, each answer routed as it was sent).
+async fn end_when_upstream_ends(app: Arc<App>, hs: Arc<HttpSession>) {
+    let reason = hs.watcher.clone().ended().await;
     app.end_session(&hs.id, &reason).await;
 }
 

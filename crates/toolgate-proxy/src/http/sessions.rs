@@ -28,7 +28,7 @@ pub(crate) struct HttpSession {
     pub session: Arc<Session>,
     pub identity: Option<String>,
     pub legacy: bool,
-    pub outbound: Outbound,
+    pub outbound: Arc<Outbound>,
     link: Mutex<Option<UpstreamLink>>,
     pub watcher: LinkWatcher,
     last_seen: Mutex<Instant>,
@@ -38,14 +38,20 @@ pub(crate) struct HttpSession {
 }
 
 impl HttpSession {
-    pub fn new(session: Arc<Session>, legacy: bool, link: UpstreamLink) -> HttpSession {
+    /// A session whose client-bound messages `outbound` routes.
+    pub fn new(
+        session: Arc<Session>,
+        outbound: Arc<Outbound>,
+        legacy: bool,
+        link: UpstreamLink,
+    ) -> HttpSession {
         HttpSession {
             id: session.id.clone(),
             identity: session.identity.clone(),
             watcher: link.watcher(),
             session,
             legacy,
-            outbound: Outbound::new(legacy),
+            outbound,
             link: Mutex::new(Some(link)),
             last_seen: Mutex::new(Instant::now()),
             active: AtomicUsize::new(0),
@@ -175,7 +181,7 @@ pub(crate) struct Expected {
 }
 
 impl Outbound {
-    fn new(legacy: bool) -> Outbound {
+    pub fn new(legacy: bool) -> Outbound {
         Outbound {
             state: Mutex::new(OutState {
                 legacy,
