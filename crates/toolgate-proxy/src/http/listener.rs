@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, Semaphore};
 use super::guard::Guard;
 use super::options::{ListenerOptions, UpstreamTarget};
 use super::reply::HttpError;
-use super::sessions::{Outbound, HttpSession, SessionTable};
+use super::sessions::{HttpSession, Outbound, SessionTable};
 use super::spare::Spare;
 use super::upstream::{HttpClient, LinkSpec, SessionlessRequest, UpstreamLink};
 use super::v2026_07_28::ToolHeaders;
