@@ -209,7 +209,7 @@ mod tests {
 
     #[test]
     fn regex_contains_exists() {
-        let re = regex::Regex::new("^feat/").unwrap();
+        let re = std::sync::Arc::new(regex::Regex::new("^feat/").unwrap());
         assert!(holds(&Operator::Regex(re.clone()), Some(&json!("feat/x"))));
         assert!(!holds(&Operator::Regex(re), Some(&json!(5))));
         assert!(holds(
@@ -244,7 +244,7 @@ mod tests {
         assert_eq!(evaluate(&list, Some(&json!(5))), Truth::Unknown);
         assert_eq!(
             evaluate(
-                &Operator::Regex(regex::Regex::new("x").unwrap()),
+                &Operator::Regex(std::sync::Arc::new(regex::Regex::new("x").unwrap())),
                 Some(&json!(5))
             ),
             Truth::Unknown

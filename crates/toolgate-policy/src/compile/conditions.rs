@@ -247,7 +247,7 @@ fn compile_operator(reader: &mut Reader, op: &str, node: &Node, path: &str) -> O
                 return None;
             }
             if let Some(re) = reader.regexes.get(pattern) {
-                return Some(Operator::Regex(re.clone()));
+                return Some(Operator::Regex(std::sync::Arc::clone(re)));
             }
             match RegexBuilder::new(pattern)
                 .size_limit(REGEX_SIZE_LIMIT)
@@ -255,7 +255,10 @@ fn compile_operator(reader: &mut Reader, op: &str, node: &Node, path: &str) -> O
                 .build()
             {
                 Ok(re) => {
-                    reader.regexes.insert(pattern.clone(), re.clone());
+                    let re = std::sync::Arc::new(re);
+                    reader
+                        .regexes
+                        .insert(pattern.clone(), std::sync::Arc::clone(&re));
                     Operator::Regex(re)
                 }
                 Err(regex::Error::CompiledTooBig(limit)) => {

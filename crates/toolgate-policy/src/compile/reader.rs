@@ -13,9 +13,9 @@ pub struct Reader {
     /// What `require_approval` rules get when they set no timeout or mode: the top-level
     /// `approvals` block's defaults, read before the tools.
     pub approval_defaults: crate::ir::ApprovalSettings,
-    /// Regexes compiled so far, by pattern: a `Regex` is shared by cloning, so a pattern used by
-    /// a thousand rules is compiled, and held in memory, once.
-    pub regexes: std::collections::HashMap<String, regex::Regex>,
+    /// Regexes compiled so far, by pattern: a pattern used by a thousand rules is compiled,
+    /// and held in memory, once.
+    pub regexes: std::collections::HashMap<String, std::sync::Arc<regex::Regex>>,
 }
 
 /// Appends a key to a policy path, quoting keys that are not plain identifiers.

@@ -114,8 +114,7 @@ impl LineSink {
     pub fn start(name: &'static str, fd: OwnedFd) -> std::io::Result<Arc<LineSink>> {
         let kind = SFlag::from_bits_truncate(fstat(&fd)?.st_mode) & SFlag::S_IFMT;
         if kind == SFlag::S_IFIFO || kind == SFlag::S_IFSOCK {
-            let flags = OFlag::from_bits_truncate(fcntl(&fd, FcntlArg::F_GETFL)?);
-            fcntl(&fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+            set_nonblocking(&fd, true)?;
         }
         let sink = Arc::new(LineSink {
             name,
@@ -263,6 +262,18 @@ impl LineSink {
     }
 }
 
+/// Sets or clears `O_NONBLOCK` on the open file behind `fd`.
+pub(crate) fn set_nonblocking(fd: &OwnedFd, on: bool) -> std::io::Result<()> {
+    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
+    let flags = if on {
+        flags | OFlag::O_NONBLOCK
+    } else {
+        flags - OFlag::O_NONBLOCK
+    };
+    fcntl(fd, FcntlArg::F_SETFL(flags))?;
+    Ok(())
+}
+
 /// Blocks until the pipe can take a write (or a second passed, or its reader hung up: the
 /// next write says which).
 fn wait_writable(pipe: &OwnedFd) {
@@ -348,8 +359,7 @@ mod tests {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        let flags = OFlag::from_bits_truncate(fcntl(&read, FcntlArg::F_GETFL).unwrap());
-        fcntl(&read, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).unwrap();
+        set_nonblocking(&OwnedFd::from(read.try_clone().unwrap()), true).unwrap();
         std::thread::spawn({
             let sink = Arc::clone(&sink);
             move || {

@@ -20,7 +20,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, Notify};
 
@@ -136,8 +135,7 @@ fn read_server_on_thread(
 ) -> std::io::Result<ReaderThread> {
     let fd = stdout.into_owned_fd()?;
     // Tokio made the pipe non-blocking for its reactor; this thread blocks on it instead.
-    let flags = OFlag::from_bits_truncate(fcntl(&fd, FcntlArg::F_GETFL)?);
-    fcntl(&fd, FcntlArg::F_SETFL(flags - OFlag::O_NONBLOCK))?;
+    line_sink::set_nonblocking(&fd, false)?;
     let reading = Arc::clone(&session);
     let input = std::fs::File::from(fd);
     ReaderThread::spawn(
