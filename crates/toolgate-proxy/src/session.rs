@@ -12,7 +12,7 @@ use crate::audit::CounterRecord;
 use crate::message::{ToClient, ToServer};
 use crate::stdio::line_sink::LineSink;
 
-/// One client session. Transports create it with the two channels they drain.
+/// One client session. Transports create it with its two outboxes, which they serve.
 pub struct Session {
     pub id: String,
     pub identity: Option<String>,

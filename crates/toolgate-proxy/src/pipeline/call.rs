@@ -6,7 +6,8 @@
 //! 2. the decision is taken on one policy snapshot (a reload cannot split a call);
 //! 3. a call without counters, or whose store answers at once (memory), is forwarded inline,
 //!    keeping its place among the client's messages; a call whose store waits (SQLite, Redis)
-//!    reserves in a task of its own, so a slow store never holds up unrelated traffic;
+//!    is handed to the store with the rest of its work, which runs where the answer arrives
+//!    (the SQLite thread, a task for Redis), so a slow store never holds up unrelated traffic;
 //! 4. the call is registered as in flight *before* the reservation starts, so a cancellation
 //!    that overtakes it is seen and the counters are given back.
 
