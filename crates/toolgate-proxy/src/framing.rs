@@ -190,4 +190,29 @@ mod tests {
         }
         assert_eq!(frames, expected());
     }
+
+    #[test]
+    fn a_buffered_whole_line_is_seen_as_waiting() {
+        // One read takes all of it: two whole lines and the start of a third.
+        let input: &[u8] = b"one\ntwo\nthr";
+        let mut reader = BlockingLineReader::new(std::io::BufReader::new(input), 10);
+        assert!(
+            !reader.line_waiting(),
+            "nothing is read before the first frame"
+        );
+        assert_eq!(
+            reader.next_frame().unwrap(),
+            Some(Frame::Line("one".into()))
+        );
+        assert!(reader.line_waiting());
+        assert_eq!(
+            reader.next_frame().unwrap(),
+            Some(Frame::Line("two".into()))
+        );
+        assert!(!reader.line_waiting(), "half a line is not a line");
+        assert_eq!(
+            reader.next_frame().unwrap(),
+            Some(Frame::Line("thr".into()))
+        );
+    }
 }
