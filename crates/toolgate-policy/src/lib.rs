@@ -27,6 +27,7 @@ pub mod ir;
 pub mod number;
 pub mod operators;
 pub mod source;
+pub mod suite;
 pub mod window;
 
 pub use amount::Amount;

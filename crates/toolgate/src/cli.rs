@@ -41,6 +41,9 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Show how the policy decides one call, rule by rule, without side effects.
     Explain(ExplainArgs),
+    /// Run policy test files: calls with the decision each must get.
+    #[command(long_about = TEST_ABOUT)]
+    Test(TestArgs),
     /// Summarise the audit log: instances, decisions, deny rate, top deny rules, recent
     /// denials and failed reloads, across every instance and rotated file.
     Status(StatusArgs),
@@ -291,6 +294,40 @@ pub struct ValidateArgs {
     pub format: OutputFormat,
 }
 
+const TEST_ABOUT: &str = "Run policy test files: calls with the decision each must get.\n\n\
+A test file names the policy it tests (relative to the test file) and lists cases:\n\n  \
+policy: policy.yaml\n  \
+cases:\n    \
+- name: small refunds pass\n      \
+tool: create_refund\n      \
+args: {amount: 500}\n      \
+expect: allow                 # allow | deny | hidden | approval | malformed\n    \
+- name: the sixth issue in an hour is refused\n      \
+tool: create_issue\n      \
+repeat: 6                     # the same call 6 times; counters carry over\n      \
+expect: [allow, allow, allow, allow, allow, deny]\n      \
+rule: hourly issue limit      # optional: the rule that must deny\n\n\
+A case may also give identity, session, category (for `categories` rules) and counters \
+(starting values, by the keys `explain` prints). Every call is decided as the gateway \
+decides it, without a server or a store.\n\n\
+Exit status: 0 when every case passes, 1 when a case fails, 2 when a file cannot be read \
+or is not a valid test file or policy.";
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// Test files (YAML or JSON).
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+
+    /// Also write the results as JUnit XML to this file, for CI systems.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+
+    /// Print only failures and the summary.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
     /// Policy file.
@@ -413,7 +450,8 @@ pub struct ClassifyArgs {
 
 #[derive(Debug, Args)]
 pub struct ScanArgs {
-    /// Where to write the policy (default: standard output).
+    /// Where to write the policy (default: standard output). A starter test file for it is
+    /// written next to it, as <name>.test.yaml (run it with `toolgate test`).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
 
@@ -421,9 +459,13 @@ pub struct ScanArgs {
     #[arg(long, value_enum, default_value = "yaml")]
     pub format: PolicyOutputFormat,
 
-    /// Replace FILE if it exists.
+    /// Replace FILE (and its test file) if they exist.
     #[arg(long)]
     pub force: bool,
+
+    /// Do not write the starter test file next to the policy.
+    #[arg(long)]
+    pub no_tests: bool,
 
     /// A remote server to ask instead of a command: its Streamable HTTP (or legacy SSE) URL.
     #[arg(long, value_name = "URL", conflicts_with = "command")]

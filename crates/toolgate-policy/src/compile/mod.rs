@@ -7,7 +7,7 @@ mod identities;
 mod intercept;
 mod limits;
 mod policylayer;
-mod reader;
+pub(crate) mod reader;
 
 use std::collections::{HashMap, HashSet};
 

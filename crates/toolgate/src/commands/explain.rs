@@ -60,7 +60,8 @@ fn parse_counters(pairs: &[String]) -> anyhow::Result<HashMap<String, Amount>> {
     Ok(counters)
 }
 
-fn render_text(tool: &str, e: &Explanation) -> String {
+/// The decision, the rules looked at, and the counters it would reserve, as text.
+pub fn render_text(tool: &str, e: &Explanation) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "decision: {}", e.decision);
     if let Some(rule) = &e.rule {

@@ -3,12 +3,15 @@
 mod approvals;
 mod classify;
 mod explain;
+mod junit;
 mod policy_file;
 mod run;
 mod run_http;
 mod scan;
 mod scope_warnings;
+mod starter_tests;
 mod status;
+mod test;
 mod tool_source;
 mod validate;
 
@@ -20,6 +23,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Some(Command::Validate(args)) => validate::run(&args),
         Some(Command::Explain(args)) => explain::run(&args),
+        Some(Command::Test(args)) => test::run(&args),
         Some(Command::Run(args)) => run::run(*args),
         Some(Command::Status(args)) => status::run(&args),
         Some(Command::Classify(args)) => classify::run(&args),
