@@ -90,22 +90,6 @@ def raw_through(gateway: Gateway, server: list[str]) -> RawSession:
     return raw
 
 
-def audit_events(gateway: Gateway) -> list[dict[str, Any]]:
-    events = []
-    for path in gateway.audit_dir.glob("*.jsonl"):
-        events += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return events
-
-
-def wait_for_audit(gateway: Gateway, predicate, timeout: float = 5.0) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout
-    while True:
-        events = audit_events(gateway)
-        if any(predicate(e) for e in events) or time.monotonic() > deadline:
-            return events
-        time.sleep(0.05)
-
-
 # --------------------------------------------------------------------------------------
 # Member names a Go server folds together
 # --------------------------------------------------------------------------------------
@@ -262,7 +246,7 @@ def test_a_tools_call_without_an_id_is_never_forwarded(gateway: Gateway, tmp_pat
     finally:
         raw.close()
     assert calls_in(log) == [{"tool": "refund", "amount": 7, "currency": "usd"}]
-    events = wait_for_audit(gateway, lambda e: e.get("what") == "call_without_id")
+    events = gateway.wait_for_audit(lambda e: e.get("what") == "call_without_id")
     dropped = [e for e in events if e.get("what") == "call_without_id"]
     assert len(dropped) == 2 and dropped[0]["tool"] == "refund", dropped
 

@@ -443,6 +443,23 @@ class Gateway:
             os.fsync(f.fileno())
         return target
 
+    def audit_events(self) -> list[dict[str, Any]]:
+        """Every line of the audit log, across files."""
+        events = []
+        for path in self.audit_dir.glob("*.jsonl"):
+            events += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return events
+
+    def wait_for_audit(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 5.0) -> list[dict[str, Any]]:
+        """The audit log once a line matches `predicate` (the writer is a thread of its own),
+        or as it is after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            events = self.audit_events()
+            if any(predicate(e) for e in events) or time.monotonic() > deadline:
+                return events
+            time.sleep(0.05)
+
     def new_log(self, name: str) -> Path:
         path = self.dir / f"{len(self.logs):02d}-{name}.stderr.log"
         path.touch()

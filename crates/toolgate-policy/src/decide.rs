@@ -21,7 +21,7 @@ use crate::amount::Amount;
 use crate::args::Lookup;
 use crate::counter_key::KeyError;
 use crate::ir::{
-    ApprovalSettings, Condition, DefaultAction, Effect, Increment, Limit, Policy, Rule,
+    ApprovalSettings, Condition, DefaultAction, Effect, Increment, Limit, Policy, PolicyMode, Rule,
 };
 use crate::operators::{evaluate, Truth};
 use crate::window::Window;
@@ -59,8 +59,51 @@ pub enum Decision {
 /// Counters an allowed call must reserve before it is forwarded.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Permit {
+    /// The enforced reservations first, then the shadow ones (`shadow: true`): a shadow
+    /// limit that does not fit makes the call `would_deny`, never refuses it.
     pub reservations: Vec<Reservation>,
+    /// What a dry-run rule (or a policy in shadow mode) would have done to this call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ShadowVerdict>,
 }
+
+impl Permit {
+    /// The reservations that refuse a call when they do not fit.
+    pub fn enforced(&self) -> impl Iterator<Item = &Reservation> {
+        self.reservations.iter().filter(|r| !r.shadow)
+    }
+}
+
+/// What a shadowed rule would have done to a call that goes through.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ShadowVerdict {
+    pub decision: ShadowDecision,
+    /// The rule that would have decided (none for a tool that would be hidden).
+    pub rule: Option<String>,
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShadowDecision {
+    WouldDeny,
+    WouldHide,
+    WouldRequireApproval,
+}
+
+impl ShadowDecision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShadowDecision::WouldDeny => "would_deny",
+            ShadowDecision::WouldHide => "would_hide",
+            ShadowDecision::WouldRequireApproval => "would_require_approval",
+        }
+    }
+}
+
+/// Shadow counters are counters of their own: a rule that leaves dry-run starts afresh
+/// rather than inheriting counts of calls it never refused.
+pub const SHADOW_KEY_PREFIX: &str = "shadow:";
 
 /// One counter increment, with the limit it must stay within.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -74,6 +117,9 @@ pub struct Reservation {
     /// The rule that owns the limit, and what to tell the agent when it is reached.
     pub rule: String,
     pub message: String,
+    /// A dry-run limit: counted in a shadow counter, never refuses the call.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub shadow: bool,
 }
 
 /// Why a call is refused.
@@ -144,8 +190,14 @@ impl Policy {
         category.filter(|c| !self.tools.contains_key(tool) && self.categories.contains_key(*c))
     }
 
-    /// Whether a tool appears in `tools/list` for clients of this policy.
+    /// Whether a tool appears in `tools/list` for clients of this policy (in shadow mode,
+    /// every tool does).
     pub fn is_visible(&self, tool: &str) -> bool {
+        self.mode == PolicyMode::Shadow || self.would_list(tool)
+    }
+
+    /// Whether the policy, enforced, lists the tool.
+    fn would_list(&self, tool: &str) -> bool {
         !self.hidden.contains(tool)
             && (self.default == DefaultAction::Allow || self.tools.contains_key(tool))
     }
@@ -162,8 +214,18 @@ impl Policy {
         category: Option<&str>,
         tracer: &mut impl Tracer,
     ) -> Decision {
-        if !self.is_visible(call.tool) {
-            return Decision::Hidden;
+        let shadow_all = self.mode == PolicyMode::Shadow;
+        let mut permit = Permit::default();
+        if !self.would_list(call.tool) {
+            if !shadow_all {
+                return Decision::Hidden;
+            }
+            // Evaluation goes on: an ambiguous call is refused even in shadow mode.
+            permit.shadow = Some(ShadowVerdict {
+                decision: ShadowDecision::WouldHide,
+                rule: None,
+                message: None,
+            });
         }
         let own = match self.tools.get(call.tool) {
             Some(rules) => rules.as_slice(),
@@ -173,9 +235,10 @@ impl Policy {
                 .map(Vec::as_slice)
                 .unwrap_or_default(),
         };
-        let mut permit = Permit::default();
+        let mut shadow_reservations = Vec::new();
         let mut approval: Option<(&Rule, &ApprovalSettings)> = None;
         for rule in own.iter().chain(self.wildcard.iter()) {
+            let shadowed = shadow_all || rule.dry_run;
             let verdict = match judge(rule, call.arguments) {
                 Ok(v) => v,
                 Err(message) => {
@@ -189,6 +252,18 @@ impl Policy {
                 Effect::Require => verdict.first_not_true.is_some(),
                 Effect::Deny => verdict.first_false.is_none(),
                 Effect::Allow => false,
+                Effect::RequireApproval(_) if shadowed => {
+                    if verdict.first_false.is_none() {
+                        let message = rule.message.clone();
+                        note_shadow(
+                            &mut permit.shadow,
+                            ShadowDecision::WouldRequireApproval,
+                            rule,
+                            message,
+                        );
+                    }
+                    false
+                }
                 Effect::RequireApproval(settings) => {
                     if verdict.first_false.is_none() && approval.is_none() {
                         approval = Some((rule, settings));
@@ -197,7 +272,8 @@ impl Policy {
                 }
             };
             if deny {
-                tracer.step(rule, "deny", || {
+                let result = if shadowed { "would_deny" } else { "deny" };
+                tracer.step(rule, result, || {
                     match (&rule.effect, verdict.first_not_true) {
                         (Effect::Require, Some((c, Truth::Unknown))) => {
                             format!(
@@ -214,6 +290,12 @@ impl Policy {
                         _ => "every condition matched".to_string(),
                     }
                 });
+                if shadowed {
+                    // A denying rule never reaches its limits, in the shadow world too.
+                    let message = Some(rule_message(rule));
+                    note_shadow(&mut permit.shadow, ShadowDecision::WouldDeny, rule, message);
+                    continue;
+                }
                 return Decision::Deny(Denial {
                     rule: rule.name.clone(),
                     message: rule_message(rule),
@@ -221,10 +303,25 @@ impl Policy {
             }
             for limit in &rule.limits {
                 match reservation(rule, limit, call) {
+                    Ok(mut r) if shadowed => {
+                        r.shadow = true;
+                        r.key.insert_str(0, SHADOW_KEY_PREFIX);
+                        shadow_reservations.push(r);
+                    }
                     Ok(r) => permit.reservations.push(r),
                     Err(LimitProblem::Ambiguous(message)) => {
                         tracer.step(rule, "ambiguous", || message.clone());
                         return Decision::Ambiguous(message);
+                    }
+                    Err(LimitProblem::Refused(message)) if shadowed => {
+                        tracer.step(rule, "would_deny", || message.clone());
+                        note_shadow(
+                            &mut permit.shadow,
+                            ShadowDecision::WouldDeny,
+                            rule,
+                            Some(message),
+                        );
+                        break;
                     }
                     Err(LimitProblem::Refused(message)) => {
                         tracer.step(rule, "deny", || message.clone());
@@ -236,19 +333,55 @@ impl Policy {
                 }
             }
             let matched = verdict.first_false.is_none();
-            tracer.step(rule, step_result(rule, matched), || {
-                describe_pass(rule, matched)
-            });
+            let result = match step_result(rule, matched) {
+                "approval_required" if shadowed => "would_require_approval",
+                result => result,
+            };
+            tracer.step(rule, result, || describe_pass(rule, matched));
         }
         match approval {
+            // A call held for a person is decided by the enforced rules alone: what it
+            // reserves once approved must never include a limit that cannot refuse it.
             Some((rule, settings)) => Decision::ApprovalRequired(ApprovalRequest {
                 rule: rule.name.clone(),
                 message: rule.message.clone(),
                 settings: settings.clone(),
-                permit,
+                permit: Permit {
+                    reservations: permit.reservations,
+                    shadow: None,
+                },
             }),
-            None => Decision::Allow(permit),
+            None => {
+                // In the shadow world a refused call counts nothing, as it would enforced.
+                if permit.shadow.is_none() {
+                    permit.reservations.extend(shadow_reservations);
+                }
+                Decision::Allow(permit)
+            }
         }
+    }
+}
+
+/// Records what a shadowed rule would do, keeping what the policy enforced would have
+/// answered: the first refusal, which beats an earlier approval (as a deny beats an approval),
+/// and a hidden tool above all.
+fn note_shadow(
+    verdict: &mut Option<ShadowVerdict>,
+    decision: ShadowDecision,
+    rule: &Rule,
+    message: Option<String>,
+) {
+    let replace = match verdict.as_ref().map(|v| v.decision) {
+        None => true,
+        Some(ShadowDecision::WouldRequireApproval) => decision == ShadowDecision::WouldDeny,
+        Some(_) => false,
+    };
+    if replace {
+        *verdict = Some(ShadowVerdict {
+            decision,
+            rule: Some(rule.name.clone()),
+            message,
+        });
     }
 }
 
@@ -380,5 +513,6 @@ fn reservation(rule: &Rule, limit: &Limit, call: &Call<'_>) -> Result<Reservatio
         window: limit.window,
         rule: rule.name.clone(),
         message: rule_message(rule),
+        shadow: false,
     })
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::amount::Amount;
-use crate::decide::{Call, Decision, TraceStep};
+use crate::decide::{Call, Decision, ShadowDecision, ShadowVerdict, TraceStep};
 use crate::ir::Policy;
 use crate::window::Window;
 
@@ -21,6 +21,10 @@ pub struct Explanation {
     pub category: Option<String>,
     pub reservations: Vec<ExplainedReservation>,
     pub trace: Vec<TraceStep>,
+    /// What a dry-run rule (or the policy in shadow mode) would have done to a call the
+    /// decision lets through.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ShadowVerdict>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -31,6 +35,9 @@ pub struct ExplainedReservation {
     pub window: Window,
     /// The counter's value assumed for this explanation (0 unless given).
     pub current: Amount,
+    /// A dry-run limit's shadow counter.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub shadow: bool,
 }
 
 impl Policy {
@@ -67,33 +74,56 @@ impl Policy {
                         amount: r.amount,
                         window: r.window,
                         current: counters.get(&r.key).copied().unwrap_or_default(),
+                        shadow: r.shadow,
                     })
                     .collect()
             })
             .unwrap_or_default();
 
-        // The first reservation that does not fit denies the call, as the store would.
+        // The first reservation that does not fit denies the call, as the store would; a
+        // shadow one only makes it `would_deny`.
+        let mut shadow = permit.and_then(|p| p.shadow.clone());
         if let Some(permit) = permit {
-            for (r, explained) in permit.reservations.iter().zip(&reservations) {
-                let after = explained.current.saturating_add(r.amount);
-                if after > r.max {
+            let (enforced, dry_run): (Vec<_>, Vec<_>) = permit
+                .reservations
+                .iter()
+                .zip(&reservations)
+                .partition(|(r, _)| !r.shadow);
+            for (r, explained) in enforced.into_iter().chain(dry_run) {
+                if explained.current.saturating_add(r.amount) <= r.max {
+                    continue;
+                }
+                let detail = format!(
+                    "counter {} is {}; +{} would exceed {}",
+                    r.key, explained.current, r.amount, r.max
+                );
+                if r.shadow {
                     trace.push(TraceStep {
                         rule: r.rule.clone(),
-                        result: "deny",
-                        detail: format!(
-                            "counter {} is {}; +{} would exceed {}",
-                            r.key, explained.current, r.amount, r.max
-                        ),
+                        result: "would_deny",
+                        detail,
                     });
-                    return Explanation {
-                        category: applied_category,
-                        decision: "deny",
+                    shadow = Some(ShadowVerdict {
+                        decision: ShadowDecision::WouldDeny,
                         rule: Some(r.rule.clone()),
                         message: Some(r.message.clone()),
-                        reservations,
-                        trace,
-                    };
+                    });
+                    break;
                 }
+                trace.push(TraceStep {
+                    rule: r.rule.clone(),
+                    result: "deny",
+                    detail,
+                });
+                return Explanation {
+                    category: applied_category,
+                    decision: "deny",
+                    rule: Some(r.rule.clone()),
+                    message: Some(r.message.clone()),
+                    reservations,
+                    trace,
+                    shadow: None,
+                };
             }
         }
 
@@ -111,6 +141,7 @@ impl Policy {
             message,
             reservations,
             trace,
+            shadow,
         }
     }
 }

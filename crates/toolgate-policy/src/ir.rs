@@ -32,6 +32,18 @@ pub enum DefaultAction {
     Deny,
 }
 
+/// Whether a policy's decisions are carried out, or only recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyMode {
+    /// Decisions are carried out (the default).
+    #[default]
+    Enforce,
+    /// Every rule is a dry run: calls are forwarded, and what the policy would have done is
+    /// audited (`would_deny`, `would_hide`, `would_require_approval`).
+    Shadow,
+}
+
 /// A compiled, validated policy.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -39,6 +51,8 @@ pub struct Policy {
     pub revision: String,
     pub format: PolicyFormat,
     pub description: Option<String>,
+    /// `mode: shadow` (or `--shadow`): nothing is refused, everything is recorded.
+    pub mode: PolicyMode,
     pub default: DefaultAction,
     /// Replaces the `[POLICY DENIED]` prefix of denial messages when set.
     pub deny_prefix: Option<String>,
@@ -80,6 +94,9 @@ pub struct Rule {
     pub limits: Vec<Limit>,
     /// The message the agent receives when this rule denies the call.
     pub message: Option<String>,
+    /// `dry_run: true`: what the rule would do is recorded, never done; its limits count in
+    /// shadow counters of their own.
+    pub dry_run: bool,
 }
 
 /// What a rule does with its conditions.

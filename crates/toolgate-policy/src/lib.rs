@@ -33,11 +33,14 @@ pub mod window;
 pub use amount::Amount;
 pub use approvals::ApprovalsConfig;
 pub use compile::{OPERATORS, REGEX_MAX_LEN, REGEX_SIZE_LIMIT};
-pub use decide::{ApprovalRequest, Call, Decision, Denial, Permit, Reservation, TraceStep};
+pub use decide::{
+    ApprovalRequest, Call, Decision, Denial, Permit, Reservation, ShadowDecision, ShadowVerdict,
+    TraceStep,
+};
 pub use diagnostics::{Diagnostic, Location, PolicyErrors};
 pub use explain::{ExplainedReservation, Explanation};
 pub use identities::Identities;
-pub use ir::{DefaultAction, Policy, PolicyFormat};
+pub use ir::{DefaultAction, Policy, PolicyFormat, PolicyMode};
 pub use window::{Window, WindowMode};
 
 /// Parses, validates and compiles policy text (YAML or JSON, any supported form).

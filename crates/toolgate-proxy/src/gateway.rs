@@ -40,6 +40,17 @@ pub struct GatewayOptions {
     /// Where approval requests are kept and announced; without it, a call that needs
     /// approval is refused with a message saying approvals are not configured.
     pub approvals: Option<Arc<crate::approvals::Approvals>>,
+    /// `--shadow`: every policy put in force runs in shadow mode, whatever its `mode` says.
+    pub shadow: bool,
+}
+
+impl GatewayOptions {
+    /// What the command line overrides in every policy put in force.
+    fn apply_to(&self, policy: &mut Policy) {
+        if self.shadow {
+            policy.mode = toolgate_policy::PolicyMode::Shadow;
+        }
+    }
 }
 
 impl Default for GatewayOptions {
@@ -51,6 +62,7 @@ impl Default for GatewayOptions {
             cancel_grace: Duration::from_secs(5),
             count_error_results: true,
             approvals: None,
+            shadow: false,
         }
     }
 }
@@ -78,13 +90,14 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn new(
-        policy: Policy,
+        mut policy: Policy,
         store: Arc<dyn CounterStore>,
         clock: Arc<dyn Clock>,
         audit: AuditSink,
         hasher: Option<ArgsHasher>,
         options: GatewayOptions,
     ) -> Arc<Gateway> {
+        options.apply_to(&mut policy);
         audit.record(AuditEvent::Startup {
             policy: policy.revision.clone(),
             version: env!("CARGO_PKG_VERSION"),
@@ -144,7 +157,8 @@ impl Gateway {
 
     /// Puts a new policy in force. Calls already being decided finish on the old snapshot;
     /// counters are untouched. Clients whose visible tools change are told.
-    pub async fn replace_policy(&self, policy: Policy) {
+    pub async fn replace_policy(&self, mut policy: Policy) {
+        self.options.apply_to(&mut policy);
         let revision = policy.revision.clone();
         let old = self.policy.swap(Arc::new(policy));
         let new = self.policy.load_full();

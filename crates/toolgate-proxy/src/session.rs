@@ -110,7 +110,8 @@ pub(crate) struct CallInFlight {
     /// Counters reserved for the call; settled when it ends.
     pub ticket: Option<Ticket>,
     pub counters: Vec<CounterRecord>,
-    pub args_hash: Option<String>,
+    /// (Boxed: every entry of the in-flight map carries it.)
+    pub args_hash: Option<Box<str>>,
     pub not_counted: bool,
     /// The approval this call consumed; given back if the call does not happen. (A boxed
     /// `str`: every entry of the in-flight map carries this field.)
@@ -118,6 +119,8 @@ pub(crate) struct CallInFlight {
     pub phase: CallPhase,
     /// When toolgate stops waiting for the server.
     pub deadline: Instant,
+    /// What a dry-run rule would have done to the call (boxed: rarely there).
+    pub shadow: Option<Box<toolgate_policy::ShadowVerdict>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -555,3 +555,70 @@ async fn a_client_that_does_not_read_cannot_hold_up_a_reload() {
         .expect("the reload waited on a client that does not read");
     assert!(!h.gateway.policy().is_visible("echo"));
 }
+
+#[tokio::test]
+async fn shadow_mode_forwards_everything_and_counts_apart() {
+    let options = GatewayOptions {
+        shadow: true,
+        ..GatewayOptions::default()
+    };
+    let mut h = harness_with(POLICY, options, None);
+    // A denied tool and a hidden one both reach the server.
+    h.client(&call(1, "write_file", r#"{"path":"/tmp/x"}"#))
+        .await;
+    assert!(h.next_to_server().await.contains("write_file"));
+    h.client(&call(2, "secret_tool", "{}")).await;
+    assert!(h.next_to_server().await.contains("secret_tool"));
+    // Past the shadow limit too; only the calls the limit would have let through count, in
+    // the shadow counter, and the enforced counter is left alone.
+    for id in 3..=5 {
+        h.client(&call(id, "echo", r#"{"message":"a"}"#)).await;
+        assert!(h.next_to_server().await.contains("echo"));
+    }
+    for id in 1..=5 {
+        h.server(&format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"result":{{"content":[]}}}}"#
+        ))
+        .await;
+        assert_eq!(h.next_to_client().await["id"], id);
+    }
+    let minute = Window::parse("minute").unwrap();
+    let shadow = h.store.current("shadow:echo._rate_minute", minute).await;
+    assert_eq!(shadow.unwrap(), Amount::from_units(2).unwrap());
+    assert_eq!(h.echo_count().await, Amount::ZERO);
+}
+
+#[tokio::test]
+async fn a_dry_run_limit_never_refuses_and_the_enforced_one_still_does() {
+    let policy = r#"
+version: "1"
+tools:
+  echo:
+    rules:
+      - name: enforced
+        rate_limit: 3/minute
+      - name: proposed
+        dry_run: true
+        rate_limit: 1/minute
+"#;
+    let mut h = harness_with(policy, GatewayOptions::default(), None);
+    for id in 1..=3 {
+        h.client(&call(id, "echo", r#"{"message":"a"}"#)).await;
+        assert!(h.next_to_server().await.contains("echo"));
+        h.server(&format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"result":{{"content":[]}}}}"#
+        ))
+        .await;
+        h.next_to_client().await;
+    }
+    h.client(&call(4, "echo", r#"{"message":"a"}"#)).await;
+    assert_eq!(
+        h.next_to_client().await["result"]["_meta"]["dev.toolgate/decision"]["rule"],
+        "enforced"
+    );
+    h.nothing_to_server();
+    let minute = Window::parse("minute").unwrap();
+    assert_eq!(h.echo_count().await, Amount::from_units(3).unwrap());
+    let shadow = h.store.current("shadow:echo._rate_minute", minute).await;
+    assert_eq!(shadow.unwrap(), Amount::ONE);
+}

@@ -149,6 +149,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 5)]
     pub shutdown_grace: u64,
 
+    /// Shadow mode: forward every call, and audit what the policy would have done
+    /// (would_deny, would_hide, would_require_approval) instead of doing it. Limits count in
+    /// shadow counters of their own. The same as `mode: shadow` in the policy.
+    #[arg(long)]
+    pub shadow: bool,
+
     /// Do not reload the policy when its file changes (SIGHUP still reloads).
     #[arg(long)]
     pub no_watch: bool,

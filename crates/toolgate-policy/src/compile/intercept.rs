@@ -27,6 +27,7 @@ const RULE_KEYS: &[&str] = &[
     "state",
     "approval_timeout",
     "approval_mode",
+    "dry_run",
 ];
 const STATE_KEYS: &[&str] = &[
     "counter",
@@ -63,7 +64,8 @@ pub fn compile_tool(reader: &mut Reader, owner: Owner<'_>, node: &Node, path: &s
             continue;
         };
         for limit in &rule.limits {
-            let identity = format!("{:?}/{}", limit.namespace, limit.counter);
+            // A dry-run limit counts in a shadow counter: it may share a name with an enforced one.
+            let identity = format!("{:?}/{}/{}", limit.namespace, limit.counter, rule.dry_run);
             if let Some((_, first)) = counters.iter().find(|(c, _)| *c == identity) {
                 reader.error_with_hint(
                     item.location,
@@ -258,6 +260,7 @@ fn compile_rule(
         }
     }
 
+    let dry_run = reader.dry_run(node, path);
     if reader.diagnostics.len() > errors_before {
         return None;
     }
@@ -268,6 +271,7 @@ fn compile_rule(
         conditions: arg_conditions,
         limits,
         message: message.or(default_message),
+        dry_run,
     })
 }
 

@@ -15,7 +15,7 @@ use limits::Owner;
 use reader::{child_path, index_path, Reader};
 
 use crate::diagnostics::{Diagnostic, Location};
-use crate::ir::{DefaultAction, HiddenTools, Policy, PolicyFormat, Rule};
+use crate::ir::{DefaultAction, HiddenTools, Policy, PolicyFormat, PolicyMode, Rule};
 use crate::source::{parse_document, Node, NodeKind};
 
 pub use conditions::{OPERATORS, REGEX_MAX_LEN, REGEX_SIZE_LIMIT};
@@ -30,6 +30,7 @@ const INTERCEPT_KEYS: &[&str] = &[
     "identities",
     "approvals",
     "categories",
+    "mode",
 ];
 const POLICYLAYER_KEYS: &[&str] = &[
     "version",
@@ -42,6 +43,7 @@ const POLICYLAYER_KEYS: &[&str] = &[
     "identities",
     "approvals",
     "categories",
+    "mode",
 ];
 
 /// Parses and compiles policy text. On failure, every problem found, in file order.
@@ -139,6 +141,23 @@ fn compile_root(
     }
 
     let description = get("description").and_then(|n| reader.string(n, "description"));
+    let mode = match get("mode") {
+        None => PolicyMode::Enforce,
+        Some(node) => match reader.name(node, "mode").as_deref() {
+            Some("enforce") => PolicyMode::Enforce,
+            Some("shadow") => PolicyMode::Shadow,
+            Some(other) => {
+                reader.error_with_hint(
+                    node.location,
+                    "mode",
+                    format!("mode must be \"enforce\" or \"shadow\", got {other:?}"),
+                    "shadow forwards every call and audits what the policy would have done",
+                );
+                PolicyMode::Enforce
+            }
+            None => PolicyMode::Enforce,
+        },
+    };
     let deny_prefix = get("deny_prefix").and_then(|n| reader.string(n, "deny_prefix"));
     let default = match get("default") {
         None => DefaultAction::Allow,
@@ -219,6 +238,7 @@ fn compile_root(
         revision,
         format,
         description,
+        mode,
         default,
         deny_prefix,
         hidden,
@@ -316,6 +336,9 @@ fn revision_of(policy: &Policy) -> String {
         "{:?}|{:?}|{:?}|{}",
         policy.format, policy.default, policy.deny_prefix, policy.hidden.all
     ));
+    if policy.mode == PolicyMode::Shadow {
+        feed("mode shadow".to_string());
+    }
     let mut hidden: Vec<&String> = policy.hidden.names.iter().collect();
     hidden.sort();
     feed(format!("{hidden:?}"));

@@ -13,8 +13,14 @@ use crate::source::{Node, NodeKind};
 
 /// Also the order in which a tool's entries become rules (see `compile_tool`).
 const TOOL_KEYS: &[&str] = &["require", "deny_if", "require_approval", "limits"];
-const DENY_IF_KEYS: &[&str] = &["conditions", "on_deny"];
-const APPROVAL_KEYS: &[&str] = &["conditions", "message", "approval_timeout", "approval_mode"];
+const DENY_IF_KEYS: &[&str] = &["conditions", "on_deny", "dry_run"];
+const APPROVAL_KEYS: &[&str] = &[
+    "conditions",
+    "message",
+    "approval_timeout",
+    "approval_mode",
+    "dry_run",
+];
 const LIMIT_KEYS: &[&str] = &[
     "counter",
     "window",
@@ -24,6 +30,7 @@ const LIMIT_KEYS: &[&str] = &[
     "increment_from",
     "mode",
     "on_deny",
+    "dry_run",
 ];
 
 /// Compiles `tools.<name>` (or `all_tools`) of a PolicyLayer policy.
@@ -68,11 +75,16 @@ pub fn compile_tool(
                 "limits" => compile_limit(reader, owner, item, &item_path, name),
                 _ => None,
             };
-            let Some(rule) = rule else {
+            let Some(mut rule) = rule else {
                 continue;
             };
+            // `require` entries are conditions themselves, with no room for the key.
+            if key.name != "require" {
+                rule.dry_run = reader.dry_run(item, &item_path);
+            }
             for limit in &rule.limits {
-                let identity = format!("{:?}/{}", limit.namespace, limit.counter);
+                // A dry-run limit counts in a shadow counter: it may share a name with an enforced one.
+                let identity = format!("{:?}/{}/{}", limit.namespace, limit.counter, rule.dry_run);
                 if counters.contains(&identity) {
                     reader.error_with_hint(
                         item.location,
@@ -130,6 +142,7 @@ fn compile_requirement(reader: &mut Reader, node: &Node, path: &str, name: Strin
         conditions: vec![condition],
         limits: Vec::new(),
         message,
+        dry_run: false,
     })
 }
 
@@ -156,6 +169,7 @@ fn compile_deny_if(reader: &mut Reader, node: &Node, path: &str, name: String) -
         conditions,
         limits: Vec::new(),
         message,
+        dry_run: false,
     })
 }
 
@@ -183,6 +197,7 @@ fn compile_approval(reader: &mut Reader, node: &Node, path: &str, name: String) 
         conditions,
         limits: Vec::new(),
         message,
+        dry_run: false,
     })
 }
 
@@ -243,5 +258,6 @@ fn compile_limit(
         conditions: Vec::new(),
         limits: vec![limit],
         message,
+        dry_run: false,
     })
 }

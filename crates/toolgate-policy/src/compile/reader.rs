@@ -146,6 +146,23 @@ impl Reader {
         Some(s)
     }
 
+    pub fn boolean(&mut self, node: &Node, path: &str) -> Option<bool> {
+        match &node.kind {
+            NodeKind::Bool(b) => Some(*b),
+            _ => {
+                self.wrong_type(node, path, "true or false");
+                None
+            }
+        }
+    }
+
+    /// A rule's `dry_run: true|false` (absent: false).
+    pub fn dry_run(&mut self, rule: &Node, path: &str) -> bool {
+        rule.get("dry_run")
+            .and_then(|n| self.boolean(n, &child_path(path, "dry_run")))
+            .unwrap_or(false)
+    }
+
     /// The source text of a number.
     pub fn number_text<'n>(&mut self, node: &'n Node, path: &str) -> Option<&'n str> {
         match &node.kind {

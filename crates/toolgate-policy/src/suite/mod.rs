@@ -70,10 +70,16 @@ pub enum Outcome {
     Approval,
     /// Refused as malformed, never decided (arguments readable two ways).
     Malformed,
+    /// Let through by a dry-run rule or a policy in shadow mode, which would have refused it,
+    /// hidden the tool, or held it for approval.
+    WouldDeny,
+    WouldHide,
+    WouldRequireApproval,
 }
 
 impl Outcome {
-    pub const NAMES: &'static str = "allow, deny, hidden, approval, malformed";
+    pub const NAMES: &'static str =
+        "allow, deny, hidden, approval, malformed, would_deny, would_hide, would_require_approval";
 
     pub fn parse(text: &str) -> Option<Outcome> {
         Some(match text {
@@ -82,13 +88,30 @@ impl Outcome {
             "hidden" => Outcome::Hidden,
             "approval" => Outcome::Approval,
             "malformed" => Outcome::Malformed,
+            "would_deny" => Outcome::WouldDeny,
+            "would_hide" => Outcome::WouldHide,
+            "would_require_approval" => Outcome::WouldRequireApproval,
             _ => return None,
         })
     }
 
     /// Whether a rule decides this outcome (and so `rule:` can be checked against it).
     pub fn has_rule(self) -> bool {
-        matches!(self, Outcome::Deny | Outcome::Approval)
+        matches!(
+            self,
+            Outcome::Deny | Outcome::Approval | Outcome::WouldDeny | Outcome::WouldRequireApproval
+        )
+    }
+
+    /// Whether the gateway forwards a call that gets this outcome.
+    pub fn is_forwarded(self) -> bool {
+        matches!(
+            self,
+            Outcome::Allow
+                | Outcome::WouldDeny
+                | Outcome::WouldHide
+                | Outcome::WouldRequireApproval
+        )
     }
 }
 
@@ -100,6 +123,9 @@ impl fmt::Display for Outcome {
             Outcome::Hidden => "hidden",
             Outcome::Approval => "approval",
             Outcome::Malformed => "malformed",
+            Outcome::WouldDeny => "would_deny",
+            Outcome::WouldHide => "would_hide",
+            Outcome::WouldRequireApproval => "would_require_approval",
         })
     }
 }

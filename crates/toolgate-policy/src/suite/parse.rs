@@ -171,7 +171,7 @@ fn read_case(reader: &mut Reader, node: &Node, path: &str) -> Option<Case> {
                 n.location,
                 &child_path(path, "rule"),
                 "`rule` names the rule that denies or asks for approval, but this case expects neither",
-                "remove `rule`, or expect deny or approval",
+                "remove `rule`, or expect deny, approval, would_deny or would_require_approval",
             );
         }
     }

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use serde_json::Value;
 
 use super::{Case, Outcome};
-use crate::decide::Call;
+use crate::decide::{Call, ShadowDecision};
 use crate::explain::Explanation;
 use crate::fold::fold;
 use crate::ir::Policy;
@@ -62,8 +62,8 @@ impl Case {
                 self.rule
                     .as_ref()
                     .filter(|_| expected.has_rule())
-                    .filter(|want| explanation.rule.as_ref() != Some(*want))
-                    .map(|want| match &explanation.rule {
+                    .filter(|want| deciding_rule(&explanation) != Some(*want))
+                    .map(|want| match deciding_rule(&explanation) {
                         Some(rule) => format!("expected rule {want:?} to decide, but {rule:?} did"),
                         None => format!("expected rule {want:?} to decide, but no rule did"),
                     })
@@ -81,9 +81,15 @@ impl Case {
                     }),
                 };
             }
-            if got == Outcome::Allow {
-                // The call is forwarded: the store keeps what it reserved.
-                for r in &explanation.reservations {
+            if got.is_forwarded() {
+                // The call is forwarded: the store keeps what it reserved (the shadow
+                // counters only when the shadow world lets the call through as well).
+                let shadow_counts = explanation.shadow.is_none();
+                for r in explanation
+                    .reservations
+                    .iter()
+                    .filter(|r| !r.shadow || shadow_counts)
+                {
                     let counter = counters.entry(r.key.clone()).or_default();
                     *counter = counter.saturating_add(r.amount);
                 }
@@ -98,7 +104,12 @@ impl Case {
 
 fn outcome_of(explanation: &Explanation) -> Outcome {
     match explanation.decision {
-        "allow" => Outcome::Allow,
+        "allow" => match explanation.shadow.as_ref().map(|s| s.decision) {
+            None => Outcome::Allow,
+            Some(ShadowDecision::WouldDeny) => Outcome::WouldDeny,
+            Some(ShadowDecision::WouldHide) => Outcome::WouldHide,
+            Some(ShadowDecision::WouldRequireApproval) => Outcome::WouldRequireApproval,
+        },
         "hidden" => Outcome::Hidden,
         "approval_required" => Outcome::Approval,
         "ambiguous" => Outcome::Malformed,
@@ -135,5 +146,14 @@ fn malformed(message: &str) -> Explanation {
         category: None,
         reservations: Vec::new(),
         trace: Vec::new(),
+        shadow: None,
+    }
+}
+
+/// The rule that decided, or for a call let through in shadow, the rule that would have.
+fn deciding_rule(explanation: &Explanation) -> Option<&String> {
+    match &explanation.shadow {
+        Some(shadow) if explanation.decision == "allow" => shadow.rule.as_ref(),
+        _ => explanation.rule.as_ref(),
     }
 }

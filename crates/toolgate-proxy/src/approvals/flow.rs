@@ -69,11 +69,12 @@ impl Gateway {
             started: call.started,
             ticket: None,
             counters: counter_records(&request.permit),
-            args_hash: call.args_hash.clone(),
+            args_hash: call.args_hash.as_deref().map(Box::from),
             not_counted: false,
             approval: None,
             phase: CallPhase::Admitting,
             deadline: call.started + self.options.call_timeout,
+            shadow: None,
         };
         session
             .state

@@ -70,6 +70,22 @@ pub enum AuditDecision {
     /// Refused before a decision could be carried out (a store unreachable, no id to forward
     /// under).
     Error,
+    /// Forwarded, although a dry-run rule (or the policy in shadow mode) would have refused
+    /// it, hidden the tool, or held it for approval.
+    WouldDeny,
+    WouldHide,
+    WouldRequireApproval,
+}
+
+impl From<toolgate_policy::ShadowDecision> for AuditDecision {
+    fn from(decision: toolgate_policy::ShadowDecision) -> Self {
+        use toolgate_policy::ShadowDecision;
+        match decision {
+            ShadowDecision::WouldDeny => AuditDecision::WouldDeny,
+            ShadowDecision::WouldHide => AuditDecision::WouldHide,
+            ShadowDecision::WouldRequireApproval => AuditDecision::WouldRequireApproval,
+        }
+    }
 }
 
 /// What became of a call upstream.

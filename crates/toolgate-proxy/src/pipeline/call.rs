@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::Value;
-use toolgate_policy::{Call, Decision, Permit, Policy};
-use toolgate_state::{AfterReserve, ReserveItem, ReserveOutcome, ReserveResult};
+use toolgate_policy::{Call, Decision, Permit, Policy, ShadowDecision, ShadowVerdict};
+use toolgate_state::{AfterReserve, ReserveItem, ReserveOutcome, ReserveResult, Ticket};
 
 use super::call_end::CallEnd;
 use crate::audit::CounterRecord;
@@ -156,7 +156,10 @@ impl Gateway {
             identity: session.identity.as_deref(),
         };
         let decision = policy.decide_in_category(&call, category);
-        let args_hash = self.hasher.as_ref().map(|h| h.hash(&params.arguments));
+        let args_hash = self
+            .hasher
+            .as_ref()
+            .map(|h| h.hash(&params.arguments).into_boxed_str());
         let mut in_flight = CallInFlight {
             tool: params.tool.clone(),
             rule: None,
@@ -169,9 +172,13 @@ impl Gateway {
             approval: None,
             phase: CallPhase::Admitting,
             deadline: started + self.options.call_timeout,
+            shadow: None,
         };
         let refused = match decision {
-            Decision::Allow(permit) => Ok(permit),
+            Decision::Allow(mut permit) => {
+                in_flight.shadow = permit.shadow.take().map(Box::new);
+                Ok(permit)
+            }
             Decision::Ambiguous(message) => {
                 tracing::warn!(session = %session.id, %message, "refused an ambiguous tools/call");
                 Err(CallEnd::Ambiguous(message))
@@ -187,7 +194,7 @@ impl Gateway {
                     tool: params.tool,
                     arguments: params.arguments,
                     started,
-                    args_hash: in_flight.args_hash,
+                    args_hash: in_flight.args_hash.map(String::from),
                     progress_token: params.progress_token,
                 };
                 return self
@@ -264,6 +271,11 @@ impl Gateway {
         let key = &request.key;
         let ticket = match outcome {
             Ok(ReserveOutcome::Reserved(ticket)) => Some(ticket),
+            Ok(ReserveOutcome::Exceeded { index, .. })
+                if permit.reservations.get(index).is_some_and(|r| r.shadow) =>
+            {
+                return Box::pin(self.past_a_shadow_limit(session, request, permit, index)).await;
+            }
             Ok(ReserveOutcome::Exceeded { index, .. }) => {
                 let Some(limit) = permit.reservations.get(index) else {
                     return;
@@ -320,6 +332,38 @@ impl Gateway {
                 }
             }
         }
+    }
+
+    /// A dry-run limit the call does not fit: the call is `would_deny`, and goes on with its
+    /// enforced reservations alone (in the shadow world a refused call counts nothing).
+    async fn past_a_shadow_limit(
+        &self,
+        session: &Session,
+        request: &ClientRequest,
+        permit: Permit,
+        index: usize,
+    ) {
+        let limit = &permit.reservations[index];
+        let verdict = ShadowVerdict {
+            decision: ShadowDecision::WouldDeny,
+            rule: Some(limit.rule.clone()),
+            message: Some(limit.message.clone()),
+        };
+        let enforced = Permit {
+            reservations: permit.enforced().cloned().collect(),
+            shadow: None,
+        };
+        if let Some(InFlight::Call(call)) = session.state.lock().inflight.get_mut(&request.key) {
+            call.shadow = Some(Box::new(verdict));
+            call.counters = counter_records(&enforced);
+        }
+        let outcome = if enforced.reservations.is_empty() {
+            Ok(ReserveOutcome::Reserved(Ticket { taken: Vec::new() }))
+        } else {
+            self.store.reserve(&reserve_items(&enforced)).await
+        };
+        self.after_reserving(session, request, enforced, outcome)
+            .await;
     }
 
     /// Forwards an admitted call under a minted id. Should no id be mintable (the client

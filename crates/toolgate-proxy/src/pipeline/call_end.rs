@@ -367,17 +367,27 @@ impl Gateway {
                 end.answer(id, &call.tool, &context)
             }
         };
+        // A call let through although a dry-run rule would have refused it is audited as
+        // what that rule would have done.
+        let (decision, rule, message) = match (end.decision(), call.shadow) {
+            (AuditDecision::Allow, Some(shadow)) => (
+                AuditDecision::from(shadow.decision),
+                shadow.rule,
+                shadow.message,
+            ),
+            (decision, _) => (decision, call.rule.or_else(|| end.rule()), end.message()),
+        };
         self.audit.record(AuditEvent::Decision(DecisionRecord {
             session: session.id.clone(),
             identity: session.identity.clone(),
-            decision: end.decision(),
-            rule: call.rule.or_else(|| end.rule()),
-            message: end.message(),
+            decision,
+            rule,
+            message,
             policy: call.policy,
             outcome: end.outcome(call.phase),
             not_counted: call.not_counted,
             latency_us: call.started.elapsed().as_micros() as u64,
-            args_hash: call.args_hash,
+            args_hash: call.args_hash.map(String::from),
             approval: end.approval().or(call.approval.map(String::from)),
             // A call still waiting on a person has reserved nothing yet.
             counters: if end.is_approval_step() {

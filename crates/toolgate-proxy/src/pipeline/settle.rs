@@ -46,12 +46,18 @@ impl Gateway {
     }
 
     pub(crate) async fn commit(&self, ticket: &Ticket) {
+        if ticket.taken.is_empty() {
+            return;
+        }
         if let Err(e) = self.store.commit(ticket).await {
             tracing::warn!(error = %e, "committing a reservation failed");
         }
     }
 
     pub(crate) async fn rollback(&self, ticket: &Ticket) {
+        if ticket.taken.is_empty() {
+            return;
+        }
         if let Err(e) = self.store.rollback(ticket).await {
             tracing::warn!(error = %e, "rolling back a reservation failed; the quota stays used");
         }

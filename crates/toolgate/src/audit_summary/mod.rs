@@ -100,6 +100,8 @@ pub struct AuditSummary {
     pub rate: Option<CallRate>,
     /// Most frequent first; ties by rule name.
     pub top_deny_rules: Vec<RuleCount>,
+    /// The dry-run rules behind shadow decisions, most frequent first.
+    pub top_shadow_rules: Vec<RuleCount>,
     /// Newest first, across all files and instances.
     pub recent_denials: Vec<Denial>,
     /// Newest first.
@@ -132,7 +134,18 @@ pub struct DecisionCounts {
     pub hidden: u64,
     pub approval_required: u64,
     pub error: u64,
+    /// Shadow decisions: calls forwarded that a dry-run rule (or a policy in shadow mode)
+    /// would have refused, hidden or held for approval.
+    pub would_deny: u64,
+    pub would_hide: u64,
+    pub would_require_approval: u64,
     pub other: u64,
+}
+
+impl DecisionCounts {
+    pub fn shadow(&self) -> u64 {
+        self.would_deny + self.would_hide + self.would_require_approval
+    }
 }
 
 /// Calls in the `minutes` up to and including `to`.

@@ -34,6 +34,7 @@ pub struct Summarizer {
     decisions: DecisionCounts,
     uncounted: u64,
     deny_rules: HashMap<String, u64>,
+    shadow_rules: HashMap<String, u64>,
     /// Call times (ms → calls) that may still fall inside the rate window; older ones are
     /// dropped as the newest timestamp advances, so this holds one window's calls at most.
     call_times: BTreeMap<u64, u64>,
@@ -96,6 +97,7 @@ impl Summarizer {
             decisions: DecisionCounts::default(),
             uncounted: 0,
             deny_rules: HashMap::new(),
+            shadow_rules: HashMap::new(),
             call_times: BTreeMap::new(),
             failed_reloads_total: 0,
         }
@@ -144,7 +146,15 @@ impl Summarizer {
                     "hidden" => self.decisions.hidden += 1,
                     "approval_required" => self.decisions.approval_required += 1,
                     "error" => self.decisions.error += 1,
+                    "would_deny" => self.decisions.would_deny += 1,
+                    "would_hide" => self.decisions.would_hide += 1,
+                    "would_require_approval" => self.decisions.would_require_approval += 1,
                     _ => self.decisions.other += 1,
+                }
+                if decision.starts_with("would_") {
+                    if let Some(rule) = &line.rule {
+                        *self.shadow_rules.entry(rule.to_string()).or_default() += 1;
+                    }
                 }
                 if line.not_counted {
                     self.uncounted += 1;
@@ -277,13 +287,8 @@ impl Summarizer {
             }
         });
 
-        let mut top_deny_rules: Vec<RuleCount> = self
-            .deny_rules
-            .into_iter()
-            .map(|(rule, count)| RuleCount { rule, count })
-            .collect();
-        top_deny_rules.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.rule.cmp(&b.rule)));
-        top_deny_rules.truncate(self.options.top_rules);
+        let top_deny_rules = most_frequent(self.deny_rules, self.options.top_rules);
+        let top_shadow_rules = most_frequent(self.shadow_rules, self.options.top_rules);
 
         let mut instances: Vec<(Key, InstanceSummary)> = self
             .instances
@@ -309,6 +314,7 @@ impl Summarizer {
             + self.decisions.hidden
             + self.decisions.approval_required
             + self.decisions.error
+            + self.decisions.shadow()
             + self.decisions.other;
         AuditSummary {
             files: self.files,
@@ -328,9 +334,21 @@ impl Summarizer {
             uncounted_calls: self.uncounted,
             rate,
             top_deny_rules,
+            top_shadow_rules,
             recent_denials: self.recent_denials.newest_first(),
             failed_reloads: self.failed_reloads.newest_first(),
             failed_reloads_total: self.failed_reloads_total,
         }
     }
+}
+
+/// Rules by count, most frequent first (ties by name), at most `top`.
+fn most_frequent(counts: HashMap<String, u64>, top: usize) -> Vec<RuleCount> {
+    let mut rules: Vec<RuleCount> = counts
+        .into_iter()
+        .map(|(rule, count)| RuleCount { rule, count })
+        .collect();
+    rules.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.rule.cmp(&b.rule)));
+    rules.truncate(top);
+    rules
 }

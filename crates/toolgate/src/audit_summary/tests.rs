@@ -140,6 +140,9 @@ fn summarises_instances_decisions_and_skipped_lines() {
             hidden: 1,
             approval_required: 1,
             error: 1,
+            would_deny: 0,
+            would_hide: 0,
+            would_require_approval: 0,
             other: 0,
         }
     );
@@ -347,4 +350,57 @@ fn unknown_kinds_and_incomplete_lines() {
     assert_eq!((s.events, s.skipped_lines), (2, 3));
     assert_eq!(s.instances[0].last_event, "drain");
     assert!(s.instances[0].running);
+}
+
+#[test]
+fn shadow_decisions_are_counted_apart_and_name_their_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "toolgate-a.jsonl",
+        &[
+            decision(
+                at(0, 1),
+                "a",
+                "delete_repo",
+                "would_deny",
+                Some("no deletes"),
+            ),
+            decision(
+                at(0, 2),
+                "a",
+                "delete_repo",
+                "would_deny",
+                Some("no deletes"),
+            ),
+            decision(at(0, 3), "a", "drop_db", "would_hide", None),
+            decision(
+                at(0, 4),
+                "a",
+                "refund",
+                "would_require_approval",
+                Some("big refunds"),
+            ),
+            decision(at(0, 5), "a", "read_file", "allow", None),
+        ],
+        "",
+    );
+    let s = summarize_dir(dir.path(), SummaryOptions::default()).unwrap();
+    assert_eq!(s.calls, 5);
+    assert_eq!(
+        (
+            s.decisions.would_deny,
+            s.decisions.would_hide,
+            s.decisions.would_require_approval
+        ),
+        (2, 1, 1)
+    );
+    assert_eq!((s.decisions.deny, s.deny_rate), (0, 0.0));
+    assert!(s.top_deny_rules.is_empty() && s.recent_denials.is_empty());
+    let shadow: Vec<(&str, u64)> = s
+        .top_shadow_rules
+        .iter()
+        .map(|r| (r.rule.as_str(), r.count))
+        .collect();
+    assert_eq!(shadow, [("no deletes", 2), ("big refunds", 1)]);
 }

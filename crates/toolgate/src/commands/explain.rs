@@ -76,6 +76,13 @@ pub fn render_text(tool: &str, e: &Explanation) -> String {
     if let Some(message) = &e.message {
         let _ = writeln!(out, "message:  {message}");
     }
+    if let Some(shadow) = &e.shadow {
+        let _ = write!(out, "shadow:   {}", shadow.decision.as_str());
+        if let Some(rule) = &shadow.rule {
+            let _ = write!(out, " by rule {rule:?}");
+        }
+        let _ = writeln!(out, " (dry run: the call goes through; this is audited)");
+    }
     if !e.trace.is_empty() {
         let _ = writeln!(out, "\nrules evaluated for {tool}:");
         for step in &e.trace {
@@ -91,8 +98,13 @@ pub fn render_text(tool: &str, e: &Explanation) -> String {
         for r in &e.reservations {
             let _ = writeln!(
                 out,
-                "  {}  {} + {} (max {} per {})",
-                r.key, r.current, r.amount, r.max, r.window
+                "  {}  {} + {} (max {} per {}){}",
+                r.key,
+                r.current,
+                r.amount,
+                r.max,
+                r.window,
+                if r.shadow { " (dry run)" } else { "" }
             );
         }
     }

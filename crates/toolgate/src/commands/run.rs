@@ -72,6 +72,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             call_timeout: Duration::from_secs(args.call_timeout.max(1)),
             cancel_grace: Duration::from_secs(args.cancel_grace),
             approvals: Some(approvals),
+            shadow: args.shadow,
             ..GatewayOptions::default()
         };
         let gateway = Gateway::new(policy, store, clock, audit, hasher, options);

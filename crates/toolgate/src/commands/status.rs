@@ -129,6 +129,20 @@ fn render_text(dir: &Path, s: &AuditSummary) -> String {
         ],
         vec!["error".into(), d.error.to_string(), String::new()],
     ];
+    // Shadow decisions apart: these calls were forwarded.
+    for (name, count) in [
+        ("would_deny", d.would_deny),
+        ("would_hide", d.would_hide),
+        ("would_require_approval", d.would_require_approval),
+    ] {
+        if d.shadow() > 0 {
+            rows.push(vec![
+                name.into(),
+                count.to_string(),
+                "shadow: forwarded; a dry-run rule would have stopped it".into(),
+            ]);
+        }
+    }
     if d.other > 0 {
         rows.push(vec![
             "other".into(),
@@ -162,6 +176,18 @@ fn render_text(dir: &Path, s: &AuditSummary) -> String {
     } else {
         let mut rows = vec![row(["COUNT", "RULE"])];
         for r in &s.top_deny_rules {
+            rows.push(vec![r.count.to_string(), clean(&r.rule)]);
+        }
+        table(&mut out, &rows, &[true, false]);
+    }
+
+    if !s.top_shadow_rules.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nTop dry-run rules (shadow decisions; the calls were forwarded)"
+        );
+        let mut rows = vec![row(["COUNT", "RULE"])];
+        for r in &s.top_shadow_rules {
             rows.push(vec![r.count.to_string(), clean(&r.rule)]);
         }
         table(&mut out, &rows, &[true, false]);
