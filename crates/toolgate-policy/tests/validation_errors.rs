@@ -313,7 +313,7 @@ fn a_rule_is_a_mapping_of_known_keys() {
     );
     assert_eq!(
         e[0].hint.as_deref(),
-        Some("did you mean `on_deny`? Known keys here: name, action, conditions, on_deny, reason, message, rate_limit, state, approval_timeout, approval_mode, dry_run")
+        Some("did you mean `on_deny`? Known keys here: name, action, conditions, on_deny, reason, message, rate_limit, state, approval_timeout, approval_mode, dry_run, spend_limit")
     );
 }
 

@@ -593,3 +593,19 @@ async fn one_identity_cannot_flood_people_with_approval_requests() {
     );
     g.nothing_to_server();
 }
+
+#[tokio::test]
+async fn intercept_wording_keeps_intercepts_approval_prefix() {
+    let policy = format!("deny_prefix: \"[INTERCEPT POLICY DENIED]\"\n{}", approvals_support::POLICY.trim_start());
+    let mut g = Setup {
+        policy,
+        ..Setup::default()
+    }
+    .start();
+    g.client(&call(1, "write_file", WRITE)).await;
+    let text = first_text(&g.next_answer().await);
+    assert!(
+        text.starts_with("[INTERCEPT APPROVAL REQUIRED] A person must approve this call"),
+        "{text}"
+    );
+}

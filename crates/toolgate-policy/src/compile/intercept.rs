@@ -11,6 +11,7 @@ use super::limits::{
     build_limit, check_reachable, default_scope, read_limit_fields, read_window, Owner, ScopeChoice,
 };
 use super::reader::{child_path, index_path, Reader};
+use super::spend::compile_spend_limit;
 use crate::amount::Amount;
 use crate::ir::{ApprovalMode, ApprovalSettings, Condition, Effect, Increment, Limit, Rule};
 use crate::source::{Node, NodeKind};
@@ -28,6 +29,7 @@ const RULE_KEYS: &[&str] = &[
     "approval_timeout",
     "approval_mode",
     "dry_run",
+    "spend_limit",
 ];
 const STATE_KEYS: &[&str] = &[
     "counter",
@@ -155,6 +157,48 @@ fn compile_rule(
     let mut limits: Vec<Limit> = Vec::new();
     let mut default_message: Option<String> = None;
 
+    // A call waiting for a person is not forwarded, so it cannot be counted; Intercept
+    // refuses the combination too. The limit belongs in a rule of its own.
+    if action == Action::RequireApproval {
+        for key in ["rate_limit", "state", "spend_limit"] {
+            if let Some(n) = get(key) {
+                reader.error_with_hint(
+                    n.location,
+                    &child_path(path, key),
+                    format!("{key} cannot be used with action \"require_approval\""),
+                    "put the limit in a rule of its own: it then counts the calls that are forwarded",
+                );
+            }
+        }
+    }
+
+    if let Some(spend) = get("spend_limit") {
+        let spend_path = child_path(path, "spend_limit");
+        if has_conditions || get("state").is_some() || get("rate_limit").is_some() {
+            reader.error_with_hint(
+                spend.location,
+                &spend_path,
+                "spend_limit cannot be combined with conditions, state or rate_limit",
+                "put each in a rule of its own",
+            );
+        } else if action == Action::Deny {
+            reader.error(
+                spend.location,
+                &spend_path,
+                "spend_limit cannot be used with action \"deny\"",
+            );
+        } else if action != Action::RequireApproval {
+            if let Some(limit) = compile_spend_limit(reader, owner, spend, &spend_path) {
+                default_message = Some(format!(
+                    "Spend limit of {} per {} reached.",
+                    limit.max,
+                    limit.window.name()
+                ));
+                limits.push(limit);
+            }
+        }
+    }
+
     if let Some(rate) = get("rate_limit") {
         let rate_path = child_path(path, "rate_limit");
         if has_conditions || get("state").is_some() {
@@ -170,6 +214,8 @@ fn compile_rule(
                 &rate_path,
                 "rate_limit cannot be used with action \"deny\"",
             );
+        } else if action == Action::RequireApproval {
+            // Reported above.
         } else if let Some(limit) = compile_rate_limit(reader, owner, rate, &rate_path) {
             default_message = Some(format!(
                 "Rate limit of {} per {} reached. Try again later.",
@@ -188,6 +234,8 @@ fn compile_rule(
                 &state_path,
                 "deny rules cannot keep a counter",
             );
+        } else if action == Action::RequireApproval {
+            // Reported above.
         } else if let Some(limit) =
             compile_state(reader, owner, state, &state_path, &state_conditions)
         {
@@ -222,6 +270,7 @@ fn compile_rule(
                 && limits.is_empty()
                 && get("rate_limit").is_none()
                 && get("state").is_none()
+                && get("spend_limit").is_none()
             {
                 reader.error_with_hint(
                     node.location,

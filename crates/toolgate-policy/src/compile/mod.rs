@@ -8,6 +8,7 @@ mod intercept;
 mod limits;
 mod policylayer;
 pub(crate) mod reader;
+mod spend;
 
 use std::collections::{HashMap, HashSet};
 

@@ -23,6 +23,18 @@ use crate::wire::{self, DenialMeta, ErrorCode};
 
 /// The first words of the answer to a call that waits for a person.
 const APPROVAL_PREFIX: &str = "[APPROVAL REQUIRED]";
+/// The same in Intercept's wording, for agents tuned to it: used when `deny_prefix` asks for
+/// Intercept's words.
+const INTERCEPT_APPROVAL_PREFIX: &str = "[INTERCEPT APPROVAL REQUIRED]";
+
+/// The approval prefix that goes with a denial prefix.
+fn approval_prefix(deny_prefix: &str) -> &'static str {
+    if deny_prefix.starts_with("[INTERCEPT") {
+        INTERCEPT_APPROVAL_PREFIX
+    } else {
+        APPROVAL_PREFIX
+    }
+}
 
 const APPROVALS_NOT_CONFIGURED: &str =
     "This call requires human approval, and approvals are not configured on this gateway";
@@ -155,12 +167,12 @@ impl CallEnd {
     }
 
     /// The audit line's message: what the client was told, or why nothing was.
-    fn message(&self) -> Option<String> {
+    fn message(&self, deny_prefix: &str) -> Option<String> {
         match self {
             CallEnd::Ambiguous(message) | CallEnd::Denied { message, .. } => Some(message.clone()),
             CallEnd::ApprovalsNotConfigured { .. } => Some(APPROVALS_NOT_CONFIGURED.to_string()),
             CallEnd::ApprovalPending { record, note, .. } => {
-                Some(approval_pending_text(record, note.as_deref()))
+                Some(approval_pending_text(record, note.as_deref(), deny_prefix))
             }
             CallEnd::ApprovalEnded(record) => Some(approval_ended(record).1),
             CallEnd::ApprovalAbandoned { reason, .. } => Some(reason.clone()),
@@ -228,7 +240,7 @@ impl CallEnd {
                         "expires_at_ms": record.expires_ms,
                     },
                 });
-                let text = approval_pending_text(record, note.as_deref());
+                let text = approval_pending_text(record, note.as_deref(), context.deny_prefix);
                 ToClient::answer(wire::tool_error_result(id, &text, meta), Some(id), None)
             }
             CallEnd::ApprovalEnded(record) => {
@@ -266,9 +278,10 @@ pub(crate) struct AnswerContext<'a> {
 }
 
 /// The answer to a call whose approval request waits (retry mode).
-fn approval_pending_text(record: &ApprovalRecord, note: Option<&str>) -> String {
+fn approval_pending_text(record: &ApprovalRecord, note: Option<&str>, deny_prefix: &str) -> String {
     let mut text = format!(
-        "{APPROVAL_PREFIX} A person must approve this call before it runs (rule \"{}\").",
+        "{} A person must approve this call before it runs (rule \"{}\").",
+        approval_prefix(deny_prefix),
         record.rule
     );
     if let Some(note) = note {
@@ -356,12 +369,13 @@ impl Gateway {
                 self.release_approval(approval.to_string());
             }
         }
+        let policy = self.policy.load();
+        let deny_prefix = self.deny_prefix(&policy);
         let answer = match (id, call.phase) {
             (_, CallPhase::CancelledBeforeForward) | (None, _) => None,
             (Some(id), _) => {
-                let policy = self.policy.load();
                 let context = AnswerContext {
-                    deny_prefix: self.deny_prefix(&policy),
+                    deny_prefix,
                     revision: &call.policy,
                 };
                 end.answer(id, &call.tool, &context)
@@ -375,7 +389,11 @@ impl Gateway {
                 shadow.rule,
                 shadow.message,
             ),
-            (decision, _) => (decision, call.rule.or_else(|| end.rule()), end.message()),
+            (decision, _) => (
+                decision,
+                call.rule.or_else(|| end.rule()),
+                end.message(deny_prefix),
+            ),
         };
         self.audit.record(AuditEvent::Decision(DecisionRecord {
             session: session.id.clone(),
