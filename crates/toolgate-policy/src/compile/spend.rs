@@ -126,6 +126,7 @@ fn parse_shorthand(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
