@@ -179,6 +179,14 @@ impl Policy {
         self.evaluate_in_category(call, category, &mut NoTrace)
     }
 
+    /// How long an identical call to `tool` (same identity and canonical arguments) gets the
+    /// first one's answer instead of being forwarded again (`idempotency_window`), in ms.
+    pub fn idempotency_window_ms(&self, tool: &str) -> Option<u64> {
+        let own = self.idempotency_windows.get(tool);
+        let every = self.idempotency_windows.get("*");
+        own.into_iter().chain(every).copied().max()
+    }
+
     /// Whether any `categories` rules exist (the gateway then needs to know tool categories).
     pub fn has_category_rules(&self) -> bool {
         !self.categories.is_empty()

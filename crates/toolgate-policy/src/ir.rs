@@ -68,6 +68,8 @@ pub struct Policy {
     pub identities: crate::identities::Identities,
     /// The `approvals` block: defaults (already applied to the rules) and notifications.
     pub approvals: crate::approvals::ApprovalsConfig,
+    /// `idempotency_window` in milliseconds, by tool (`"*"`: every tool).
+    pub idempotency_windows: HashMap<String, u64>,
 }
 
 /// The tools removed from `tools/list` and refused as unknown.

@@ -116,3 +116,38 @@ fn require_approval_rules_cannot_keep_counters() {
         );
     }
 }
+
+#[test]
+fn idempotency_window_on_a_tool_a_rule_or_every_tool() {
+    let p = policy(
+        r#"
+version: "1"
+tools:
+  create_issue:
+    idempotency_window: 5m
+    rules:
+      - name: longer on the rule
+        idempotency_window: 10m
+        rate_limit: 5/hour
+  "*":
+    idempotency_window: 30s
+    rules: []
+"#,
+    );
+    assert_eq!(p.idempotency_window_ms("create_issue"), Some(600_000));
+    assert_eq!(p.idempotency_window_ms("anything"), Some(30_000));
+    assert_eq!(policy("version: \"1\"\n").idempotency_window_ms("t"), None);
+    let found: Vec<String> = errors(
+        "version: \"1\"\ntools:\n  t:\n    idempotency_window: 2d\ncategories:\n  Write:\n    idempotency_window: 1m\n",
+    )
+    .iter()
+    .map(|d| format!("{}:{} {}", d.location.line, d.location.column, d.message))
+    .collect();
+    assert_eq!(
+        found,
+        [
+            "4:25 idempotency_window is at most a day",
+            "7:25 idempotency_window cannot be set by risk category",
+        ]
+    );
+}

@@ -280,7 +280,7 @@ fn tools_is_a_mapping_of_named_tools() {
     assert_eq!(e[0].message, "unknown key \"rule\"");
     assert_eq!(
         e[0].hint.as_deref(),
-        Some("did you mean `rules`? Known keys here: rules")
+        Some("did you mean `rules`? Known keys here: rules, idempotency_window")
     );
     assert_errors(
         "version: \"1\"\ntools:\n  a:\n    rules: {x: 1}\n",
@@ -313,7 +313,7 @@ fn a_rule_is_a_mapping_of_known_keys() {
     );
     assert_eq!(
         e[0].hint.as_deref(),
-        Some("did you mean `on_deny`? Known keys here: name, action, conditions, on_deny, reason, message, rate_limit, state, approval_timeout, approval_mode, dry_run, spend_limit")
+        Some("did you mean `on_deny`? Known keys here: name, action, conditions, on_deny, reason, message, rate_limit, state, approval_timeout, approval_mode, dry_run, spend_limit, idempotency_window")
     );
 }
 

@@ -86,6 +86,8 @@ pub struct Gateway {
     pub(crate) serves_http: std::sync::atomic::AtomicBool,
     /// Held while the gateway lists the server's tools itself; holds when that last ended.
     pub(crate) category_listing: tokio::sync::Mutex<Option<std::time::Instant>>,
+    /// Calls under an `idempotency_window`: in flight, and answers kept.
+    pub(crate) idempotency: crate::idempotency::Idempotency,
 }
 
 impl Gateway {
@@ -114,6 +116,7 @@ impl Gateway {
             category_listing: Default::default(),
             reload_lock: Default::default(),
             serves_http: Default::default(),
+            idempotency: Default::default(),
         })
     }
 

@@ -16,6 +16,7 @@ pub mod envelope;
 pub mod framing;
 pub mod gateway;
 pub mod http;
+pub(crate) mod idempotency;
 pub mod message;
 pub mod pipeline;
 pub mod reload;

@@ -100,6 +100,9 @@ pub(crate) enum InFlight {
     Initialize,
     ToolsList,
     Call(CallInFlight),
+    /// A call waiting for the answer to an identical one (`idempotency_window`): answered
+    /// when that one is, never forwarded.
+    Duplicate,
 }
 
 pub(crate) struct CallInFlight {
@@ -119,8 +122,27 @@ pub(crate) struct CallInFlight {
     pub phase: CallPhase,
     /// When toolgate stops waiting for the server.
     pub deadline: Instant,
-    /// What a dry-run rule would have done to the call (boxed: rarely there).
-    pub shadow: Option<Box<toolgate_policy::ShadowVerdict>>,
+    /// What few calls carry (boxed: every entry of the in-flight map has the field).
+    pub extras: Option<Box<CallExtras>>,
+}
+
+#[derive(Default)]
+pub(crate) struct CallExtras {
+    /// What a dry-run rule would have done to the call.
+    pub shadow: Option<toolgate_policy::ShadowVerdict>,
+    /// The call is the first of its kind within an `idempotency_window` of this many ms:
+    /// duplicates wait on it under this key.
+    pub idempotency: Option<(crate::idempotency::CallKey, u64)>,
+}
+
+impl CallInFlight {
+    pub fn extras_mut(&mut self) -> &mut CallExtras {
+        self.extras.get_or_insert_with(Default::default)
+    }
+
+    pub fn idempotency(&self) -> Option<(crate::idempotency::CallKey, u64)> {
+        self.extras.as_ref().and_then(|e| e.idempotency)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -596,7 +596,10 @@ async fn one_identity_cannot_flood_people_with_approval_requests() {
 
 #[tokio::test]
 async fn intercept_wording_keeps_intercepts_approval_prefix() {
-    let policy = format!("deny_prefix: \"[INTERCEPT POLICY DENIED]\"\n{}", approvals_support::POLICY.trim_start());
+    let policy = format!(
+        "deny_prefix: \"[INTERCEPT POLICY DENIED]\"\n{}",
+        approvals_support::POLICY.trim_start()
+    );
     let mut g = Setup {
         policy,
         ..Setup::default()

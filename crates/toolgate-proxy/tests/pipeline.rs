@@ -32,6 +32,7 @@ tools:
 "#;
 
 struct Harness {
+    clock: Arc<ManualClock>,
     gateway: Arc<Gateway>,
     session: Arc<Session>,
     store: Arc<MemoryStore>,
@@ -51,7 +52,7 @@ fn harness_with(
     let gateway = Gateway::new(
         policy,
         store,
-        clock,
+        clock.clone(),
         AuditSink::disabled("t".into()),
         None,
         options,
@@ -61,6 +62,7 @@ fn harness_with(
     let session = Arc::new(Session::new("s1".into(), None, to_client, to_server));
     gateway.register(&session);
     Harness {
+        clock,
         gateway,
         session,
         store: memory,
@@ -621,4 +623,101 @@ tools:
     assert_eq!(h.echo_count().await, Amount::from_units(3).unwrap());
     let shadow = h.store.current("shadow:echo._rate_minute", minute).await;
     assert_eq!(shadow.unwrap(), Amount::ONE);
+}
+
+const IDEMPOTENT: &str = r#"
+version: "1"
+tools:
+  create_issue:
+    idempotency_window: 5m
+    rules:
+      - name: issues per minute
+        rate_limit: 3/minute
+"#;
+
+fn result(id: u32, text: &str) -> String {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"result":{{"content":[{{"type":"text","text":"{text}"}}]}}}}"#
+    )
+}
+
+#[tokio::test]
+async fn an_identical_call_within_the_window_gets_the_first_answer_and_runs_once() {
+    let mut h = harness_with(IDEMPOTENT, GatewayOptions::default(), None);
+    let args = r#"{"title":"Bug","body":"x"}"#;
+    h.client(&call(1, "create_issue", args)).await;
+    assert!(h.next_to_server().await.contains("create_issue"));
+    // While the first is in flight, the same call (keys in another order) waits.
+    h.client(&call(2, "create_issue", r#"{"body":"x","title":"Bug"}"#))
+        .await;
+    h.nothing_to_server();
+    h.server(&result(1, "issue 17")).await;
+    let first = h.next_to_client().await;
+    let second = h.next_to_client().await;
+    assert_eq!(
+        (first["id"].clone(), second["id"].clone()),
+        (1.into(), 2.into())
+    );
+    assert_eq!(first["result"], second["result"]);
+    // Afterwards, within the window: the kept answer, at once.
+    h.client(&call(3, "create_issue", args)).await;
+    let third = h.next_to_client().await;
+    assert_eq!(third["id"], 3);
+    assert_eq!(third["result"]["content"][0]["text"], "issue 17");
+    h.nothing_to_server();
+    // Other arguments are another call. The duplicates counted nothing.
+    h.client(&call(4, "create_issue", r#"{"title":"Other"}"#))
+        .await;
+    assert!(h.next_to_server().await.contains("Other"));
+    let minute = Window::parse("minute").unwrap();
+    let counted = h.store.current("create_issue._rate_minute", minute).await;
+    assert_eq!(counted.unwrap(), Amount::from_units(2).unwrap());
+    // Past the window, the call is forwarded again.
+    h.clock.advance(Duration::from_millis(5 * 60 * 1000 + 1));
+    h.client(&call(5, "create_issue", args)).await;
+    assert!(h.next_to_server().await.contains("Bug"));
+}
+
+#[tokio::test]
+async fn an_error_answer_reaches_the_waiting_duplicates_and_is_not_kept() {
+    let mut h = harness_with(IDEMPOTENT, GatewayOptions::default(), None);
+    let args = r#"{"title":"Bug"}"#;
+    h.client(&call(1, "create_issue", args)).await;
+    h.next_to_server().await;
+    h.client(&call(2, "create_issue", args)).await;
+    h.server(r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32603,"message":"boom"}}"#)
+        .await;
+    assert_eq!(h.next_to_client().await["error"]["message"], "boom");
+    let waited = h.next_to_client().await;
+    assert_eq!(
+        (waited["id"].clone(), waited["error"]["message"].clone()),
+        (2.into(), "boom".into())
+    );
+    // The tool did not run: a retry is forwarded.
+    h.client(&call(3, "create_issue", args)).await;
+    assert!(h.next_to_server().await.contains("Bug"));
+}
+
+#[tokio::test]
+async fn duplicates_of_a_call_the_server_never_answers_get_its_end() {
+    let mut h = harness_with(IDEMPOTENT, GatewayOptions::default(), None);
+    let args = r#"{"title":"Bug"}"#;
+    h.client(&call(1, "create_issue", args)).await;
+    h.next_to_server().await;
+    h.client(&call(2, "create_issue", args)).await;
+    h.gateway
+        .upstream_gone(&h.session, "the server exited")
+        .await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let answer = h.next_to_client().await;
+        assert_eq!(answer["error"]["code"], -31003, "{answer}");
+        ids.push(answer["id"].as_u64().unwrap());
+    }
+    ids.sort();
+    assert_eq!(ids, [1, 2]);
+    assert!(
+        h.client_rx.try_recv().is_err(),
+        "each call is answered once"
+    );
 }

@@ -130,7 +130,7 @@ fn json_report_has_exact_figures() {
     assert_eq!(report["calls"], 8);
     assert_eq!(
         report["decisions"],
-        json!({"allow": 4, "deny": 4, "hidden": 0, "approval_required": 0, "error": 0, "would_deny": 0, "would_hide": 0, "would_require_approval": 0, "other": 0})
+        json!({"allow": 4, "deny": 4, "hidden": 0, "approval_required": 0, "error": 0, "would_deny": 0, "would_hide": 0, "would_require_approval": 0, "duplicate": 0, "other": 0})
     );
     assert_eq!(report["deny_rate"], 0.5);
     assert_eq!(report["uncounted_calls"], 0);

@@ -30,6 +30,7 @@ const RULE_KEYS: &[&str] = &[
     "approval_mode",
     "dry_run",
     "spend_limit",
+    "idempotency_window",
 ];
 const STATE_KEYS: &[&str] = &[
     "counter",
@@ -48,9 +49,10 @@ pub fn compile_tool(reader: &mut Reader, owner: Owner<'_>, node: &Node, path: &s
     if matches!(node.kind, NodeKind::Null) {
         return Vec::new();
     }
-    let Some(entries) = reader.mapping(node, path, &["rules"]) else {
+    let Some(entries) = reader.mapping(node, path, &["rules", "idempotency_window"]) else {
         return Vec::new();
     };
+    read_idempotency_window(reader, owner, node, path);
     let Some((_, rules_node)) = entries.iter().find(|(k, _)| k.name == "rules") else {
         return Vec::new();
     };
@@ -310,6 +312,7 @@ fn compile_rule(
     }
 
     let dry_run = reader.dry_run(node, path);
+    read_idempotency_window(reader, owner, node, path);
     if reader.diagnostics.len() > errors_before {
         return None;
     }
@@ -323,6 +326,45 @@ fn compile_rule(
         dry_run,
     })
 }
+
+/// `idempotency_window: 5m` on a tool entry or a rule: the longest one written for a tool
+/// applies to its calls.
+fn read_idempotency_window(reader: &mut Reader, owner: Owner<'_>, node: &Node, path: &str) {
+    let Some(window) = node.get("idempotency_window") else {
+        return;
+    };
+    let path = child_path(path, "idempotency_window");
+    let tool = match owner {
+        Owner::Tool(name) => name.to_string(),
+        Owner::AllTools => "*".to_string(),
+        Owner::Category(_) => {
+            reader.error_with_hint(
+                window.location,
+                &path,
+                "idempotency_window cannot be set by risk category",
+                "set it on the tool, or under \"*\" for every tool",
+            );
+            return;
+        }
+    };
+    let Some(ms) = super::limits::read_window(reader, window, &path).map(|w| w.length_ms) else {
+        return;
+    };
+    if ms > MAX_IDEMPOTENCY_WINDOW_MS {
+        reader.error_with_hint(
+            window.location,
+            &path,
+            "idempotency_window is at most a day",
+            "answers are kept in memory for the window: use 5m, 1h, up to 24h",
+        );
+        return;
+    }
+    let entry = reader.idempotency.entry(tool).or_default();
+    *entry = (*entry).max(ms);
+}
+
+/// Answers are held in memory for the window.
+const MAX_IDEMPOTENCY_WINDOW_MS: u64 = 24 * 60 * 60 * 1000;
 
 fn owner_label(owner: Owner<'_>) -> String {
     match owner {

@@ -248,6 +248,7 @@ fn compile_root(
         categories,
         identities,
         approvals,
+        idempotency_windows: std::mem::take(&mut reader.idempotency),
     })
 }
 
@@ -353,5 +354,10 @@ fn revision_of(policy: &Policy) -> String {
     feed(format!("{:?}", policy.wildcard));
     feed(format!("{:?}", policy.identities));
     feed(format!("{:?}", policy.approvals));
+    if !policy.idempotency_windows.is_empty() {
+        let mut windows: Vec<_> = policy.idempotency_windows.iter().collect();
+        windows.sort();
+        feed(format!("idempotency {windows:?}"));
+    }
     hex::encode(&hasher.finalize()[..8])
 }

@@ -16,6 +16,8 @@ pub struct Reader {
     /// Regexes compiled so far, by pattern: a pattern used by a thousand rules is compiled,
     /// and held in memory, once.
     pub regexes: std::collections::HashMap<String, std::sync::Arc<regex::Regex>>,
+    /// `idempotency_window`s read so far, in milliseconds, by tool (`"*"` for every tool).
+    pub idempotency: std::collections::HashMap<String, u64>,
 }
 
 /// Appends a key to a policy path, quoting keys that are not plain identifiers.

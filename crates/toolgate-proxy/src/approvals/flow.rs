@@ -74,7 +74,7 @@ impl Gateway {
             approval: None,
             phase: CallPhase::Admitting,
             deadline: call.started + self.options.call_timeout,
-            shadow: None,
+            extras: None,
         };
         session
             .state

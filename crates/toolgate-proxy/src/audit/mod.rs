@@ -75,6 +75,9 @@ pub enum AuditDecision {
     WouldDeny,
     WouldHide,
     WouldRequireApproval,
+    /// Not forwarded: an identical call within its `idempotency_window` was, and this one got
+    /// that call's answer.
+    Duplicate,
 }
 
 impl From<toolgate_policy::ShadowDecision> for AuditDecision {

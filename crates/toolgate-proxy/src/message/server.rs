@@ -71,6 +71,11 @@ impl ServerMessage {
         self.result.clone().map(|span| &self.body.text[span])
     }
 
+    /// The `error` member's JSON text.
+    pub fn error(&self) -> Option<&str> {
+        self.error.clone().map(|span| &self.body.text[span])
+    }
+
     pub fn is_error(&self) -> bool {
         self.error.is_some()
     }

@@ -21,6 +21,7 @@ use toolgate_state::{AfterReserve, ReserveItem, ReserveOutcome, ReserveResult, T
 use super::call_end::CallEnd;
 use crate::audit::CounterRecord;
 use crate::gateway::{FailMode, Gateway};
+use crate::idempotency::call_key;
 use crate::message::{ClientRequest, ToClient};
 use crate::session::{CallInFlight, CallPhase, InFlight, Session};
 use crate::strict_json::StrictJsonError;
@@ -172,11 +173,25 @@ impl Gateway {
             approval: None,
             phase: CallPhase::Admitting,
             deadline: started + self.options.call_timeout,
-            shadow: None,
+            extras: None,
         };
         let refused = match decision {
             Decision::Allow(mut permit) => {
-                in_flight.shadow = permit.shadow.take().map(Box::new);
+                if let Some(shadow) = permit.shadow.take() {
+                    in_flight.extras_mut().shadow = Some(shadow);
+                }
+                if let Some(window) = policy.idempotency_window_ms(&params.tool) {
+                    let key =
+                        call_key(session.identity.as_deref(), &params.tool, &params.arguments);
+                    let revision = &policy.revision;
+                    let claimed = self
+                        .claim_first(session, &request, key, started, &params.tool, revision)
+                        .await;
+                    if !claimed {
+                        return;
+                    }
+                    in_flight.extras_mut().idempotency = Some((key, window));
+                }
                 Ok(permit)
             }
             Decision::Ambiguous(message) => {
@@ -354,7 +369,7 @@ impl Gateway {
             shadow: None,
         };
         if let Some(InFlight::Call(call)) = session.state.lock().inflight.get_mut(&request.key) {
-            call.shadow = Some(Box::new(verdict));
+            call.extras_mut().shadow = Some(verdict);
             call.counters = counter_records(&enforced);
         }
         let outcome = if enforced.reservations.is_empty() {

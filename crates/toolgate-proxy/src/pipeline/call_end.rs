@@ -371,19 +371,24 @@ impl Gateway {
         }
         let policy = self.policy.load();
         let deny_prefix = self.deny_prefix(&policy);
+        let context = AnswerContext {
+            deny_prefix,
+            revision: &call.policy,
+        };
         let answer = match (id, call.phase) {
             (_, CallPhase::CancelledBeforeForward) | (None, _) => None,
-            (Some(id), _) => {
-                let context = AnswerContext {
-                    deny_prefix,
-                    revision: &call.policy,
-                };
-                end.answer(id, &call.tool, &context)
-            }
+            (Some(id), _) => end.answer(id, &call.tool, &context),
+        };
+        // Duplicates waiting on a call the server answered are answered with that answer,
+        // where it arrives (`server.rs`); those of a call that ended otherwise, below.
+        let ended_without_answer = match (call.idempotency(), &end) {
+            (_, CallEnd::Answered(_)) | (None, _) => None,
+            (Some((key, _)), _) => Some((key, call.policy.clone())),
         };
         // A call let through although a dry-run rule would have refused it is audited as
         // what that rule would have done.
-        let (decision, rule, message) = match (end.decision(), call.shadow) {
+        let shadow = call.extras.and_then(|e| e.shadow);
+        let (decision, rule, message) = match (end.decision(), shadow) {
             (AuditDecision::Allow, Some(shadow)) => (
                 AuditDecision::from(shadow.decision),
                 shadow.rule,
@@ -395,6 +400,7 @@ impl Gateway {
                 end.message(deny_prefix),
             ),
         };
+        drop(policy);
         self.audit.record(AuditEvent::Decision(DecisionRecord {
             session: session.id.clone(),
             identity: session.identity.clone(),
@@ -415,6 +421,15 @@ impl Gateway {
             },
             tool: call.tool,
         }));
+        if let Some((key, revision)) = ended_without_answer {
+            // Not holding the snapshot above across the wait.
+            let policy = self.policy.load_full();
+            let context = AnswerContext {
+                deny_prefix: self.deny_prefix(&policy),
+                revision: &revision,
+            };
+            self.end_duplicates(key, &end, &context).await;
+        }
         answer
     }
 }

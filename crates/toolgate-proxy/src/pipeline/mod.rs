@@ -9,6 +9,7 @@
 mod call;
 mod call_end;
 mod categories;
+mod duplicates;
 mod initialize;
 mod server;
 mod settle;

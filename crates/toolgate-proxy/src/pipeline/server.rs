@@ -63,9 +63,12 @@ impl Gateway {
         let mut error = message.is_error().then(|| message.error_code());
         let with_client_id = || message.with_id(client_id.get());
         let pending = session.state.lock().inflight.remove(&key);
+        // Identical calls that waited on this one get its answer after it.
+        let mut duplicates = None;
         let text = match pending {
-            None => with_client_id(),
+            None | Some(InFlight::Duplicate) => with_client_id(),
             Some(InFlight::Call(call)) => {
+                duplicates = call.idempotency();
                 self.settle_call(session, call, message.is_error(), message.result())
                     .await;
                 with_client_id()
@@ -119,6 +122,9 @@ impl Gateway {
         };
         let route = Route::Answer { id_key: key, error };
         session.send_to_client(ToClient { text, route }).await;
+        if let Some((key, window_ms)) = duplicates {
+            self.answer_duplicates(key, window_ms, &message).await;
+        }
     }
 
     /// An answer that no client is waiting for: logged and audited, never relayed.

@@ -178,7 +178,7 @@ fn gone_answer(id: &RawValue, reason: &str) -> ToClient {
 }
 
 /// Whether a tool result says `isError: true`, read without parsing the whole result.
-fn result_is_error(result: &str) -> bool {
+pub(super) fn result_is_error(result: &str) -> bool {
     #[derive(serde::Deserialize)]
     struct Flag {
         #[serde(rename = "isError", default)]

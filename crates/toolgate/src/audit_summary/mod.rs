@@ -139,6 +139,8 @@ pub struct DecisionCounts {
     pub would_deny: u64,
     pub would_hide: u64,
     pub would_require_approval: u64,
+    /// Not forwarded: an identical call within its `idempotency_window` was.
+    pub duplicate: u64,
     pub other: u64,
 }
 

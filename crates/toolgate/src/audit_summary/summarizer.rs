@@ -149,6 +149,7 @@ impl Summarizer {
                     "would_deny" => self.decisions.would_deny += 1,
                     "would_hide" => self.decisions.would_hide += 1,
                     "would_require_approval" => self.decisions.would_require_approval += 1,
+                    "duplicate" => self.decisions.duplicate += 1,
                     _ => self.decisions.other += 1,
                 }
                 if decision.starts_with("would_") {
@@ -315,6 +316,7 @@ impl Summarizer {
             + self.decisions.approval_required
             + self.decisions.error
             + self.decisions.shadow()
+            + self.decisions.duplicate
             + self.decisions.other;
         AuditSummary {
             files: self.files,

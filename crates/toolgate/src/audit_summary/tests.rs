@@ -143,6 +143,7 @@ fn summarises_instances_decisions_and_skipped_lines() {
             would_deny: 0,
             would_hide: 0,
             would_require_approval: 0,
+            duplicate: 0,
             other: 0,
         }
     );

@@ -129,6 +129,13 @@ fn render_text(dir: &Path, s: &AuditSummary) -> String {
         ],
         vec!["error".into(), d.error.to_string(), String::new()],
     ];
+    if d.duplicate > 0 {
+        rows.push(vec![
+            "duplicate".into(),
+            d.duplicate.to_string(),
+            "answered with an identical call's answer (idempotency_window)".into(),
+        ]);
+    }
     // Shadow decisions apart: these calls were forwarded.
     for (name, count) in [
         ("would_deny", d.would_deny),
