@@ -20,6 +20,7 @@ mod compile;
 pub mod counter_key;
 pub mod decide;
 pub mod diagnostics;
+pub mod diff;
 pub mod explain;
 pub mod fold;
 pub mod identities;

@@ -44,6 +44,10 @@ pub enum Command {
     /// Run policy test files: calls with the decision each must get.
     #[command(long_about = TEST_ABOUT)]
     Test(TestArgs),
+    /// Compare two policies by what they do: tools newly hidden or refused, limits raised or
+    /// lowered, rules added, removed or changed. Exits 0 when they mean the same, 1 when they
+    /// differ, 2 when a file is not a valid policy.
+    Diff(DiffArgs),
     /// Summarise the audit log: instances, decisions, deny rate, top deny rules, recent
     /// denials and failed reloads, across every instance and rotated file.
     Status(StatusArgs),
@@ -332,6 +336,21 @@ pub struct TestArgs {
     /// Print only failures and the summary.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The policy in force (or the one before a change).
+    #[arg(value_name = "OLD")]
+    pub old: PathBuf,
+
+    /// The policy to compare it with.
+    #[arg(value_name = "NEW")]
+    pub new: PathBuf,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: OutputFormat,
 }
 
 #[derive(Debug, Args)]

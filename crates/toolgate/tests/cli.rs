@@ -1,4 +1,4 @@
-//! `toolgate validate` and `toolgate explain` as a user runs them.
+//! `toolgate validate`, `explain` and `diff` as a user runs them.
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
@@ -9,6 +9,10 @@ fn toolgate(args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
@@ -272,4 +276,50 @@ fn the_proxy_exits_with_the_servers_status() {
     };
     assert_eq!(run("exit 3"), Some(3));
     assert_eq!(run("kill -9 $$"), Some(128 + 9));
+}
+
+#[test]
+fn diff_reports_what_changes_and_exits_by_whether_anything_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = write(
+        dir.path(),
+        "old.yaml",
+        "version: \"1\"\ntools:\n  create_issue:\n    rules:\n      - name: hourly\n        rate_limit: 5/hour\n",
+    );
+    let same = write(
+        dir.path(),
+        "same.json",
+        r#"{"version": "1", "tools": {"create_issue": {"rules": [{"name": "hourly", "rate_limit": "5/hour"}]}}}"#,
+    );
+    let new = write(
+        dir.path(),
+        "new.yaml",
+        "version: \"1\"\ndefault: deny\ntools:\n  create_issue:\n    rules:\n      - name: hourly\n        rate_limit: 2/hour\n",
+    );
+    let bad = write(dir.path(), "bad.yaml", "version: \"1\"\ndefualt: deny\n");
+
+    let done = toolgate(&["diff", &old, &same]);
+    assert_eq!(done.status.code(), Some(0), "{}", text(&done.stderr));
+    assert!(text(&done.stdout).contains("The policies mean the same"));
+
+    let done = toolgate(&["diff", &old, &new]);
+    assert_eq!(done.status.code(), Some(1));
+    let out = text(&done.stdout);
+    assert!(
+        out.contains("default: allow -> deny (tools the policy does not list are now hidden)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("create_issue._rate_hour (rule \"hourly\") lowered: 5 per hour (shared) -> 2 per hour (shared)"),
+        "{out}"
+    );
+
+    let done = toolgate(&["diff", &old, &new, "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&done.stdout).unwrap();
+    assert_eq!(report["limits"][0]["change"], "lowered");
+    assert_eq!(report["limits"][0]["new"]["max"], 2);
+
+    let done = toolgate(&["diff", &old, &bad]);
+    assert_eq!(done.status.code(), Some(2));
+    assert!(text(&done.stderr).contains("bad.yaml:2:1: defualt: unknown key"));
 }

@@ -2,6 +2,7 @@
 
 mod approvals;
 mod classify;
+mod diff;
 mod explain;
 mod junit;
 mod policy_file;
@@ -24,6 +25,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Validate(args)) => validate::run(&args),
         Some(Command::Explain(args)) => explain::run(&args),
         Some(Command::Test(args)) => test::run(&args),
+        Some(Command::Diff(args)) => diff::run(&args),
         Some(Command::Run(args)) => run::run(*args),
         Some(Command::Status(args)) => status::run(&args),
         Some(Command::Classify(args)) => classify::run(&args),
