@@ -44,6 +44,20 @@ pub enum PolicyMode {
     Shadow,
 }
 
+/// What the audit log records of a call's arguments (`audit: {arguments: …}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditArguments {
+    /// A keyed hash only: identical calls can be correlated, their content not read.
+    #[default]
+    Hash,
+    /// Top-level keys with each value's type, keeping booleans and small numbers (what an
+    /// approval request shows).
+    Redacted,
+    /// The arguments as the call carried them: everything, secrets included.
+    Full,
+}
+
 /// A compiled, validated policy.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -70,6 +84,8 @@ pub struct Policy {
     pub approvals: crate::approvals::ApprovalsConfig,
     /// `idempotency_window` in milliseconds, by tool (`"*"`: every tool).
     pub idempotency_windows: HashMap<String, u64>,
+    /// `audit: {arguments: hash | redacted | full}`.
+    pub audit_arguments: AuditArguments,
 }
 
 /// The tools removed from `tools/list` and refused as unknown.

@@ -27,6 +27,7 @@ pub mod identities;
 pub mod ir;
 pub mod number;
 pub mod operators;
+pub mod reads;
 pub mod source;
 pub mod suite;
 pub mod window;
@@ -41,7 +42,7 @@ pub use decide::{
 pub use diagnostics::{Diagnostic, Location, PolicyErrors};
 pub use explain::{ExplainedReservation, Explanation};
 pub use identities::Identities;
-pub use ir::{DefaultAction, Policy, PolicyFormat, PolicyMode};
+pub use ir::{AuditArguments, DefaultAction, Policy, PolicyFormat, PolicyMode};
 pub use window::{Window, WindowMode};
 
 /// Parses, validates and compiles policy text (YAML or JSON, any supported form).

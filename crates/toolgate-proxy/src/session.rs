@@ -133,6 +133,8 @@ pub(crate) struct CallExtras {
     /// The call is the first of its kind within an `idempotency_window` of this many ms:
     /// duplicates wait on it under this key.
     pub idempotency: Option<(crate::idempotency::CallKey, u64)>,
+    /// The arguments for the audit line, as the policy's `audit.arguments` asks.
+    pub arguments: Option<crate::audit::AuditedArguments>,
 }
 
 impl CallInFlight {

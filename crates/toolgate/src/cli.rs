@@ -48,6 +48,9 @@ pub enum Command {
     /// lowered, rules added, removed or changed. Exits 0 when they mean the same, 1 when they
     /// differ, 2 when a file is not a valid policy.
     Diff(DiffArgs),
+    /// Re-decide the calls an audit log recorded under another policy, and report which
+    /// decisions would change (and which cannot be known from what the log holds).
+    Replay(ReplayArgs),
     /// Summarise the audit log: instances, decisions, deny rate, top deny rules, recent
     /// denials and failed reloads, across every instance and rotated file.
     Status(StatusArgs),
@@ -336,6 +339,38 @@ pub struct TestArgs {
     /// Print only failures and the summary.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The policy to re-decide the calls under.
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    pub config: PathBuf,
+
+    /// Audit directory to read (default: <state-dir>/audit).
+    #[arg(long, value_name = "DIR")]
+    pub audit_dir: Option<PathBuf>,
+
+    /// State directory whose audit log to read (ignored with --audit-dir).
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "TOOLGATE_STATE_DIR",
+        default_value = "~/.toolgate"
+    )]
+    pub state_dir: String,
+
+    /// Only calls from this long before now: 30m, 24h, 7d.
+    #[arg(long, value_name = "DURATION")]
+    pub since: Option<String>,
+
+    /// How many changed and undetermined calls to list (text output; JSON lists all).
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub show: usize,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: OutputFormat,
 }
 
 #[derive(Debug, Args)]

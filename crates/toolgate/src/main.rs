@@ -5,6 +5,7 @@ mod audit_summary;
 mod cli;
 mod commands;
 mod logging;
+mod replay;
 
 use std::process::ExitCode;
 

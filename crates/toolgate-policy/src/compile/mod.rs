@@ -16,7 +16,9 @@ use limits::Owner;
 use reader::{child_path, index_path, Reader};
 
 use crate::diagnostics::{Diagnostic, Location};
-use crate::ir::{DefaultAction, HiddenTools, Policy, PolicyFormat, PolicyMode, Rule};
+use crate::ir::{
+    AuditArguments, DefaultAction, HiddenTools, Policy, PolicyFormat, PolicyMode, Rule,
+};
 use crate::source::{parse_document, Node, NodeKind};
 
 pub use conditions::{OPERATORS, REGEX_MAX_LEN, REGEX_SIZE_LIMIT};
@@ -32,6 +34,7 @@ const INTERCEPT_KEYS: &[&str] = &[
     "approvals",
     "categories",
     "mode",
+    "audit",
 ];
 const POLICYLAYER_KEYS: &[&str] = &[
     "version",
@@ -45,6 +48,7 @@ const POLICYLAYER_KEYS: &[&str] = &[
     "approvals",
     "categories",
     "mode",
+    "audit",
 ];
 
 /// Parses and compiles policy text. On failure, every problem found, in file order.
@@ -177,6 +181,9 @@ fn compile_root(
             None => DefaultAction::Allow,
         },
     };
+    let audit_arguments = get("audit")
+        .map(|n| compile_audit(reader, n))
+        .unwrap_or_default();
     let hidden = get("hide")
         .map(|n| compile_hide(reader, n))
         .unwrap_or_default();
@@ -249,6 +256,7 @@ fn compile_root(
         identities,
         approvals,
         idempotency_windows: std::mem::take(&mut reader.idempotency),
+        audit_arguments,
     })
 }
 
@@ -281,6 +289,31 @@ fn compile_categories(
         categories.insert(key.name.clone(), rules);
     }
     categories
+}
+
+/// `audit: {arguments: hash | redacted | full}`.
+fn compile_audit(reader: &mut Reader, node: &Node) -> AuditArguments {
+    let Some(entries) = reader.mapping(node, "audit", &["arguments"]) else {
+        return AuditArguments::Hash;
+    };
+    let Some((_, value)) = entries.iter().find(|(k, _)| k.name == "arguments") else {
+        return AuditArguments::Hash;
+    };
+    match reader.name(value, "audit.arguments").as_deref() {
+        Some("hash") => AuditArguments::Hash,
+        Some("redacted") => AuditArguments::Redacted,
+        Some("full") => AuditArguments::Full,
+        Some(other) => {
+            reader.error_with_hint(
+                value.location,
+                "audit.arguments",
+                format!("audit.arguments must be hash, redacted or full, got {other:?}"),
+                "hash (the default) keeps a keyed hash only; full writes every argument, secrets included",
+            );
+            AuditArguments::Hash
+        }
+        None => AuditArguments::Hash,
+    }
 }
 
 fn compile_hide(reader: &mut Reader, node: &Node) -> HiddenTools {
@@ -354,6 +387,9 @@ fn revision_of(policy: &Policy) -> String {
     feed(format!("{:?}", policy.wildcard));
     feed(format!("{:?}", policy.identities));
     feed(format!("{:?}", policy.approvals));
+    if policy.audit_arguments != AuditArguments::Hash {
+        feed(format!("audit {:?}", policy.audit_arguments));
+    }
     if !policy.idempotency_windows.is_empty() {
         let mut windows: Vec<_> = policy.idempotency_windows.iter().collect();
         windows.sort();

@@ -13,7 +13,7 @@
 mod fingerprint;
 mod flow;
 mod notify;
-mod redact;
+pub(crate) mod redact;
 mod view;
 
 use std::collections::HashMap;

@@ -53,6 +53,19 @@ pub struct DecisionRecord {
     /// The approval request the call waited on or consumed (`apr_…`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval: Option<String>,
+    /// The arguments, when the policy asks for them (`audit: {arguments: full}`), or their
+    /// redacted view (`redacted`: keys, types, booleans and small numbers).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<AuditedArguments>,
+}
+
+/// The arguments of a call as its audit line holds them.
+#[derive(Debug, Clone, Serialize)]
+pub enum AuditedArguments {
+    #[serde(rename = "arguments")]
+    Full(serde_json::Value),
+    #[serde(rename = "arguments_redacted")]
+    Redacted(serde_json::Value),
 }
 
 /// What the gateway decided about a call.

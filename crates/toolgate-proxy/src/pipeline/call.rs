@@ -15,11 +15,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::Value;
-use toolgate_policy::{Call, Decision, Permit, Policy, ShadowDecision, ShadowVerdict};
+use toolgate_policy::{
+    AuditArguments, Call, Decision, Permit, Policy, ShadowDecision, ShadowVerdict,
+};
 use toolgate_state::{AfterReserve, ReserveItem, ReserveOutcome, ReserveResult, Ticket};
 
 use super::call_end::CallEnd;
-use crate::audit::CounterRecord;
+use crate::approvals::redact::redact_arguments;
+use crate::audit::{AuditedArguments, CounterRecord};
 use crate::gateway::{FailMode, Gateway};
 use crate::idempotency::call_key;
 use crate::message::{ClientRequest, ToClient};
@@ -175,6 +178,16 @@ impl Gateway {
             deadline: started + self.options.call_timeout,
             extras: None,
         };
+        let audited = match policy.audit_arguments {
+            AuditArguments::Hash => None,
+            AuditArguments::Redacted => Some(AuditedArguments::Redacted(redact_arguments(
+                &params.arguments,
+            ))),
+            AuditArguments::Full => Some(AuditedArguments::Full(params.arguments.clone())),
+        };
+        if audited.is_some() {
+            in_flight.extras_mut().arguments = audited;
+        }
         let refused = match decision {
             Decision::Allow(mut permit) => {
                 if let Some(shadow) = permit.shadow.take() {

@@ -387,7 +387,10 @@ impl Gateway {
         };
         // A call let through although a dry-run rule would have refused it is audited as
         // what that rule would have done.
-        let shadow = call.extras.and_then(|e| e.shadow);
+        let (shadow, arguments) = match call.extras {
+            Some(extras) => (extras.shadow, extras.arguments),
+            None => (None, None),
+        };
         let (decision, rule, message) = match (end.decision(), shadow) {
             (AuditDecision::Allow, Some(shadow)) => (
                 AuditDecision::from(shadow.decision),
@@ -413,6 +416,7 @@ impl Gateway {
             latency_us: call.started.elapsed().as_micros() as u64,
             args_hash: call.args_hash.map(String::from),
             approval: end.approval().or(call.approval.map(String::from)),
+            arguments,
             // A call still waiting on a person has reserved nothing yet.
             counters: if end.is_approval_step() {
                 Vec::new()

@@ -178,6 +178,7 @@ impl Gateway {
             latency_us: started.elapsed().as_micros() as u64,
             args_hash: None,
             approval: None,
+            arguments: None,
         }));
         session
             .send_to_client(ToClient::answer(text, Some(id), error))

@@ -193,9 +193,21 @@ pub struct FailedReload {
 /// summarises them. A directory that does not exist summarises as empty.
 pub fn summarize_dir(dir: &Path, options: SummaryOptions) -> Result<AuditSummary, SummaryError> {
     let mut summarizer = Summarizer::new(options);
+    for_each_audit_file(dir, |reader| summarizer.read_from(reader))?;
+    Ok(summarizer.finish())
+}
+
+/// Calls `read` with each audit file of `dir` (`*.jsonl`, every instance, live and rotated),
+/// in name order: an instance's rotated files (`toolgate-X.<ms>.jsonl`, oldest stamp first)
+/// come before its live file, so lines with equal timestamps keep the order they were written
+/// in. A directory that does not exist has no files.
+pub fn for_each_audit_file(
+    dir: &Path,
+    mut read: impl FnMut(BufReader<std::fs::File>) -> io::Result<()>,
+) -> Result<(), SummaryError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(summarizer.finish()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(source) => {
             return Err(SummaryError::ListDir {
                 dir: dir.to_path_buf(),
@@ -214,9 +226,6 @@ pub fn summarize_dir(dir: &Path, options: SummaryOptions) -> Result<AuditSummary
             paths.push(path);
         }
     }
-    // Name order puts an instance's rotated files (`toolgate-X.<ms>.jsonl`, oldest stamp
-    // first) before its live file, so lines with equal timestamps keep the order they were
-    // written in.
     paths.sort();
     for path in paths {
         let file = match std::fs::File::open(&path) {
@@ -225,9 +234,7 @@ pub fn summarize_dir(dir: &Path, options: SummaryOptions) -> Result<AuditSummary
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(source) => return Err(SummaryError::ReadFile { path, source }),
         };
-        summarizer
-            .read_from(BufReader::new(file))
-            .map_err(|source| SummaryError::ReadFile { path, source })?;
+        read(BufReader::new(file)).map_err(|source| SummaryError::ReadFile { path, source })?;
     }
-    Ok(summarizer.finish())
+    Ok(())
 }

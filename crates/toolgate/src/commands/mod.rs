@@ -6,6 +6,7 @@ mod diff;
 mod explain;
 mod junit;
 mod policy_file;
+mod replay;
 mod run;
 mod run_http;
 mod scan;
@@ -26,6 +27,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Explain(args)) => explain::run(&args),
         Some(Command::Test(args)) => test::run(&args),
         Some(Command::Diff(args)) => diff::run(&args),
+        Some(Command::Replay(args)) => replay::run(&args),
         Some(Command::Run(args)) => run::run(*args),
         Some(Command::Status(args)) => status::run(&args),
         Some(Command::Classify(args)) => classify::run(&args),
