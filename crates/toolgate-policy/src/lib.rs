@@ -34,7 +34,7 @@ pub mod window;
 
 pub use amount::Amount;
 pub use approvals::ApprovalsConfig;
-pub use compile::{OPERATORS, REGEX_MAX_LEN, REGEX_SIZE_LIMIT};
+pub use compile::{json_schema, SchemaForm, OPERATORS, REGEX_MAX_LEN, REGEX_SIZE_LIMIT};
 pub use decide::{
     ApprovalRequest, Call, Decision, Denial, Permit, Reservation, ShadowDecision, ShadowVerdict,
     TraceStep,

@@ -51,6 +51,8 @@ pub enum Command {
     /// Re-decide the calls an audit log recorded under another policy, and report which
     /// decisions would change (and which cannot be known from what the log holds).
     Replay(ReplayArgs),
+    /// Print the JSON Schema of policy files (or of test files), for editors.
+    Schema(SchemaArgs),
     /// Summarise the audit log: instances, decisions, deny rate, top deny rules, recent
     /// denials and failed reloads, across every instance and rotated file.
     Status(StatusArgs),
@@ -339,6 +341,21 @@ pub struct TestArgs {
     /// Print only failures and the summary.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// Which file format: intercept (YAML rules), policylayer (JSON entries), or test (policy
+    /// test files). Without it: one schema that accepts either policy form.
+    #[arg(long, value_enum, value_name = "FORM")]
+    pub form: Option<SchemaFormArg>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemaFormArg {
+    Intercept,
+    Policylayer,
+    Test,
 }
 
 #[derive(Debug, Args)]

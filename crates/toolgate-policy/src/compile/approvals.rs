@@ -7,9 +7,9 @@ use crate::approvals::{ApprovalNotify, ApprovalsConfig, NotifyCommand, Webhook, 
 use crate::ir::{ApprovalMode, ApprovalSettings};
 use crate::source::{Node, NodeKind};
 
-const BLOCK_KEYS: &[&str] = &["default_timeout", "default_mode", "notify"];
-const NOTIFY_KEYS: &[&str] = &["webhook", "command"];
-const WEBHOOK_KEYS: &[&str] = &["url", "url_env", "secret_env"];
+pub(crate) const BLOCK_KEYS: &[&str] = &["default_timeout", "default_mode", "notify"];
+pub(crate) const NOTIFY_KEYS: &[&str] = &["webhook", "command"];
+pub(crate) const WEBHOOK_KEYS: &[&str] = &["url", "url_env", "secret_env"];
 const ENV_HINT: &str = "name an environment variable, e.g. TOOLGATE_WEBHOOK_SECRET";
 
 pub(super) fn compile_approvals(reader: &mut Reader, node: &Node) -> ApprovalsConfig {

@@ -16,6 +16,7 @@ pub const REGEX_SIZE_LIMIT: usize = 256 * 1024;
 /// Longest regex source accepted.
 pub const REGEX_MAX_LEN: usize = 4096;
 
+pub(crate) const CONDITION_KEYS: &[&str] = &["path", "op", "value"];
 pub const OPERATORS: &[&str] = &[
     "eq", "neq", "in", "not_in", "lt", "lte", "gt", "gte", "regex", "contains", "exists",
 ];
@@ -53,7 +54,7 @@ pub fn compile_condition(
     node: &Node,
     path: &str,
 ) -> Option<CompiledCondition> {
-    let entries = reader.mapping(node, path, &["path", "op", "value"])?;
+    let entries = reader.mapping(node, path, CONDITION_KEYS)?;
     let get = |k: &str| {
         entries
             .iter()

@@ -17,7 +17,7 @@ use super::reader::{child_path, index_path, Reader};
 use crate::identities::{parse_token_hash, Identities, TokenHash};
 use crate::source::{Node, NodeKind};
 
-const IDENTITY_KEYS: &[&str] = &["token_sha256"];
+pub(crate) const IDENTITY_KEYS: &[&str] = &["token_sha256"];
 const HASH_HINT: &str =
     "write the token's SHA-256 as 64 hex digits, e.g. from `printf %s \"$TOKEN\" | sha256sum`";
 

@@ -17,7 +17,7 @@ use crate::ir::{ApprovalMode, ApprovalSettings, Condition, Effect, Increment, Li
 use crate::source::{Node, NodeKind};
 use crate::window::Window;
 
-const RULE_KEYS: &[&str] = &[
+pub(crate) const RULE_KEYS: &[&str] = &[
     "name",
     "action",
     "conditions",
@@ -32,7 +32,7 @@ const RULE_KEYS: &[&str] = &[
     "spend_limit",
     "idempotency_window",
 ];
-const STATE_KEYS: &[&str] = &[
+pub(crate) const STATE_KEYS: &[&str] = &[
     "counter",
     "window",
     "increment",
@@ -41,7 +41,9 @@ const STATE_KEYS: &[&str] = &[
     "scope",
     "mode",
 ];
-const RATE_BLOCK_KEYS: &[&str] = &["max", "window", "scope", "mode"];
+pub(crate) const RATE_BLOCK_KEYS: &[&str] = &["max", "window", "scope", "mode"];
+/// The keys of a `tools.<name>` entry.
+pub(crate) const TOOL_ENTRY_KEYS: &[&str] = &["rules", "idempotency_window"];
 pub const ACTIONS: &str = "evaluate, deny, allow, or require_approval";
 
 /// Compiles `tools.<name>` (`{rules: [...]}`, or empty) into rules.
@@ -49,7 +51,7 @@ pub fn compile_tool(reader: &mut Reader, owner: Owner<'_>, node: &Node, path: &s
     if matches!(node.kind, NodeKind::Null) {
         return Vec::new();
     }
-    let Some(entries) = reader.mapping(node, path, &["rules", "idempotency_window"]) else {
+    let Some(entries) = reader.mapping(node, path, TOOL_ENTRY_KEYS) else {
         return Vec::new();
     };
     read_idempotency_window(reader, owner, node, path);

@@ -8,6 +8,7 @@ mod intercept;
 mod limits;
 mod policylayer;
 pub(crate) mod reader;
+mod schema;
 mod spend;
 
 use std::collections::{HashMap, HashSet};
@@ -22,8 +23,9 @@ use crate::ir::{
 use crate::source::{parse_document, Node, NodeKind};
 
 pub use conditions::{OPERATORS, REGEX_MAX_LEN, REGEX_SIZE_LIMIT};
+pub use schema::{json_schema, SchemaForm};
 
-const INTERCEPT_KEYS: &[&str] = &[
+pub(crate) const INTERCEPT_KEYS: &[&str] = &[
     "version",
     "description",
     "default",
@@ -36,7 +38,7 @@ const INTERCEPT_KEYS: &[&str] = &[
     "mode",
     "audit",
 ];
-const POLICYLAYER_KEYS: &[&str] = &[
+pub(crate) const POLICYLAYER_KEYS: &[&str] = &[
     "version",
     "description",
     "default",
@@ -291,9 +293,11 @@ fn compile_categories(
     categories
 }
 
+pub(crate) const AUDIT_KEYS: &[&str] = &["arguments"];
+
 /// `audit: {arguments: hash | redacted | full}`.
 fn compile_audit(reader: &mut Reader, node: &Node) -> AuditArguments {
-    let Some(entries) = reader.mapping(node, "audit", &["arguments"]) else {
+    let Some(entries) = reader.mapping(node, "audit", AUDIT_KEYS) else {
         return AuditArguments::Hash;
     };
     let Some((_, value)) = entries.iter().find(|(k, _)| k.name == "arguments") else {

@@ -12,16 +12,16 @@ use crate::ir::{Condition, Effect, Rule};
 use crate::source::{Node, NodeKind};
 
 /// Also the order in which a tool's entries become rules (see `compile_tool`).
-const TOOL_KEYS: &[&str] = &["require", "deny_if", "require_approval", "limits"];
-const DENY_IF_KEYS: &[&str] = &["conditions", "on_deny", "dry_run"];
-const APPROVAL_KEYS: &[&str] = &[
+pub(crate) const TOOL_KEYS: &[&str] = &["require", "deny_if", "require_approval", "limits"];
+pub(crate) const DENY_IF_KEYS: &[&str] = &["conditions", "on_deny", "dry_run"];
+pub(crate) const APPROVAL_KEYS: &[&str] = &[
     "conditions",
     "message",
     "approval_timeout",
     "approval_mode",
     "dry_run",
 ];
-const LIMIT_KEYS: &[&str] = &[
+pub(crate) const LIMIT_KEYS: &[&str] = &[
     "counter",
     "window",
     "max",

@@ -15,7 +15,7 @@ use crate::ir::{Increment, Limit};
 use crate::source::{Node, NodeKind};
 use crate::window::Window;
 
-const SPEND_BLOCK_KEYS: &[&str] = &["max", "window", "increment_from", "scope", "mode"];
+pub(crate) const SPEND_BLOCK_KEYS: &[&str] = &["max", "window", "increment_from", "scope", "mode"];
 const CURRENCY_SIGNS: [char; 5] = ['$', '€', '£', '¥', '₹'];
 const FORMAT_HINT: &str = "for example \"$500/day\", \"250.50/7d\" or {max: 500, window: day, increment_from: args.total}";
 

@@ -15,7 +15,7 @@
 //!     expect: [allow, allow, allow, allow, allow, deny]
 //! ```
 
-mod parse;
+pub(crate) mod parse;
 mod run;
 
 use std::collections::HashMap;

@@ -9,8 +9,8 @@ use crate::diagnostics::Diagnostic;
 use crate::ir::CATEGORY_NAMES;
 use crate::source::{parse_document, Node, NodeKind};
 
-const SUITE_KEYS: &[&str] = &["policy", "description", "cases"];
-const CASE_KEYS: &[&str] = &[
+pub(crate) const SUITE_KEYS: &[&str] = &["policy", "description", "cases"];
+pub(crate) const CASE_KEYS: &[&str] = &[
     "name", "tool", "args", "expect", "repeat", "rule", "identity", "session", "category",
     "counters",
 ];

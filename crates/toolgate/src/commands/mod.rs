@@ -10,6 +10,7 @@ mod replay;
 mod run;
 mod run_http;
 mod scan;
+mod schema;
 mod scope_warnings;
 mod starter_tests;
 mod status;
@@ -28,6 +29,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Test(args)) => test::run(&args),
         Some(Command::Diff(args)) => diff::run(&args),
         Some(Command::Replay(args)) => replay::run(&args),
+        Some(Command::Schema(args)) => schema::run(&args),
         Some(Command::Run(args)) => run::run(*args),
         Some(Command::Status(args)) => status::run(&args),
         Some(Command::Classify(args)) => classify::run(&args),
