@@ -4,12 +4,14 @@ every report (text, exit status, JUnit XML read by a JUnit parser) says what hap
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+import yaml
 from junitparser import Failure, JUnitXml
 
-from toolgate_harness import REPO_ROOT, Gateway, filesystem_command
+from toolgate_harness import MCP_PACKAGES, REPO_ROOT, Gateway, filesystem_command, node_bin
 
 pytestmark = pytest.mark.gateway
 
@@ -86,11 +88,26 @@ def write_fixtures(gateway: Gateway) -> None:
 
 
 def test_the_example_policy_tests_pass(gateway: Gateway) -> None:
-    examples = sorted((REPO_ROOT / "examples").glob("*.test.yaml"))
-    assert examples, "examples/ holds policy tests"
+    examples = sorted((REPO_ROOT / "examples").rglob("*.test.yaml"))
+    library = {p.stem.removesuffix(".test") for p in examples if p.parent.name == "policies"}
+    assert library >= {"github", "filesystem", "slack", "postgres", "stripe", "shell", "memory", "playwright"}
     done = gateway.run_cli("test", *map(str, examples))
     assert done.returncode == 0, done.stdout + done.stderr
     assert " 0 failed" in done.stdout.splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("policy", "server"),
+    [("filesystem", "filesystem"), ("memory", "memory")],
+)
+def test_library_policies_list_exactly_the_servers_tools(gateway: Gateway, policy: str, server: str) -> None:
+    """A library policy names every tool its server offers, and nothing else."""
+    command = filesystem_command(gateway.dir) if server == "filesystem" else [node_bin(), str(MCP_PACKAGES / "server-memory" / "dist" / "index.js")]
+    done = gateway.run_cli("classify", "--format", "json", "--", *command, timeout=60)
+    assert done.returncode == 0, done.stderr
+    offered = {row["name"] for row in json.loads(done.stdout)}
+    listed = set(yaml.safe_load((REPO_ROOT / "examples" / "policies" / f"{policy}.yaml").read_text())["tools"]) - {"*"}
+    assert listed == offered
 
 
 def test_passing_failing_and_invalid_files_give_their_exit_status_and_junit(gateway: Gateway) -> None:
