@@ -25,6 +25,10 @@ pub struct ApprovalsConfig {
     /// every rule at compile time; kept for display).
     pub defaults: ApprovalSettings,
     pub notify: ApprovalNotify,
+    /// `dedupe_window`: an identical call joins a pending request only while the request is
+    /// younger than this; after it, the request is withdrawn as superseded and a new one is
+    /// made (and announced again). `None`: joined for as long as it is pending.
+    pub dedupe_window_ms: Option<u64>,
 }
 
 /// Where new approval requests are announced. Both may be set.

@@ -612,3 +612,34 @@ async fn intercept_wording_keeps_intercepts_approval_prefix() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn past_the_dedupe_window_a_new_request_supersedes_the_pending_one() {
+    let policy = format!(
+        "{}approvals:\n  dedupe_window: 5m\n",
+        approvals_support::POLICY.trim_start()
+    );
+    let mut g = Setup {
+        policy,
+        ..Setup::default()
+    }
+    .start();
+    g.client(&call(1, "write_file", WRITE)).await;
+    let first = approval_id(&g.next_answer().await);
+    // Within the window an identical call joins the pending request.
+    g.clock.advance(Duration::from_secs(4 * 60));
+    g.client(&call(2, "write_file", WRITE)).await;
+    assert_eq!(approval_id(&g.next_answer().await), first);
+    // Past it, the old request is withdrawn as superseded and a new one made.
+    g.clock.advance(Duration::from_secs(2 * 60));
+    g.client(&call(3, "write_file", WRITE)).await;
+    let second = approval_id(&g.next_answer().await);
+    assert_ne!(second, first);
+    let old = g.store.get(&first).await.unwrap().unwrap();
+    assert_eq!(old.state, ApprovalState::Withdrawn);
+    assert!(old.reason.unwrap().starts_with("superseded"));
+    assert_eq!(
+        g.store.get(&second).await.unwrap().unwrap().state,
+        ApprovalState::Pending
+    );
+}

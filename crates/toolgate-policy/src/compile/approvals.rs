@@ -7,7 +7,8 @@ use crate::approvals::{ApprovalNotify, ApprovalsConfig, NotifyCommand, Webhook, 
 use crate::ir::{ApprovalMode, ApprovalSettings};
 use crate::source::{Node, NodeKind};
 
-pub(crate) const BLOCK_KEYS: &[&str] = &["default_timeout", "default_mode", "notify"];
+pub(crate) const BLOCK_KEYS: &[&str] =
+    &["default_timeout", "default_mode", "notify", "dedupe_window"];
 pub(crate) const NOTIFY_KEYS: &[&str] = &["webhook", "command"];
 pub(crate) const WEBHOOK_KEYS: &[&str] = &["url", "url_env", "secret_env"];
 const ENV_HINT: &str = "name an environment variable, e.g. TOOLGATE_WEBHOOK_SECRET";
@@ -48,7 +49,14 @@ pub(super) fn compile_approvals(reader: &mut Reader, node: &Node) -> ApprovalsCo
     let notify = get("notify")
         .map(|n| compile_notify(reader, n))
         .unwrap_or_default();
-    ApprovalsConfig { defaults, notify }
+    let dedupe_window_ms = get("dedupe_window")
+        .and_then(|n| read_window(reader, n, "approvals.dedupe_window"))
+        .map(|w| w.length_ms);
+    ApprovalsConfig {
+        defaults,
+        notify,
+        dedupe_window_ms,
+    }
 }
 
 fn compile_notify(reader: &mut Reader, node: &Node) -> ApprovalNotify {

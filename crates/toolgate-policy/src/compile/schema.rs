@@ -375,6 +375,10 @@ fn definitions() -> Result<Value, String> {
                     "default_timeout" => approval_timeout.clone(),
                     "default_mode" => approval_mode.clone(),
                     "notify" => json!({"$ref": "#/$defs/notify"}),
+                    "dedupe_window" => described(
+                        window.clone(),
+                        "An identical call joins a pending request only while it is younger than this; after it, a new request supersedes it.",
+                    ),
                     _ => return None,
                 })
             })

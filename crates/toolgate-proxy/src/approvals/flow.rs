@@ -34,6 +34,9 @@ use crate::session::{CallInFlight, CallPhase, InFlight, Session};
 /// or took first, which cannot go on for long.
 const MAX_ROUNDS: usize = 8;
 
+/// Why a pending request older than the policy's `dedupe_window` was withdrawn.
+const SUPERSEDED: &str = "superseded: the same call was asked for again after the policy's dedupe_window, as a new request";
+
 /// Consecutive failed reads a held call tolerates before it gives up on the store.
 const MAX_READ_FAILURES: u32 = 20;
 
@@ -128,6 +131,16 @@ struct Waiting {
 const PENDING_SCAN_LIMIT: usize = 10_000;
 
 impl Waiting {
+    /// Whether a pending request is too old for an identical call to join it.
+    fn past_dedupe_window(&self, record: &ApprovalRecord) -> bool {
+        self.policy
+            .approvals
+            .dedupe_window_ms
+            .is_some_and(|window| {
+                self.approvals.now_ms() >= record.created_ms.saturating_add(window)
+            })
+    }
+
     async fn run(self) {
         let binding = fingerprint(
             self.session.identity.as_deref(),
@@ -176,6 +189,18 @@ impl Waiting {
                     }
                     self.approvals
                         .announce(&record, &self.policy.approvals.notify);
+                }
+                AdmitOutcome::Pending if self.past_dedupe_window(&record) => {
+                    // Superseded: withdrawn (once, by whoever gets there first), and the next
+                    // round makes the new request.
+                    match self.approvals.store.withdraw(&record.id, SUPERSEDED).await {
+                        Ok(withdrawn) => self
+                            .gateway
+                            .approval_transition(Transition::Withdrawn, &withdrawn),
+                        Err(ApprovalError::Conflict { .. }) => {}
+                        Err(e) => return self.store_failed(e).await,
+                    }
+                    continue;
                 }
                 AdmitOutcome::Pending => {}
             }

@@ -133,6 +133,11 @@ impl Approvals {
         &self.store
     }
 
+    /// The time approvals are judged by (the store's clock).
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
     /// Transitions made by this process, as they happen.
     pub fn subscribe(&self) -> broadcast::Receiver<ApprovalEvent> {
         self.events.subscribe()
