@@ -21,7 +21,12 @@ use crate::logging::LogFormat;
         toolgate -c policy.yaml -- npx -y @modelcontextprotocol/server-everything\n\n\
         Check a policy, and see how it decides a call:\n  \
         toolgate validate -c policy.yaml\n  \
-        toolgate explain -c policy.yaml --tool create_refund --args '{\"amount\": 500}'",
+        toolgate explain -c policy.yaml --tool create_refund --args '{\"amount\": 500}'\n\n\
+        Test it, and see what a change would do before it refuses anything:\n  \
+        toolgate test policy.test.yaml\n  \
+        toolgate diff policy.yaml policy.next.yaml\n  \
+        toolgate replay -c policy.next.yaml --since 7d\n  \
+        toolgate -c policy.next.yaml --shadow -- <server>",
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
 )]
