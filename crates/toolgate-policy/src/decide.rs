@@ -191,6 +191,22 @@ impl Policy {
         own.into_iter().chain(every).copied().max()
     }
 
+    /// The `redact` rules a result of `tool` goes through: its own, then the `"*"` ones (each
+    /// rule once).
+    pub fn redactions_for(&self, tool: &str) -> Vec<&crate::redact::Redaction> {
+        if self.redactions.is_empty() {
+            return Vec::new();
+        }
+        let mut rules: Vec<&crate::redact::Redaction> = Vec::new();
+        let own = self.redactions.get(tool).into_iter().flatten();
+        for rule in own.chain(self.redactions.get("*").into_iter().flatten()) {
+            if !rules.iter().any(|r| r.name == rule.name) {
+                rules.push(rule);
+            }
+        }
+        rules
+    }
+
     /// Whether any `categories` rules exist (the gateway then needs to know tool categories).
     pub fn has_category_rules(&self) -> bool {
         !self.categories.is_empty()

@@ -86,6 +86,8 @@ pub struct Policy {
     pub idempotency_windows: HashMap<String, u64>,
     /// `audit: {arguments: hash | redacted | full}`.
     pub audit_arguments: AuditArguments,
+    /// The `redact` rules each tool's results go through, by tool (`"*"`: every tool).
+    pub redactions: HashMap<String, Vec<std::sync::Arc<crate::redact::Redaction>>>,
 }
 
 /// The tools removed from `tools/list` and refused as unknown.

@@ -28,6 +28,7 @@ pub mod ir;
 pub mod number;
 pub mod operators;
 pub mod reads;
+pub mod redact;
 pub mod source;
 pub mod suite;
 pub mod window;

@@ -280,7 +280,7 @@ fn tools_is_a_mapping_of_named_tools() {
     assert_eq!(e[0].message, "unknown key \"rule\"");
     assert_eq!(
         e[0].hint.as_deref(),
-        Some("did you mean `rules`? Known keys here: rules, idempotency_window")
+        Some("did you mean `rules`? Known keys here: rules, idempotency_window, redact")
     );
     assert_errors(
         "version: \"1\"\ntools:\n  a:\n    rules: {x: 1}\n",

@@ -103,6 +103,8 @@ pub(crate) enum InFlight {
     /// A call waiting for the answer to an identical one (`idempotency_window`): answered
     /// when that one is, never forwarded.
     Duplicate,
+    /// A `resources/read` whose result goes through the policy's `"*"` redact rules.
+    ResourcesRead,
 }
 
 pub(crate) struct CallInFlight {
@@ -135,6 +137,9 @@ pub(crate) struct CallExtras {
     pub idempotency: Option<(crate::idempotency::CallKey, u64)>,
     /// The arguments for the audit line, as the policy's `audit.arguments` asks.
     pub arguments: Option<crate::audit::AuditedArguments>,
+    /// What the `redact` rules found in the result, and the rule that withheld it.
+    pub redactions: Option<toolgate_policy::redact::RedactionCounts>,
+    pub withheld_by: Option<String>,
 }
 
 impl CallInFlight {

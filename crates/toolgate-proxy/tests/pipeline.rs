@@ -721,3 +721,34 @@ async fn duplicates_of_a_call_the_server_never_answers_get_its_end() {
         "each call is answered once"
     );
 }
+
+#[tokio::test]
+async fn resources_read_results_go_through_the_redact_rules_for_every_tool() {
+    let policy = r#"
+version: "1"
+redact:
+  secrets:
+    detectors: [aws_access_key]
+tools:
+  "*":
+    redact: [secrets]
+    rules: []
+"#;
+    let mut h = harness_with(policy, GatewayOptions::default(), None);
+    h.client(r#"{"jsonrpc":"2.0","id":9,"method":"resources/read","params":{"uri":"file:///a"}}"#)
+        .await;
+    h.next_to_server().await;
+    h.server(r#"{"jsonrpc":"2.0","id":9,"result":{"contents":[{"uri":"file:///a","text":"id AKIAIOSFODNN7EXAMPLE"},{"uri":"file:///b","blob":"AKIAIOSFODNN7EXAMPLE"}]}}"#)
+        .await;
+    let answer = h.next_to_client().await;
+    assert_eq!(answer["id"], 9);
+    assert_eq!(
+        answer["result"]["contents"][0]["text"],
+        "id [REDACTED:aws_access_key]"
+    );
+    // A blob is base64, not text.
+    assert_eq!(
+        answer["result"]["contents"][1]["blob"],
+        "AKIAIOSFODNN7EXAMPLE"
+    );
+}

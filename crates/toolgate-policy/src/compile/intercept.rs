@@ -43,7 +43,7 @@ pub(crate) const STATE_KEYS: &[&str] = &[
 ];
 pub(crate) const RATE_BLOCK_KEYS: &[&str] = &["max", "window", "scope", "mode"];
 /// The keys of a `tools.<name>` entry.
-pub(crate) const TOOL_ENTRY_KEYS: &[&str] = &["rules", "idempotency_window"];
+pub(crate) const TOOL_ENTRY_KEYS: &[&str] = &["rules", "idempotency_window", "redact"];
 pub const ACTIONS: &str = "evaluate, deny, allow, or require_approval";
 
 /// Compiles `tools.<name>` (`{rules: [...]}`, or empty) into rules.
@@ -55,6 +55,7 @@ pub fn compile_tool(reader: &mut Reader, owner: Owner<'_>, node: &Node, path: &s
         return Vec::new();
     };
     read_idempotency_window(reader, owner, node, path);
+    read_redact(reader, owner, node, path);
     let Some((_, rules_node)) = entries.iter().find(|(k, _)| k.name == "rules") else {
         return Vec::new();
     };
@@ -363,6 +364,26 @@ fn read_idempotency_window(reader: &mut Reader, owner: Owner<'_>, node: &Node, p
     }
     let entry = reader.idempotency.entry(tool).or_default();
     *entry = (*entry).max(ms);
+}
+
+/// `redact: [names]` on a tool entry: the rules its results go through.
+fn read_redact(reader: &mut Reader, owner: Owner<'_>, node: &Node, path: &str) {
+    let tool = match owner {
+        Owner::Tool(name) => name,
+        Owner::AllTools => "*",
+        Owner::Category(_) => {
+            if let Some(list) = node.get("redact") {
+                reader.error_with_hint(
+                    list.location,
+                    &child_path(path, "redact"),
+                    "redact cannot be set by risk category",
+                    "set it on the tool, or under \"*\" for every tool",
+                );
+            }
+            return;
+        }
+    };
+    super::redact::read_tool_redactions(reader, tool, node, path);
 }
 
 /// Answers are held in memory for the window.

@@ -8,6 +8,7 @@ mod intercept;
 mod limits;
 mod policylayer;
 pub(crate) mod reader;
+mod redact;
 mod schema;
 mod spend;
 
@@ -37,6 +38,7 @@ pub(crate) const INTERCEPT_KEYS: &[&str] = &[
     "categories",
     "mode",
     "audit",
+    "redact",
 ];
 pub(crate) const POLICYLAYER_KEYS: &[&str] = &[
     "version",
@@ -197,6 +199,10 @@ fn compile_root(
         .map(|n| approvals::compile_approvals(reader, n))
         .unwrap_or_default();
     reader.approval_defaults = approvals.defaults.clone();
+    // Before the tools too: their `redact` lists name these rules.
+    if let Some(node) = get("redact") {
+        reader.redactions = redact::compile_redactions(reader, node);
+    }
 
     let mut tools: HashMap<String, Vec<Rule>> = HashMap::new();
     let mut wildcard: Vec<Rule> = Vec::new();
@@ -259,6 +265,7 @@ fn compile_root(
         approvals,
         idempotency_windows: std::mem::take(&mut reader.idempotency),
         audit_arguments,
+        redactions: std::mem::take(&mut reader.redact_tools),
     })
 }
 
@@ -391,6 +398,11 @@ fn revision_of(policy: &Policy) -> String {
     feed(format!("{:?}", policy.wildcard));
     feed(format!("{:?}", policy.identities));
     feed(format!("{:?}", policy.approvals));
+    if !policy.redactions.is_empty() {
+        let mut tools: Vec<_> = policy.redactions.iter().collect();
+        tools.sort_by(|a, b| a.0.cmp(b.0));
+        feed(format!("redact {tools:?}"));
+    }
     if policy.audit_arguments != AuditArguments::Hash {
         feed(format!("audit {:?}", policy.audit_arguments));
     }

@@ -18,6 +18,11 @@ pub struct Reader {
     pub regexes: std::collections::HashMap<String, std::sync::Arc<regex::Regex>>,
     /// `idempotency_window`s read so far, in milliseconds, by tool (`"*"` for every tool).
     pub idempotency: std::collections::HashMap<String, u64>,
+    /// The top-level `redact` rules, read before the tools that name them.
+    pub redactions: std::collections::HashMap<String, std::sync::Arc<crate::redact::Redaction>>,
+    /// The rules each tool's `redact` names, by tool (`"*"` for every tool).
+    pub redact_tools:
+        std::collections::HashMap<String, Vec<std::sync::Arc<crate::redact::Redaction>>>,
 }
 
 /// Appends a key to a policy path, quoting keys that are not plain identifiers.

@@ -13,9 +13,11 @@ use super::conditions::{CONDITION_KEYS, OPERATORS};
 use super::identities::IDENTITY_KEYS;
 use super::intercept::{RATE_BLOCK_KEYS, RULE_KEYS, STATE_KEYS, TOOL_ENTRY_KEYS};
 use super::policylayer::{APPROVAL_KEYS, DENY_IF_KEYS, LIMIT_KEYS, TOOL_KEYS};
+use super::redact::RULE_KEYS as REDACT_RULE_KEYS;
 use super::spend::SPEND_BLOCK_KEYS;
 use super::{AUDIT_KEYS, INTERCEPT_KEYS, POLICYLAYER_KEYS};
 use crate::ir::CATEGORY_NAMES;
+use crate::redact::DETECTORS;
 
 /// Which file format a schema describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +124,7 @@ fn top_level(keys: &[&str], tool: &str) -> Result<Value, String> {
                 "shadow: every rule is a dry run — calls are forwarded and what the policy would have done is audited.",
             ),
             "audit" => json!({"$ref": "#/$defs/audit"}),
+            "redact" => json!({"$ref": "#/$defs/redact"}),
             _ => return None,
         })
     })?;
@@ -211,6 +214,10 @@ fn definitions() -> Result<Value, String> {
                 "idempotency_window" => described(
                     window.clone(),
                     "An identical call within this window gets the first one's answer instead of running again.",
+                ),
+                "redact" => described(
+                    json!({"type": "array", "items": {"type": "string"}}),
+                    "The redact rules (top-level redact block) this tool's results go through.",
                 ),
                 _ => return None,
             })
@@ -408,6 +415,30 @@ fn definitions() -> Result<Value, String> {
             })
         })
         .map(nullable)?,
+    );
+    defs.insert(
+        "redact".into(),
+        described(
+            json!({
+                "type": "object",
+                "additionalProperties": closed("redact.<name>", REDACT_RULE_KEYS, |key| {
+                    Some(match key {
+                        "detectors" => described(
+                            json!({"type": "array", "items": {"enum": DETECTORS}}),
+                            "Built-in secret detectors; each match becomes [REDACTED:<detector>].",
+                        ),
+                        "pattern" => described(json!({"type": "string"}), "A regex (Rust syntax) whose matches are replaced."),
+                        "replace" => described(json!({"type": "string"}), "What replaces a pattern's match (default [REDACTED:<rule>])."),
+                        "on_match" => described(
+                            json!({"enum": ["redact", "block"]}),
+                            "redact replaces each match; block withholds the whole result.",
+                        ),
+                        _ => return None,
+                    })
+                })?,
+            }),
+            "Named rules that remove secrets and other text from tool results before the client sees them.",
+        ),
     );
     defs.insert(
         "audit".into(),

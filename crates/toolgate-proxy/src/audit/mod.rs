@@ -53,6 +53,13 @@ pub struct DecisionRecord {
     /// The approval request the call waited on or consumed (`apr_…`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval: Option<String>,
+    /// Matches the `redact` rules found in the result, by `<rule>/<detector>` (never the
+    /// values).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redactions: Option<toolgate_policy::redact::RedactionCounts>,
+    /// The `redact` rule (`on_match: block`) that withheld the result from the client.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub withheld_by: Option<String>,
     /// The arguments, when the policy asks for them (`audit: {arguments: full}`), or their
     /// redacted view (`redacted`: keys, types, booleans and small numbers).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
@@ -136,6 +143,16 @@ pub enum AuditEvent {
     },
     Shutdown {
         reason: String,
+    },
+    /// What `redact` rules found in a result that is not a call's (a `resources/read`).
+    Redacted {
+        session: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        identity: Option<String>,
+        method: &'static str,
+        redactions: toolgate_policy::redact::RedactionCounts,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        withheld_by: Option<String>,
     },
     /// A transition of an approval request (see `docs/APPROVALS.md`).
     Approval(crate::approvals::ApprovalAudit),
@@ -227,6 +244,26 @@ impl AuditSink {
     }
 }
 
+/// About how many bytes a value takes as JSON: its strings, and a few for everything else.
+fn json_len(value: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => s.len() + 2,
+        Value::Array(items) => items.iter().map(json_len).sum::<usize>() + 2,
+        Value::Object(map) => {
+            map.iter()
+                .map(|(k, v)| k.len() + 4 + json_len(v))
+                .sum::<usize>()
+                + 2
+        }
+        _ => 24,
+    }
+}
+
+fn counts_len(counts: &toolgate_policy::redact::RedactionCounts) -> usize {
+    counts.keys().map(|k| k.len() + 24).sum()
+}
+
 impl AuditEvent {
     /// About how many bytes the event's line takes: what the writer's queue is bounded by.
     fn estimated_len(&self) -> usize {
@@ -244,7 +281,21 @@ impl AuditEvent {
                         + text(&d.args_hash)
                         + text(&d.approval)
                         + d.counters.iter().map(|c| c.key.len() + 64).sum::<usize>()
+                        + d.arguments.as_ref().map_or(0, |a| match a {
+                            AuditedArguments::Full(v) | AuditedArguments::Redacted(v) => {
+                                json_len(v)
+                            }
+                        })
+                        + d.redactions.as_ref().map_or(0, counts_len)
+                        + text(&d.withheld_by)
                 }
+                AuditEvent::Redacted {
+                    session,
+                    identity,
+                    redactions,
+                    withheld_by,
+                    ..
+                } => session.len() + text(identity) + counts_len(redactions) + text(withheld_by),
                 AuditEvent::Reload { errors, .. } => errors.iter().map(String::len).sum(),
                 AuditEvent::Shutdown { reason } => reason.len(),
                 AuditEvent::Dropped {

@@ -42,6 +42,7 @@ pub enum Method {
     Initialized,
     Cancelled,
     Progress,
+    ResourcesRead,
     Other(Box<str>),
 }
 
@@ -54,6 +55,7 @@ impl Method {
             "notifications/initialized" => Method::Initialized,
             "notifications/cancelled" => Method::Cancelled,
             "notifications/progress" => Method::Progress,
+            "resources/read" => Method::ResourcesRead,
             other => Method::Other(other.into()),
         }
     }
@@ -66,6 +68,7 @@ impl Method {
             Method::Initialized => "notifications/initialized",
             Method::Cancelled => "notifications/cancelled",
             Method::Progress => "notifications/progress",
+            Method::ResourcesRead => "resources/read",
             Method::Other(name) => name,
         }
     }

@@ -387,9 +387,9 @@ impl Gateway {
         };
         // A call let through although a dry-run rule would have refused it is audited as
         // what that rule would have done.
-        let (shadow, arguments) = match call.extras {
-            Some(extras) => (extras.shadow, extras.arguments),
-            None => (None, None),
+        let (shadow, arguments, redactions, withheld_by) = match call.extras {
+            Some(e) => (e.shadow, e.arguments, e.redactions, e.withheld_by),
+            None => (None, None, None, None),
         };
         let (decision, rule, message) = match (end.decision(), shadow) {
             (AuditDecision::Allow, Some(shadow)) => (
@@ -417,6 +417,8 @@ impl Gateway {
             args_hash: call.args_hash.map(String::from),
             approval: end.approval().or(call.approval.map(String::from)),
             arguments,
+            redactions,
+            withheld_by,
             // A call still waiting on a person has reserved nothing yet.
             counters: if end.is_approval_step() {
                 Vec::new()

@@ -11,7 +11,7 @@ use super::settle::result_is_error;
 use crate::audit::{AuditDecision, AuditEvent, DecisionRecord, Outcome};
 use crate::gateway::Gateway;
 use crate::idempotency::{CallKey, Claim, KeptAnswer, Waiter};
-use crate::message::{ClientRequest, ServerMessage, ToClient};
+use crate::message::{ClientRequest, ToClient};
 use crate::session::{InFlight, Session};
 use crate::wire::{self, ErrorCode};
 
@@ -84,23 +84,12 @@ impl Gateway {
         &self,
         key: CallKey,
         window_ms: u64,
-        message: &ServerMessage,
+        answer: &KeptAnswer,
     ) {
-        let answer = match (message.result(), message.error()) {
-            (Some(result), _) => KeptAnswer {
-                is_error: false,
-                member: result.into(),
-            },
-            (None, Some(error)) => KeptAnswer {
-                is_error: true,
-                member: error.into(),
-            },
-            (None, None) => return,
-        };
         let now = self.clock.now_ms();
-        for waiter in self.idempotency.answered(key, &answer, window_ms, now) {
+        for waiter in self.idempotency.answered(key, answer, window_ms, now) {
             let text = answer.for_id(waiter.id.get());
-            self.answer_waiter(waiter, text, outcome_of(&answer)).await;
+            self.answer_waiter(waiter, text, outcome_of(answer)).await;
         }
     }
 
@@ -179,6 +168,8 @@ impl Gateway {
             args_hash: None,
             approval: None,
             arguments: None,
+            redactions: None,
+            withheld_by: None,
         }));
         session
             .send_to_client(ToClient::answer(text, Some(id), error))

@@ -11,6 +11,7 @@ mod call_end;
 mod categories;
 mod duplicates;
 mod initialize;
+pub mod redact_result;
 mod server;
 mod settle;
 mod tools_list;
@@ -90,6 +91,9 @@ impl Gateway {
             Method::ToolsCall => return self.call_from_client(session, request).await,
             Method::ToolsList => Some(InFlight::ToolsList),
             Method::Initialize => Some(InFlight::Initialize),
+            Method::ResourcesRead if !self.policy.load().redactions_for("*").is_empty() => {
+                Some(InFlight::ResourcesRead)
+            }
             _ => None,
         };
         if let Some(entry) = follow {

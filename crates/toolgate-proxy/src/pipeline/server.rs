@@ -15,7 +15,9 @@ use crate::upstream_ids::{Answer, Pending};
 use crate::wire::{self, ErrorCode};
 
 use super::initialize::patch_initialize_result;
+use super::redact_result::{redact_answer, RedactionOutcome};
 use super::tools_list::filter_tools_page;
+use crate::idempotency::KeptAnswer;
 
 impl Gateway {
     /// Handles one message from the server: reads it (the one read of its text) and routes it.
@@ -67,11 +69,40 @@ impl Gateway {
         let mut duplicates = None;
         let text = match pending {
             None | Some(InFlight::Duplicate) => with_client_id(),
-            Some(InFlight::Call(call)) => {
-                duplicates = call.idempotency();
+            Some(InFlight::Call(mut call)) => {
+                // A guard, not a clone: on every answered call, and not held past this line.
+                let redacted = redact_answer(&self.policy.load(), &call.tool, message.result());
+                let replacement = redacted.and_then(|r| {
+                    if !r.counts.is_empty() {
+                        let extras = call.extras_mut();
+                        extras.redactions = Some(r.counts);
+                        extras.withheld_by = r.withheld_by;
+                    }
+                    r.replacement
+                });
+                if let Some((key, window_ms)) = call.idempotency() {
+                    // Duplicates get what this caller gets, redactions included.
+                    duplicates =
+                        Some((key, window_ms, kept_answer(&message, replacement.as_ref())));
+                }
                 self.settle_call(session, call, message.is_error(), message.result())
                     .await;
-                with_client_id()
+                match &replacement {
+                    Some(result) => replace_result(client_id.get(), result),
+                    None => with_client_id(),
+                }
+            }
+            Some(InFlight::ResourcesRead) => {
+                match redact_answer(&self.policy.load(), "*", message.result()) {
+                    Some(r) => {
+                        self.audit_resource_redaction(session, &r);
+                        match r.replacement {
+                            Some(result) => replace_result(client_id.get(), &result),
+                            None => with_client_id(),
+                        }
+                    }
+                    None => with_client_id(),
+                }
             }
             Some(InFlight::ToolsList) => match message.result() {
                 Some(result) => {
@@ -122,9 +153,25 @@ impl Gateway {
         };
         let route = Route::Answer { id_key: key, error };
         session.send_to_client(ToClient { text, route }).await;
-        if let Some((key, window_ms)) = duplicates {
-            self.answer_duplicates(key, window_ms, &message).await;
+        if let Some((key, window_ms, Some(answer))) = duplicates {
+            self.answer_duplicates(key, window_ms, &answer).await;
         }
+    }
+
+    /// What the `"*"` redact rules found in a `resources/read` result (a read is not a call,
+    /// so it has a line of its own).
+    fn audit_resource_redaction(&self, session: &Session, outcome: &RedactionOutcome) {
+        if outcome.counts.is_empty() {
+            return;
+        }
+        tracing::info!(session = %session.id, withheld = outcome.withheld_by.is_some(), "redacted a resources/read result");
+        self.audit.record(AuditEvent::Redacted {
+            session: session.id.clone(),
+            identity: session.identity.clone(),
+            method: "resources/read",
+            redactions: outcome.counts.clone(),
+            withheld_by: outcome.withheld_by.clone(),
+        });
     }
 
     /// An answer that no client is waiting for: logged and audited, never relayed.
@@ -142,6 +189,23 @@ impl Gateway {
             reason,
         });
     }
+}
+
+/// The answer an identical call gets: the result as this caller got it, or the error.
+fn kept_answer(
+    message: &ServerMessage,
+    replacement: Option<&serde_json::Value>,
+) -> Option<KeptAnswer> {
+    let (is_error, member) = match (replacement, message.result(), message.error()) {
+        (Some(result), _, _) => (false, result.to_string()),
+        (None, Some(result), _) => (false, result.to_string()),
+        (None, None, Some(error)) => (true, error.to_string()),
+        (None, None, None) => return None,
+    };
+    Some(KeptAnswer {
+        is_error,
+        member: member.into(),
+    })
 }
 
 /// At most 64 characters of untrusted text, for logs.
