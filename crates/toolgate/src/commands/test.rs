@@ -63,11 +63,14 @@ fn run_file(file: &Path, quiet: bool) -> junit::Suite {
             };
         }
     };
+    let header = format!(
+        "{name} (policy {}, revision {})",
+        suite.policy, policy.revision
+    );
+    // Quiet runs name the file only once something in it fails.
+    let mut header_printed = !quiet;
     if !quiet {
-        println!(
-            "{name} (policy {}, revision {})",
-            suite.policy, policy.revision
-        );
+        println!("{header}");
     }
     let mut cases = Vec::with_capacity(suite.cases.len());
     for case in &suite.cases {
@@ -76,8 +79,9 @@ fn run_file(file: &Path, quiet: bool) -> junit::Suite {
         let time = started.elapsed();
         let failure = result.failure.map(|f| {
             let details = describe_failure(&case.tool, &f);
-            if quiet {
-                println!("{name}");
+            if !header_printed {
+                println!("{header}");
+                header_printed = true;
             }
             println!("  FAIL  {}", case.name);
             for line in details.lines() {
