@@ -33,6 +33,7 @@ mod classify;
 mod document;
 mod error;
 mod lexicon;
+pub mod poisoning;
 mod report;
 mod rule;
 mod scoreboard;

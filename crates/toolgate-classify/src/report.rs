@@ -4,11 +4,13 @@
 //! slice are ignored.
 
 use std::cmp::Reverse;
+use std::fmt::Write as _;
 
 use serde::Serialize;
 
 use crate::category::{Category, Risk};
 use crate::classify::Classification;
+use crate::poisoning::{scan_tool, Finding, Severity};
 use crate::tool::ToolDef;
 
 /// Total width the table aims for, to fit a standard terminal.
@@ -29,6 +31,8 @@ struct JsonRow<'a> {
     risk: Risk,
     confidence: f32,
     evidence: &'a [String],
+    /// Signs of a poisoned definition (`poisoning`): empty for a clean one.
+    findings: Vec<Finding>,
 }
 
 /// Pretty JSON array of `{"name","category","risk","confidence","evidence"}`
@@ -43,6 +47,7 @@ pub fn render_json(tools: &[ToolDef], results: &[Classification]) -> String {
             risk: result.risk,
             confidence: result.confidence,
             evidence: &result.evidence,
+            findings: scan_tool(tool),
         })
         .collect();
     // Serialising plain strings, enums and finite floats cannot fail.
@@ -98,6 +103,27 @@ pub fn render_table(tools: &[ToolDef], results: &[Classification]) -> String {
         rows.iter().map(|(_, result)| result.category),
     ));
     table.push('\n');
+    let flagged: Vec<(&ToolDef, Vec<Finding>)> = tools
+        .iter()
+        .map(|tool| (tool, scan_tool(tool)))
+        .filter(|(_, findings)| findings.iter().any(|f| f.severity >= Severity::Medium))
+        .collect();
+    if !flagged.is_empty() {
+        table.push_str("\nPossibly poisoned definitions (see docs/INTEGRITY.md):\n");
+        for (tool, findings) in flagged {
+            for f in findings.iter().filter(|f| f.severity >= Severity::Medium) {
+                let _ = writeln!(
+                    table,
+                    "  {}  {:?} ({:?}) in {}: {}",
+                    crate::poisoning::visible(&tool.name),
+                    f.kind,
+                    f.severity,
+                    f.place,
+                    fit(&f.evidence, 80)
+                );
+            }
+        }
+    }
     table
 }
 
