@@ -36,9 +36,16 @@ fuzz_target!(|data: &[u8]| {
         }
         Err(errors) => {
             // Lines as YAML counts them: `\r\n`, `\n` and a lone `\r` each end one.
-            let lines = text.replace("\r\n", "\n").replace('\r', "\n").split('\n').count();
+            let lines = text
+                .replace("\r\n", "\n")
+                .replace('\r', "\n")
+                .split('\n')
+                .count();
             for e in errors {
-                assert!(e.location.line >= 1 && e.location.line <= lines + 1, "{e:?}");
+                assert!(
+                    e.location.line >= 1 && e.location.line <= lines + 1,
+                    "{e:?}"
+                );
             }
         }
     }

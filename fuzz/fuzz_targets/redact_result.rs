@@ -41,8 +41,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if let Some(redacted) = first.replacement {
-        let again = redact_answer(policy(), "t", Some(&redacted.to_string()))
-            .expect("the tool has rules");
+        let again =
+            redact_answer(policy(), "t", Some(&redacted.to_string())).expect("the tool has rules");
         assert!(
             again.counts.is_empty(),
             "something survived redaction: {:?} in {redacted}",
