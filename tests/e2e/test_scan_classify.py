@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,25 @@ async def test_category_rules_deny_a_destructive_tool_the_policy_never_names(gat
         assert "no destructive calls" in first_text(denied)
         graph = await session.call_tool("read_graph", {})
         assert '"a"' in first_text(graph), "the entity must still exist: the server never saw the delete"
+
+
+POISONED_SERVER = [sys.executable, str(Path(__file__).parent / "servers" / "poisoned_server.py")]
+
+
+@pytest.mark.anyio
+async def test_a_poisoned_definition_is_reported_and_hidden_by_the_starter_policy(gateway: Gateway) -> None:
+    rows = classify_json(gateway, "--", *POISONED_SERVER)
+    by_name = {r["name"]: r for r in rows}
+    kinds = {f["kind"] for f in by_name["add"]["findings"]}
+    assert {"hidden_instruction", "credential_reference"} <= kinds
+    assert by_name["read_note"]["findings"] == []
+
+    out = gateway.dir / "poisoned.yaml"
+    done = gateway.run_cli("scan", "-o", str(out), "--", *POISONED_SERVER, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert 'hide:\n' in out.read_text() and '  - "add"' in out.read_text()
+    tests = gateway.run_cli("test", str(gateway.dir / "poisoned.test.yaml"))
+    assert tests.returncode == 0, tests.stdout
+    async with gateway.session(POISONED_SERVER, policy=out) as connected:
+        names = {t.name for t in (await connected.session.list_tools()).tools}
+        assert names == {"read_note"}

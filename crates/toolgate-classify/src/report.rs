@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::category::{Category, Risk};
 use crate::classify::Classification;
-use crate::poisoning::{scan_tool, Finding, Severity};
+use crate::poisoning::{flagged, scan_tool, Finding};
 use crate::tool::ToolDef;
 
 /// Total width the table aims for, to fit a standard terminal.
@@ -105,13 +105,13 @@ pub fn render_table(tools: &[ToolDef], results: &[Classification]) -> String {
     table.push('\n');
     let flagged: Vec<(&ToolDef, Vec<Finding>)> = tools
         .iter()
-        .map(|tool| (tool, scan_tool(tool)))
-        .filter(|(_, findings)| findings.iter().any(|f| f.severity >= Severity::Medium))
+        .map(|tool| (tool, flagged(tool)))
+        .filter(|(_, findings)| !findings.is_empty())
         .collect();
     if !flagged.is_empty() {
         table.push_str("\nPossibly poisoned definitions (see docs/INTEGRITY.md):\n");
         for (tool, findings) in flagged {
-            for f in findings.iter().filter(|f| f.severity >= Severity::Medium) {
+            for f in &findings {
                 let _ = writeln!(
                     table,
                     "  {}  {:?} ({:?}) in {}: {}",

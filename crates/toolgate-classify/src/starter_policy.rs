@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 
 use crate::category::Category;
 use crate::classify::Classification;
+use crate::poisoning::{flagged, Finding};
 use crate::rule::{recommended_rule, RecommendedRule};
 use crate::tool::ToolDef;
 
@@ -43,6 +44,34 @@ pub fn starter_policy_yaml(
         json_string(&format!("Starter policy for {server_label}"))
     );
     out.push_str("default: allow\n");
+    // Tools whose definitions look poisoned are hidden until someone has read them.
+    let flagged: Vec<(&ToolDef, Vec<Finding>)> = tools
+        .iter()
+        .map(|tool| (tool, flagged(tool)))
+        .filter(|(_, findings)| !findings.is_empty())
+        .collect();
+    if !flagged.is_empty() {
+        out.push_str(
+            "# Hidden: these definitions look poisoned (docs/INTEGRITY.md). Read them, and\n",
+        );
+        out.push_str(
+            "# remove a tool from this list only if what it asks of the model is harmless.\n",
+        );
+        out.push_str("hide:\n");
+        for (tool, findings) in &flagged {
+            for f in findings {
+                let _ = writeln!(
+                    out,
+                    "  # {}: {:?} in {}: {}",
+                    one_line(&crate::poisoning::visible(&tool.name), 60),
+                    f.kind,
+                    f.place,
+                    one_line(&f.evidence, 80)
+                );
+            }
+            let _ = writeln!(out, "  - {}", json_string(&tool.name));
+        }
+    }
     out.push_str("tools:\n");
     for category in Category::ALL {
         let members: Vec<(&ToolDef, &Classification)> = tools

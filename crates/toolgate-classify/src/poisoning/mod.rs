@@ -71,6 +71,15 @@ pub fn scan_tool(tool: &ToolDef) -> Vec<Finding> {
     findings
 }
 
+/// The findings that flag a tool: medium or high. A flagged tool is hidden by the starter
+/// policy `scan` writes, and listed by `classify`.
+pub fn flagged(tool: &ToolDef) -> Vec<Finding> {
+    scan_tool(tool)
+        .into_iter()
+        .filter(|f| f.severity >= Severity::Medium)
+        .collect()
+}
+
 /// Everything suspicious in one piece of text (a description, a prompt, instructions).
 pub fn scan_text(text: &str, place: &str) -> Vec<Finding> {
     patterns::text_findings(text, place)

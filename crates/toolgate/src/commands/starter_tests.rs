@@ -30,6 +30,17 @@ pub fn starter_tests(
 fn write_case(out: &mut String, policy: &Policy, tool: &ToolDef, classification: &Classification) {
     let name = &tool.name;
     let category = classification.category;
+    if !toolgate_classify::poisoning::flagged(tool).is_empty() {
+        let _ = writeln!(
+            out,
+            "  - name: {}",
+            quoted(&format!(
+                "{name} is hidden until its definition is reviewed"
+            ))
+        );
+        let _ = writeln!(out, "    tool: {}\n    expect: hidden", quoted(name));
+        return;
+    }
     match recommended_rule(category) {
         RecommendedRule::Allow => {
             let _ = writeln!(
