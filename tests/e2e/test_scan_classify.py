@@ -155,3 +155,25 @@ async def test_a_poisoned_definition_is_reported_and_hidden_by_the_starter_polic
     async with gateway.session(POISONED_SERVER, policy=out) as connected:
         names = {t.name for t in (await connected.session.list_tools()).tools}
         assert names == {"read_note"}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("action", ["hide", "warn"])
+async def test_poisoned_definitions_at_run_time(gateway: Gateway, action: str) -> None:
+    policy = gateway.write_policy(f'version: "1"\npoisoning:\n  on_finding: {action}\n')
+    async with gateway.session(POISONED_SERVER, policy=policy) as connected:
+        session = connected.session
+        if action == "hide":
+            # A call before any listing: toolgate lists the tools itself first, and refuses it.
+            with pytest.raises(Exception, match="Unknown tool: add"):
+                await session.call_tool("add", {"a": 1, "b": 2})
+        names = {t.name for t in (await session.list_tools()).tools}
+        assert names == ({"read_note"} if action == "hide" else {"read_note", "add"})
+        if action == "warn":
+            result = await session.call_tool("add", {"a": 1, "b": 2})
+            assert not result.is_error
+    events = gateway.wait_for_audit(lambda e: e.get("event") == "poisoned_tool")
+    reports = [e for e in events if e.get("event") == "poisoned_tool"]
+    assert len(reports) == 1, "reported once per definition, however often it is listed"
+    assert reports[0]["tool"] == "add" and reports[0]["action"] == action
+    assert {f["kind"] for f in reports[0]["findings"]} >= {"hidden_instruction", "credential_reference"}

@@ -58,6 +58,39 @@ pub enum AuditArguments {
     Full,
 }
 
+/// What the gateway does with a tool whose definition looks poisoned (`poisoning`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PoisoningPolicy {
+    pub on_finding: OnFinding,
+    /// The least severity that counts.
+    pub severity: FindingSeverity,
+}
+
+impl Default for PoisoningPolicy {
+    fn default() -> Self {
+        PoisoningPolicy {
+            on_finding: OnFinding::Warn,
+            severity: FindingSeverity::Medium,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFinding {
+    /// Log and audit the tool once; it stays usable.
+    Warn,
+    /// Remove it from `tools/list` and answer calls to it as to an unknown tool.
+    Hide,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingSeverity {
+    Medium,
+    High,
+}
+
 /// A compiled, validated policy.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -88,6 +121,8 @@ pub struct Policy {
     pub audit_arguments: AuditArguments,
     /// The `redact` rules each tool's results go through, by tool (`"*"`: every tool).
     pub redactions: HashMap<String, Vec<std::sync::Arc<crate::redact::Redaction>>>,
+    /// `poisoning: {on_finding, severity}` (default: warn at medium).
+    pub poisoning: PoisoningPolicy,
 }
 
 /// The tools removed from `tools/list` and refused as unknown.

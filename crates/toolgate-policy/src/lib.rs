@@ -43,7 +43,10 @@ pub use decide::{
 pub use diagnostics::{Diagnostic, Location, PolicyErrors};
 pub use explain::{ExplainedReservation, Explanation};
 pub use identities::Identities;
-pub use ir::{AuditArguments, DefaultAction, Policy, PolicyFormat, PolicyMode};
+pub use ir::{
+    AuditArguments, DefaultAction, FindingSeverity, OnFinding, PoisoningPolicy, Policy,
+    PolicyFormat, PolicyMode,
+};
 pub use window::{Window, WindowMode};
 
 /// Parses, validates and compiles policy text (YAML or JSON, any supported form).

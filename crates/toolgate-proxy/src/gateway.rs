@@ -88,6 +88,8 @@ pub struct Gateway {
     pub(crate) category_listing: tokio::sync::Mutex<Option<std::time::Instant>>,
     /// Calls under an `idempotency_window`: in flight, and answers kept.
     pub(crate) idempotency: crate::idempotency::Idempotency,
+    /// Tools whose definitions look poisoned, as last listed.
+    pub(crate) poisoned_tools: parking_lot::RwLock<crate::pipeline::poisoning::PoisonedTools>,
 }
 
 impl Gateway {
@@ -117,6 +119,7 @@ impl Gateway {
             reload_lock: Default::default(),
             serves_http: Default::default(),
             idempotency: Default::default(),
+            poisoned_tools: Default::default(),
         })
     }
 

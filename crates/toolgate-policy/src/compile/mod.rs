@@ -19,7 +19,8 @@ use reader::{child_path, index_path, Reader};
 
 use crate::diagnostics::{Diagnostic, Location};
 use crate::ir::{
-    AuditArguments, DefaultAction, HiddenTools, Policy, PolicyFormat, PolicyMode, Rule,
+    AuditArguments, DefaultAction, FindingSeverity, HiddenTools, OnFinding, PoisoningPolicy,
+    Policy, PolicyFormat, PolicyMode, Rule,
 };
 use crate::source::{parse_document, Node, NodeKind};
 
@@ -39,6 +40,7 @@ pub(crate) const INTERCEPT_KEYS: &[&str] = &[
     "mode",
     "audit",
     "redact",
+    "poisoning",
 ];
 pub(crate) const POLICYLAYER_KEYS: &[&str] = &[
     "version",
@@ -53,6 +55,7 @@ pub(crate) const POLICYLAYER_KEYS: &[&str] = &[
     "categories",
     "mode",
     "audit",
+    "poisoning",
 ];
 
 /// Parses and compiles policy text. On failure, every problem found, in file order.
@@ -188,6 +191,9 @@ fn compile_root(
     let audit_arguments = get("audit")
         .map(|n| compile_audit(reader, n))
         .unwrap_or_default();
+    let poisoning = get("poisoning")
+        .map(|n| compile_poisoning(reader, n))
+        .unwrap_or_default();
     let hidden = get("hide")
         .map(|n| compile_hide(reader, n))
         .unwrap_or_default();
@@ -266,6 +272,7 @@ fn compile_root(
         idempotency_windows: std::mem::take(&mut reader.idempotency),
         audit_arguments,
         redactions: std::mem::take(&mut reader.redact_tools),
+        poisoning,
     })
 }
 
@@ -301,6 +308,39 @@ fn compile_categories(
 }
 
 pub(crate) const AUDIT_KEYS: &[&str] = &["arguments"];
+pub(crate) const POISONING_KEYS: &[&str] = &["on_finding", "severity"];
+
+/// `poisoning: {on_finding: hide | warn, severity: medium | high}`.
+fn compile_poisoning(reader: &mut Reader, node: &Node) -> PoisoningPolicy {
+    let mut out = PoisoningPolicy::default();
+    let Some(entries) = reader.mapping(node, "poisoning", POISONING_KEYS) else {
+        return out;
+    };
+    for (key, value) in entries {
+        let path = child_path("poisoning", &key.name);
+        let text = reader.name(value, &path);
+        match (key.name.as_str(), text.as_deref()) {
+            ("on_finding", Some("warn")) => out.on_finding = OnFinding::Warn,
+            ("on_finding", Some("hide")) => out.on_finding = OnFinding::Hide,
+            ("severity", Some("medium")) => out.severity = FindingSeverity::Medium,
+            ("severity", Some("high")) => out.severity = FindingSeverity::High,
+            (_, None) => {}
+            (name, Some(other)) => {
+                let allowed = if name == "on_finding" {
+                    "warn or hide"
+                } else {
+                    "medium or high"
+                };
+                reader.error(
+                    value.location,
+                    &path,
+                    format!("{name} must be {allowed}, got {other:?}"),
+                );
+            }
+        }
+    }
+    out
+}
 
 /// `audit: {arguments: hash | redacted | full}`.
 fn compile_audit(reader: &mut Reader, node: &Node) -> AuditArguments {
@@ -402,6 +442,9 @@ fn revision_of(policy: &Policy) -> String {
         let mut tools: Vec<_> = policy.redactions.iter().collect();
         tools.sort_by(|a, b| a.0.cmp(b.0));
         feed(format!("redact {tools:?}"));
+    }
+    if policy.poisoning != PoisoningPolicy::default() {
+        feed(format!("poisoning {:?}", policy.poisoning));
     }
     if policy.audit_arguments != AuditArguments::Hash {
         feed(format!("audit {:?}", policy.audit_arguments));

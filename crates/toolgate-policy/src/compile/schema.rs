@@ -15,7 +15,7 @@ use super::intercept::{RATE_BLOCK_KEYS, RULE_KEYS, STATE_KEYS, TOOL_ENTRY_KEYS};
 use super::policylayer::{APPROVAL_KEYS, DENY_IF_KEYS, LIMIT_KEYS, TOOL_KEYS};
 use super::redact::RULE_KEYS as REDACT_RULE_KEYS;
 use super::spend::SPEND_BLOCK_KEYS;
-use super::{AUDIT_KEYS, INTERCEPT_KEYS, POLICYLAYER_KEYS};
+use super::{AUDIT_KEYS, INTERCEPT_KEYS, POISONING_KEYS, POLICYLAYER_KEYS};
 use crate::ir::CATEGORY_NAMES;
 use crate::redact::DETECTORS;
 
@@ -125,6 +125,7 @@ fn top_level(keys: &[&str], tool: &str) -> Result<Value, String> {
             ),
             "audit" => json!({"$ref": "#/$defs/audit"}),
             "redact" => json!({"$ref": "#/$defs/redact"}),
+            "poisoning" => json!({"$ref": "#/$defs/poisoning"}),
             _ => return None,
         })
     })?;
@@ -415,6 +416,25 @@ fn definitions() -> Result<Value, String> {
             })
         })
         .map(nullable)?,
+    );
+    defs.insert(
+        "poisoning".into(),
+        described(
+            closed("poisoning", POISONING_KEYS, |key| {
+                Some(match key {
+                    "on_finding" => described(
+                        json!({"enum": ["warn", "hide"]}),
+                        "warn (default): log and audit the tool; hide: remove it from tools/list and answer calls as unknown.",
+                    ),
+                    "severity" => described(
+                        json!({"enum": ["medium", "high"]}),
+                        "The least severity of finding that counts (default medium).",
+                    ),
+                    _ => return None,
+                })
+            })?,
+            "What the gateway does with tools whose definitions look poisoned (docs/INTEGRITY.md).",
+        ),
     );
     defs.insert(
         "redact".into(),

@@ -144,6 +144,13 @@ pub enum AuditEvent {
     Shutdown {
         reason: String,
     },
+    /// A tool whose definition looks poisoned, reported once per definition.
+    PoisonedTool {
+        tool: String,
+        /// `warn`, or `hide` when the policy hides it.
+        action: &'static str,
+        findings: Vec<toolgate_classify::poisoning::Finding>,
+    },
     /// What `redact` rules found in a result that is not a call's (a `resources/read`).
     Redacted {
         session: String,
@@ -313,6 +320,13 @@ impl AuditEvent {
                         + text(&a.identity)
                         + text(&a.session)
                         + 128
+                }
+                AuditEvent::PoisonedTool { tool, findings, .. } => {
+                    tool.len()
+                        + findings
+                            .iter()
+                            .map(|f| f.evidence.len() + f.place.len() + 64)
+                            .sum::<usize>()
                 }
                 AuditEvent::Startup { .. } | AuditEvent::EventsDropped { .. } => 0,
             }

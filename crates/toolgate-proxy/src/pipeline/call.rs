@@ -119,12 +119,13 @@ impl Gateway {
             }
         };
         let policy = self.policy.load_full();
-        // A tool the policy does not name may take its rules from its risk category; a call
-        // that arrives before the tool was ever listed waits for toolgate to list the tools.
-        if policy.has_category_rules()
-            && !policy.tools.contains_key(&params.tool)
-            && self.category_of(&params.tool).is_none()
-        {
+        // A tool the policy does not name may take its rules from its risk category, and a
+        // policy that hides poisoned tools must have seen the tool's definition: a call that
+        // arrives before the tool was ever listed waits for toolgate to list the tools.
+        let needs_definition = (policy.has_category_rules()
+            && !policy.tools.contains_key(&params.tool))
+            || policy.poisoning.on_finding == toolgate_policy::OnFinding::Hide;
+        if needs_definition && self.category_of(&params.tool).is_none() {
             let gateway = Arc::clone(self);
             let session = Arc::clone(session);
             let tool = params.tool.clone();
@@ -159,7 +160,11 @@ impl Gateway {
             session: Some(&session.counter_session),
             identity: session.identity.as_deref(),
         };
-        let decision = policy.decide_in_category(&call, category);
+        let decision = if self.hides_as_poisoned(&params.tool, &policy) {
+            Decision::Hidden
+        } else {
+            policy.decide_in_category(&call, category)
+        };
         let args_hash = self
             .hasher
             .as_ref()

@@ -53,6 +53,14 @@ impl Gateway {
         self.tool_categories.read().get(tool).copied()
     }
 
+    /// Learns what one `tools/list` page says about the server's tools: their categories
+    /// (for `categories` rules, and as the record of which tools were listed) and whether
+    /// their definitions look poisoned.
+    pub(crate) fn learn_from_page(&self, page: &Value, policy: &toolgate_policy::Policy) {
+        self.learn_categories_from_page(page);
+        self.scan_page_for_poisoning(page, policy);
+    }
+
     /// Classifies the tools of one `tools/list` page and remembers their categories.
     pub(crate) fn learn_categories_from_page(&self, page: &Value) {
         let Some(tools) = page.get("tools").and_then(Value::as_array) else {
@@ -96,7 +104,7 @@ impl Gateway {
             let Ok(page) = serde_json::from_str::<Value>(&result) else {
                 return;
             };
-            self.learn_categories_from_page(&page);
+            self.learn_from_page(&page, &self.policy.load());
             cursor = page
                 .get("nextCursor")
                 .and_then(Value::as_str)

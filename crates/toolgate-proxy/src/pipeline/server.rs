@@ -16,7 +16,7 @@ use crate::wire::{self, ErrorCode};
 
 use super::initialize::patch_initialize_result;
 use super::redact_result::{redact_answer, RedactionOutcome};
-use super::tools_list::filter_tools_page;
+use super::tools_list::filter_tools_page_hiding;
 use crate::idempotency::KeptAnswer;
 
 impl Gateway {
@@ -108,10 +108,15 @@ impl Gateway {
                 Some(result) => {
                     let policy = self.policy.load_full();
                     let page = serde_json::from_str(result).ok();
-                    if let (true, Some(page)) = (policy.has_category_rules(), &page) {
-                        self.learn_categories_from_page(page);
+                    if let Some(page) = &page {
+                        self.learn_from_page(page, &policy);
                     }
-                    match page.and_then(|page| filter_tools_page(page, &policy)) {
+                    let filtered = page.and_then(|page| {
+                        filter_tools_page_hiding(page, &policy, |tool| {
+                            self.hides_as_poisoned(tool, &policy)
+                        })
+                    });
+                    match filtered {
                         Some(page) => {
                             session
                                 .state

@@ -14,7 +14,16 @@ pub struct FilteredPage {
 
 /// Filters one page of a `tools/list` result (read once by the caller, which may also have
 /// classified its tools).
-pub fn filter_tools_page(mut value: Value, policy: &Policy) -> Option<FilteredPage> {
+pub fn filter_tools_page(value: Value, policy: &Policy) -> Option<FilteredPage> {
+    filter_tools_page_hiding(value, policy, |_| false)
+}
+
+/// [`filter_tools_page`], also hiding the tools `also_hidden` names (poisoned definitions).
+pub fn filter_tools_page_hiding(
+    mut value: Value,
+    policy: &Policy,
+    also_hidden: impl Fn(&str) -> bool,
+) -> Option<FilteredPage> {
     let tools = value.get_mut("tools")?.as_array_mut()?;
     let listed: Vec<String> = tools
         .iter()
@@ -26,7 +35,7 @@ pub fn filter_tools_page(mut value: Value, policy: &Policy) -> Option<FilteredPa
     tools.retain(|t| {
         t.get("name")
             .and_then(Value::as_str)
-            .is_some_and(|name| policy.is_visible(name))
+            .is_some_and(|name| policy.is_visible(name) && !also_hidden(name))
     });
     let rewritten = (tools.len() != before).then_some(value);
     Some(FilteredPage { listed, rewritten })
