@@ -236,54 +236,66 @@ fn compile_operator(reader: &mut Reader, op: &str, node: &Node, path: &str) -> O
                 );
                 return None;
             };
-            if pattern.len() > REGEX_MAX_LEN {
-                reader.error(
-                    node.location,
-                    path,
-                    format!(
-                        "regex is {} bytes long, more than the {REGEX_MAX_LEN} allowed",
-                        pattern.len()
-                    ),
-                );
-                return None;
-            }
-            if let Some(re) = reader.regexes.get(pattern) {
-                return Some(Operator::Regex(std::sync::Arc::clone(re)));
-            }
-            match RegexBuilder::new(pattern)
-                .size_limit(REGEX_SIZE_LIMIT)
-                .dfa_size_limit(REGEX_SIZE_LIMIT)
-                .build()
-            {
-                Ok(re) => {
-                    let re = std::sync::Arc::new(re);
-                    reader
-                        .regexes
-                        .insert(pattern.clone(), std::sync::Arc::clone(&re));
-                    Operator::Regex(re)
-                }
-                Err(regex::Error::CompiledTooBig(limit)) => {
-                    reader.error_with_hint(
-                        node.location,
-                        path,
-                        format!("regex compiles to more than the {limit} byte limit"),
-                        "simplify the pattern: large counted repetitions like a{1000} grow quickly",
-                    );
-                    return None;
-                }
-                Err(e) => {
-                    let detail = e.to_string();
-                    let last = detail.lines().last().unwrap_or_default().trim().to_string();
-                    reader.error_with_hint(
-                        node.location,
-                        path,
-                        format!("invalid regex {pattern:?}: {last}"),
-                        "toolgate uses Rust regex syntax (RE2-like: no backreferences or look-around)",
-                    );
-                    return None;
-                }
-            }
+            Operator::Regex(compile_regex(reader, pattern, node, path)?)
         }
         _ => return None,
     })
+}
+
+/// Compiles a policy's regex (a `regex` condition, a `redact` pattern) with the limits every
+/// user pattern gets, once per distinct pattern: a pattern used by a thousand rules is
+/// compiled, and held in memory, once.
+pub(super) fn compile_regex(
+    reader: &mut Reader,
+    pattern: &str,
+    node: &Node,
+    path: &str,
+) -> Option<std::sync::Arc<regex::Regex>> {
+    if pattern.len() > REGEX_MAX_LEN {
+        reader.error(
+            node.location,
+            path,
+            format!(
+                "regex is {} bytes long, more than the {REGEX_MAX_LEN} allowed",
+                pattern.len()
+            ),
+        );
+        return None;
+    }
+    if let Some(re) = reader.regexes.get(pattern) {
+        return Some(std::sync::Arc::clone(re));
+    }
+    match RegexBuilder::new(pattern)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .dfa_size_limit(REGEX_SIZE_LIMIT)
+        .build()
+    {
+        Ok(re) => {
+            let re = std::sync::Arc::new(re);
+            reader
+                .regexes
+                .insert(pattern.to_string(), std::sync::Arc::clone(&re));
+            Some(re)
+        }
+        Err(regex::Error::CompiledTooBig(limit)) => {
+            reader.error_with_hint(
+                node.location,
+                path,
+                format!("regex compiles to more than the {limit} byte limit"),
+                "simplify the pattern: large counted repetitions like a{1000} grow quickly",
+            );
+            None
+        }
+        Err(e) => {
+            let detail = e.to_string();
+            let last = detail.lines().last().unwrap_or_default().trim().to_string();
+            reader.error_with_hint(
+                node.location,
+                path,
+                format!("invalid regex {pattern:?}: {last}"),
+                "toolgate uses Rust regex syntax (RE2-like: no backreferences or look-around)",
+            );
+            None
+        }
+    }
 }

@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::conditions::{REGEX_MAX_LEN, REGEX_SIZE_LIMIT};
+use super::conditions::compile_regex;
 use super::reader::{child_path, index_path, Reader};
 use crate::redact::{detector, OnMatch, Redaction, DETECTORS};
 use crate::source::{Node, NodeKind};
@@ -74,34 +74,18 @@ fn compile_rule(reader: &mut Reader, name: &str, node: &Node, path: &str) -> Opt
         (Some(pattern), replace) => {
             let pattern_path = child_path(path, "pattern");
             let text = reader.name(pattern, &pattern_path)?;
-            let regex = if text.len() > REGEX_MAX_LEN {
-                Err(format!("the pattern is longer than {REGEX_MAX_LEN} bytes"))
-            } else {
-                regex::RegexBuilder::new(&text)
-                    .size_limit(REGEX_SIZE_LIMIT)
-                    .build()
-                    .map_err(|e| e.to_string())
-            };
-            match regex {
-                Ok(regex) => {
-                    let replace = match replace {
-                        Some(n) => reader.string(n, &child_path(path, "replace"))?,
-                        None => format!("[REDACTED:{name}]"),
-                    };
-                    matchers.push(crate::redact::Matcher {
-                        label: name.to_string(),
-                        regex: Arc::new(regex),
-                        replace,
-                        group: 0,
-                        accept: |_| true,
-                    });
-                }
-                Err(e) => reader.error_with_hint(
-                    pattern.location,
-                    &pattern_path,
-                    format!("invalid regex {text:?}: {e}"),
-                    "toolgate uses Rust regex syntax (RE2-like: no backreferences or look-around)",
-                ),
+            if let Some(regex) = compile_regex(reader, &text, pattern, &pattern_path) {
+                let replace = match replace {
+                    Some(n) => reader.string(n, &child_path(path, "replace"))?,
+                    None => format!("[REDACTED:{name}]"),
+                };
+                matchers.push(crate::redact::Matcher {
+                    label: name.to_string(),
+                    regex,
+                    replace,
+                    group: 0,
+                    accept: |_| true,
+                });
             }
         }
         (None, Some(replace)) => reader.error(
