@@ -336,20 +336,10 @@ fn read_idempotency_window(reader: &mut Reader, owner: Owner<'_>, node: &Node, p
     let Some(window) = node.get("idempotency_window") else {
         return;
     };
-    let path = child_path(path, "idempotency_window");
-    let tool = match owner {
-        Owner::Tool(name) => name.to_string(),
-        Owner::AllTools => "*".to_string(),
-        Owner::Category(_) => {
-            reader.error_with_hint(
-                window.location,
-                &path,
-                "idempotency_window cannot be set by risk category",
-                "set it on the tool, or under \"*\" for every tool",
-            );
-            return;
-        }
+    let Some(tool) = tool_of(reader, owner, window, "idempotency_window", path) else {
+        return;
     };
+    let path = child_path(path, "idempotency_window");
     let Some(ms) = super::limits::read_window(reader, window, &path).map(|w| w.length_ms) else {
         return;
     };
@@ -362,28 +352,42 @@ fn read_idempotency_window(reader: &mut Reader, owner: Owner<'_>, node: &Node, p
         );
         return;
     }
-    let entry = reader.idempotency.entry(tool).or_default();
+    let entry = reader.idempotency.entry(tool.to_string()).or_default();
     *entry = (*entry).max(ms);
 }
 
 /// `redact: [names]` on a tool entry: the rules its results go through.
 fn read_redact(reader: &mut Reader, owner: Owner<'_>, node: &Node, path: &str) {
-    let tool = match owner {
-        Owner::Tool(name) => name,
-        Owner::AllTools => "*",
-        Owner::Category(_) => {
-            if let Some(list) = node.get("redact") {
-                reader.error_with_hint(
-                    list.location,
-                    &child_path(path, "redact"),
-                    "redact cannot be set by risk category",
-                    "set it on the tool, or under \"*\" for every tool",
-                );
-            }
-            return;
-        }
+    let Some(list) = node.get("redact") else {
+        return;
     };
-    super::redact::read_tool_redactions(reader, tool, node, path);
+    if let Some(tool) = tool_of(reader, owner, list, "redact", path) {
+        super::redact::read_tool_redactions(reader, tool, node, path);
+    }
+}
+
+/// The tool a per-tool setting (`key`, written at `node`) applies to: the tool, or `"*"` for
+/// every tool. Settings kept per tool name cannot be set by risk category: that is an error.
+fn tool_of<'o>(
+    reader: &mut Reader,
+    owner: Owner<'o>,
+    node: &Node,
+    key: &str,
+    path: &str,
+) -> Option<&'o str> {
+    match owner {
+        Owner::Tool(name) => Some(name),
+        Owner::AllTools => Some("*"),
+        Owner::Category(_) => {
+            reader.error_with_hint(
+                node.location,
+                &child_path(path, key),
+                format!("{key} cannot be set by risk category"),
+                "set it on the tool, or under \"*\" for every tool",
+            );
+            None
+        }
+    }
 }
 
 /// Answers are held in memory for the window.
