@@ -23,12 +23,17 @@ use crate::session::Session;
 /// Identifies a call: the SHA-256 of its identity, tool and canonical arguments.
 pub type CallKey = [u8; 32];
 
-/// Results kept, in all, at most (their text).
+/// Results kept, in all, at most: their text and what each entry costs besides.
 pub const MAX_KEPT_BYTES: usize = 64 * 1024 * 1024;
+/// What one kept entry costs besides its text (key, map slot, shared-string header, deadline),
+/// counted so that a flood of tiny results cannot hold more entries than the bound means.
+const ENTRY_OVERHEAD: usize = 128;
 /// Duplicates that may wait on one call in flight.
 pub const MAX_WAITERS: usize = 64;
-/// Kept entries beyond which expired ones are swept on the next claim.
+/// Kept entries beyond which expired ones are swept, at most once per [`SWEEP_EVERY_MS`]: a
+/// sweep walks the whole map, which must not happen on every call.
 const SWEEP_ABOVE: usize = 1024;
+const SWEEP_EVERY_MS: u64 = 1000;
 
 pub fn call_key(identity: Option<&str>, tool: &str, arguments: &Value) -> CallKey {
     let mut text = String::new();
@@ -93,26 +98,50 @@ enum Entry {
     Kept { answer: KeptAnswer, until_ms: u64 },
 }
 
-#[derive(Default)]
 pub struct Idempotency {
     entries: Mutex<Entries>,
 }
 
-#[derive(Default)]
+impl Default for Idempotency {
+    fn default() -> Self {
+        Idempotency::with_budget(MAX_KEPT_BYTES)
+    }
+}
+
 struct Entries {
     map: HashMap<CallKey, Entry>,
     kept_bytes: usize,
+    /// [`MAX_KEPT_BYTES`], but for tests.
+    budget: usize,
+    next_sweep_ms: u64,
+}
+
+fn kept_size(answer: &KeptAnswer) -> usize {
+    answer.member.len() + ENTRY_OVERHEAD
 }
 
 impl Idempotency {
+    fn with_budget(budget: usize) -> Idempotency {
+        Idempotency {
+            entries: Mutex::new(Entries {
+                map: HashMap::new(),
+                kept_bytes: 0,
+                budget,
+                next_sweep_ms: 0,
+            }),
+        }
+    }
+
     /// Looks the call up; the first of its kind is recorded as in flight. `waiter` makes this
     /// call's waiter, when it has to wait.
     pub fn claim(&self, key: CallKey, now_ms: u64, waiter: impl FnOnce() -> Waiter) -> Claim {
         let mut entries = self.entries.lock();
         if entries.map.len() > SWEEP_ABOVE {
-            entries.sweep(now_ms);
+            entries.sweep_if_due(now_ms);
         }
-        let Entries { map, kept_bytes } = &mut *entries;
+        let Entries {
+            map, kept_bytes, ..
+        } = &mut *entries;
         match map.get_mut(&key) {
             Some(Entry::InFlight { waiters }) if waiters.len() >= MAX_WAITERS => {
                 Claim::TooManyWaiting
@@ -125,7 +154,7 @@ impl Idempotency {
                 Claim::Answered(answer.clone())
             }
             Some(Entry::Kept { answer, .. }) => {
-                *kept_bytes -= answer.member.len();
+                *kept_bytes -= kept_size(answer);
                 map.insert(
                     key,
                     Entry::InFlight {
@@ -160,8 +189,11 @@ impl Idempotency {
             Some(Entry::InFlight { waiters }) => waiters,
             _ => Vec::new(),
         };
-        let size = answer.member.len();
-        if !answer.is_error && entries.kept_bytes + size <= MAX_KEPT_BYTES {
+        let size = kept_size(answer);
+        if entries.kept_bytes + size > entries.budget {
+            entries.sweep_if_due(now_ms);
+        }
+        if !answer.is_error && entries.kept_bytes + size <= entries.budget {
             entries.kept_bytes += size;
             let entry = Entry::Kept {
                 answer: answer.clone(),
@@ -187,11 +219,17 @@ impl Idempotency {
 }
 
 impl Entries {
-    fn sweep(&mut self, now_ms: u64) {
+    /// Drops the answers whose window has passed, unless a sweep ran less than
+    /// [`SWEEP_EVERY_MS`] ago.
+    fn sweep_if_due(&mut self, now_ms: u64) {
+        if now_ms < self.next_sweep_ms {
+            return;
+        }
+        self.next_sweep_ms = now_ms.saturating_add(SWEEP_EVERY_MS);
         let mut freed = 0;
         self.map.retain(|_, entry| match entry {
             Entry::Kept { until_ms, answer } if *until_ms <= now_ms => {
-                freed += answer.member.len();
+                freed += kept_size(answer);
                 false
             }
             _ => true,
@@ -258,6 +296,32 @@ mod tests {
         ));
         assert!(matches!(kept.claim(key, 1000, || waiter(1)), Claim::First));
         assert_eq!(kept.entries.lock().kept_bytes, 0);
+    }
+
+    #[test]
+    fn tiny_answers_count_their_entries_against_the_bound_and_expired_ones_make_room() {
+        let budget = 100 * (ENTRY_OVERHEAD + 2);
+        let kept = Idempotency::with_budget(budget);
+        for n in 0..1000u32 {
+            let mut key = [0; 32];
+            key[..4].copy_from_slice(&n.to_le_bytes());
+            assert!(matches!(kept.claim(key, 0, || waiter(n)), Claim::First));
+            kept.answered(key, &result("{}"), 1000, 0);
+        }
+        let held = kept.entries.lock().map.len();
+        assert_eq!(held, 100, "no more entries than the bound pays for");
+        // Once their window has passed, a new answer sweeps them out and is kept.
+        let fresh = [9; 32];
+        assert!(matches!(
+            kept.claim(fresh, 2000, || waiter(0)),
+            Claim::First
+        ));
+        kept.answered(fresh, &result("{}"), 1000, 2000);
+        assert!(matches!(
+            kept.claim(fresh, 2001, || waiter(0)),
+            Claim::Answered(_)
+        ));
+        assert_eq!(kept.entries.lock().map.len(), 1);
     }
 
     #[test]
