@@ -101,6 +101,10 @@ pub fn redact_result(result: &str, rules: &[&Redaction], counts: &mut RedactionC
 /// the same text twice (in `content`, and as `structuredContent`, as the specification
 /// recommends), and the second copy then costs a comparison instead of a scan.
 const REMEMBERED_LEN: usize = 1024;
+/// Long strings remembered per result, at most: the repeat is of one text, and a result of
+/// thousands of long strings must cost neither thousands of copies nor a comparison of each
+/// with all before it (a few comparisons each, at memory speed, is cheaper than hashing).
+const REMEMBERED_AT_MOST: usize = 8;
 
 struct Walk<'r, 'c> {
     rules: &'r [&'r Redaction],
@@ -128,14 +132,16 @@ impl Walk<'_, '_> {
     }
 
     fn text(&mut self, text: &mut String) {
-        if let Some((_, after, found)) = self.seen.iter().find(|(before, ..)| before == text) {
+        let long = text.len() >= REMEMBERED_LEN;
+        let repeat = long.then(|| self.seen.iter().find(|(before, ..)| before == text));
+        if let Some((_, after, found)) = repeat.flatten() {
             for (label, n) in found {
                 *self.counts.entry(label.clone()).or_default() += n;
             }
             *text = after.clone();
             return;
         }
-        let original = (text.len() >= REMEMBERED_LEN).then(|| text.clone());
+        let original = (long && self.seen.len() < REMEMBERED_AT_MOST).then(|| text.clone());
         let mut found = RedactionCounts::new();
         for rule in self.rules {
             let before = found.values().sum::<u64>();
@@ -234,5 +240,37 @@ tools:
                 rule: "keys_block".into()
             }
         );
+    }
+
+    #[test]
+    fn many_long_strings_are_each_redacted_and_few_are_remembered() {
+        let p = policy();
+        let rules = p.redactions_for("read_file");
+        // Long texts that differ only at the end: each must be scanned on its own.
+        let texts: Vec<String> = (0..40)
+            .map(|i| {
+                format!(
+                    "{}AKIAIOSFODNN7EXAMPL{}",
+                    "x ".repeat(1024),
+                    (b'A' + i % 26) as char
+                )
+            })
+            .collect();
+        let mut items: Vec<Value> = texts
+            .iter()
+            .map(|t| json!({"type": "text", "text": t}))
+            .collect();
+        items.push(json!({"type": "text", "text": texts[0]}));
+        let result = json!({"content": items}).to_string();
+        let mut counts = RedactionCounts::new();
+        let Redacted::Changed(value) = redact_result(&result, &rules, &mut counts) else {
+            panic!("expected a rewrite");
+        };
+        let content = value["content"].as_array().unwrap();
+        assert!(content.iter().all(|c| c["text"]
+            .as_str()
+            .unwrap()
+            .ends_with("[REDACTED:aws_access_key]")));
+        assert_eq!(counts["secrets/aws_access_key"], 41);
     }
 }
