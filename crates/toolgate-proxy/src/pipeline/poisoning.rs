@@ -22,9 +22,14 @@ use crate::gateway::Gateway;
 pub(crate) struct PoisonedTools {
     /// Flagged tools (medium or high findings), by name, as last listed.
     flagged: HashMap<String, Vec<Finding>>,
-    /// Definitions already reported (tool and evidence), so each is audited once.
+    /// Definitions already reported (tool and evidence), so each is audited once. Bounded: a
+    /// server that lists ever new poisoned definitions gets them reported again rather than
+    /// remembered without end.
     reported: HashSet<String>,
 }
+
+/// Reported definitions remembered at most.
+const REPORTED_AT_MOST: usize = 4096;
 
 fn counts(finding: &Finding, threshold: FindingSeverity) -> bool {
     let least = match threshold {
@@ -51,6 +56,9 @@ impl Gateway {
                 }
                 let evidence: Vec<&str> = findings.iter().map(|f| f.evidence.as_str()).collect();
                 let identity = format!("{}\u{0}{}", definition.name, evidence.join("\u{0}"));
+                if known.reported.len() >= REPORTED_AT_MOST {
+                    known.reported.clear();
+                }
                 if known.reported.insert(identity) {
                     report.push((definition.name.clone(), findings.clone()));
                 }
