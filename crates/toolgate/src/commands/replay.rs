@@ -9,6 +9,7 @@ use serde::Serialize;
 use toolgate_policy::Window;
 use toolgate_proxy::audit::{default_audit_dir, parse_rfc3339_ms};
 use toolgate_proxy::framing::{BlockingLineReader, Frame};
+use toolgate_state::{Clock, SystemClock};
 
 use super::policy_file;
 use super::run::expand_home;
@@ -53,7 +54,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         Some(text) => {
             let window =
                 Window::parse(text).map_err(|e| anyhow::anyhow!("--since {text:?}: {e}"))?;
-            now_ms().saturating_sub(window.length_ms)
+            SystemClock.now_ms().saturating_sub(window.length_ms)
         }
     };
     let (mut calls, skipped_lines) = read_calls(&dir, since_ms)
@@ -106,12 +107,6 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         OutputFormat::Text => print!("{}", render_text(args, &report)),
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Every `decision` line at or after `since_ms`, and how many lines could not be read.
