@@ -89,7 +89,7 @@ pub enum Claim {
     Waiting,
     /// An identical call was answered within the window: this is its answer.
     Answered(KeptAnswer),
-    /// Too many duplicates wait already.
+    /// Too many duplicates wait already (on this call, or in the caller's session).
     TooManyWaiting,
 }
 
@@ -133,8 +133,13 @@ impl Idempotency {
     }
 
     /// Looks the call up; the first of its kind is recorded as in flight. `waiter` makes this
-    /// call's waiter, when it has to wait.
-    pub fn claim(&self, key: CallKey, now_ms: u64, waiter: impl FnOnce() -> Waiter) -> Claim {
+    /// call's waiter, when it has to wait; `None` when its caller may not have one more.
+    pub fn claim(
+        &self,
+        key: CallKey,
+        now_ms: u64,
+        waiter: impl FnOnce() -> Option<Waiter>,
+    ) -> Claim {
         let mut entries = self.entries.lock();
         if entries.map.len() > SWEEP_ABOVE {
             entries.sweep_if_due(now_ms);
@@ -146,10 +151,13 @@ impl Idempotency {
             Some(Entry::InFlight { waiters }) if waiters.len() >= MAX_WAITERS => {
                 Claim::TooManyWaiting
             }
-            Some(Entry::InFlight { waiters }) => {
-                waiters.push(waiter());
-                Claim::Waiting
-            }
+            Some(Entry::InFlight { waiters }) => match waiter() {
+                Some(waiter) => {
+                    waiters.push(waiter);
+                    Claim::Waiting
+                }
+                None => Claim::TooManyWaiting,
+            },
             Some(Entry::Kept { answer, until_ms }) if *until_ms > now_ms => {
                 Claim::Answered(answer.clone())
             }
@@ -280,21 +288,40 @@ mod tests {
     fn waiters_are_bounded_and_answers_expire() {
         let kept = Idempotency::default();
         let key = [1; 32];
-        assert!(matches!(kept.claim(key, 0, || waiter(0)), Claim::First));
+        assert!(matches!(
+            kept.claim(key, 0, || Some(waiter(0))),
+            Claim::First
+        ));
         for n in 0..MAX_WAITERS as u32 {
-            assert!(matches!(kept.claim(key, 0, || waiter(n)), Claim::Waiting));
+            assert!(matches!(
+                kept.claim(key, 0, || Some(waiter(n))),
+                Claim::Waiting
+            ));
         }
         assert!(matches!(
-            kept.claim(key, 0, || waiter(99)),
+            kept.claim(key, 0, || Some(waiter(99))),
+            Claim::TooManyWaiting
+        ));
+        // A caller whose session has all it may have waiting cannot wait either.
+        let other = [3; 32];
+        assert!(matches!(
+            kept.claim(other, 0, || Some(waiter(0))),
+            Claim::First
+        ));
+        assert!(matches!(
+            kept.claim(other, 0, || None),
             Claim::TooManyWaiting
         ));
         let waiters = kept.answered(key, &result("{}"), 1000, 0);
         assert_eq!(waiters.len(), MAX_WAITERS);
         assert!(matches!(
-            kept.claim(key, 999, || waiter(1)),
+            kept.claim(key, 999, || Some(waiter(1))),
             Claim::Answered(_)
         ));
-        assert!(matches!(kept.claim(key, 1000, || waiter(1)), Claim::First));
+        assert!(matches!(
+            kept.claim(key, 1000, || Some(waiter(1))),
+            Claim::First
+        ));
         assert_eq!(kept.entries.lock().kept_bytes, 0);
     }
 
@@ -305,7 +332,10 @@ mod tests {
         for n in 0..1000u32 {
             let mut key = [0; 32];
             key[..4].copy_from_slice(&n.to_le_bytes());
-            assert!(matches!(kept.claim(key, 0, || waiter(n)), Claim::First));
+            assert!(matches!(
+                kept.claim(key, 0, || Some(waiter(n))),
+                Claim::First
+            ));
             kept.answered(key, &result("{}"), 1000, 0);
         }
         let held = kept.entries.lock().map.len();
@@ -313,12 +343,12 @@ mod tests {
         // Once their window has passed, a new answer sweeps them out and is kept.
         let fresh = [9; 32];
         assert!(matches!(
-            kept.claim(fresh, 2000, || waiter(0)),
+            kept.claim(fresh, 2000, || Some(waiter(0))),
             Claim::First
         ));
         kept.answered(fresh, &result("{}"), 1000, 2000);
         assert!(matches!(
-            kept.claim(fresh, 2001, || waiter(0)),
+            kept.claim(fresh, 2001, || Some(waiter(0))),
             Claim::Answered(_)
         ));
         assert_eq!(kept.entries.lock().map.len(), 1);
@@ -331,31 +361,49 @@ mod tests {
             is_error: true,
             member: "{}".into(),
         };
-        assert!(matches!(kept.claim([2; 32], 0, || waiter(0)), Claim::First));
+        assert!(matches!(
+            kept.claim([2; 32], 0, || Some(waiter(0))),
+            Claim::First
+        ));
         kept.answered([2; 32], &error, 1000, 0);
-        assert!(matches!(kept.claim([2; 32], 1, || waiter(0)), Claim::First));
+        assert!(matches!(
+            kept.claim([2; 32], 1, || Some(waiter(0))),
+            Claim::First
+        ));
 
         let big = result(&"x".repeat(MAX_KEPT_BYTES / 2 + 1));
         for key in [[3; 32], [4; 32]] {
-            assert!(matches!(kept.claim(key, 0, || waiter(0)), Claim::First));
+            assert!(matches!(
+                kept.claim(key, 0, || Some(waiter(0))),
+                Claim::First
+            ));
             kept.answered(key, &big, 1000, 0);
         }
         assert!(matches!(
-            kept.claim([3; 32], 1, || waiter(0)),
+            kept.claim([3; 32], 1, || Some(waiter(0))),
             Claim::Answered(_)
         ));
-        assert!(matches!(kept.claim([4; 32], 1, || waiter(0)), Claim::First));
+        assert!(matches!(
+            kept.claim([4; 32], 1, || Some(waiter(0))),
+            Claim::First
+        ));
     }
 
     #[test]
     fn a_call_that_ends_unanswered_releases_its_waiters_and_keeps_nothing() {
         let kept = Idempotency::default();
-        assert!(matches!(kept.claim([5; 32], 0, || waiter(0)), Claim::First));
         assert!(matches!(
-            kept.claim([5; 32], 0, || waiter(1)),
+            kept.claim([5; 32], 0, || Some(waiter(0))),
+            Claim::First
+        ));
+        assert!(matches!(
+            kept.claim([5; 32], 0, || Some(waiter(1))),
             Claim::Waiting
         ));
         assert_eq!(kept.ended([5; 32]).len(), 1);
-        assert!(matches!(kept.claim([5; 32], 0, || waiter(0)), Claim::First));
+        assert!(matches!(
+            kept.claim([5; 32], 0, || Some(waiter(0))),
+            Claim::First
+        ));
     }
 }

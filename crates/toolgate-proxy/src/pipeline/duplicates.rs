@@ -13,6 +13,7 @@ use crate::gateway::Gateway;
 use crate::idempotency::{CallKey, Claim, KeptAnswer, Waiter};
 use crate::message::{ClientRequest, ToClient};
 use crate::session::{InFlight, Session};
+use crate::upstream_ids::MAX_WAITING;
 use crate::wire::{self, ErrorCode};
 
 impl Gateway {
@@ -27,17 +28,25 @@ impl Gateway {
         tool: &str,
         policy: &str,
     ) -> bool {
-        // A request reusing an id still in flight is refused on the usual path.
-        if session.state.lock().request_waiting(&request.key) {
-            return true;
-        }
-        let waiter = || Waiter {
-            session: Arc::downgrade(session),
-            id: request.id.clone(),
-            key: request.key.clone(),
-            started,
-            tool: tool.to_string(),
-            policy: policy.to_string(),
+        let session_full = {
+            let state = session.state.lock();
+            // A request reusing an id still in flight is refused on the usual path.
+            if state.request_waiting(&request.key) {
+                return true;
+            }
+            // Waiting duplicates count against the bound on what one session has waiting,
+            // as requests sent to the server do: 64 per call would otherwise be 64 times it.
+            state.inflight.len() >= MAX_WAITING
+        };
+        let waiter = || {
+            (!session_full).then(|| Waiter {
+                session: Arc::downgrade(session),
+                id: request.id.clone(),
+                key: request.key.clone(),
+                started,
+                tool: tool.to_string(),
+                policy: policy.to_string(),
+            })
         };
         match self.idempotency.claim(key, self.clock.now_ms(), waiter) {
             Claim::First => true,
@@ -68,7 +77,7 @@ impl Gateway {
                 let text = wire::error_response(
                     Some(&request.id),
                     code,
-                    "Too many identical calls are waiting for the answer to the same call; retry when it is answered",
+                    "Too many calls are waiting (identical ones for the same answer, or this session's in all); retry when they are answered",
                 );
                 session
                     .send_to_client(ToClient::error(text, Some(&request.id), code))
