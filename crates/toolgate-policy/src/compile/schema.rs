@@ -162,6 +162,10 @@ fn definitions() -> Result<Value, String> {
         json!({"enum": ["retry", "hold"]}),
         "retry answers at once and the agent retries once approved; hold keeps the call open until a person decides.",
     );
+    let idempotency_window = described(
+        window.clone(),
+        "An identical call within this window gets the first one's answer instead of running again.",
+    );
     let dry_run = described(
         json!({"type": "boolean"}),
         "true: what the rule would do is audited (would_deny, …), never done.",
@@ -212,10 +216,7 @@ fn definitions() -> Result<Value, String> {
                     json!({"type": ["array", "null"], "items": {"$ref": "#/$defs/rule"}}),
                     "The tool's rules, in the order they are evaluated.",
                 ),
-                "idempotency_window" => described(
-                    window.clone(),
-                    "An identical call within this window gets the first one's answer instead of running again.",
-                ),
+                "idempotency_window" => idempotency_window.clone(),
                 "redact" => described(
                     json!({"type": "array", "items": {"type": "string"}}),
                     "The redact rules (top-level redact block) this tool's results go through.",
@@ -242,10 +243,7 @@ fn definitions() -> Result<Value, String> {
                 "approval_timeout" => approval_timeout.clone(),
                 "approval_mode" => approval_mode.clone(),
                 "dry_run" => dry_run.clone(),
-                "idempotency_window" => described(
-                    window.clone(),
-                    "An identical call within this window gets the first one's answer instead of running again.",
-                ),
+                "idempotency_window" => idempotency_window.clone(),
                 _ => return None,
             })
         })?,
