@@ -1,7 +1,6 @@
 //! `toolgate diff OLD NEW`: what changes between two policies, by meaning.
 
 use std::fmt::Write as _;
-use std::path::Path;
 use std::process::ExitCode;
 
 use toolgate_policy::diff::{diff, LimitChange, PolicyDiff};
@@ -11,7 +10,9 @@ use super::policy_file;
 use crate::cli::{DiffArgs, OutputFormat};
 
 pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
-    let (Some(old), Some(new)) = (load(&args.old)?, load(&args.new)?) else {
+    let old = policy_file::load_or_report(&args.old)?;
+    let new = policy_file::load_or_report(&args.new)?;
+    let (Some(old), Some(new)) = (old, new) else {
         return Ok(ExitCode::from(2));
     };
     let changes = diff(&old, &new);
@@ -23,17 +24,6 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
-    })
-}
-
-/// The compiled policy, or `None` with its errors printed.
-fn load(path: &Path) -> anyhow::Result<Option<Policy>> {
-    Ok(match policy_file::load(path)? {
-        Ok(policy) => Some(policy),
-        Err(errors) => {
-            eprint!("{}", policy_file::render_errors(path, &errors));
-            None
-        }
     })
 }
 

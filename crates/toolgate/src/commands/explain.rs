@@ -11,12 +11,8 @@ use super::policy_file;
 use crate::cli::{ExplainArgs, OutputFormat};
 
 pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
-    let policy = match policy_file::load(&args.config)? {
-        Ok(p) => p,
-        Err(errors) => {
-            eprint!("{}", policy_file::render_errors(&args.config, &errors));
-            return Ok(ExitCode::from(1));
-        }
+    let Some(policy) = policy_file::load_or_report(&args.config)? else {
+        return Ok(ExitCode::from(1));
     };
     let arguments: serde_json::Value = serde_json::from_str(&args.args)
         .with_context(|| format!("--args is not valid JSON: {}", args.args))?;

@@ -12,6 +12,18 @@ pub fn load(path: &Path) -> anyhow::Result<Result<Policy, Vec<Diagnostic>>> {
     Ok(toolgate_policy::compile(&text))
 }
 
+/// Reads and compiles a policy; when it is invalid, prints every diagnostic on stderr and
+/// returns `None` (each command decides its exit status).
+pub fn load_or_report(path: &Path) -> anyhow::Result<Option<Policy>> {
+    Ok(match load(path)? {
+        Ok(policy) => Some(policy),
+        Err(errors) => {
+            eprint!("{}", render_errors(path, &errors));
+            None
+        }
+    })
+}
+
 /// `file:line:column: path: message` lines, then a count.
 pub fn render_errors(path: &Path, diagnostics: &[Diagnostic]) -> String {
     let file = path.display().to_string();

@@ -38,12 +38,8 @@ struct Report {
 }
 
 pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
-    let policy = match policy_file::load(&args.config)? {
-        Ok(p) => p,
-        Err(errors) => {
-            eprint!("{}", policy_file::render_errors(&args.config, &errors));
-            return Ok(ExitCode::from(2));
-        }
+    let Some(policy) = policy_file::load_or_report(&args.config)? else {
+        return Ok(ExitCode::from(2));
     };
     let dir = match &args.audit_dir {
         Some(dir) => dir.clone(),

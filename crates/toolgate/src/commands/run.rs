@@ -20,12 +20,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let Some(config) = args.config.clone() else {
         anyhow::bail!("a policy file is required: toolgate -c policy.yaml -- <server command>");
     };
-    let policy = match policy_file::load(&config)? {
-        Ok(p) => p,
-        Err(errors) => {
-            eprint!("{}", policy_file::render_errors(&config, &errors));
-            anyhow::bail!("the policy file is not valid; nothing was started");
-        }
+    let Some(policy) = policy_file::load_or_report(&config)? else {
+        anyhow::bail!("the policy file is not valid; nothing was started");
     };
     let state_dir = expand_home(&args.state_dir)?;
     let dsn = args
