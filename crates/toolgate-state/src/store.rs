@@ -21,6 +21,18 @@ pub struct ReserveItem {
     pub amount: Amount,
 }
 
+impl From<&toolgate_policy::Reservation> for ReserveItem {
+    /// What a decision's reservation asks of a store.
+    fn from(r: &toolgate_policy::Reservation) -> ReserveItem {
+        ReserveItem {
+            key: r.key.clone(),
+            window: r.window,
+            max: r.max,
+            amount: r.amount,
+        }
+    }
+}
+
 /// Proof of a reservation, needed to settle it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ticket {

@@ -191,19 +191,8 @@ impl<'p> Replayer<'p> {
             .as_ref()
             .map(|s| (s.decision.as_str().to_string(), s.rule.clone()));
         let mut items: Vec<&toolgate_policy::Reservation> = permit.reservations.iter().collect();
-        loop {
-            if items.is_empty() {
-                break;
-            }
-            let reserve: Vec<ReserveItem> = items
-                .iter()
-                .map(|r| ReserveItem {
-                    key: r.key.clone(),
-                    window: r.window,
-                    max: r.max,
-                    amount: r.amount,
-                })
-                .collect();
+        while !items.is_empty() {
+            let reserve: Vec<ReserveItem> = items.iter().copied().map(ReserveItem::from).collect();
             match self.runtime.block_on(self.store.reserve(&reserve)) {
                 Ok(ReserveOutcome::Reserved(ticket)) => {
                     // A JSON-RPC error answer gives the quota back, in replay as at the gateway.

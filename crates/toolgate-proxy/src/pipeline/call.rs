@@ -438,16 +438,7 @@ impl Gateway {
 }
 
 fn reserve_items(permit: &Permit) -> Vec<ReserveItem> {
-    permit
-        .reservations
-        .iter()
-        .map(|r| ReserveItem {
-            key: r.key.clone(),
-            window: r.window,
-            max: r.max,
-            amount: r.amount,
-        })
-        .collect()
+    permit.reservations.iter().map(ReserveItem::from).collect()
 }
 
 /// Runs `future` on this thread if it completes without waiting; otherwise hands it, as far
