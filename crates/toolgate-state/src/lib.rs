@@ -17,19 +17,21 @@
 //!
 //! The same backends keep [`approvals`]: calls waiting for a person's decision, with atomic
 //! state transitions, so every gateway and the `toolgate approvals` command see one truth
-//! (`docs/APPROVALS.md`).
+//! (`docs/APPROVALS.md`),
+//! and [`pins`]: the approved definition of each tool of each server (`docs/INTEGRITY.md`).
 
 pub mod approvals;
 mod clock;
 mod dsn;
 mod memory;
+pub mod pins;
 mod redis;
 mod reservation;
 mod sqlite;
 mod store;
 mod windows;
 
-pub use self::redis::{RedisApprovals, RedisDsn, RedisOptions, RedisStore, RedisTime};
+pub use self::redis::{RedisApprovals, RedisDsn, RedisOptions, RedisPins, RedisStore, RedisTime};
 pub use approvals::{
     open_approvals, Admission, AdmitOutcome, ApprovalError, ApprovalRecord, ApprovalState,
     ApprovalStore, ListFilter, MemoryApprovals, NewApproval, SharedApprovals, SqliteApprovals,
@@ -38,6 +40,9 @@ pub use approvals::{
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dsn::{open_store, Dsn};
 pub use memory::MemoryStore;
+pub use pins::{
+    open_pins, MemoryPins, Observation, PinEntry, PinRecord, PinStore, SharedPins, SqlitePins,
+};
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use store::{
     AfterReserve, CounterStore, ReserveItem, ReserveOutcome, ReserveResult, SharedStore,

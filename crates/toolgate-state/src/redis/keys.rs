@@ -60,6 +60,11 @@ impl Namespace {
         ]
     }
 
+    /// The hash holding every pin of this prefix (`lua/pins.lua`).
+    pub(crate) fn pins(&self) -> String {
+        format!("{}:pins", self.tag)
+    }
+
     /// The pattern matching every key of this prefix (for tests and operators' `SCAN`).
     pub(crate) fn pattern(&self) -> String {
         let mut pattern = String::with_capacity(self.tag.len() + 2);

@@ -18,6 +18,7 @@ mod approvals;
 mod dsn;
 mod keys;
 mod link;
+mod pins;
 
 use std::sync::Arc;
 
@@ -32,6 +33,7 @@ use crate::store::{CounterStore, ReserveItem, ReserveOutcome, StoreError, Ticket
 
 pub use approvals::RedisApprovals;
 pub use dsn::RedisDsn;
+pub use pins::RedisPins;
 
 use keys::Namespace;
 use link::Link;
