@@ -14,7 +14,7 @@ use crate::ir::{Effect, Limit, Policy, Rule};
 /// Every difference between two policies, each list in a stable order.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct PolicyDiff {
-    /// Top-level settings that changed (`default`, `mode`, `deny_prefix`, approvals).
+    /// Top-level settings that changed (`default`, `mode`, `deny_prefix`, approvals, pinning).
     pub settings: Vec<SettingChange>,
     /// Named tools the new policy hides (from `tools/list`, and calls answered as unknown).
     pub newly_hidden: Vec<String>,
@@ -168,6 +168,21 @@ fn settings(old: &Policy, new: &Policy, out: &mut Vec<SettingChange>) {
         format!("{sorted:?}")
     };
     compare("idempotency_window", windows(old), windows(new));
+    compare(
+        "poisoning",
+        lower(format!("{:?}", old.poisoning)),
+        lower(format!("{:?}", new.poisoning)),
+    );
+    let pinning = |p: &Policy| {
+        let pins = &p.pinning;
+        let lock = pins.lock.as_deref().unwrap_or("(trust on first use)");
+        format!(
+            "on_change {:?}, on_new_tool {:?}, lock {lock}",
+            pins.on_change, pins.on_new_tool
+        )
+        .to_lowercase()
+    };
+    compare("pinning", pinning(old), pinning(new));
 }
 
 /// Tool names a policy mentions (listed, hidden).

@@ -84,6 +84,41 @@ pub enum OnFinding {
     Hide,
 }
 
+/// What the gateway does when a server's tool definitions differ from their pins
+/// (`pinning`, docs/INTEGRITY.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct PinningPolicy {
+    pub on_change: OnPinChange,
+    pub on_new_tool: OnNewTool,
+    /// `lock`: pins come from this file (as written, relative to the policy file) instead of
+    /// being trusted on first use.
+    pub lock: Option<String>,
+}
+
+/// What happens to a pinned tool whose definition changed (or to changed instructions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OnPinChange {
+    /// Remove it from `tools/list`; calls are answered as to an unknown tool.
+    Hide,
+    /// Keep it listed; refuse calls, saying its definition changed since it was approved.
+    Deny,
+    /// Allow it, and audit the change (the default).
+    #[default]
+    Warn,
+}
+
+/// What happens to a tool first seen after the server's first listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OnNewTool {
+    /// Pin it as seen (the default).
+    #[default]
+    Allow,
+    /// Keep it hidden until it is approved.
+    Hide,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FindingSeverity {
@@ -123,6 +158,8 @@ pub struct Policy {
     pub redactions: HashMap<String, Vec<std::sync::Arc<crate::redact::Redaction>>>,
     /// `poisoning: {on_finding, severity}` (default: warn at medium).
     pub poisoning: PoisoningPolicy,
+    /// `pinning: {on_change, on_new_tool, lock}` (default: warn, allow, trust on first use).
+    pub pinning: PinningPolicy,
 }
 
 /// The tools removed from `tools/list` and refused as unknown.

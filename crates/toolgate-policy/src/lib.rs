@@ -44,8 +44,8 @@ pub use diagnostics::{Diagnostic, Location, PolicyErrors};
 pub use explain::{ExplainedReservation, Explanation};
 pub use identities::Identities;
 pub use ir::{
-    AuditArguments, DefaultAction, FindingSeverity, OnFinding, PoisoningPolicy, Policy,
-    PolicyFormat, PolicyMode,
+    AuditArguments, DefaultAction, FindingSeverity, OnFinding, OnNewTool, OnPinChange,
+    PinningPolicy, PoisoningPolicy, Policy, PolicyFormat, PolicyMode,
 };
 pub use window::{Window, WindowMode};
 

@@ -6,6 +6,7 @@ mod conditions;
 mod identities;
 mod intercept;
 mod limits;
+mod pinning;
 mod policylayer;
 pub(crate) mod reader;
 mod redact;
@@ -19,8 +20,8 @@ use reader::{child_path, index_path, Reader};
 
 use crate::diagnostics::{Diagnostic, Location};
 use crate::ir::{
-    AuditArguments, DefaultAction, FindingSeverity, HiddenTools, OnFinding, PoisoningPolicy,
-    Policy, PolicyFormat, PolicyMode, Rule,
+    AuditArguments, DefaultAction, FindingSeverity, HiddenTools, OnFinding, PinningPolicy,
+    PoisoningPolicy, Policy, PolicyFormat, PolicyMode, Rule,
 };
 use crate::source::{parse_document, Node, NodeKind};
 
@@ -41,6 +42,7 @@ pub(crate) const INTERCEPT_KEYS: &[&str] = &[
     "audit",
     "redact",
     "poisoning",
+    "pinning",
 ];
 pub(crate) const POLICYLAYER_KEYS: &[&str] = &[
     "version",
@@ -56,6 +58,7 @@ pub(crate) const POLICYLAYER_KEYS: &[&str] = &[
     "mode",
     "audit",
     "poisoning",
+    "pinning",
 ];
 
 /// Parses and compiles policy text. On failure, every problem found, in file order.
@@ -194,6 +197,9 @@ fn compile_root(
     let poisoning = get("poisoning")
         .map(|n| compile_poisoning(reader, n))
         .unwrap_or_default();
+    let pinning = get("pinning")
+        .map(|n| pinning::compile_pinning(reader, n))
+        .unwrap_or_default();
     let hidden = get("hide")
         .map(|n| compile_hide(reader, n))
         .unwrap_or_default();
@@ -273,6 +279,7 @@ fn compile_root(
         audit_arguments,
         redactions: std::mem::take(&mut reader.redact_tools),
         poisoning,
+        pinning,
     })
 }
 
@@ -324,8 +331,7 @@ fn compile_poisoning(reader: &mut Reader, node: &Node) -> PoisoningPolicy {
             ("on_finding", Some("hide")) => out.on_finding = OnFinding::Hide,
             ("severity", Some("medium")) => out.severity = FindingSeverity::Medium,
             ("severity", Some("high")) => out.severity = FindingSeverity::High,
-            (_, None) => {}
-            (name, Some(other)) => {
+            (name @ ("on_finding" | "severity"), Some(other)) => {
                 let allowed = if name == "on_finding" {
                     "warn or hide"
                 } else {
@@ -337,6 +343,8 @@ fn compile_poisoning(reader: &mut Reader, node: &Node) -> PoisoningPolicy {
                     format!("{name} must be {allowed}, got {other:?}"),
                 );
             }
+            // Unknown keys were reported by `mapping`.
+            _ => {}
         }
     }
     out
@@ -445,6 +453,9 @@ fn revision_of(policy: &Policy) -> String {
     }
     if policy.poisoning != PoisoningPolicy::default() {
         feed(format!("poisoning {:?}", policy.poisoning));
+    }
+    if policy.pinning != PinningPolicy::default() {
+        feed(format!("pinning {:?}", policy.pinning));
     }
     if policy.audit_arguments != AuditArguments::Hash {
         feed(format!("audit {:?}", policy.audit_arguments));

@@ -12,6 +12,7 @@ use super::approvals::{BLOCK_KEYS, NOTIFY_KEYS, WEBHOOK_KEYS};
 use super::conditions::{CONDITION_KEYS, OPERATORS};
 use super::identities::IDENTITY_KEYS;
 use super::intercept::{RATE_BLOCK_KEYS, RULE_KEYS, STATE_KEYS, TOOL_ENTRY_KEYS};
+use super::pinning::PINNING_KEYS;
 use super::policylayer::{APPROVAL_KEYS, DENY_IF_KEYS, LIMIT_KEYS, TOOL_KEYS};
 use super::redact::RULE_KEYS as REDACT_RULE_KEYS;
 use super::spend::SPEND_BLOCK_KEYS;
@@ -126,6 +127,7 @@ fn top_level(keys: &[&str], tool: &str) -> Result<Value, String> {
             "audit" => json!({"$ref": "#/$defs/audit"}),
             "redact" => json!({"$ref": "#/$defs/redact"}),
             "poisoning" => json!({"$ref": "#/$defs/poisoning"}),
+            "pinning" => json!({"$ref": "#/$defs/pinning"}),
             _ => return None,
         })
     })?;
@@ -432,6 +434,29 @@ fn definitions() -> Result<Value, String> {
                 })
             })?,
             "What the gateway does with tools whose definitions look poisoned (docs/INTEGRITY.md).",
+        ),
+    );
+    defs.insert(
+        "pinning".into(),
+        described(
+            closed("pinning", PINNING_KEYS, |key| {
+                Some(match key {
+                    "on_change" => described(
+                        json!({"enum": ["hide", "deny", "warn"]}),
+                        "A pinned tool whose definition changed: hide it from tools/list, deny its calls, or warn (default: allow and audit).",
+                    ),
+                    "on_new_tool" => described(
+                        json!({"enum": ["allow", "hide"]}),
+                        "A tool first seen after the server's first listing: allow (default, pinned as seen) or hide until approved.",
+                    ),
+                    "lock" => described(
+                        json!({"type": "string", "minLength": 1}),
+                        "Pins from this lock file (relative to the policy file, written by toolgate scan --lock) instead of trust on first use.",
+                    ),
+                    _ => return None,
+                })
+            })?,
+            "Tool definition pins: what the gateway does when a server changes what a tool name means (docs/INTEGRITY.md).",
         ),
     );
     defs.insert(
