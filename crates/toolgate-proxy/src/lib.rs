@@ -18,6 +18,7 @@ pub mod gateway;
 pub mod http;
 pub(crate) mod idempotency;
 pub mod message;
+pub mod pinning;
 pub mod pipeline;
 pub mod reload;
 pub mod secret_file;
