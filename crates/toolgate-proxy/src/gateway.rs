@@ -42,6 +42,10 @@ pub struct GatewayOptions {
     pub approvals: Option<Arc<crate::approvals::Approvals>>,
     /// `--shadow`: every policy put in force runs in shadow mode, whatever its `mode` says.
     pub shadow: bool,
+    /// The name the server's pins (and audit lines about its definitions) go under.
+    pub server_name: String,
+    /// Where pins are kept; without it (and without a lock file), nothing is pinned.
+    pub pins: Option<toolgate_state::SharedPins>,
 }
 
 impl GatewayOptions {
@@ -63,6 +67,8 @@ impl Default for GatewayOptions {
             count_error_results: true,
             approvals: None,
             shadow: false,
+            server_name: "server".into(),
+            pins: None,
         }
     }
 }
@@ -90,6 +96,12 @@ pub struct Gateway {
     pub(crate) idempotency: crate::idempotency::Idempotency,
     /// Tools whose definitions look poisoned, as last listed.
     pub(crate) poisoned_tools: parking_lot::RwLock<crate::pipeline::poisoning::PoisonedTools>,
+    /// Where pins are kept (`options.pins`).
+    pub(crate) pins: Option<toolgate_state::SharedPins>,
+    /// The policy's `pinning.lock`, read: when set, pins come from it instead of the store.
+    pub(crate) pin_lock: arc_swap::ArcSwapOption<crate::pinning::LockFile>,
+    /// Tools whose definitions depart from their pins.
+    pub(crate) pin_watch: Mutex<crate::pipeline::pins::PinWatch>,
 }
 
 impl Gateway {
@@ -112,7 +124,6 @@ impl Gateway {
             clock,
             audit,
             hasher,
-            options,
             sessions: Mutex::new(Vec::new()),
             tool_categories: Default::default(),
             category_listing: Default::default(),
@@ -120,6 +131,10 @@ impl Gateway {
             serves_http: Default::default(),
             idempotency: Default::default(),
             poisoned_tools: Default::default(),
+            pins: options.pins.clone(),
+            pin_lock: Default::default(),
+            pin_watch: Default::default(),
+            options,
         })
     }
 
@@ -173,6 +188,29 @@ impl Gateway {
             policy: Some(revision),
             errors: Vec::new(),
         });
+        self.notify_sessions_where(|names| {
+            names
+                .iter()
+                .any(|n| self.shows(n, &old) != self.shows(n, &new))
+        });
+    }
+
+    /// Whether a listing under `policy` shows `tool`: the policy does not hide it, and
+    /// neither does its definition (poisoned, or departed from its pin under `hide`).
+    pub(crate) fn shows(&self, tool: &str, policy: &Policy) -> bool {
+        policy.is_visible(tool)
+            && !self.hides_as_poisoned(tool, policy)
+            && self.pin_action(tool, policy) != crate::pipeline::pins::PinAction::Hide
+    }
+
+    /// Sends `tools/list_changed` to every session that listed a tool `changed` names.
+    pub(crate) fn notify_sessions_listing(&self, changed: impl Fn(&str) -> bool) {
+        self.notify_sessions_where(|names| names.iter().any(|n| changed(n)));
+    }
+
+    /// Sends `tools/list_changed` to every session whose listed tool names `changed` says
+    /// now list differently.
+    fn notify_sessions_where(&self, changed: impl Fn(&[String]) -> bool) {
         let sessions: Vec<Arc<Session>> = self
             .sessions
             .lock()
@@ -182,10 +220,7 @@ impl Gateway {
         for session in sessions {
             let changed = {
                 let state = session.state.lock();
-                match &state.listed_tools {
-                    Some(names) => names.iter().any(|n| old.is_visible(n) != new.is_visible(n)),
-                    None => false,
-                }
+                state.listed_tools.as_deref().is_some_and(&changed)
             };
             if changed {
                 // A client that does not read must not hold up the reload (or anything

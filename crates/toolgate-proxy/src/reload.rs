@@ -1,4 +1,5 @@
-//! Hot reload: watch the policy file's directory, debounce, validate, swap.
+//! Hot reload: watch the policy file's directory, debounce, validate, swap. The policy's
+//! pin lock file (`pinning.lock`) is read with it, and a change to it reloads too.
 //!
 //! The directory is watched rather than the file because editors and Kubernetes ConfigMaps
 //! replace files (write a new one, rename over the old), which a watch on the old inode misses.
@@ -33,9 +34,22 @@ pub async fn reload_from(gateway: &Gateway, path: &Path) -> bool {
     };
     match toolgate_policy::compile(&text) {
         Ok(policy) => {
+            let lock = match crate::pinning::LockFile::of_policy(&policy, path) {
+                Ok(lock) => lock,
+                Err(error) => {
+                    tracing::error!("{error}; keeping the current policy");
+                    gateway.reload_failed(vec![error]);
+                    return false;
+                }
+            };
             let current = gateway.policy();
+            let same_lock = gateway.pin_lock.load().as_deref() == lock.as_ref();
             if policy.revision == current.revision {
-                return false;
+                if !same_lock {
+                    tracing::info!("pin lock file reloaded");
+                    gateway.set_pin_lock(lock);
+                }
+                return !same_lock;
             }
             if gateway.would_drop_authentication(&policy) {
                 let error = format!(
@@ -49,6 +63,9 @@ pub async fn reload_from(gateway: &Gateway, path: &Path) -> bool {
                 return false;
             }
             tracing::info!(revision = %policy.revision, "policy reloaded");
+            if !same_lock {
+                gateway.set_pin_lock(lock);
+            }
             gateway.replace_policy(policy).await;
             true
         }
@@ -75,13 +92,23 @@ pub async fn reload_from(gateway: &Gateway, path: &Path) -> bool {
 pub fn watch(gateway: Arc<Gateway>, path: PathBuf) -> notify::Result<WatchHandle> {
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
     let file_name = path.file_name().map(|n| n.to_os_string());
+    let lock_of = Arc::downgrade(&gateway);
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event {
+            // The policy's lock file counts as part of it (when it sits beside it).
+            let lock_name = lock_of.upgrade().and_then(|g| {
+                let lock = g.pin_lock.load_full()?;
+                lock.source
+                    .as_deref()?
+                    .file_name()
+                    .map(|n| n.to_os_string())
+            });
             // Kubernetes mounts a ConfigMap as `<file> -> ..data/<file>` and updates it by
             // swapping the `..data` symlink: the event names `..data`, never the file.
             let ours = event.paths.iter().any(|p| {
                 let name = p.file_name().map(|n| n.to_os_string());
                 name == file_name
+                    || (lock_name.is_some() && name == lock_name)
                     || name
                         .as_deref()
                         .and_then(|n| n.to_str())

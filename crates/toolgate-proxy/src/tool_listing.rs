@@ -28,6 +28,8 @@ const MAX_PAGES: usize = 1000;
 #[derive(Debug, Clone, Default)]
 pub struct ListedTools {
     pub server_name: Option<String>,
+    /// The `instructions` of the server's `initialize` result.
+    pub instructions: Option<String>,
     pub tools: Vec<Value>,
 }
 
@@ -115,6 +117,10 @@ impl Conversation {
             .pointer("/serverInfo/name")
             .and_then(Value::as_str)
             .map(str::to_string);
+        let instructions = init
+            .get("instructions")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         self.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
             .await;
         let mut tools = Vec::new();
@@ -137,7 +143,11 @@ impl Conversation {
                 .and_then(Value::as_str)
                 .map(str::to_string);
             if cursor.is_none() {
-                return Ok(ListedTools { server_name, tools });
+                return Ok(ListedTools {
+                    server_name,
+                    instructions,
+                    tools,
+                });
             }
         }
         Err(ListingError::Malformed(

@@ -68,6 +68,111 @@ pub enum Command {
     /// List, inspect, approve and deny calls waiting for a person's approval (the state the
     /// gateways share: --state-dir / --state-dsn).
     Approvals(ApprovalsArgs),
+    /// Tool definition pins: list them, see how a tool changed, approve a change, or check a
+    /// server against a lock file in CI.
+    #[command(long_about = PINS_ABOUT)]
+    Pins(PinsArgs),
+}
+
+const PINS_ABOUT: &str = "Tool definition pins.\n\n\
+The gateway pins each tool's definition (name, title, description, input and output schema, \
+annotations) and the server's instructions when it first lists them, in the state it shares \
+with other gateways. When a server later lists something else under a pinned name, the \
+policy's `pinning.on_change` decides (hide, deny or warn) until a person approves the change:\n\n  \
+toolgate pins list                       # what is pinned, what changed, what is new\n  \
+toolgate pins diff files/read_file       # how it changed\n  \
+toolgate pins approve files/read_file    # the new definition becomes the pin\n\n\
+Pins can also come from a committed lock file (`pinning.lock` in the policy):\n\n  \
+toolgate scan --lock tools.lock -- npx -y @modelcontextprotocol/server-filesystem /srv\n  \
+toolgate pins check --lock tools.lock -- npx -y @modelcontextprotocol/server-filesystem /srv\n\n\
+`check` exits 1 when the server's tools drift from the lock, for CI.";
+
+#[derive(Debug, Args)]
+pub struct PinsArgs {
+    #[command(subcommand)]
+    pub action: PinsAction,
+
+    #[command(flatten)]
+    pub state: StateArgs,
+
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PinsAction {
+    /// Every pin, with the tools whose listed definition changed or that wait as new.
+    List {
+        /// Only this server's pins.
+        #[arg(long, value_name = "NAME")]
+        server: Option<String>,
+    },
+    /// How a tool's listed definition differs from its pin.
+    Diff {
+        /// SERVER/TOOL, as `pins list` shows it.
+        #[arg(value_name = "SERVER/TOOL")]
+        target: String,
+    },
+    /// Make what a server lists now the pin: one tool, or every waiting change.
+    Approve {
+        /// SERVER/TOOL, or SERVER/instructions for the server's instructions.
+        #[arg(
+            value_name = "SERVER/TOOL",
+            required_unless_present = "all",
+            conflicts_with = "all"
+        )]
+        target: Option<String>,
+        /// Approve every waiting change (of --server, if given).
+        #[arg(long)]
+        all: bool,
+        /// With --all: only this server's changes.
+        #[arg(long, value_name = "NAME", requires = "all")]
+        server: Option<String>,
+    },
+    /// Forget pins: the next listing is trusted on first use again.
+    Reset {
+        /// Only this server's pins.
+        #[arg(
+            long,
+            value_name = "NAME",
+            required_unless_present = "all",
+            conflicts_with = "all"
+        )]
+        server: Option<String>,
+        /// Every server's pins.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Connect to a server and compare its tools with a lock file; exits 1 on any drift.
+    Check(PinsCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PinsCheckArgs {
+    /// The lock file (written by `toolgate scan --lock`).
+    #[arg(long, value_name = "FILE")]
+    pub lock: PathBuf,
+
+    /// A remote server to ask instead of a command: its Streamable HTTP (or legacy SSE) URL.
+    #[arg(long, value_name = "URL", conflicts_with = "command")]
+    pub upstream: Option<String>,
+
+    /// A header sent on every request to the --upstream server, "Name: value". Repeatable.
+    #[arg(long = "header", value_name = "NAME: VALUE", requires = "upstream")]
+    pub headers: Vec<String>,
+
+    /// Seconds to wait for the server at each step.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub timeout: u64,
+
+    /// The MCP server to check, after `--`: command and arguments.
+    #[arg(
+        last = true,
+        value_name = "SERVER_COMMAND",
+        required_unless_present = "upstream"
+    )]
+    pub command: Vec<OsString>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -168,6 +273,13 @@ pub struct RunArgs {
     /// shadow counters of their own. The same as `mode: shadow` in the policy.
     #[arg(long)]
     pub shadow: bool,
+
+    /// The server's name for its tool pins (and `toolgate pins`): lower-case letters,
+    /// digits, `_` and `-`. Default: derived from the command's package or program
+    /// (`npx -y @modelcontextprotocol/server-filesystem /srv` is `server-filesystem`) or
+    /// from the --upstream URL's host (`https://mcp.example.com/mcp` is `mcp-example-com`).
+    #[arg(long, value_name = "NAME", value_parser = parse_server_name)]
+    pub server_name: Option<String>,
 
     /// Do not reload the policy when its file changes (SIGHUP still reloads).
     #[arg(long)]
@@ -549,6 +661,17 @@ pub struct ScanArgs {
     #[arg(long)]
     pub no_tests: bool,
 
+    /// Write a pin lock file of the server's tools and instructions to FILE (for the
+    /// policy's `pinning.lock`, and `toolgate pins check`). The starter policy is then
+    /// written only with -o.
+    #[arg(long, value_name = "FILE")]
+    pub lock: Option<PathBuf>,
+
+    /// The server's name in the lock file (default: derived as the gateway's
+    /// --server-name is).
+    #[arg(long, value_name = "NAME", value_parser = parse_server_name, requires = "lock")]
+    pub server_name: Option<String>,
+
     /// A remote server to ask instead of a command: its Streamable HTTP (or legacy SSE) URL.
     #[arg(long, value_name = "URL", conflicts_with = "command")]
     pub upstream: Option<String>,
@@ -570,11 +693,9 @@ pub struct ScanArgs {
     pub command: Vec<OsString>,
 }
 
+/// Where the gateways keep their shared state, for commands that read or change it.
 #[derive(Debug, Args)]
-pub struct ApprovalsArgs {
-    #[command(subcommand)]
-    pub action: ApprovalsAction,
-
+pub struct StateArgs {
     /// Directory for state and audit files (the gateway's --state-dir).
     #[arg(
         long,
@@ -600,13 +721,22 @@ pub struct ApprovalsArgs {
     #[arg(long, global = true, value_name = "PREFIX", default_value = "toolgate")]
     pub state_prefix: String,
 
-    /// Directory of the audit log the decision is recorded in (default: <state-dir>/audit).
+    /// Directory of the audit log the change is recorded in (default: <state-dir>/audit).
     #[arg(long, global = true, value_name = "DIR")]
     pub audit_dir: Option<PathBuf>,
 
-    /// Do not record the decision in the audit log.
+    /// Do not record the change in the audit log.
     #[arg(long, global = true)]
     pub no_audit: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApprovalsArgs {
+    #[command(subcommand)]
+    pub action: ApprovalsAction,
+
+    #[command(flatten)]
+    pub state: StateArgs,
 
     /// Output format.
     #[arg(long, global = true, value_enum, default_value = "text")]
@@ -644,4 +774,16 @@ pub enum ApprovalsAction {
         #[arg(long, value_name = "TEXT", required = true)]
         reason: String,
     },
+}
+
+/// `--server-name`: `[a-z0-9_-]+`, as in a gateway config.
+pub fn parse_server_name(text: &str) -> Result<String, String> {
+    if toolgate_proxy::pinning::server_name::is_valid(text) {
+        Ok(text.to_string())
+    } else {
+        Err(format!(
+            "{text:?} is not a server name: use 1 to {} lower-case letters, digits, `_` or `-`",
+            toolgate_proxy::pinning::server_name::MAX_LEN
+        ))
+    }
 }

@@ -151,6 +151,46 @@ pub enum AuditEvent {
         action: &'static str,
         findings: Vec<toolgate_classify::poisoning::Finding>,
     },
+    /// A tool definition (or the server's instructions) that departs from its pin, reported
+    /// once per definition (`docs/INTEGRITY.md`).
+    ToolChanged {
+        server: String,
+        /// `None`: the server's `initialize` instructions.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tool: Option<String>,
+        /// `changed`, `new` or `renamed`.
+        change: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        renamed_from: Option<String>,
+        /// What the policy does with it: `hide`, `deny` or `allow`.
+        action: &'static str,
+        /// SHA-256 of the pinned definition (none for a new tool).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pinned: Option<String>,
+        /// SHA-256 of the definition listed now.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seen: Option<String>,
+        /// One line per changed member (`crate::pinning::json_diff`).
+        diff: Vec<String>,
+    },
+    /// A person made what a server lists now the pin (`toolgate pins approve`).
+    PinApproved {
+        server: String,
+        /// `None`: the server's instructions.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tool: Option<String>,
+        /// SHA-256 of the definition now pinned.
+        pinned: String,
+        by: String,
+    },
+    /// Pins forgotten (`toolgate pins reset`): the next listing is trusted on first use.
+    PinsReset {
+        /// `None`: every server's.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        server: Option<String>,
+        count: usize,
+        by: String,
+    },
     /// What `redact` rules found in a result that is not a call's (a `resources/read`).
     Redacted {
         session: String,
@@ -328,6 +368,23 @@ impl AuditEvent {
                             .map(|f| f.evidence.len() + f.place.len() + 64)
                             .sum::<usize>()
                 }
+                AuditEvent::ToolChanged {
+                    server,
+                    tool,
+                    renamed_from,
+                    diff,
+                    ..
+                } => {
+                    server.len()
+                        + text(tool)
+                        + text(renamed_from)
+                        + diff.iter().map(String::len).sum::<usize>()
+                        + 160
+                }
+                AuditEvent::PinApproved {
+                    server, tool, by, ..
+                } => server.len() + text(tool) + by.len() + 64,
+                AuditEvent::PinsReset { server, by, .. } => text(server) + by.len(),
                 AuditEvent::Startup { .. } | AuditEvent::EventsDropped { .. } => 0,
             }
     }

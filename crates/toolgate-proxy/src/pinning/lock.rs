@@ -18,9 +18,10 @@
 //! than a pin nobody can match.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
+use toolgate_policy::Policy;
 use toolgate_state::PinEntry;
 
 use super::definition::{instructions_entry, seen_tool, SeenTool};
@@ -30,6 +31,8 @@ const VERSION: u64 = 1;
 /// A lock file, read and checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockFile {
+    /// The file it was read from (none for one made from a listing).
+    pub source: Option<PathBuf>,
     pub server: String,
     /// `None` when the file does not pin the instructions.
     pub instructions: Option<PinEntry>,
@@ -40,6 +43,7 @@ impl LockFile {
     /// The lock of a listing: every tool, and the instructions.
     pub fn of_listing(server: &str, tools: &[Value], instructions: Option<&str>) -> LockFile {
         LockFile {
+            source: None,
             server: server.to_string(),
             instructions: Some(instructions_entry(instructions, 0)),
             tools: tools
@@ -78,7 +82,19 @@ impl LockFile {
         let file = path.display();
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("{file}: cannot read the lock file: {e}"))?;
-        LockFile::parse(&text).map_err(|e| format!("{file}: {e}"))
+        let mut lock = LockFile::parse(&text).map_err(|e| format!("{file}: {e}"))?;
+        lock.source = Some(path.to_path_buf());
+        Ok(lock)
+    }
+
+    /// The lock file `policy` names (`pinning.lock`, relative to the policy file's
+    /// directory), read and checked; `None` when it names none.
+    pub fn of_policy(policy: &Policy, policy_path: &Path) -> Result<Option<LockFile>, String> {
+        let Some(name) = &policy.pinning.lock else {
+            return Ok(None);
+        };
+        let dir = policy_path.parent().unwrap_or(Path::new(""));
+        LockFile::read(&dir.join(name)).map(Some)
     }
 
     /// Parses lock file text.
@@ -123,6 +139,7 @@ impl LockFile {
             tools.insert(seen.name, seen.entry);
         }
         Ok(LockFile {
+            source: None,
             server,
             instructions,
             tools,

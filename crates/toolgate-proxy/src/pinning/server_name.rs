@@ -25,6 +25,15 @@ pub fn is_valid(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
+/// The name given (`--server-name`), or the one derived from the URL or else the command.
+pub fn given_or_derived(given: Option<&str>, url: Option<&str>, command: &[OsString]) -> String {
+    match (given, url) {
+        (Some(name), _) => name.to_string(),
+        (None, Some(url)) => from_url(url),
+        (None, None) => from_command(command),
+    }
+}
+
 /// Programs that start the server rather than being it: the name comes from what follows.
 const LAUNCHERS: &[&str] = &[
     "npx", "pnpx", "bunx", "uvx", "pipx", "node", "deno", "bun", "python", "python3", "uv",

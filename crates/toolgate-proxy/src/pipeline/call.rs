@@ -16,11 +16,12 @@ use std::time::Instant;
 
 use serde_json::Value;
 use toolgate_policy::{
-    AuditArguments, Call, Decision, Permit, Policy, ShadowDecision, ShadowVerdict,
+    AuditArguments, Call, Decision, Denial, Permit, Policy, ShadowDecision, ShadowVerdict,
 };
 use toolgate_state::{AfterReserve, ReserveItem, ReserveOutcome, ReserveResult, Ticket};
 
 use super::call_end::CallEnd;
+use super::pins::PinAction;
 use crate::approvals::redact::redact_arguments;
 use crate::audit::{AuditedArguments, CounterRecord};
 use crate::gateway::{FailMode, Gateway};
@@ -124,7 +125,8 @@ impl Gateway {
         // arrives before the tool was ever listed waits for toolgate to list the tools.
         let needs_definition = (policy.has_category_rules()
             && !policy.tools.contains_key(&params.tool))
-            || policy.poisoning.on_finding == toolgate_policy::OnFinding::Hide;
+            || policy.poisoning.on_finding == toolgate_policy::OnFinding::Hide
+            || (self.pins_kept() && policy.pinning != Default::default());
         if needs_definition && self.category_of(&params.tool).is_none() {
             let gateway = Arc::clone(self);
             let session = Arc::clone(session);
@@ -160,10 +162,14 @@ impl Gateway {
             session: Some(&session.counter_session),
             identity: session.identity.as_deref(),
         };
-        let decision = if self.hides_as_poisoned(&params.tool, &policy) {
-            Decision::Hidden
-        } else {
-            policy.decide_in_category(&call, category)
+        let decision = match self.pin_action(&params.tool, &policy) {
+            _ if self.hides_as_poisoned(&params.tool, &policy) => Decision::Hidden,
+            PinAction::Hide => Decision::Hidden,
+            PinAction::Deny => Decision::Deny(Denial {
+                rule: "pinning".into(),
+                message: self.pin_denial_message(&params.tool),
+            }),
+            PinAction::Allow => policy.decide_in_category(&call, category),
         };
         let args_hash = self
             .hasher

@@ -54,11 +54,12 @@ impl Gateway {
     }
 
     /// Learns what one `tools/list` page says about the server's tools: their categories
-    /// (for `categories` rules, and as the record of which tools were listed) and whether
-    /// their definitions look poisoned.
-    pub(crate) fn learn_from_page(&self, page: &Value, policy: &toolgate_policy::Policy) {
+    /// (for `categories` rules, and as the record of which tools were listed), whether
+    /// their definitions look poisoned, and whether they depart from their pins.
+    pub(crate) async fn learn_from_page(&self, page: &Value, policy: &toolgate_policy::Policy) {
         self.learn_categories_from_page(page);
         self.scan_page_for_poisoning(page, policy);
+        self.check_pins(page, policy).await;
     }
 
     /// Classifies the tools of one `tools/list` page and remembers their categories.
@@ -104,7 +105,7 @@ impl Gateway {
             let Ok(page) = serde_json::from_str::<Value>(&result) else {
                 return;
             };
-            self.learn_from_page(&page, &self.policy.load());
+            self.learn_from_page(&page, &self.policy.load_full()).await;
             cursor = page
                 .get("nextCursor")
                 .and_then(Value::as_str)

@@ -11,6 +11,7 @@ mod call_end;
 mod categories;
 mod duplicates;
 mod initialize;
+pub(crate) mod pins;
 pub(crate) mod poisoning;
 pub mod redact_result;
 mod server;

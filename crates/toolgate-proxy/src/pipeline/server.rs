@@ -109,12 +109,10 @@ impl Gateway {
                     let policy = self.policy.load_full();
                     let page = serde_json::from_str(result).ok();
                     if let Some(page) = &page {
-                        self.learn_from_page(page, &policy);
+                        self.learn_from_page(page, &policy).await;
                     }
                     let filtered = page.and_then(|page| {
-                        filter_tools_page_hiding(page, &policy, |tool| {
-                            self.hides_as_poisoned(tool, &policy)
-                        })
+                        filter_tools_page_hiding(page, &policy, |tool| !self.shows(tool, &policy))
                     });
                     match filtered {
                         Some(page) => {
@@ -145,9 +143,16 @@ impl Gateway {
             },
             Some(InFlight::Initialize) => {
                 match message.result().and_then(patch_initialize_result) {
-                    Some(init) => {
-                        session.state.lock().protocol_version = init.protocol_version;
-                        match init.rewritten {
+                    Some(mut init) => {
+                        session.state.lock().protocol_version = init.protocol_version.take();
+                        if self.pins_kept() {
+                            let policy = self.policy.load_full();
+                            let instructions = init.instructions();
+                            if self.check_instructions_pin(instructions, &policy).await {
+                                init.withhold_instructions();
+                            }
+                        }
+                        match init.rewritten() {
                             Some(result) => replace_result(client_id.get(), &result),
                             None => with_client_id(),
                         }

@@ -100,7 +100,7 @@ pub struct Observation {
 
 /// Where pins live. Every method is atomic against every other caller of the same backend.
 #[async_trait]
-pub trait PinStore: Send + Sync + 'static {
+pub trait PinStore: std::fmt::Debug + Send + Sync + 'static {
     /// Records what a listing showed, in one step, and returns each record after it: an
     /// entry equal to the pin clears what was pending; a different one becomes pending
     /// (keeping when it was first seen, if it was already pending); a key without a pin is

@@ -21,14 +21,14 @@ use toolgate_proxy::approvals::{
     self, audit_event, audit_line, check_verdict, describe_state, is_approval_id, record_json,
     ApprovalOptions, Approvals, Transition,
 };
-use toolgate_proxy::audit::format_rfc3339_ms;
+use toolgate_proxy::audit::{format_rfc3339_ms, AuditEvent};
 use toolgate_proxy::Gateway;
 use toolgate_state::{
     ApprovalError, ApprovalRecord, Clock, Dsn, ListFilter, SharedApprovals, SystemClock, Verdict,
 };
 
 use super::run::expand_home;
-use crate::cli::{ApprovalsAction, ApprovalsArgs, OutputFormat, RunArgs};
+use crate::cli::{ApprovalsAction, ApprovalsArgs, OutputFormat, RunArgs, StateArgs};
 
 /// The gateway's side: the approval store (the same backend as the counters) and the
 /// options notifications need to suggest `toolgate approvals` commands that reach it.
@@ -152,11 +152,7 @@ const ADMIN_TOKEN_VAR: &str = "TOOLGATE_ADMIN_TOKEN";
 const AUDIT_INSTANCE: &str = "cli";
 
 pub fn run(args: &ApprovalsArgs) -> anyhow::Result<ExitCode> {
-    let state_dir = expand_home(&args.state_dir)?;
-    let dsn = args
-        .state_dsn
-        .clone()
-        .unwrap_or_else(|| format!("sqlite:{}", state_dir.join("state.db").display()));
+    let (state_dir, dsn) = state_of(&args.state)?;
     match Dsn::parse(&dsn) {
         // SQLite and Redis keep records every gateway shares.
         Ok(Dsn::Sqlite(_) | Dsn::Redis(_)) | Err(_) => {}
@@ -172,16 +168,12 @@ pub fn run(args: &ApprovalsArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let store = toolgate_state::open_approvals(&dsn, &args.state_prefix, clock.clone())
+        let store = toolgate_state::open_approvals(&dsn, &args.state.state_prefix, clock.clone())
             .context("cannot open the approval store")?;
         let cli = Cli {
             store,
             format: args.format,
-            audit: (!args.no_audit).then(|| {
-                args.audit_dir
-                    .clone()
-                    .unwrap_or_else(|| state_dir.join("audit"))
-            }),
+            audit: audit_dir_of(&args.state, &state_dir),
             clock,
         };
         match &args.action {
@@ -312,17 +304,42 @@ impl Cli {
     /// Appends the transition to the audit log. A failure is reported but does not undo the
     /// decision, which is already in the store.
     fn record_audit(&self, transition: Transition, record: &ApprovalRecord) {
-        let Some(dir) = &self.audit else { return };
         let event = audit_event(transition, record);
-        let Some(line) = audit_line(AUDIT_INSTANCE, self.clock.now_ms(), &event) else {
-            return;
-        };
-        if let Err(e) = append_line(dir, &line) {
-            eprintln!(
-                "toolgate: warning: the decision was recorded, but not in the audit log in {}: {e}",
-                dir.display()
-            );
-        }
+        record_cli_audit(self.audit.as_deref(), self.clock.now_ms(), &event);
+    }
+}
+
+/// The state directory and the store DSN the state arguments name.
+pub(super) fn state_of(args: &StateArgs) -> anyhow::Result<(PathBuf, String)> {
+    let state_dir = expand_home(&args.state_dir)?;
+    let dsn = args
+        .state_dsn
+        .clone()
+        .unwrap_or_else(|| format!("sqlite:{}", state_dir.join("state.db").display()));
+    Ok((state_dir, dsn))
+}
+
+/// Where a command records what it changed (none with --no-audit).
+pub(super) fn audit_dir_of(args: &StateArgs, state_dir: &Path) -> Option<PathBuf> {
+    (!args.no_audit).then(|| {
+        args.audit_dir
+            .clone()
+            .unwrap_or_else(|| state_dir.join("audit"))
+    })
+}
+
+/// Appends one audit line (`instance: cli`); a failure is reported, and does not undo the
+/// change, which is already in the store.
+pub(super) fn record_cli_audit(dir: Option<&Path>, now_ms: u64, event: &AuditEvent) {
+    let Some(dir) = dir else { return };
+    let Some(line) = audit_line(AUDIT_INSTANCE, now_ms, event) else {
+        return;
+    };
+    if let Err(e) = append_line(dir, &line) {
+        eprintln!(
+            "toolgate: warning: the change was made, but not recorded in the audit log in {}: {e}",
+            dir.display()
+        );
     }
 }
 
@@ -338,7 +355,7 @@ fn append_line(dir: &Path, line: &str) -> std::io::Result<()> {
 }
 
 /// Who decided: `cli:<login name>`.
-fn decided_by() -> String {
+pub(super) fn decided_by() -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_default();
@@ -443,7 +460,7 @@ fn render_record(r: &ApprovalRecord) -> String {
 }
 
 /// Replaces control characters, so text from agents cannot drive the terminal.
-fn clean(text: &str) -> String {
+pub(super) fn clean(text: &str) -> String {
     text.chars()
         .map(|c| if c.is_control() { '?' } else { c })
         .collect()

@@ -5,6 +5,7 @@ mod classify;
 mod diff;
 mod explain;
 mod junit;
+mod pins;
 mod policy_file;
 mod replay;
 mod run;
@@ -35,6 +36,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Classify(args)) => classify::run(&args),
         Some(Command::Scan(args)) => scan::run(&args),
         Some(Command::Approvals(args)) => approvals::run(&args),
+        Some(Command::Pins(args)) => pins::run(&args),
         None => run::run(cli.run),
     }
 }

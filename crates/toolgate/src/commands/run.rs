@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use toolgate_proxy::audit::{ArgsHasher, AuditConfig, AuditSink};
+use toolgate_proxy::pinning::{server_name, LockFile};
 use toolgate_proxy::stdio::StdioOptions;
 use toolgate_proxy::{FailMode, Gateway, GatewayOptions};
 use toolgate_state::SystemClock;
@@ -41,6 +42,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let store = toolgate_state::open_store(&dsn, &args.state_prefix, clock.clone())
             .context("cannot open the counter store")?;
         let approvals = super::approvals::open_for_gateway(&args, &dsn, &state_dir, clock.clone())?;
+        let pins = toolgate_state::open_pins(&dsn, &args.state_prefix)
+            .context("cannot open the pin store")?;
+        let lock = LockFile::of_policy(&policy, &config).map_err(anyhow::Error::msg)?;
         let instance = format!(
             "{}-{}",
             std::process::id(),
@@ -69,9 +73,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             cancel_grace: Duration::from_secs(args.cancel_grace),
             approvals: Some(approvals),
             shadow: args.shadow,
+            server_name: server_name::given_or_derived(
+                args.server_name.as_deref(),
+                args.upstream.as_deref(),
+                &args.command,
+            ),
+            pins: Some(pins),
             ..GatewayOptions::default()
         };
         let gateway = Gateway::new(policy, store, clock, audit, hasher, options);
+        gateway.set_pin_lock(lock);
+        let _pin_watcher = gateway.spawn_pin_watcher();
         let _approvals = super::approvals::start_for_gateway(&gateway, &args, &state_dir).await?;
         let _watch = if args.no_watch {
             None

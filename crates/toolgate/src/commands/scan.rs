@@ -9,6 +9,8 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use toolgate_classify::{classify_all, starter_policy_json, starter_policy_yaml};
 
+use toolgate_proxy::pinning::{server_name, LockFile};
+
 use super::starter_tests::starter_tests;
 use super::tool_source::{self, ServerSpec};
 use crate::cli::{PolicyOutputFormat, ScanArgs};
@@ -19,7 +21,7 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
         .as_deref()
         .filter(|_| !args.no_tests)
         .map(test_file_for);
-    for path in args.output.iter().chain(&tests_path) {
+    for path in args.output.iter().chain(&tests_path).chain(&args.lock) {
         if path.exists() && !args.force {
             bail!(
                 "{} already exists; pass --force to replace it",
@@ -33,6 +35,25 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
         headers: &args.headers,
         timeout: Duration::from_secs(args.timeout),
     })?;
+    if let (Some(lock_path), Some(listing)) = (&args.lock, &set.listing) {
+        let server = server_name::given_or_derived(
+            args.server_name.as_deref(),
+            args.upstream.as_deref(),
+            &args.command,
+        );
+        let lock = LockFile::of_listing(&server, &listing.tools, listing.instructions.as_deref());
+        std::fs::write(lock_path, lock.to_text())
+            .with_context(|| format!("cannot write {}", lock_path.display()))?;
+        eprintln!(
+            "Pinned {} tools of {server} in {} (use it with `pinning: {{lock: …}}` in the \
+             policy, and check a server against it with `toolgate pins check --lock`).",
+            lock.tools.len(),
+            lock_path.display()
+        );
+        if args.output.is_none() {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
     let results = classify_all(&set.tools, set.server_name.as_deref());
     let text = match args.format {
         PolicyOutputFormat::Yaml => {

@@ -9,11 +9,14 @@ use std::time::Duration;
 use anyhow::Context;
 use toolgate_classify::{parse_tools_document, ToolDef};
 use toolgate_proxy::http::{HttpUpstream, UpstreamProtocol, UpstreamTarget};
+use toolgate_proxy::tool_listing::ListedTools;
 
 /// Tools and the name the server gave itself.
 pub struct ToolSet {
     pub server_name: Option<String>,
     pub tools: Vec<ToolDef>,
+    /// The listing as the server gave it, when it came from a live server.
+    pub listing: Option<ListedTools>,
 }
 
 /// Which live server to ask.
@@ -32,10 +35,29 @@ pub fn from_file(path: &Path) -> anyhow::Result<ToolSet> {
     Ok(ToolSet {
         server_name: None,
         tools,
+        listing: None,
     })
 }
 
 pub fn from_server(spec: &ServerSpec<'_>) -> anyhow::Result<ToolSet> {
+    let listed = listing(spec)?;
+    let tools = listed
+        .tools
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            ToolDef::from_json(t).with_context(|| format!("tool {i} in the server's tools/list"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(ToolSet {
+        server_name: listed.server_name.clone(),
+        tools,
+        listing: Some(listed),
+    })
+}
+
+/// Connects to the server and lists its tools, as an MCP client does.
+pub fn listing(spec: &ServerSpec<'_>) -> anyhow::Result<ListedTools> {
     let target = match spec.upstream {
         Some(url) => {
             let mut upstream = HttpUpstream::new(url, UpstreamProtocol::Auto)?;
@@ -50,22 +72,10 @@ pub fn from_server(spec: &ServerSpec<'_>) -> anyhow::Result<ToolSet> {
         .worker_threads(1)
         .enable_all()
         .build()?;
-    let listed = runtime
+    runtime
         .block_on(toolgate_proxy::tool_listing::list_tools(
             target,
             spec.timeout,
         ))
-        .context("cannot list the server's tools")?;
-    let tools = listed
-        .tools
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            ToolDef::from_json(t).with_context(|| format!("tool {i} in the server's tools/list"))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(ToolSet {
-        server_name: listed.server_name,
-        tools,
-    })
+        .context("cannot list the server's tools")
 }

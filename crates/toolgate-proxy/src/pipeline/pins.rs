@@ -1,0 +1,476 @@
+//! Tool definition pins at run time (`docs/INTEGRITY.md`). Every `tools/list` page that
+//! passes through — and toolgate's own listings — is compared with the pins of the server
+//! (`--server-name`): those in the state store, trusted on first use, or those of the
+//! policy's `pinning.lock` file. A tool whose definition departs from its pin is
+//! *drifting* until the listing shows the pinned definition again or a person approves
+//! the new one (`toolgate pins approve`), which a watcher notices within a second.
+//!
+//! What a drifting tool gets is the policy's, read at each use (`pinning.on_change`,
+//! `on_new_tool`): hidden from listings and answered as unknown, listed but refused, or
+//! allowed. Every drift is audited once per definition as `tool_changed`, with a readable
+//! diff; sessions whose view of the tools changes are sent `tools/list_changed`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use serde_json::Value;
+use toolgate_policy::{OnNewTool, OnPinChange, Policy};
+use toolgate_state::pins::{tool_key, tool_of_key, INSTRUCTIONS_KEY};
+use toolgate_state::{Observation, PinEntry, PinRecord, PinStore};
+
+use crate::audit::AuditEvent;
+use crate::gateway::{FailMode, Gateway};
+use crate::pinning::{
+    compare, instructions_entry, seen_tool, Drift, DriftKind, LockFile, SeenTool,
+};
+
+/// How often the watcher looks for approvals while something drifts.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
+/// Drifts already audited that are remembered; past it, the set starts again (a server that
+/// lists ever new definitions gets them reported again rather than remembered without end).
+const REPORTED_AT_MOST: usize = 4096;
+
+/// What the gateway knows of the server's drift from its pins.
+#[derive(Default)]
+pub(crate) struct PinWatch {
+    /// Tools whose listed definition departs from their pin, by name, as last listed.
+    drifting: HashMap<String, Drift>,
+    /// Drifts audited (tool and definition).
+    reported: HashSet<String>,
+    /// The server's first listing is under way: its later pages are trusted on first use.
+    first_listing: bool,
+}
+
+/// What a drifting tool gets under a policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PinAction {
+    Allow,
+    Hide,
+    Deny,
+}
+
+impl PinAction {
+    fn as_str(self) -> &'static str {
+        match self {
+            PinAction::Allow => "allow",
+            PinAction::Hide => "hide",
+            PinAction::Deny => "deny",
+        }
+    }
+}
+
+fn action_for(kind: &DriftKind, policy: &Policy) -> PinAction {
+    match kind {
+        DriftKind::Changed | DriftKind::Renamed { .. } => match policy.pinning.on_change {
+            OnPinChange::Hide => PinAction::Hide,
+            OnPinChange::Deny => PinAction::Deny,
+            OnPinChange::Warn => PinAction::Allow,
+        },
+        DriftKind::New => match policy.pinning.on_new_tool {
+            OnNewTool::Hide => PinAction::Hide,
+            OnNewTool::Allow => PinAction::Allow,
+        },
+        DriftKind::Removed => PinAction::Allow,
+    }
+}
+
+impl Gateway {
+    /// Whether pins are kept at all (a state store or a lock file).
+    pub(crate) fn pins_kept(&self) -> bool {
+        self.pins.is_some() || self.pin_lock.load().is_some()
+    }
+
+    /// What `tool` gets for its drift from its pin (allow when it does not drift).
+    pub(crate) fn pin_action(&self, tool: &str, policy: &Policy) -> PinAction {
+        self.pin_watch
+            .lock()
+            .drifting
+            .get(tool)
+            .map_or(PinAction::Allow, |d| action_for(&d.kind, policy))
+    }
+
+    /// The denial message of a call to a tool whose definition drifts under `deny`.
+    pub(crate) fn pin_denial_message(&self, tool: &str) -> String {
+        let server = &self.options.server_name;
+        format!(
+            "The definition of tool \"{tool}\" changed since it was approved, so toolgate \
+             refuses calls to it until an operator reviews the change (toolgate pins diff \
+             {server}/{tool}) and approves it (toolgate pins approve {server}/{tool})."
+        )
+    }
+
+    /// Compares one `tools/list` page with the pins, and records what drifts.
+    pub(crate) async fn check_pins(&self, page: &Value, policy: &Policy) {
+        let Some(tools) = page.get("tools").and_then(Value::as_array) else {
+            return;
+        };
+        let now = self.clock.now_ms();
+        let seen: Vec<SeenTool> = tools.iter().filter_map(|t| seen_tool(t, now)).collect();
+        let last_page = !page.get("nextCursor").is_some_and(Value::is_string);
+        let (report, standing) = match (self.pin_lock.load_full(), &self.pins) {
+            (Some(lock), _) => {
+                let drift = compare(&lock.tools, &seen, false);
+                (drift.clone(), drift)
+            }
+            (None, Some(store)) => match self
+                .observe_pins(store.as_ref(), &seen, policy, last_page)
+                .await
+            {
+                Ok(found) => found,
+                Err(error) => {
+                    tracing::warn!(%error, "could not check the server's tool definitions against their pins");
+                    (Vec::new(), self.unverified(&seen))
+                }
+            },
+            (None, None) => return,
+        };
+        self.take_drift(&seen, report, standing, policy);
+    }
+
+    /// Checks `seen` against the store's pins and records it there. Returns the drift to
+    /// report (including new tools pinned just now) and the drift that stands (the pin is
+    /// not what the listing shows).
+    async fn observe_pins(
+        &self,
+        store: &dyn PinStore,
+        seen: &[SeenTool],
+        policy: &Policy,
+        last_page: bool,
+    ) -> Result<(Vec<Drift>, Vec<Drift>), toolgate_state::StoreError> {
+        let server = &self.options.server_name;
+        let pins: BTreeMap<String, PinEntry> = store
+            .list(Some(server))
+            .await?
+            .into_iter()
+            .filter_map(|r| Some((tool_of_key(&r.key)?.to_string(), r.pinned?)))
+            .collect();
+        let first = {
+            let mut watch = self.pin_watch.lock();
+            let first = watch.first_listing || pins.is_empty();
+            watch.first_listing = first && !last_page;
+            first
+        };
+        // The first listing is the baseline: nothing in it drifts.
+        let drift: HashMap<String, Drift> = if first {
+            HashMap::new()
+        } else {
+            compare(&pins, seen, false)
+                .into_iter()
+                .map(|d| (d.tool.clone(), d))
+                .collect()
+        };
+        let observe = |s: &SeenTool| Observation {
+            key: tool_key(&s.name),
+            entry: s.entry.clone(),
+        };
+        let (renamed, others): (Vec<&SeenTool>, Vec<&SeenTool>) = seen.iter().partition(|s| {
+            matches!(
+                drift.get(&s.name).map(|d| &d.kind),
+                Some(DriftKind::Renamed { .. })
+            )
+        });
+        // A rename changes what an approved tool is called: pinned as seen only where
+        // changes are allowed anyway.
+        let pin_new = first || policy.pinning.on_new_tool == OnNewTool::Allow;
+        let pin_renamed = first || policy.pinning.on_change == OnPinChange::Warn;
+        let mut records: Vec<PinRecord> = Vec::with_capacity(seen.len());
+        for (group, pin) in [(others, pin_new), (renamed, pin_renamed)] {
+            if !group.is_empty() {
+                let observed = group.into_iter().map(observe).collect();
+                records.extend(store.observe(server, observed, pin).await?);
+            }
+        }
+        let mut report = Vec::new();
+        let mut standing = Vec::new();
+        for record in records {
+            let Some(tool) = tool_of_key(&record.key) else {
+                continue;
+            };
+            let Some(seen) = seen.iter().find(|s| s.name == tool) else {
+                continue;
+            };
+            let found = drift.get(tool).cloned();
+            if record.matches(&seen.entry.digest) {
+                // Pinned just now (a new tool, or a rename, allowed): reported, not standing.
+                report.extend(found);
+                continue;
+            }
+            // Another gateway may have pinned something else first: the store decides.
+            let drift = found.unwrap_or_else(|| Drift {
+                tool: tool.to_string(),
+                kind: if record.pinned.is_some() {
+                    DriftKind::Changed
+                } else {
+                    DriftKind::New
+                },
+                pinned: record.pinned.clone(),
+                seen: Some(seen.entry.clone()),
+            });
+            report.push(drift.clone());
+            standing.push(drift);
+        }
+        Ok((report, standing))
+    }
+
+    /// When the store cannot be read: tools not already known to match drift as changed
+    /// (fail closed), or nothing drifts (fail open).
+    fn unverified(&self, seen: &[SeenTool]) -> Vec<Drift> {
+        if self.options.fail_mode == FailMode::Open {
+            return Vec::new();
+        }
+        let watch = self.pin_watch.lock();
+        seen.iter()
+            .filter(|s| !watch.drifting.contains_key(&s.name))
+            .map(|s| Drift {
+                tool: s.name.clone(),
+                kind: DriftKind::Changed,
+                pinned: None,
+                seen: Some(s.entry.clone()),
+            })
+            .collect()
+    }
+
+    /// Records the drift of one page: what it lists replaces what was known of those tools;
+    /// new drift is audited; sessions that listed a tool now hidden are told.
+    fn take_drift(
+        &self,
+        seen: &[SeenTool],
+        report: Vec<Drift>,
+        standing: Vec<Drift>,
+        policy: &Policy,
+    ) {
+        let hidden = |d: &Drift| action_for(&d.kind, policy) == PinAction::Hide;
+        let mut was_hidden = HashSet::new();
+        let mut is_hidden = HashSet::new();
+        let mut audit = Vec::new();
+        {
+            let mut watch = self.pin_watch.lock();
+            for s in seen {
+                if let Some(old) = watch.drifting.remove(&s.name) {
+                    if hidden(&old) {
+                        was_hidden.insert(old.tool);
+                    }
+                }
+            }
+            for d in standing {
+                if hidden(&d) {
+                    is_hidden.insert(d.tool.clone());
+                }
+                watch.drifting.insert(d.tool.clone(), d);
+            }
+            for d in report {
+                let digest = d.seen.as_ref().map_or("", |e| e.digest.as_str());
+                if watch.reported.len() >= REPORTED_AT_MOST {
+                    watch.reported.clear();
+                }
+                if watch.reported.insert(format!("{}\u{0}{digest}", d.tool)) {
+                    audit.push(d);
+                }
+            }
+        }
+        for d in audit {
+            self.audit_drift(Some(&d.tool), &d, action_for(&d.kind, policy));
+        }
+        // Tools hidden now that were shown, and shown now that were hidden.
+        let flipped: HashSet<&String> = was_hidden.symmetric_difference(&is_hidden).collect();
+        if !flipped.is_empty() {
+            self.notify_sessions_listing(|tool| flipped.contains(&tool.to_string()));
+        }
+    }
+
+    fn audit_drift(&self, tool: Option<&str>, drift: &Drift, action: PinAction) {
+        let server = &self.options.server_name;
+        let diff = drift.diff();
+        let from = match &drift.kind {
+            DriftKind::Renamed { from } => Some(from.clone()),
+            _ => None,
+        };
+        tracing::warn!(
+            server = %server,
+            tool = tool.unwrap_or("(instructions)"),
+            change = drift.kind.as_str(),
+            renamed_from = from.as_deref().unwrap_or(""),
+            action = action.as_str(),
+            "a tool definition departs from its pin (see toolgate pins diff; docs/INTEGRITY.md)"
+        );
+        self.audit.record(AuditEvent::ToolChanged {
+            server: server.clone(),
+            tool: tool.map(str::to_string),
+            change: drift.kind.as_str(),
+            renamed_from: from,
+            action: action.as_str(),
+            pinned: drift.pinned.as_ref().map(|e| e.digest.clone()),
+            seen: drift.seen.as_ref().map(|e| e.digest.clone()),
+            diff,
+        });
+    }
+
+    /// Checks the server's `initialize` instructions against their pin. Returns whether they
+    /// must be withheld from the client (they changed, and the policy does not warn only).
+    pub(crate) async fn check_instructions_pin(
+        &self,
+        instructions: Option<&str>,
+        policy: &Policy,
+    ) -> bool {
+        let seen = instructions_entry(instructions, self.clock.now_ms());
+        let pinned = match (self.pin_lock.load_full(), &self.pins) {
+            (Some(lock), _) => match &lock.instructions {
+                Some(pin) => Some(pin.clone()),
+                None => return false,
+            },
+            (None, Some(store)) => {
+                let observed = Observation {
+                    key: INSTRUCTIONS_KEY.to_string(),
+                    entry: seen.clone(),
+                };
+                match store
+                    .observe(&self.options.server_name, vec![observed], true)
+                    .await
+                {
+                    Ok(records) => records.into_iter().next().and_then(|r| r.pinned),
+                    Err(error) => {
+                        tracing::warn!(%error, "could not check the server's instructions against their pin");
+                        return self.options.fail_mode == FailMode::Closed
+                            && policy.pinning.on_change != OnPinChange::Warn;
+                    }
+                }
+            }
+            (None, None) => return false,
+        };
+        if pinned.as_ref().is_some_and(|p| p.digest == seen.digest) {
+            return false;
+        }
+        let drift = Drift {
+            tool: String::new(),
+            kind: DriftKind::Changed,
+            pinned,
+            seen: Some(seen),
+        };
+        let action = action_for(&drift.kind, policy);
+        let first_report = {
+            let mut watch = self.pin_watch.lock();
+            let digest = drift.seen.as_ref().map_or("", |e| e.digest.as_str());
+            watch
+                .reported
+                .insert(format!("\u{0}instructions\u{0}{digest}"))
+        };
+        if first_report {
+            self.audit_drift(None, &drift, action);
+        }
+        action != PinAction::Allow
+    }
+
+    /// Puts a lock file in force (or none), and lets go of drift the new pins resolve.
+    pub fn set_pin_lock(&self, lock: Option<LockFile>) {
+        let lock = lock.map(Arc::new);
+        self.pin_lock.store(lock.clone());
+        let resolved = |d: &Drift| match &lock {
+            Some(lock) => {
+                let pin = lock.tools.get(&d.tool);
+                pin.is_some_and(|p| d.seen.as_ref().is_some_and(|s| s.digest == p.digest))
+            }
+            // Back to the store: the next listing decides.
+            None => true,
+        };
+        self.resolve_drift(resolved);
+    }
+
+    /// Forgets the drift `resolved` says is over; sessions that listed a tool that was
+    /// hidden are told.
+    fn resolve_drift(&self, resolved: impl Fn(&Drift) -> bool) {
+        let policy = self.policy.load_full();
+        let released: HashSet<String> = {
+            let mut watch = self.pin_watch.lock();
+            let done: Vec<String> = watch
+                .drifting
+                .values()
+                .filter(|d| resolved(d))
+                .map(|d| d.tool.clone())
+                .collect();
+            done.into_iter()
+                .filter_map(|tool| {
+                    let d = watch.drifting.remove(&tool)?;
+                    (action_for(&d.kind, &policy) == PinAction::Hide).then_some(tool)
+                })
+                .collect()
+        };
+        if !released.is_empty() {
+            tracing::info!(
+                tools = released.len(),
+                "approved tool definitions are listed again"
+            );
+            self.notify_sessions_listing(|tool| released.contains(tool));
+        }
+    }
+
+    /// Starts the task that notices approvals (and resets) made in the store by other
+    /// processes, while something drifts. It ends with the gateway.
+    pub fn spawn_pin_watcher(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        self.pins.as_ref()?;
+        let gateway: Weak<Gateway> = Arc::downgrade(self);
+        Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(WATCH_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(gateway) = gateway.upgrade() else {
+                    return;
+                };
+                gateway.look_for_approvals().await;
+            }
+        }))
+    }
+
+    async fn look_for_approvals(&self) {
+        let Some(store) = &self.pins else { return };
+        let drifting: Vec<(String, PinEntry)> = {
+            let watch = self.pin_watch.lock();
+            watch
+                .drifting
+                .values()
+                .filter_map(|d| Some((d.tool.clone(), d.seen.clone()?)))
+                .collect()
+        };
+        if drifting.is_empty() || self.pin_lock.load().is_some() {
+            return;
+        }
+        let server = &self.options.server_name;
+        let records: HashMap<String, PinRecord> = match store.list(Some(server)).await {
+            Ok(records) => records.into_iter().map(|r| (r.key.clone(), r)).collect(),
+            Err(_) => return,
+        };
+        let mut approved: HashMap<String, String> = HashMap::new();
+        for (tool, seen) in drifting {
+            match records
+                .get(&tool_key(&tool))
+                .and_then(|r| r.pinned.as_ref())
+            {
+                Some(pin) if pin.digest == seen.digest => {
+                    approved.insert(tool, seen.digest);
+                }
+                Some(_) => {}
+                // The pins were reset: what is listed now is trusted, as on first use.
+                None => {
+                    let digest = seen.digest.clone();
+                    let observed = Observation {
+                        key: tool_key(&tool),
+                        entry: seen,
+                    };
+                    if let Ok(records) = store.observe(server, vec![observed], true).await {
+                        if records.first().is_some_and(|r| r.matches(&digest)) {
+                            approved.insert(tool, digest);
+                        }
+                    }
+                }
+            }
+        }
+        if !approved.is_empty() {
+            self.resolve_drift(|d| {
+                approved
+                    .get(&d.tool)
+                    .is_some_and(|digest| d.seen.as_ref().is_some_and(|s| &s.digest == digest))
+            });
+        }
+    }
+}
