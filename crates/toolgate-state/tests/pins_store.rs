@@ -177,3 +177,78 @@ async fn redis_pins() {
     behaves("redis").await;
     one_pin_for_concurrent_first_sightings("redis").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_lists_see_later_approvals() {
+    let (a, b, _keep) = handles("sqlite");
+    let key = tool_key("t");
+    a.observe("s", vec![seen(&key, "one", 1)], true)
+        .await
+        .unwrap();
+    a.observe("s", vec![seen(&key, "two", 2)], true)
+        .await
+        .unwrap();
+    assert!(a.list(Some("s")).await.unwrap()[0].matches("one"));
+    b.approve("s", &key).await.unwrap().unwrap();
+    assert!(a.list(Some("s")).await.unwrap()[0].matches("two"));
+}
+
+const CHILD_DB: &str = "TOOLGATE_PINS_TEST_DB";
+
+/// Run by `a_gateway_sees_what_another_process_approved`; does nothing otherwise.
+#[test]
+#[ignore = "child process of a_gateway_sees_what_another_process_approved"]
+fn approve_as_child_process() {
+    let Ok(db) = std::env::var(CHILD_DB) else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = SqlitePins::open(&db, "toolgate").unwrap();
+        assert!(store.approve("s", &tool_key("t")).await.unwrap().is_some());
+    });
+}
+
+/// A gateway holds the counters, the approvals and the pins of one file open (each opened
+/// in turn), and a short-lived process (`toolgate pins approve`) changes the file and exits:
+/// the gateway reads the change. (`tests/e2e/test_pinning.py` runs the same through the real
+/// binaries, where opening the file once more used to drop the gateway's locks on it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_sees_what_another_process_approved() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let clock = Arc::new(toolgate_state::ManualClock::new(1_767_225_600_000));
+    let counters = toolgate_state::SqliteStore::open(&db, "toolgate", clock.clone()).unwrap();
+    use toolgate_state::CounterStore;
+    let item = common::item("k", common::fixed(common::MINUTE), "10", "1");
+    let _ticket = counters.reserve(&[item]).await.unwrap();
+    let _approvals = toolgate_state::SqliteApprovals::open(&db, "toolgate", clock).unwrap();
+    let pins = SqlitePins::open(&db, "toolgate").unwrap();
+    let key = tool_key("t");
+    pins.observe("s", vec![seen(&key, "one", 1)], true)
+        .await
+        .unwrap();
+    pins.observe("s", vec![seen(&key, "two", 2)], true)
+        .await
+        .unwrap();
+    assert!(pins.list(Some("s")).await.unwrap()[0].matches("one"));
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "approve_as_child_process",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(CHILD_DB, &db)
+        .output()
+        .unwrap();
+    assert!(
+        child.status.success(),
+        "{}",
+        String::from_utf8_lossy(&child.stderr)
+    );
+    assert!(pins.list(Some("s")).await.unwrap()[0].matches("two"));
+}

@@ -78,6 +78,14 @@ fn prepare_file(path: &Path) -> Result<(), StoreError> {
                 .map_err(|e| unavailable("creating the state directory", parent, e))?;
         }
     }
+    // Only a file that does not exist yet is touched here. Closing a descriptor of a file
+    // drops every POSIX lock this process holds on it, including those of SQLite connections
+    // already open on it (the counters, approvals and pins share one file): another process
+    // could then take itself for the last connection, checkpoint and reset the WAL under
+    // them, and they would go on reading a snapshot from before its writes.
+    if path.exists() {
+        return Ok(());
+    }
     let mut options = fs::OpenOptions::new();
     options.write(true).create(true).truncate(false);
     #[cfg(unix)]
