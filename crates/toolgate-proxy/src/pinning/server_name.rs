@@ -59,7 +59,9 @@ pub fn from_command(command: &[OsString]) -> String {
             continue;
         }
         let program = base_name(word);
-        if LAUNCHERS.contains(&program.as_str()) {
+        // `python3.12`, `node22`: a launcher with its version in its name.
+        let unversioned = program.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+        if LAUNCHERS.contains(&program.as_str()) || LAUNCHERS.contains(&unversioned) {
             continue;
         }
         return sanitize(&program);
@@ -139,6 +141,10 @@ mod tests {
             "mcp-server-git"
         );
         assert_eq!(command("python3 -m my_server"), "my_server");
+        assert_eq!(
+            command("/venv/bin/python3.11 servers/shifting_server.py"),
+            "shifting_server"
+        );
         assert_eq!(command("node build/index.js"), "index");
         assert_eq!(command("/usr/local/bin/github-mcp stdio"), "github-mcp");
         assert_eq!(command("env FOO=1 My.Server"), "my-server");

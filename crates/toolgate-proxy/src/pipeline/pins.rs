@@ -438,7 +438,10 @@ impl Gateway {
         let server = &self.options.server_name;
         let records: HashMap<String, PinRecord> = match store.list(Some(server)).await {
             Ok(records) => records.into_iter().map(|r| (r.key.clone(), r)).collect(),
-            Err(_) => return,
+            Err(error) => {
+                tracing::debug!(%error, "could not look for approved tool definitions");
+                return;
+            }
         };
         let mut approved: HashMap<String, String> = HashMap::new();
         for (tool, seen) in drifting {
