@@ -101,7 +101,7 @@ pub struct Gateway {
     /// The policy's `pinning.lock`, read: when set, pins come from it instead of the store.
     pub(crate) pin_lock: arc_swap::ArcSwapOption<crate::pinning::LockFile>,
     /// Tools whose definitions depart from their pins.
-    pub(crate) pin_watch: Mutex<crate::pipeline::pins::PinWatch>,
+    pub(crate) pin_watch: parking_lot::RwLock<crate::pipeline::pins::PinWatch>,
 }
 
 impl Gateway {

@@ -56,15 +56,38 @@ fn join(path: &str, key: &str) -> String {
     }
 }
 
-/// A value as JSON text, cut to [`VALUE_CHARS`]. Control characters stay escaped (JSON
-/// escapes them), so a definition cannot drive the terminal that shows the diff.
+/// A value as JSON text, cut to [`VALUE_CHARS`], with every control character (JSON leaves
+/// DEL and the C1 range raw) and every invisible one (zero-width, bidi controls, tag
+/// characters) written as an escape: a definition cannot drive the terminal that shows the
+/// diff, and a reviewer sees what a model would read.
 fn quote(value: &Value) -> String {
-    let text = value.to_string();
+    let text: String = value
+        .to_string()
+        .chars()
+        .map(|c| {
+            if c.is_control() || is_invisible(c) {
+                format!("\\u{{{:04x}}}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
+        .collect();
     if text.chars().count() <= VALUE_CHARS {
         return text;
     }
     let cut: String = text.chars().take(VALUE_CHARS).collect();
     format!("{cut}… ({} characters)", text.chars().count())
+}
+
+/// Characters that take no space: zero-width, bidi controls, word joiners, the byte-order
+/// mark, tag characters.
+fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{200b}'..='\u{200f}'
+        | '\u{202a}'..='\u{202e}'
+        | '\u{2060}'..='\u{2069}'
+        | '\u{feff}'
+        | '\u{e0000}'..='\u{e007f}')
 }
 
 #[cfg(test)]
@@ -108,8 +131,20 @@ mod tests {
     }
 
     #[test]
-    fn control_characters_stay_escaped() {
-        let lines = differences(r#"{"d":"a"}"#, r#"{"d":"\u001b[2Jgone"}"#);
-        assert!(!lines[0].contains('\u{1b}'), "{lines:?}");
+    fn control_and_invisible_characters_are_shown_escaped() {
+        let lines = differences(
+            r#"{"d":"a"}"#,
+            r#"{"d":"\u001b[2J\u009b2J\u007f\u202egone\u200b"}"#,
+        );
+        assert!(
+            !lines[0].chars().any(|c| c.is_control() || is_invisible(c)),
+            "{lines:?}"
+        );
+        assert!(
+            lines[0].contains("\\u{009b}") && lines[0].contains("\\u{202e}"),
+            "{lines:?}"
+        );
+        let tag = differences(r#"{"d":"a"}"#, "{\"d\":\"a\u{e0041}\"}");
+        assert!(tag[0].contains("\\u{e0041}"), "{tag:?}");
     }
 }

@@ -83,8 +83,11 @@ impl Gateway {
 
     /// What `tool` gets for its drift from its pin (allow when it does not drift).
     pub(crate) fn pin_action(&self, tool: &str, policy: &Policy) -> PinAction {
-        self.pin_watch
-            .lock()
+        let watch = self.pin_watch.read();
+        if watch.drifting.is_empty() {
+            return PinAction::Allow;
+        }
+        watch
             .drifting
             .get(tool)
             .map_or(PinAction::Allow, |d| action_for(&d.kind, policy))
@@ -146,7 +149,7 @@ impl Gateway {
             .filter_map(|r| Some((tool_of_key(&r.key)?.to_string(), r.pinned?)))
             .collect();
         let first = {
-            let mut watch = self.pin_watch.lock();
+            let mut watch = self.pin_watch.write();
             let first = watch.first_listing || pins.is_empty();
             watch.first_listing = first && !last_page;
             first
@@ -219,7 +222,7 @@ impl Gateway {
         if self.options.fail_mode == FailMode::Open {
             return Vec::new();
         }
-        let watch = self.pin_watch.lock();
+        let watch = self.pin_watch.read();
         seen.iter()
             .filter(|s| !watch.drifting.contains_key(&s.name))
             .map(|s| Drift {
@@ -245,7 +248,7 @@ impl Gateway {
         let mut is_hidden = HashSet::new();
         let mut audit = Vec::new();
         {
-            let mut watch = self.pin_watch.lock();
+            let mut watch = self.pin_watch.write();
             for s in seen {
                 if let Some(old) = watch.drifting.remove(&s.name) {
                     if hidden(&old) {
@@ -349,7 +352,7 @@ impl Gateway {
         };
         let action = action_for(&drift.kind, policy);
         let first_report = {
-            let mut watch = self.pin_watch.lock();
+            let mut watch = self.pin_watch.write();
             let digest = drift.seen.as_ref().map_or("", |e| e.digest.as_str());
             watch
                 .reported
@@ -381,7 +384,7 @@ impl Gateway {
     fn resolve_drift(&self, resolved: impl Fn(&Drift) -> bool) {
         let policy = self.policy.load_full();
         let released: HashSet<String> = {
-            let mut watch = self.pin_watch.lock();
+            let mut watch = self.pin_watch.write();
             let done: Vec<String> = watch
                 .drifting
                 .values()
@@ -425,7 +428,7 @@ impl Gateway {
     async fn look_for_approvals(&self) {
         let Some(store) = &self.pins else { return };
         let drifting: Vec<(String, PinEntry)> = {
-            let watch = self.pin_watch.lock();
+            let watch = self.pin_watch.read();
             watch
                 .drifting
                 .values()

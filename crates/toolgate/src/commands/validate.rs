@@ -1,8 +1,10 @@
-//! `toolgate validate`: every problem in a policy file, or `Policy file is valid.`
+//! `toolgate validate`: every problem in a policy file (and in the pin lock file it names),
+//! or `Policy file is valid.`
 
 use std::process::ExitCode;
 
 use serde_json::json;
+use toolgate_proxy::pinning::LockFile;
 
 use super::policy_file;
 use super::scope_warnings::scope_warnings;
@@ -15,22 +17,38 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
         Ok(policy) => scope_warnings(policy, args.transport),
         Err(_) => Vec::new(),
     };
+    // The lock file the policy names must load as the gateway would load it.
+    let lock_error = result
+        .as_ref()
+        .ok()
+        .and_then(|policy| LockFile::of_policy(policy, &args.config).err());
+    let valid = errors.is_empty() && lock_error.is_none();
     match args.format {
         OutputFormat::Json => {
-            let report =
-                json!({"valid": errors.is_empty(), "errors": errors, "warnings": warnings});
+            let report = json!({
+                "valid": valid,
+                "errors": errors,
+                "lock_error": lock_error,
+                "warnings": warnings,
+            });
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
-        OutputFormat::Text if errors.is_empty() => {
+        OutputFormat::Text if !errors.is_empty() => {
+            print!("{}", policy_file::render_errors(&args.config, &errors))
+        }
+        OutputFormat::Text if lock_error.is_some() => {
+            let file = args.config.display();
+            println!("{file}: pinning.lock: {}", lock_error.unwrap_or_default());
+        }
+        OutputFormat::Text => {
             println!("Policy file is valid.");
             let file = args.config.display();
             for warning in &warnings {
                 println!("{file}: warning: {warning}");
             }
         }
-        OutputFormat::Text => print!("{}", policy_file::render_errors(&args.config, &errors)),
     }
-    Ok(if errors.is_empty() {
+    Ok(if valid {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
