@@ -172,6 +172,19 @@ async def test_poisoned_definitions_at_run_time(gateway: Gateway, action: str) -
         if action == "warn":
             result = await session.call_tool("add", {"a": 1, "b": 2})
             assert not result.is_error
+        # The server's other texts a model reads: its instructions and its prompts.
+        assert (connected.init.instructions is None) == (action == "hide")
+        prompts = {p.name for p in (await session.list_prompts()).prompts}
+        assert prompts == ({"greet"} if action == "hide" else {"greet", "summarize"})
+        if action == "hide":
+            with pytest.raises(Exception, match="Unknown prompt: summarize"):
+                await session.get_prompt("summarize", {"text": "x"})
+        else:
+            assert (await session.get_prompt("summarize", {"text": "x"})).messages
+        assert (await session.get_prompt("greet", {"name": "Ada"})).messages
+    texts = [e for e in gateway.audit_events() if e.get("event") == "poisoned_text"]
+    assert sorted(e["what"] for e in texts) == ["instructions", "prompt summarize"]
+    assert all(e["action"] == action for e in texts)
     events = gateway.wait_for_audit(lambda e: e.get("event") == "poisoned_tool")
     reports = [e for e in events if e.get("event") == "poisoned_tool"]
     assert len(reports) == 1, "reported once per definition, however often it is listed"

@@ -105,6 +105,8 @@ pub(crate) enum InFlight {
     Duplicate,
     /// A `resources/read` whose result goes through the policy's `"*"` redact rules.
     ResourcesRead,
+    /// A `prompts/list`, whose prompts are scanned for poisoning.
+    PromptsList,
 }
 
 pub(crate) struct CallInFlight {

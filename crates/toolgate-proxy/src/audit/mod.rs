@@ -191,6 +191,15 @@ pub enum AuditEvent {
         count: usize,
         by: String,
     },
+    /// Text that looks poisoned outside a tool's definition — the server's instructions, a
+    /// prompt — reported once per text.
+    PoisonedText {
+        /// `instructions`, or `prompt <name>`.
+        what: String,
+        /// `warn`, or `hide` when the policy hides it.
+        action: &'static str,
+        findings: Vec<toolgate_classify::poisoning::Finding>,
+    },
     /// What `redact` rules found in a result that is not a call's (a `resources/read`).
     Redacted {
         session: String,
@@ -361,8 +370,13 @@ impl AuditEvent {
                         + text(&a.session)
                         + 128
                 }
-                AuditEvent::PoisonedTool { tool, findings, .. } => {
-                    tool.len()
+                AuditEvent::PoisonedTool {
+                    tool: what,
+                    findings,
+                    ..
+                }
+                | AuditEvent::PoisonedText { what, findings, .. } => {
+                    what.len()
                         + findings
                             .iter()
                             .map(|f| f.evidence.len() + f.place.len() + 64)

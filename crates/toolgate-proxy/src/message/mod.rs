@@ -43,6 +43,8 @@ pub enum Method {
     Cancelled,
     Progress,
     ResourcesRead,
+    PromptsList,
+    PromptsGet,
     Other(Box<str>),
 }
 
@@ -56,6 +58,8 @@ impl Method {
             "notifications/cancelled" => Method::Cancelled,
             "notifications/progress" => Method::Progress,
             "resources/read" => Method::ResourcesRead,
+            "prompts/list" => Method::PromptsList,
+            "prompts/get" => Method::PromptsGet,
             other => Method::Other(other.into()),
         }
     }
@@ -69,6 +73,8 @@ impl Method {
             Method::Cancelled => "notifications/cancelled",
             Method::Progress => "notifications/progress",
             Method::ResourcesRead => "resources/read",
+            Method::PromptsList => "prompts/list",
+            Method::PromptsGet => "prompts/get",
             Method::Other(name) => name,
         }
     }

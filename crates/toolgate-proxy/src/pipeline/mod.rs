@@ -84,7 +84,11 @@ impl Gateway {
         }
     }
 
-    async fn request_from_client(self: &Arc<Self>, session: &Arc<Session>, request: ClientRequest) {
+    async fn request_from_client(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        mut request: ClientRequest,
+    ) {
         if session.state.lock().request_waiting(&request.key) {
             let why = MintRefusal::IdInUse;
             return self.refuse_unforwardable(session, &request, why).await;
@@ -96,8 +100,30 @@ impl Gateway {
             Method::ResourcesRead if !self.policy.load().redactions_for("*").is_empty() => {
                 Some(InFlight::ResourcesRead)
             }
+            Method::PromptsList => Some(InFlight::PromptsList),
+            Method::PromptsGet => {
+                if let Some(name) = self.hidden_prompt_asked(&mut request) {
+                    // As for a hidden tool: the prompt cannot be told from one that does not exist.
+                    let code = ErrorCode::InvalidParams;
+                    let message = format!("Unknown prompt: {name}");
+                    let reply = wire::error_response(Some(&request.id), code, &message);
+                    let reply = ToClient::error(reply, Some(&request.id), code);
+                    return session.send_to_client(reply).await;
+                }
+                None
+            }
             _ => None,
         };
+        self.forward_followed(session, request, follow).await
+    }
+
+    /// Forwards a request, following its answer as `follow` says.
+    async fn forward_followed(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        request: ClientRequest,
+        follow: Option<InFlight>,
+    ) {
         if let Some(entry) = follow {
             session
                 .state

@@ -141,16 +141,27 @@ impl Gateway {
                 }
                 None => with_client_id(),
             },
+            Some(InFlight::PromptsList) => {
+                let policy = self.policy.load_full();
+                match message
+                    .result()
+                    .and_then(|r| self.scan_prompts_page(r, &policy))
+                {
+                    Some(result) => replace_result(client_id.get(), &result),
+                    None => with_client_id(),
+                }
+            }
             Some(InFlight::Initialize) => {
                 match message.result().and_then(patch_initialize_result) {
                     Some(mut init) => {
                         session.state.lock().protocol_version = init.protocol_version.take();
-                        if self.pins_kept() {
-                            let policy = self.policy.load_full();
-                            let instructions = init.instructions();
-                            if self.check_instructions_pin(instructions, &policy).await {
-                                init.withhold_instructions();
-                            }
+                        let policy = self.policy.load_full();
+                        let instructions = init.instructions();
+                        let poisoned = self.instructions_poisoned(instructions, &policy);
+                        let drifted = self.pins_kept()
+                            && self.check_instructions_pin(instructions, &policy).await;
+                        if poisoned || drifted {
+                            init.withhold_instructions();
                         }
                         match init.rewritten() {
                             Some(result) => replace_result(client_id.get(), &result),
