@@ -448,15 +448,14 @@ impl Gateway {
         };
         let mut approved: HashMap<String, String> = HashMap::new();
         for (tool, seen) in drifting {
-            match records
-                .get(&tool_key(&tool))
-                .and_then(|r| r.pinned.as_ref())
-            {
-                Some(pin) if pin.digest == seen.digest => {
+            match records.get(&tool_key(&tool)).map(|r| r.pinned.as_ref()) {
+                Some(Some(pin)) if pin.digest == seen.digest => {
                     approved.insert(tool, seen.digest);
                 }
+                // Still changed, or a new tool still waiting for approval.
                 Some(_) => {}
-                // The pins were reset: what is listed now is trusted, as on first use.
+                // No record at all: the pins were reset, and what is listed now is trusted,
+                // as on first use.
                 None => {
                     let digest = seen.digest.clone();
                     let observed = Observation {
