@@ -177,22 +177,20 @@ impl Gateway {
         // changes are allowed anyway.
         let pin_new = first || policy.pinning.on_new_tool == OnNewTool::Allow;
         let pin_renamed = first || policy.pinning.on_change == OnPinChange::Warn;
-        let mut records: Vec<PinRecord> = Vec::with_capacity(seen.len());
+        // Each store answers one record per observation, in order.
+        let mut observed: Vec<(&SeenTool, PinRecord)> = Vec::with_capacity(seen.len());
         for (group, pin) in [(others, pin_new), (renamed, pin_renamed)] {
             if !group.is_empty() {
-                let observed = group.into_iter().map(observe).collect();
-                records.extend(store.observe(server, observed, pin).await?);
+                let records = store
+                    .observe(server, group.iter().map(|s| observe(s)).collect(), pin)
+                    .await?;
+                observed.extend(group.into_iter().zip(records));
             }
         }
         let mut report = Vec::new();
         let mut standing = Vec::new();
-        for record in records {
-            let Some(tool) = tool_of_key(&record.key) else {
-                continue;
-            };
-            let Some(seen) = seen.iter().find(|s| s.name == tool) else {
-                continue;
-            };
+        for (seen, record) in observed {
+            let tool = seen.name.as_str();
             let found = drift.get(tool).cloned();
             if record.matches(&seen.entry.digest) {
                 // Pinned just now (a new tool, or a rename, allowed): reported, not standing.
