@@ -68,6 +68,8 @@ pub enum Command {
     /// List, inspect, approve and deny calls waiting for a person's approval (the state the
     /// gateways share: --state-dir / --state-dsn).
     Approvals(ApprovalsArgs),
+    /// Check the audit log: every line chained to the one before it.
+    Audit(AuditArgs),
     /// Tool definition pins: list them, see how a tool changed, approve a change, or check a
     /// server against a lock file in CI.
     #[command(long_about = PINS_ABOUT)]
@@ -86,6 +88,37 @@ Pins can also come from a committed lock file (`pinning.lock` in the policy):\n\
 toolgate scan --lock tools.lock -- npx -y @modelcontextprotocol/server-filesystem /srv\n  \
 toolgate pins check --lock tools.lock -- npx -y @modelcontextprotocol/server-filesystem /srv\n\n\
 `check` exits 1 when the server's tools drift from the lock, for CI.";
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub action: AuditAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditAction {
+    /// Walk every instance's hash chain, across rotated files. Exits 0 and prints how many
+    /// lines it verified, or exits 1 naming the first line that was changed, removed or moved
+    /// (2 when the log cannot be read).
+    Verify {
+        /// Audit directory to check (default: <state-dir>/audit).
+        #[arg(long, value_name = "DIR")]
+        audit_dir: Option<PathBuf>,
+
+        /// State directory whose audit log to check (ignored with --audit-dir).
+        #[arg(
+            long,
+            value_name = "DIR",
+            env = "TOOLGATE_STATE_DIR",
+            default_value = "~/.toolgate"
+        )]
+        state_dir: String,
+
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: OutputFormat,
+    },
+}
 
 #[derive(Debug, Args)]
 pub struct PinsArgs {

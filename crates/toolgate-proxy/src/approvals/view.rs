@@ -131,15 +131,16 @@ pub fn audit_event(transition: Transition, record: &ApprovalRecord) -> AuditEven
     })
 }
 
-/// One audit line as the gateway's writer formats it (`ts`, `instance`, then the event), for
-/// processes that append a line or two and exit (the `approvals` command).
-pub fn audit_line(instance: &str, now_ms: u64, event: &AuditEvent) -> Option<String> {
+/// One audit line as the gateway's writer formats it (`ts`, `instance`, `prev`, then the
+/// event), for processes that append a line or two and exit (`audit::chain::append_one`).
+pub fn audit_line(instance: &str, now_ms: u64, prev: &str, event: &AuditEvent) -> Option<String> {
     let Value::Object(fields) = serde_json::to_value(event).ok()? else {
         return None;
     };
     let mut line = serde_json::Map::new();
     line.insert("ts".into(), Value::String(format_rfc3339_ms(now_ms)));
     line.insert("instance".into(), Value::String(instance.to_string()));
+    line.insert("prev".into(), Value::String(prev.to_string()));
     line.extend(fields);
     serde_json::to_string(&Value::Object(line)).ok()
 }
@@ -223,13 +224,15 @@ mod tests {
         assert_eq!(record_json(&r, false)["arguments"]["card"], "string");
         assert_eq!(record_json(&r, true)["arguments"]["card"], "4111");
         assert_eq!(record_json(&r, true)["decided_by"], "cli:bob");
-        let line = audit_line("cli", 0, &audit_event(Transition::Denied, &r)).unwrap();
+        let line = audit_line("cli", 0, "00", &audit_event(Transition::Denied, &r)).unwrap();
         let v: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["event"], "approval");
         assert_eq!(v["transition"], "denied");
         assert_eq!(v["by"], "cli:bob");
         assert_eq!(v["reason"], "no");
-        assert!(line.starts_with(r#"{"ts":"1970-01-01T00:00:00.000Z","instance":"cli","#));
+        assert!(
+            line.starts_with(r#"{"ts":"1970-01-01T00:00:00.000Z","instance":"cli","prev":"00","#)
+        );
         assert!(!line.contains("4111") && !line.contains("sha256"));
     }
 

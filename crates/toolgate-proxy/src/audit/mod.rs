@@ -7,6 +7,7 @@
 //! identical calls can be correlated without the log holding their content.
 
 mod args_hash;
+pub mod chain;
 mod time;
 mod writer;
 

@@ -7,7 +7,6 @@
 //! terminal that shows them.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -18,8 +17,8 @@ use toolgate_policy::approvals::WebhookUrl;
 use toolgate_policy::ir::Effect;
 use toolgate_proxy::admin::{self, AdminOptions, AdminToken};
 use toolgate_proxy::approvals::{
-    self, audit_event, audit_line, check_verdict, describe_state, is_approval_id, record_json,
-    ApprovalOptions, Approvals, Transition,
+    self, audit_event, check_verdict, describe_state, is_approval_id, record_json, ApprovalOptions,
+    Approvals, Transition,
 };
 use toolgate_proxy::audit::{format_rfc3339_ms, AuditEvent};
 use toolgate_proxy::Gateway;
@@ -332,26 +331,12 @@ pub(super) fn audit_dir_of(args: &StateArgs, state_dir: &Path) -> Option<PathBuf
 /// change, which is already in the store.
 pub(super) fn record_cli_audit(dir: Option<&Path>, now_ms: u64, event: &AuditEvent) {
     let Some(dir) = dir else { return };
-    let Some(line) = audit_line(AUDIT_INSTANCE, now_ms, event) else {
-        return;
-    };
-    if let Err(e) = append_line(dir, &line) {
+    if let Err(e) = toolgate_proxy::audit::chain::append_one(dir, AUDIT_INSTANCE, now_ms, event) {
         eprintln!(
             "toolgate: warning: the change was made, but not recorded in the audit log in {}: {e}",
             dir.display()
         );
     }
-}
-
-fn append_line(dir: &Path, line: &str) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let mut options = std::fs::OpenOptions::new();
-    options.create(true).append(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(dir.join(format!("toolgate-{AUDIT_INSTANCE}.jsonl")))?;
-    // One write: concurrent writers never interleave inside a line.
-    file.write_all(format!("{line}\n").as_bytes())
 }
 
 /// Who decided: `cli:<login name>`.

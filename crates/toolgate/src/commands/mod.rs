@@ -1,6 +1,7 @@
 //! One module per subcommand; each returns the process exit code.
 
 mod approvals;
+mod audit;
 mod classify;
 mod diff;
 mod explain;
@@ -37,6 +38,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Scan(args)) => scan::run(&args),
         Some(Command::Approvals(args)) => approvals::run(&args),
         Some(Command::Pins(args)) => pins::run(&args),
+        Some(Command::Audit(args)) => audit::run(&args),
         None => run::run(cli.run),
     }
 }
