@@ -25,6 +25,8 @@ use crate::pinning::{
     compare, instructions_entry, seen_tool, Drift, DriftKind, LockFile, SeenTool,
 };
 
+/// Most pin records (tools and instructions) the store keeps for one server.
+const MAX_RECORDS_PER_SERVER: usize = 10_000;
 /// How often the watcher looks for approvals while something drifts.
 const WATCH_EVERY: Duration = Duration::from_secs(1);
 /// Drifts already audited that are remembered; past it, the set starts again (a server that
@@ -142,12 +144,32 @@ impl Gateway {
         last_page: bool,
     ) -> Result<(Vec<Drift>, Vec<Drift>), toolgate_state::StoreError> {
         let server = &self.options.server_name;
-        let pins: BTreeMap<String, PinEntry> = store
-            .list(Some(server))
-            .await?
+        let records = store.list(Some(server)).await?;
+        let known: HashSet<String> = records.iter().map(|r| r.key.clone()).collect();
+        let pins: BTreeMap<String, PinEntry> = records
             .into_iter()
             .filter_map(|r| Some((tool_of_key(&r.key)?.to_string(), r.pinned?)))
             .collect();
+        // The store is shared and lasts: a server that lists ever new names must not fill
+        // it. Past the bound, new names are not recorded; they drift as new (hidden under
+        // `on_new_tool: hide`) on every listing instead.
+        let mut room = MAX_RECORDS_PER_SERVER.saturating_sub(known.len());
+        let (recorded, unrecorded): (Vec<&SeenTool>, Vec<&SeenTool>) = seen.iter().partition(|s| {
+            if known.contains(&tool_key(&s.name)) {
+                return true;
+            }
+            let fits = room > 0;
+            room = room.saturating_sub(1);
+            fits
+        });
+        if !unrecorded.is_empty() {
+            tracing::warn!(
+                server = %server,
+                tools = unrecorded.len(),
+                "the server lists more tools than the pin store keeps for one server \
+                 ({MAX_RECORDS_PER_SERVER}); the others are not pinned and count as new"
+            );
+        }
         let first = {
             let mut watch = self.pin_watch.write();
             let first = watch.first_listing || pins.is_empty();
@@ -167,12 +189,13 @@ impl Gateway {
             key: tool_key(&s.name),
             entry: s.entry.clone(),
         };
-        let (renamed, others): (Vec<&SeenTool>, Vec<&SeenTool>) = seen.iter().partition(|s| {
-            matches!(
-                drift.get(&s.name).map(|d| &d.kind),
-                Some(DriftKind::Renamed { .. })
-            )
-        });
+        let (renamed, others): (Vec<&SeenTool>, Vec<&SeenTool>) =
+            recorded.into_iter().partition(|s| {
+                matches!(
+                    drift.get(&s.name).map(|d| &d.kind),
+                    Some(DriftKind::Renamed { .. })
+                )
+            });
         // A rename changes what an approved tool is called: pinned as seen only where
         // changes are allowed anyway.
         let pin_new = first || policy.pinning.on_new_tool == OnNewTool::Allow;
@@ -188,7 +211,15 @@ impl Gateway {
             }
         }
         let mut report = Vec::new();
-        let mut standing = Vec::new();
+        let mut standing: Vec<Drift> = unrecorded
+            .into_iter()
+            .map(|s| Drift {
+                tool: s.name.clone(),
+                kind: DriftKind::New,
+                pinned: None,
+                seen: Some(s.entry.clone()),
+            })
+            .collect();
         for (seen, record) in observed {
             let tool = seen.name.as_str();
             let found = drift.get(tool).cloned();
@@ -475,5 +506,65 @@ impl Gateway {
                     .is_some_and(|digest| d.seen.as_ref().is_some_and(|s| &s.digest == digest))
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::audit::AuditSink;
+    use crate::gateway::GatewayOptions;
+    use serde_json::json;
+    use toolgate_state::{MemoryPins, MemoryStore, SystemClock};
+
+    fn gateway(pins: MemoryPins, policy: &str) -> (Arc<Gateway>, Policy) {
+        let policy = toolgate_policy::compile(policy).unwrap();
+        let clock = Arc::new(SystemClock);
+        let options = GatewayOptions {
+            server_name: "s".into(),
+            pins: Some(Arc::new(pins)),
+            ..GatewayOptions::default()
+        };
+        let store = Arc::new(MemoryStore::new("t", clock.clone()));
+        let gateway = Gateway::new(
+            policy.clone(),
+            store,
+            clock,
+            AuditSink::disabled("t".into()),
+            None,
+            options,
+        );
+        (gateway, policy)
+    }
+
+    fn page(names: impl Iterator<Item = String>) -> Value {
+        let tools: Vec<Value> = names
+            .map(|n| json!({"name": n, "description": format!("about {n}")}))
+            .collect();
+        json!({ "tools": tools })
+    }
+
+    /// A server that lists ever new names fills neither the shared store nor lets them in.
+    #[tokio::test]
+    async fn a_server_cannot_fill_the_pin_store() {
+        let pins = MemoryPins::default();
+        let (gateway, policy) = gateway(
+            pins.clone(),
+            "version: '1'\npinning: {on_new_tool: hide}\ntools: {}\n",
+        );
+        gateway
+            .check_pins(&page((0..3).map(|i| format!("t{i}"))), &policy)
+            .await;
+        let flood = page((0..MAX_RECORDS_PER_SERVER + 50).map(|i| format!("new{i}")));
+        gateway.check_pins(&flood, &policy).await;
+        assert_eq!(
+            pins.list(Some("s")).await.unwrap().len(),
+            MAX_RECORDS_PER_SERVER
+        );
+        assert_eq!(gateway.pin_action("t0", &policy), PinAction::Allow);
+        assert_eq!(gateway.pin_action("new0", &policy), PinAction::Hide);
+        let last = format!("new{}", MAX_RECORDS_PER_SERVER + 49);
+        assert_eq!(gateway.pin_action(&last, &policy), PinAction::Hide);
     }
 }
