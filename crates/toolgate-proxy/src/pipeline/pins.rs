@@ -245,20 +245,21 @@ impl Gateway {
         Ok((report, standing))
     }
 
-    /// When the store cannot be read: tools not already known to match drift as changed
-    /// (fail closed), or nothing drifts (fail open).
+    /// When the store cannot be read: what already drifts keeps drifting, and every other
+    /// listed tool drifts as changed (fail closed); or only what already drifts does (fail
+    /// open).
     fn unverified(&self, seen: &[SeenTool]) -> Vec<Drift> {
-        if self.options.fail_mode == FailMode::Open {
-            return Vec::new();
-        }
+        let closed = self.options.fail_mode == FailMode::Closed;
         let watch = self.pin_watch.read();
         seen.iter()
-            .filter(|s| !watch.drifting.contains_key(&s.name))
-            .map(|s| Drift {
-                tool: s.name.clone(),
-                kind: DriftKind::Changed,
-                pinned: None,
-                seen: Some(s.entry.clone()),
+            .filter_map(|s| match watch.drifting.get(&s.name) {
+                Some(known) => Some(known.clone()),
+                None => closed.then(|| Drift {
+                    tool: s.name.clone(),
+                    kind: DriftKind::Changed,
+                    pinned: None,
+                    seen: Some(s.entry.clone()),
+                }),
             })
             .collect()
     }
@@ -519,11 +520,20 @@ mod tests {
     use toolgate_state::{MemoryPins, MemoryStore, SystemClock};
 
     fn gateway(pins: MemoryPins, policy: &str) -> (Arc<Gateway>, Policy) {
+        gateway_with(Arc::new(pins), policy, FailMode::Closed)
+    }
+
+    fn gateway_with(
+        pins: toolgate_state::SharedPins,
+        policy: &str,
+        fail_mode: FailMode,
+    ) -> (Arc<Gateway>, Policy) {
         let policy = toolgate_policy::compile(policy).unwrap();
         let clock = Arc::new(SystemClock);
         let options = GatewayOptions {
             server_name: "s".into(),
-            pins: Some(Arc::new(pins)),
+            pins: Some(pins),
+            fail_mode,
             ..GatewayOptions::default()
         };
         let store = Arc::new(MemoryStore::new("t", clock.clone()));
@@ -566,5 +576,51 @@ mod tests {
         assert_eq!(gateway.pin_action("new0", &policy), PinAction::Hide);
         let last = format!("new{}", MAX_RECORDS_PER_SERVER + 49);
         assert_eq!(gateway.pin_action(&last, &policy), PinAction::Hide);
+    }
+
+    /// A store that cannot be reached.
+    #[derive(Debug)]
+    struct Unreachable;
+
+    #[async_trait::async_trait]
+    impl PinStore for Unreachable {
+        async fn observe(
+            &self,
+            _: &str,
+            _: Vec<Observation>,
+            _: bool,
+        ) -> Result<Vec<PinRecord>, toolgate_state::StoreError> {
+            Err(toolgate_state::StoreError::Unavailable("down".into()))
+        }
+        async fn approve(
+            &self,
+            _: &str,
+            _: &str,
+        ) -> Result<Option<PinRecord>, toolgate_state::StoreError> {
+            Err(toolgate_state::StoreError::Unavailable("down".into()))
+        }
+        async fn list(
+            &self,
+            _: Option<&str>,
+        ) -> Result<Vec<PinRecord>, toolgate_state::StoreError> {
+            Err(toolgate_state::StoreError::Unavailable("down".into()))
+        }
+        async fn reset(&self, _: Option<&str>) -> Result<usize, toolgate_state::StoreError> {
+            Err(toolgate_state::StoreError::Unavailable("down".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_store_fails_as_the_fail_mode_says() {
+        let policy = "version: '1'\npinning: {on_change: hide}\ntools: {}\n";
+        let (closed, p) = gateway_with(Arc::new(Unreachable), policy, FailMode::Closed);
+        closed
+            .check_pins(&page(["t".to_string()].into_iter()), &p)
+            .await;
+        assert_eq!(closed.pin_action("t", &p), PinAction::Hide);
+        let (open, p) = gateway_with(Arc::new(Unreachable), policy, FailMode::Open);
+        open.check_pins(&page(["t".to_string()].into_iter()), &p)
+            .await;
+        assert_eq!(open.pin_action("t", &p), PinAction::Allow);
     }
 }
