@@ -217,3 +217,28 @@ async def test_pins_are_shared_by_gateways_on_one_store(gateway: Gateway, store:
         assert await tool_names(second.session) == {"read_note", "add"}
     listed = json.loads(cli(gateway, "pins", "list", "--format", "json", state=["--state-dsn", dsn]).stdout)
     assert {r["tool"]: r["state"] for r in listed} == {None: "pinned", "read_note": "pinned", "add": "pinned"}
+
+
+@pytest.mark.anyio
+async def test_pins_hold_over_the_http_listener_for_every_session(gateway: Gateway) -> None:
+    from http_harness import http_session, listener
+
+    tools_file = gateway.dir / "tools.json"
+    write_tools(tools_file, [READ_NOTE, ADD])
+    gateway.write_policy('version: "1"\npinning: {on_change: hide}\ntools: {}\n')
+    with listener(gateway, server(tools_file), extra=["--server-name", SERVER_NAME]) as base:
+        # Each HTTP session has a server process of its own; the pins are the gateway's.
+        async with http_session(f"{base}/mcp") as first:
+            assert await tool_names(first.session) == {"read_note", "add"}
+        write_tools(tools_file, [READ_NOTE, {**ADD, "description": RUG_PULL}])
+        async with http_session(f"{base}/mcp") as second:
+            assert await tool_names(second.session) == {"read_note"}
+            with pytest.raises(MCPError):
+                await second.session.call_tool("add", {})
+            # The operator decides changes may be allowed: the session is told, and sees it.
+            seen = second.recorder.count(types.ToolListChangedNotification)
+            gateway.write_policy('version: "1"\npinning: {on_change: warn}\ntools: {}\n')
+            assert await second.recorder.wait_for(types.ToolListChangedNotification, more_than=seen, timeout=10)
+            assert await tool_names(second.session) == {"read_note", "add"}
+    [event] = tool_changed(gateway, "add")
+    assert event["action"] == "hide"
