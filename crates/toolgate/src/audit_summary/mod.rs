@@ -107,6 +107,23 @@ pub struct AuditSummary {
     /// Newest first.
     pub failed_reloads: Vec<FailedReload>,
     pub failed_reloads_total: u64,
+    /// Tool definitions that departed from their pins (`tool_changed`), newest first.
+    pub tool_changes: Vec<ToolChange>,
+    pub tool_changes_total: u64,
+    /// Tools, instructions and prompts reported as looking poisoned.
+    pub poisoned_total: u64,
+}
+
+/// A `tool_changed` line.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ToolChange {
+    pub ts: String,
+    pub instance: String,
+    pub server: String,
+    /// `None`: the server's instructions.
+    pub tool: Option<String>,
+    pub change: String,
+    pub action: String,
 }
 
 /// One proxy process, as its lines tell it.

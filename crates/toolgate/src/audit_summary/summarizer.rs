@@ -41,6 +41,9 @@ pub struct Summarizer {
     recent_denials: Newest<Denial>,
     failed_reloads: Newest<FailedReload>,
     failed_reloads_total: u64,
+    tool_changes: Newest<super::ToolChange>,
+    tool_changes_total: u64,
+    poisoned_total: u64,
 }
 
 struct InstanceState {
@@ -78,6 +81,12 @@ struct RawLine<'a> {
     ok: Option<bool>,
     #[serde(borrow, default)]
     errors: Vec<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    server: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    change: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    action: Option<Cow<'a, str>>,
 }
 
 impl Summarizer {
@@ -85,6 +94,7 @@ impl Summarizer {
         Summarizer {
             recent_denials: Newest::new(options.recent),
             failed_reloads: Newest::new(options.recent),
+            tool_changes: Newest::new(options.recent),
             options,
             seq: 0,
             files: 0,
@@ -100,6 +110,8 @@ impl Summarizer {
             shadow_rules: HashMap::new(),
             call_times: BTreeMap::new(),
             failed_reloads_total: 0,
+            tool_changes_total: 0,
+            poisoned_total: 0,
         }
     }
 
@@ -189,6 +201,18 @@ impl Summarizer {
                     });
                 }
             }
+            "tool_changed" => {
+                self.tool_changes_total += 1;
+                self.tool_changes.offer(key, || super::ToolChange {
+                    ts: format_rfc3339_ms(ms),
+                    instance: line.instance.to_string(),
+                    server: line.server.as_deref().unwrap_or("").to_string(),
+                    tool: line.tool.as_deref().map(str::to_string),
+                    change: line.change.as_deref().unwrap_or("").to_string(),
+                    action: line.action.as_deref().unwrap_or("").to_string(),
+                });
+            }
+            "poisoned_tool" | "poisoned_text" => self.poisoned_total += 1,
             // Startup, shutdown, and events of a newer writer: they only date the instance.
             _ => {}
         }
@@ -340,6 +364,9 @@ impl Summarizer {
             recent_denials: self.recent_denials.newest_first(),
             failed_reloads: self.failed_reloads.newest_first(),
             failed_reloads_total: self.failed_reloads_total,
+            tool_changes: self.tool_changes.newest_first(),
+            tool_changes_total: self.tool_changes_total,
+            poisoned_total: self.poisoned_total,
         }
     }
 }

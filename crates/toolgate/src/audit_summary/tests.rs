@@ -405,3 +405,39 @@ fn shadow_decisions_are_counted_apart_and_name_their_rules() {
         .collect();
     assert_eq!(shadow, [("no deletes", 2), ("big refunds", 1)]);
 }
+
+#[test]
+fn tool_changes_and_poisoned_definitions_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = [
+        event(
+            at(0, 1),
+            "a",
+            r#""event":"tool_changed","server":"files","tool":"add","change":"changed","action":"hide","diff":[]"#,
+        ),
+        event(
+            at(0, 2),
+            "a",
+            r#""event":"tool_changed","server":"files","change":"changed","action":"allow","diff":[]"#,
+        ),
+        event(
+            at(0, 3),
+            "a",
+            r#""event":"poisoned_tool","tool":"add","action":"warn","findings":[]"#,
+        ),
+        event(
+            at(0, 4),
+            "a",
+            r#""event":"poisoned_text","what":"instructions","action":"warn","findings":[]"#,
+        ),
+    ];
+    write(dir.path(), "toolgate-a.jsonl", &lines, "");
+    let s = summarize_dir(dir.path(), SummaryOptions::default()).unwrap();
+    assert_eq!((s.tool_changes_total, s.poisoned_total), (2, 2));
+    assert_eq!(
+        s.tool_changes[0].tool, None,
+        "newest first: the instructions"
+    );
+    assert_eq!(s.tool_changes[1].tool.as_deref(), Some("add"));
+    assert_eq!(s.tool_changes[1].action, "hide");
+}

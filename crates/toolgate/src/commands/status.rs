@@ -242,6 +242,35 @@ fn render_text(dir: &Path, s: &AuditSummary) -> String {
         }
         table(&mut out, &rows, &[false; 3]);
     }
+
+    let _ = writeln!(
+        out,
+        "\nTool definitions changed since pinned ({} in all{}); {} looked poisoned",
+        s.tool_changes_total,
+        if s.tool_changes.is_empty() {
+            ""
+        } else {
+            "; newest first"
+        },
+        s.poisoned_total
+    );
+    if s.tool_changes.is_empty() {
+        let _ = writeln!(out, "  none");
+    } else {
+        let mut rows = vec![row(["TIME", "SERVER", "TOOL", "CHANGE", "ACTION"])];
+        for c in &s.tool_changes {
+            rows.push(vec![
+                c.ts.clone(),
+                clean(&c.server),
+                c.tool
+                    .as_deref()
+                    .map_or_else(|| "(instructions)".to_string(), clean),
+                clean(&c.change),
+                clean(&c.action),
+            ]);
+        }
+        table(&mut out, &rows, &[false; 5]);
+    }
     out
 }
 
