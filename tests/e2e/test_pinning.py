@@ -242,3 +242,24 @@ async def test_pins_hold_over_the_http_listener_for_every_session(gateway: Gatew
             assert await tool_names(second.session) == {"read_note", "add"}
     [event] = tool_changed(gateway, "add")
     assert event["action"] == "hide"
+
+
+@pytest.mark.anyio
+async def test_a_new_lock_file_is_picked_up_while_the_gateway_runs(gateway: Gateway) -> None:
+    tools_file = gateway.dir / "tools.json"
+    write_tools(tools_file, [READ_NOTE, ADD])
+    lock = gateway.dir / "tools.lock"
+    made = gateway.run_cli("scan", "--lock", str(lock), "--server-name", SERVER_NAME, "--", *server(tools_file), timeout=60)
+    assert made.returncode == 0, made.stderr
+    write_tools(tools_file, [READ_NOTE, {**ADD, "description": RUG_PULL}])
+    path = policy(gateway, "{on_change: hide, lock: tools.lock}")
+    async with gateway.session(server(tools_file), policy=path, extra=["--server-name", SERVER_NAME]) as c:
+        assert await tool_names(c.session) == {"read_note"}
+        seen = c.recorder.count(types.ToolListChangedNotification)
+        # The change is reviewed and the lock regenerated, as `pins check` suggests.
+        fresh = gateway.dir / "fresh.lock"
+        made = gateway.run_cli("scan", "--lock", str(fresh), "--server-name", SERVER_NAME, "--", *server(tools_file), timeout=60)
+        assert made.returncode == 0, made.stderr
+        fresh.replace(lock)
+        assert await c.recorder.wait_for(types.ToolListChangedNotification, more_than=seen, timeout=10)
+        assert await tool_names(c.session) == {"read_note", "add"}

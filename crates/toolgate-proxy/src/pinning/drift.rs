@@ -167,6 +167,48 @@ mod tests {
         assert_eq!(compare(&pinned, &listing, false).len(), 3);
     }
 
+    proptest::proptest! {
+        /// Whatever the pins and the listing: a listed tool whose definition is its pin's never
+        /// drifts, every other listed tool drifts exactly once, a rename names a pinned tool the
+        /// listing lacks (each at most once, and never also as removed), and only pinned tools
+        /// the listing lacks are removed.
+        #[test]
+        fn drift_accounts_for_every_tool_once(
+            pinned in proptest::collection::vec((0u8..8, 0u8..4), 0..8),
+            listed in proptest::collection::vec((0u8..8, 0u8..4), 0..8),
+        ) {
+            let pins = pins(&pinned.iter().map(|(n, d)| tool(&format!("t{n}"), &format!("d{d}"))).collect::<Vec<_>>());
+            let mut names = std::collections::HashSet::new();
+            let listing: Vec<SeenTool> = listed
+                .iter()
+                .filter(|(n, _)| names.insert(*n))
+                .map(|(n, d)| tool(&format!("t{n}"), &format!("d{d}")))
+                .collect();
+            let drift = compare(&pins, &listing, true);
+            let listed_names: HashSet<&str> = listing.iter().map(|t| t.name.as_str()).collect();
+            for t in &listing {
+                let count = drift.iter().filter(|d| d.tool == t.name).count();
+                let matches = pins.get(&t.name).is_some_and(|p| p.digest == t.entry.digest);
+                proptest::prop_assert_eq!(count, usize::from(!matches), "{}", t.name);
+            }
+            let mut from_seen = HashSet::new();
+            for d in &drift {
+                match &d.kind {
+                    DriftKind::Renamed { from } => {
+                        proptest::prop_assert!(pins.contains_key(from) && !listed_names.contains(from.as_str()));
+                        proptest::prop_assert!(from_seen.insert(from.clone()), "renamed from {} twice", from);
+                    }
+                    DriftKind::Removed => {
+                        proptest::prop_assert!(pins.contains_key(&d.tool) && !listed_names.contains(d.tool.as_str()));
+                        proptest::prop_assert!(!from_seen.contains(&d.tool));
+                    }
+                    DriftKind::Changed => proptest::prop_assert!(pins.contains_key(&d.tool)),
+                    DriftKind::New => proptest::prop_assert!(!pins.contains_key(&d.tool)),
+                }
+            }
+        }
+    }
+
     #[test]
     fn a_copy_beside_the_original_is_new_not_a_rename() {
         let pinned = pins(&[tool("old", "Same")]);
