@@ -30,6 +30,7 @@ use crate::session::{CallPhase, InFlight, Session};
 use crate::strict_json::parse_strict;
 use crate::upstream_ids::MintRefusal;
 use crate::wire::{self, ErrorCode};
+use poisoning::PromptAsked;
 
 pub(crate) use call::counter_records;
 pub(crate) use call_end::CallEnd;
@@ -102,15 +103,21 @@ impl Gateway {
             }
             Method::PromptsList => Some(InFlight::PromptsList),
             Method::PromptsGet => {
-                if let Some(name) = self.hidden_prompt_asked(&mut request) {
+                let (code, message) = match self.prompt_asked(&mut request) {
+                    PromptAsked::Forward => {
+                        return self.forward_followed(session, request, None).await
+                    }
                     // As for a hidden tool: the prompt cannot be told from one that does not exist.
-                    let code = ErrorCode::InvalidParams;
-                    let message = format!("Unknown prompt: {name}");
-                    let reply = wire::error_response(Some(&request.id), code, &message);
-                    let reply = ToClient::error(reply, Some(&request.id), code);
-                    return session.send_to_client(reply).await;
-                }
-                None
+                    PromptAsked::Hidden(name) => {
+                        (ErrorCode::InvalidParams, format!("Unknown prompt: {name}"))
+                    }
+                    PromptAsked::Unreadable(why) => {
+                        (ErrorCode::InvalidRequest, format!("Invalid request: {why}"))
+                    }
+                };
+                let reply = wire::error_response(Some(&request.id), code, &message);
+                let reply = ToClient::error(reply, Some(&request.id), code);
+                return session.send_to_client(reply).await;
             }
             _ => None,
         };

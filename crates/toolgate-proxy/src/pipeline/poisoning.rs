@@ -36,6 +36,15 @@ pub(crate) struct PoisonedTools {
     reported: HashSet<String>,
 }
 
+/// What the gateway does with a `prompts/get`.
+pub(crate) enum PromptAsked {
+    Forward,
+    /// A prompt the policy hides, by name: answered as unknown.
+    Hidden(String),
+    /// Params the strict reader refuses (why): answered as an invalid request.
+    Unreadable(String),
+}
+
 /// Reported definitions remembered at most.
 const REPORTED_AT_MOST: usize = 4096;
 
@@ -142,20 +151,30 @@ impl Gateway {
         hidden_any.then_some(page)
     }
 
-    /// For a `prompts/get` under a policy that hides poisoned prompts: the name asked for, when
-    /// it is a prompt the policy hides.
-    pub(crate) fn hidden_prompt_asked(&self, request: &mut ClientRequest) -> Option<String> {
+    /// For a `prompts/get` under a policy that hides poisoned prompts: whether the request
+    /// asks for a prompt the policy hides. Its params are read strictly, as a call's are: a
+    /// `name` given twice, or twice in different case, is refused rather than forwarded,
+    /// because a lenient server would read the one the gateway did not check.
+    pub(crate) fn prompt_asked(&self, request: &mut ClientRequest) -> PromptAsked {
         let policy = self.policy.load();
         if policy.poisoning.on_finding != OnFinding::Hide
             || self.poisoned_tools.read().prompts.is_empty()
         {
-            return None;
+            return PromptAsked::Forward;
         }
-        let params = request.take_strict_params()?.ok()?;
-        let name = params.get("name")?.as_str()?;
+        let params = match request.take_strict_params() {
+            Some(Ok(params)) => params,
+            Some(Err(error)) => return PromptAsked::Unreadable(error.to_string()),
+            None => return PromptAsked::Forward,
+        };
+        let Some(name) = params.get("name").and_then(Value::as_str) else {
+            return PromptAsked::Forward;
+        };
         let known = self.poisoned_tools.read();
-        let findings = known.prompts.get(name)?;
-        hides(findings, &policy).then(|| name.to_string())
+        match known.prompts.get(name) {
+            Some(findings) if hides(findings, &policy) => PromptAsked::Hidden(name.to_string()),
+            _ => PromptAsked::Forward,
+        }
     }
 
     /// Logs and audits a flagged text, once per text and evidence.
