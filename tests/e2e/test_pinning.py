@@ -6,10 +6,8 @@ redis-server of the test's own — and the `toolgate pins` / `scan --lock` comma
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ import mcp.types as types
 import pytest
 from mcp import MCPError
 
+from http_harness import free_port, http_session, listener, stop, wait_for_port
 from toolgate_harness import DENY_PREFIX, E2E_DIR, Gateway, first_text, is_denial
 
 SHIFTING_SERVER_PY = E2E_DIR / "servers" / "shifting_server.py"
@@ -168,12 +167,6 @@ async def test_a_lock_file_pins_tools_and_its_check_fails_on_drift(gateway: Gate
     assert refused.returncode == 2 and "tools.add.sha256: does not match" in refused.stderr, refused.stderr
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def redis_url(tmp_path: Path):
     port = free_port()
@@ -182,17 +175,11 @@ def redis_url(tmp_path: Path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0"
-    process.terminate()
-    process.wait(timeout=10)
+    try:
+        wait_for_port(port, timeout=10)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        stop(process)
 
 
 @pytest.mark.anyio
@@ -221,8 +208,6 @@ async def test_pins_are_shared_by_gateways_on_one_store(gateway: Gateway, store:
 
 @pytest.mark.anyio
 async def test_pins_hold_over_the_http_listener_for_every_session(gateway: Gateway) -> None:
-    from http_harness import http_session, listener
-
     tools_file = gateway.dir / "tools.json"
     write_tools(tools_file, [READ_NOTE, ADD])
     gateway.write_policy('version: "1"\npinning: {on_change: hide}\ntools: {}\n')

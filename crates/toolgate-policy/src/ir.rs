@@ -95,6 +95,13 @@ pub struct PinningPolicy {
     pub lock: Option<String>,
 }
 
+impl PinningPolicy {
+    /// Whether drift from a pin can keep a tool from a client (hide or refuse it).
+    pub fn can_withhold(&self) -> bool {
+        self.on_change != OnPinChange::Warn || self.on_new_tool == OnNewTool::Hide
+    }
+}
+
 /// What happens to a pinned tool whose definition changed (or to changed instructions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "snake_case")]

@@ -126,7 +126,7 @@ impl Gateway {
         let needs_definition = (policy.has_category_rules()
             && !policy.tools.contains_key(&params.tool))
             || policy.poisoning.on_finding == toolgate_policy::OnFinding::Hide
-            || (self.pins_kept() && policy.pinning != Default::default());
+            || (policy.pinning.can_withhold() && self.pins_kept());
         if needs_definition && self.category_of(&params.tool).is_none() {
             let gateway = Arc::clone(self);
             let session = Arc::clone(session);
@@ -162,14 +162,17 @@ impl Gateway {
             session: Some(&session.counter_session),
             identity: session.identity.as_deref(),
         };
-        let decision = match self.pin_action(&params.tool, &policy) {
-            _ if self.hides_as_poisoned(&params.tool, &policy) => Decision::Hidden,
-            PinAction::Hide => Decision::Hidden,
-            PinAction::Deny => Decision::Deny(Denial {
-                rule: "pinning".into(),
-                message: self.pin_denial_message(&params.tool),
-            }),
-            PinAction::Allow => policy.decide_in_category(&call, category),
+        let decision = if self.hides_as_poisoned(&params.tool, &policy) {
+            Decision::Hidden
+        } else {
+            match self.pin_action(&params.tool, &policy) {
+                PinAction::Hide => Decision::Hidden,
+                PinAction::Deny => Decision::Deny(Denial {
+                    rule: "pinning".into(),
+                    message: self.pin_denial_message(&params.tool),
+                }),
+                PinAction::Allow => policy.decide_in_category(&call, category),
+            }
         };
         let args_hash = self
             .hasher

@@ -306,9 +306,12 @@ impl Gateway {
             self.audit_drift(Some(&d.tool), &d, action_for(&d.kind, policy));
         }
         // Tools hidden now that were shown, and shown now that were hidden.
-        let flipped: HashSet<&String> = was_hidden.symmetric_difference(&is_hidden).collect();
+        let flipped: HashSet<&str> = was_hidden
+            .symmetric_difference(&is_hidden)
+            .map(String::as_str)
+            .collect();
         if !flipped.is_empty() {
-            self.notify_sessions_listing(|tool| flipped.contains(&tool.to_string()));
+            self.notify_sessions_listing(|tool| flipped.contains(tool));
         }
     }
 
