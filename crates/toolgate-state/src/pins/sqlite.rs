@@ -81,8 +81,6 @@ impl SqlitePins {
     ) -> Result<T, StoreError> {
         let conn = Arc::clone(&self.conn);
         let prefix = Arc::clone(&self.prefix);
-        let path = Arc::clone(&self.path);
-        let blocking_path = Arc::clone(&self.path);
         tokio::task::spawn_blocking(move || {
             // A panic mid-transaction rolls the transaction back when it is dropped.
             let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
@@ -92,10 +90,8 @@ impl SqlitePins {
             Ok(value)
         })
         .await
-        .map_err(|e| {
-            StoreError::Unavailable(format!("{doing} in {}: {e}", blocking_path.display()))
-        })?
-        .map_err(|e: rusqlite::Error| store_error(&path, doing, &e))
+        .map_err(|e| StoreError::Unavailable(format!("{doing} in {}: {e}", self.path.display())))?
+        .map_err(|e: rusqlite::Error| store_error(&self.path, doing, &e))
     }
 }
 
