@@ -23,6 +23,7 @@ pub mod diagnostics;
 pub mod diff;
 pub mod explain;
 pub mod fold;
+pub mod gateway_config;
 pub mod identities;
 pub mod ir;
 pub mod number;
