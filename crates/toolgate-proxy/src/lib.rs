@@ -9,6 +9,7 @@
 
 pub mod accept;
 pub mod admin;
+pub mod aggregate;
 pub mod approvals;
 pub mod audit;
 pub mod authority;

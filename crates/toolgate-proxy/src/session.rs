@@ -35,6 +35,16 @@ pub enum Outbox<T> {
     /// Handed to a function that routes it at once and never waits (the HTTP listener's
     /// router: an answer goes to its POST's stream, and one nobody reads is dropped).
     Direct(std::sync::Arc<dyn Fn(T) + Send + Sync>),
+    /// Handed to a part of the gateway that takes it on the sender's own thread and may
+    /// wait: the aggregator in front of many servers, which re-addresses the message to
+    /// another gateway's session (`aggregate/`).
+    Handler(std::sync::Arc<dyn MessageHandler<T>>),
+}
+
+/// What an [`Outbox::Handler`] calls; false when the other side is gone.
+pub trait MessageHandler<T>: Send + Sync {
+    /// (Boxed: the handler runs another gateway's pipeline, whose future cannot be named.)
+    fn handle(&self, message: T) -> futures_util::future::BoxFuture<'_, bool>;
 }
 
 impl<T: MessageText> Outbox<T> {
@@ -47,6 +57,7 @@ impl<T: MessageText> Outbox<T> {
                 route(message);
                 true
             }
+            Outbox::Handler(handler) => handler.handle(message).await,
         }
     }
 

@@ -12,6 +12,8 @@ pub enum ErrorCode {
     Parse = -32700,
     /// JSON, but not an acceptable message (ambiguous, malformed, a batch where none is allowed).
     InvalidRequest = -32600,
+    /// A method no server behind the gateway serves.
+    MethodNotFound = -32601,
     /// Unknown tool — also the answer for hidden tools, so they cannot be probed.
     InvalidParams = -32602,
     /// A call needed the counter store and it was unreachable (fail-closed).

@@ -19,6 +19,9 @@ use crate::logging::LogFormat;
         never reach the server; every decision is audited.\n\n\
         Run a server behind it (this is what an MCP client's config points at):\n  \
         toolgate -c policy.yaml -- npx -y @modelcontextprotocol/server-everything\n\n\
+        Run many servers behind one gateway, each with its own policy (a gateway config has \
+        `servers`; see docs/GATEWAY.md):\n  \
+        toolgate -c gateway.yaml\n\n\
         Check a policy, and see how it decides a call:\n  \
         toolgate validate -c policy.yaml\n  \
         toolgate explain -c policy.yaml --tool create_refund --args '{\"amount\": 500}'\n\n\
@@ -224,7 +227,8 @@ pub enum FailModeArg {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Policy file (YAML or JSON; Intercept and PolicyLayer forms). Reloaded when it changes.
+    /// Policy file (YAML or JSON; Intercept and PolicyLayer forms), or a gateway config (a
+    /// file with `servers`: many servers, each with its own policy). Reloaded when it changes.
     #[arg(short = 'c', long = "config", value_name = "FILE", required = true)]
     pub config: Option<PathBuf>,
 
@@ -413,12 +417,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE", requires = "admin_listen")]
     pub admin_token_file: Option<PathBuf>,
 
-    /// The MCP server to run, after `--`: command and arguments.
-    #[arg(
-        last = true,
-        value_name = "SERVER_COMMAND",
-        required_unless_present = "upstream"
-    )]
+    /// The MCP server to run, after `--`: command and arguments (none with a gateway config,
+    /// which names its servers).
+    #[arg(last = true, value_name = "SERVER_COMMAND")]
     pub command: Vec<OsString>,
 }
 

@@ -145,6 +145,13 @@ pub enum AuditEvent {
     Shutdown {
         reason: String,
     },
+    /// A server behind the gateway became ready, or went away (with why); the line's
+    /// `server` names it.
+    ServerHealth {
+        up: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
     /// A tool whose definition looks poisoned, reported once per definition.
     PoisonedTool {
         tool: String,
@@ -247,6 +254,8 @@ pub enum DroppedMessage {
 pub struct AuditSink {
     instance: String,
     queue: Option<Arc<writer::Queue>>,
+    /// Written as `server` on every line of this sink (a gateway fronting many servers).
+    server: Option<Arc<str>>,
 }
 
 impl AuditSink {
@@ -255,6 +264,7 @@ impl AuditSink {
         AuditSink {
             instance,
             queue: None,
+            server: None,
         }
     }
 
@@ -264,7 +274,16 @@ impl AuditSink {
         Ok(AuditSink {
             instance,
             queue: Some(Arc::new(queue)),
+            server: None,
         })
+    }
+
+    /// The same log, with every line saying which server it is about.
+    pub fn for_server(&self, server: &str) -> AuditSink {
+        AuditSink {
+            server: Some(Arc::from(server)),
+            ..self.clone()
+        }
     }
 
     pub fn instance(&self) -> &str {
@@ -285,6 +304,7 @@ impl AuditSink {
         let queued = writer::Queued {
             ts_ms: now_ms(),
             event,
+            server: self.server.clone(),
             size,
         };
         // A send fails only when the writer thread is gone: that loss is counted too.
@@ -322,6 +342,16 @@ fn counts_len(counts: &toolgate_policy::redact::RedactionCounts) -> usize {
 }
 
 impl AuditEvent {
+    /// Whether the event has a `server` member of its own.
+    fn names_server(&self) -> bool {
+        matches!(
+            self,
+            AuditEvent::ToolChanged { .. }
+                | AuditEvent::PinApproved { .. }
+                | AuditEvent::PinsReset { .. }
+        )
+    }
+
     /// About how many bytes the event's line takes: what the writer's queue is bounded by.
     fn estimated_len(&self) -> usize {
         const FIXED: usize = 160;
@@ -400,6 +430,7 @@ impl AuditEvent {
                     server, tool, by, ..
                 } => server.len() + text(tool) + by.len() + 64,
                 AuditEvent::PinsReset { server, by, .. } => text(server) + by.len(),
+                AuditEvent::ServerHealth { reason, .. } => text(reason),
                 AuditEvent::Startup { .. } | AuditEvent::EventsDropped { .. } => 0,
             }
     }

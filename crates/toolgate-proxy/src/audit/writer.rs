@@ -40,6 +40,8 @@ pub const MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
 pub struct Queued {
     pub ts_ms: u64,
     pub event: AuditEvent,
+    /// The server the event is about, when the gateway fronts many (`AuditSink::for_server`).
+    pub server: Option<std::sync::Arc<str>>,
     /// Its estimated line length, taken off `Queue::bytes` once written.
     pub size: usize,
 }
@@ -56,6 +58,8 @@ pub struct Queue {
 struct Line<'a> {
     ts: String,
     instance: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server: Option<&'a str>,
     /// The hash of the line before (`chain.rs`).
     prev: &'a str,
     #[serde(flatten)]
@@ -103,9 +107,9 @@ pub fn spawn(instance: &str, config: AuditConfig) -> std::io::Result<Queue> {
                     let count = lost.swap(0, Ordering::Relaxed);
                     if count > 0 {
                         let event = AuditEvent::EventsDropped { count };
-                        writer.serialize(&mut batch, item.ts_ms, &event);
+                        writer.serialize(&mut batch, item.ts_ms, None, &event);
                     }
-                    writer.serialize(&mut batch, item.ts_ms, &item.event);
+                    writer.serialize(&mut batch, item.ts_ms, item.server.as_deref(), &item.event);
                     queued.fetch_sub(item.size, Ordering::Relaxed);
                     // A batch ends where the file is to rotate, as a line would alone.
                     let room = writer.written + (batch.len() as u64) < writer.config.max_file_bytes;
@@ -147,10 +151,18 @@ struct Writer {
 
 impl Writer {
     /// Appends one event's line to `batch`.
-    fn serialize(&mut self, batch: &mut Vec<u8>, ts_ms: u64, event: &AuditEvent) {
+    fn serialize(
+        &mut self,
+        batch: &mut Vec<u8>,
+        ts_ms: u64,
+        server: Option<&str>,
+        event: &AuditEvent,
+    ) {
         let line = Line {
             ts: format_rfc3339_ms(ts_ms),
             instance: &self.instance,
+            // An event that names its server itself says it once.
+            server: server.filter(|_| !event.names_server()),
             prev: &self.prev,
             event,
         };
@@ -240,6 +252,7 @@ mod tests {
                             .send(Queued {
                                 ts_ms: 0,
                                 event,
+                                server: None,
                                 size: 0,
                             })
                             .unwrap();
@@ -282,6 +295,7 @@ mod tests {
                 .send(Queued {
                     ts_ms: 0,
                     event,
+                    server: None,
                     size: 0,
                 })
                 .unwrap();

@@ -1,7 +1,6 @@
 //! Settings of the HTTP transports: where the upstream is, and the listener's limits and
 //! safety defaults.
 
-use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +11,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 #[derive(Debug, Clone)]
 pub enum UpstreamTarget {
     /// A stdio server: one child process per client session.
-    Command(Arc<Vec<OsString>>),
+    Command(Arc<crate::stdio::ServerCommand>),
     /// A server reached over HTTP.
     Http(Arc<HttpUpstream>),
 }

@@ -9,7 +9,7 @@
 //! started, only earlier. It holds one of the `--max-children` places, and gives it up when a
 //! session needs it.
 
-use std::ffi::OsString;
+use crate::stdio::ServerCommand;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,7 +43,7 @@ impl Spare {
     }
 
     /// Starts a spare unless there is one already or no place is free.
-    pub fn refill(&self, command: &[OsString], children: &Arc<Semaphore>) {
+    pub fn refill(&self, command: &ServerCommand, children: &Arc<Semaphore>) {
         let mut slot = self.slot.lock();
         if slot.is_some() {
             return;
@@ -89,8 +89,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn sleeper() -> Vec<OsString> {
-        vec!["sh".into(), "-c".into(), "read line".into()]
+    fn sleeper() -> ServerCommand {
+        ServerCommand::new(vec!["sh".into(), "-c".into(), "read line".into()])
     }
 
     #[tokio::test]
@@ -115,7 +115,7 @@ mod tests {
     async fn an_exited_spare_is_not_handed_out() {
         let children = Arc::new(Semaphore::new(1));
         let spare = Spare::default();
-        spare.refill(&["true".into()], &children);
+        spare.refill(&ServerCommand::new(vec!["true".into()]), &children);
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(spare.take().is_none());
         assert_eq!(children.available_permits(), 1);

@@ -9,17 +9,41 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
+/// How to start a stdio server: the program and its arguments, environment added to ours, and
+/// the directory to start it in.
+#[derive(Debug, Clone, Default)]
+pub struct ServerCommand {
+    pub argv: Vec<OsString>,
+    pub env: Vec<(OsString, OsString)>,
+    pub cwd: Option<std::path::PathBuf>,
+}
+
+impl ServerCommand {
+    /// A command run with toolgate's own environment and directory.
+    pub fn new(argv: Vec<OsString>) -> ServerCommand {
+        ServerCommand {
+            argv,
+            ..ServerCommand::default()
+        }
+    }
+}
+
 /// Starts the server. Its own process group lets toolgate signal it and everything it
 /// started (an `npx` wrapper and its node process) at once.
-pub fn spawn(command: &[OsString]) -> std::io::Result<Child> {
-    let (program, args) = command.split_first().ok_or_else(|| {
+pub fn spawn(command: &ServerCommand) -> std::io::Result<Child> {
+    let (program, args) = command.argv.split_first().ok_or_else(|| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             "no server command given after --",
         )
     })?;
-    Command::new(program)
+    let mut process = Command::new(program);
+    if let Some(dir) = &command.cwd {
+        process.current_dir(dir);
+    }
+    process
         .args(args)
+        .envs(command.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -29,7 +29,7 @@ use crate::session::{Outbox, Session};
 use line_sink::LineSink;
 use reader_thread::ReaderThread;
 
-pub use child::exit_code;
+pub use child::{exit_code, ServerCommand};
 
 /// Settings of the stdio transport.
 #[derive(Debug, Clone)]
@@ -50,7 +50,7 @@ pub async fn run(
     command: &[OsString],
     options: StdioOptions,
 ) -> std::io::Result<i32> {
-    let mut child = child::spawn(command)?;
+    let mut child = child::spawn(&ServerCommand::new(command.to_vec()))?;
     let (Some(child_stdin), Some(child_stdout)) = (child.stdin.take(), child.stdout.take()) else {
         return Err(std::io::Error::other(
             "the server's stdio could not be captured",

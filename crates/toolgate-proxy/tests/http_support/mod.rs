@@ -41,7 +41,9 @@ impl Listener {
         Self::start_with(
             policy,
             options,
-            UpstreamTarget::Command(Arc::new(fixture_server())),
+            UpstreamTarget::Command(Arc::new(toolgate_proxy::stdio::ServerCommand::new(
+                fixture_server(),
+            ))),
         )
         .await
     }

@@ -10,6 +10,7 @@ mod pins;
 mod policy_file;
 mod replay;
 mod run;
+mod run_gateway;
 mod run_http;
 mod scan;
 mod schema;

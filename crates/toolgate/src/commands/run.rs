@@ -21,22 +21,21 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let Some(config) = args.config.clone() else {
         anyhow::bail!("a policy file is required: toolgate -c policy.yaml -- <server command>");
     };
+    if super::run_gateway::is_gateway_config(&config)? {
+        return super::run_gateway::run(args, config);
+    }
+    if args.command.is_empty() && args.upstream.is_none() {
+        anyhow::bail!(
+            "no server to run: give its command after `--` (toolgate -c policy.yaml -- <server \
+             command>), an --upstream URL, or a gateway config with `servers`"
+        );
+    }
     let Some(policy) = policy_file::load_or_report(&config)? else {
         anyhow::bail!("the policy file is not valid; nothing was started");
     };
     let state_dir = expand_home(&args.state_dir)?;
-    let dsn = args
-        .state_dsn
-        .clone()
-        .unwrap_or_else(|| format!("sqlite:{}", state_dir.join("state.db").display()));
-
-    // One worker per CPU (Tokio's default; `TOKIO_WORKER_THREADS` overrides it). Over stdio
-    // the runtime only runs what waits (a store, an approval, timers): messages are moved by
-    // the reader threads.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let dsn = state_dsn(&args, &state_dir);
+    let runtime = runtime()?;
     let code = runtime.block_on(async move {
         let clock = Arc::new(SystemClock);
         let store = toolgate_state::open_store(&dsn, &args.state_prefix, clock.clone())
@@ -45,42 +44,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let pins = toolgate_state::open_pins(&dsn, &args.state_prefix)
             .context("cannot open the pin store")?;
         let lock = LockFile::of_policy(&policy, &config).map_err(anyhow::Error::msg)?;
-        let instance = format!(
-            "{}-{}",
-            std::process::id(),
-            &toolgate_proxy::session::random_id()[..6]
+        let (audit, hasher) = open_audit(&args, &state_dir)?;
+        let server_name = server_name::given_or_derived(
+            args.server_name.as_deref(),
+            args.upstream.as_deref(),
+            &args.command,
         );
-        let (audit, hasher) = if args.no_audit {
-            (AuditSink::disabled(instance), None)
-        } else {
-            let dir = args
-                .audit_dir
-                .clone()
-                .unwrap_or_else(|| state_dir.join("audit"));
-            let sink = AuditSink::open(instance, AuditConfig::new(dir.clone()))
-                .with_context(|| format!("cannot open the audit directory {}", dir.display()))?;
-            let hasher = ArgsHasher::load_or_create(&state_dir.join("audit.key"))
-                .context("cannot load the audit hashing key")?;
-            (sink, Some(hasher))
-        };
-        let options = GatewayOptions {
-            deny_prefix: args.deny_prefix.clone(),
-            fail_mode: match args.state_fail_mode {
-                FailModeArg::Closed => FailMode::Closed,
-                FailModeArg::Open => FailMode::Open,
-            },
-            call_timeout: Duration::from_secs(args.call_timeout.max(1)),
-            cancel_grace: Duration::from_secs(args.cancel_grace),
-            approvals: Some(approvals),
-            shadow: args.shadow,
-            server_name: server_name::given_or_derived(
-                args.server_name.as_deref(),
-                args.upstream.as_deref(),
-                &args.command,
-            ),
-            pins: Some(pins),
-            ..GatewayOptions::default()
-        };
+        let options = gateway_options(&args, approvals, Some(pins), server_name);
         let gateway = Gateway::new(policy, store, clock, audit, hasher, options);
         gateway.set_pin_lock(lock);
         let _pin_watcher = gateway.spawn_pin_watcher();
@@ -109,6 +79,70 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 
+/// The counter store's DSN: `--state-dsn`, or a SQLite file in the state directory.
+pub(super) fn state_dsn(args: &RunArgs, state_dir: &Path) -> String {
+    args.state_dsn
+        .clone()
+        .unwrap_or_else(|| format!("sqlite:{}", state_dir.join("state.db").display()))
+}
+
+/// One worker per CPU (Tokio's default; `TOKIO_WORKER_THREADS` overrides it). Over stdio the
+/// runtime only runs what waits (a store, an approval, timers): messages are moved by the
+/// reader threads.
+pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// The audit log (unless `--no-audit`) and the key its argument hashes are made with.
+pub(super) fn open_audit(
+    args: &RunArgs,
+    state_dir: &Path,
+) -> anyhow::Result<(AuditSink, Option<ArgsHasher>)> {
+    let instance = format!(
+        "{}-{}",
+        std::process::id(),
+        &toolgate_proxy::session::random_id()[..6]
+    );
+    if args.no_audit {
+        return Ok((AuditSink::disabled(instance), None));
+    }
+    let dir = args
+        .audit_dir
+        .clone()
+        .unwrap_or_else(|| state_dir.join("audit"));
+    let sink = AuditSink::open(instance, AuditConfig::new(dir.clone()))
+        .with_context(|| format!("cannot open the audit directory {}", dir.display()))?;
+    let hasher = ArgsHasher::load_or_create(&state_dir.join("audit.key"))
+        .context("cannot load the audit hashing key")?;
+    Ok((sink, Some(hasher)))
+}
+
+/// What the command line sets for a gateway.
+pub(super) fn gateway_options(
+    args: &RunArgs,
+    approvals: Arc<toolgate_proxy::approvals::Approvals>,
+    pins: Option<toolgate_state::SharedPins>,
+    server_name: String,
+) -> GatewayOptions {
+    GatewayOptions {
+        deny_prefix: args.deny_prefix.clone(),
+        fail_mode: match args.state_fail_mode {
+            FailModeArg::Closed => FailMode::Closed,
+            FailModeArg::Open => FailMode::Open,
+        },
+        call_timeout: Duration::from_secs(args.call_timeout.max(1)),
+        cancel_grace: Duration::from_secs(args.cancel_grace),
+        approvals: Some(approvals),
+        shadow: args.shadow,
+        server_name,
+        pins,
+        ..GatewayOptions::default()
+    }
+}
+
 pub(crate) fn expand_home(path: &str) -> anyhow::Result<PathBuf> {
     match path.strip_prefix("~") {
         Some(rest) => {
@@ -119,7 +153,7 @@ pub(crate) fn expand_home(path: &str) -> anyhow::Result<PathBuf> {
     }
 }
 
-fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+pub(super) fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
     if path.is_absolute() {
         return Ok(path.to_path_buf());
     }

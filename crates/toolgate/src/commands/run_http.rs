@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use toolgate_proxy::stdio::ServerCommand;
 
 use anyhow::Context;
 use toolgate_proxy::http::{
@@ -60,7 +61,7 @@ pub async fn run(gateway: Arc<Gateway>, args: &RunArgs, policy: PathBuf) -> anyh
     }
     let target = match upstream {
         Some(u) => UpstreamTarget::Http(u),
-        None => UpstreamTarget::Command(Arc::new(args.command.clone())),
+        None => UpstreamTarget::Command(Arc::new(ServerCommand::new(args.command.clone()))),
     };
     let ip: IpAddr = args
         .bind

@@ -5,6 +5,7 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+use toolgate_proxy::stdio::ServerCommand;
 
 use anyhow::Context;
 use toolgate_classify::{parse_tools_document, ToolDef};
@@ -66,7 +67,7 @@ pub fn listing(spec: &ServerSpec<'_>) -> anyhow::Result<ListedTools> {
             }
             UpstreamTarget::Http(Arc::new(upstream))
         }
-        None => UpstreamTarget::Command(Arc::new(spec.command.to_vec())),
+        None => UpstreamTarget::Command(Arc::new(ServerCommand::new(spec.command.to_vec()))),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

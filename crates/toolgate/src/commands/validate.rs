@@ -11,6 +11,9 @@ use super::scope_warnings::scope_warnings;
 use crate::cli::{OutputFormat, ValidateArgs};
 
 pub fn run(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
+    if super::run_gateway::is_gateway_config(&args.config)? {
+        return validate_gateway_config(args);
+    }
     let result = policy_file::load(&args.config)?;
     let errors = result.as_ref().err().cloned().unwrap_or_default();
     let warnings = match &result {
@@ -49,6 +52,45 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(if valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// A gateway config: the config itself and every policy it names.
+fn validate_gateway_config(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
+    let loaded = super::run_gateway::load(&args.config)?;
+    match (&loaded, args.format) {
+        (Ok(gateway), OutputFormat::Json) => {
+            let servers: Vec<&str> = gateway
+                .servers
+                .iter()
+                .map(|(s, _, _)| s.name.as_str())
+                .collect();
+            let report = json!({"valid": true, "kind": "gateway", "servers": servers});
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        (Err(errors), OutputFormat::Json) => {
+            let errors: Vec<&str> = errors.lines().collect();
+            let report = json!({"valid": false, "kind": "gateway", "errors": errors});
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        (Ok(gateway), OutputFormat::Text) => {
+            println!(
+                "Gateway config is valid: {} servers ({}).",
+                gateway.servers.len(),
+                gateway
+                    .servers
+                    .iter()
+                    .map(|(s, _, _)| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        (Err(errors), OutputFormat::Text) => print!("{errors}"),
+    }
+    Ok(if loaded.is_ok() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

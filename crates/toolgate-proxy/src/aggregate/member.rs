@@ -1,0 +1,227 @@
+//! One server behind the aggregator: its own gateway (its policy, under its own counters and
+//! pins), the session the aggregator holds to it, and the task that starts it, watches it and
+//! starts it again when it fails.
+
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde_json::Value;
+use tokio::sync::{mpsc, watch};
+use toolgate_policy::gateway_config::Restart;
+
+use super::Aggregator;
+use crate::gateway::Gateway;
+use crate::http::upstream::{LinkSpec, UpstreamLink};
+use crate::http::UpstreamTarget;
+use crate::message::ToClient;
+use crate::session::{MessageHandler, Outbox, Session, CHANNEL_DEPTH};
+
+/// What the aggregator is given for each server.
+pub struct MemberSpec {
+    pub name: String,
+    /// The server's gateway: its policy, counters (under a prefix of its own) and audit
+    /// lines (with `server`).
+    pub gateway: Arc<Gateway>,
+    pub target: UpstreamTarget,
+    pub restart: Restart,
+}
+
+pub(super) struct Member {
+    pub spec: MemberSpec,
+    pub live: Mutex<Option<Live>>,
+    /// Why the server is not available, while it is not.
+    pub down_reason: Mutex<String>,
+}
+
+/// A running connection to the server.
+pub(super) struct Live {
+    pub session: Arc<Session>,
+    /// Whether it answered `initialize`: only then are requests routed to it.
+    pub ready: bool,
+    /// Its `initialize` result.
+    pub initialized: Option<Value>,
+}
+
+impl Member {
+    pub fn new(spec: MemberSpec) -> Member {
+        Member {
+            spec,
+            live: Mutex::new(None),
+            down_reason: Mutex::new("it has not started yet".to_string()),
+        }
+    }
+
+    /// The session to a server that answered `initialize`.
+    pub fn ready_session(&self) -> Option<Arc<Session>> {
+        let live = self.live.lock();
+        live.as_ref()
+            .filter(|l| l.ready)
+            .map(|l| Arc::clone(&l.session))
+    }
+
+    /// The session to a started server, ready or not.
+    pub fn started_session(&self) -> Option<Arc<Session>> {
+        self.live.lock().as_ref().map(|l| Arc::clone(&l.session))
+    }
+
+    /// Whether the server, as initialized, has this capability.
+    pub fn has_capability(&self, key: &str) -> bool {
+        self.live.lock().as_ref().is_some_and(|l| {
+            l.ready
+                && l.initialized
+                    .as_ref()
+                    .and_then(|r| r.get("capabilities")?.get(key))
+                    .is_some()
+        })
+    }
+}
+
+/// Delivers what a server's gateway sends "to the client" to the aggregator.
+struct MemberReturn {
+    aggregator: Weak<Aggregator>,
+    index: usize,
+}
+
+impl MessageHandler<ToClient> for MemberReturn {
+    fn handle(&self, message: ToClient) -> futures_util::future::BoxFuture<'_, bool> {
+        Box::pin(async move {
+            match self.aggregator.upgrade() {
+                Some(aggregator) => {
+                    aggregator.on_server_message(self.index, message).await;
+                    true
+                }
+                None => false,
+            }
+        })
+    }
+}
+
+/// Shortest and longest wait before a failed server is started again.
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A server that ran this long before failing starts again without waiting.
+const HEALTHY_RUN: Duration = Duration::from_secs(60);
+
+/// The wait before the `failures`-th consecutive restart: doubling from half a second,
+/// at most 30 seconds.
+pub(super) fn backoff(failures: u32) -> Duration {
+    let factor = 1u32 << failures.saturating_sub(1).min(10);
+    FIRST_BACKOFF.saturating_mul(factor).min(MAX_BACKOFF)
+}
+
+/// A started server: its link and its call-expiry sweeper.
+pub(super) type Started = std::io::Result<(UpstreamLink, tokio::task::JoinHandle<()>)>;
+
+/// Watches the server `first` started, and starts it again as its `restart` says when it
+/// ends, until `stop` is set.
+pub(super) async fn supervise(
+    aggregator: Arc<Aggregator>,
+    index: usize,
+    first: Started,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut failures = 0u32;
+    let mut next = Some(first);
+    loop {
+        let started = Instant::now();
+        let attempt = match next.take() {
+            Some(first) => first,
+            None => start(&aggregator, index),
+        };
+        let restart = match attempt {
+            Ok((link, sweeper)) => {
+                aggregator.member_started(index).await;
+                let mut watcher = link.watcher();
+                let reason = tokio::select! {
+                    reason = watcher.ended() => Some(reason),
+                    _ = stop.wait_for(|s| *s) => None,
+                };
+                sweeper.abort();
+                let grace = aggregator.options.shutdown_grace;
+                let Some(reason) = reason else {
+                    link.close(grace + Duration::from_secs(5)).await;
+                    return;
+                };
+                aggregator.member_down(index, &reason).await;
+                link.close(grace).await;
+                if started.elapsed() >= HEALTHY_RUN {
+                    failures = 0;
+                }
+                match aggregator.members[index].spec.restart {
+                    Restart::Never => false,
+                    Restart::Always => true,
+                    Restart::OnFailure => !reason.ends_with("(code 0)"),
+                }
+            }
+            Err(e) => {
+                aggregator.member_down(index, &e.to_string()).await;
+                aggregator.members[index].spec.restart != Restart::Never
+            }
+        };
+        if !restart {
+            tracing::warn!(server = %aggregator.members[index].spec.name, "not restarting the server");
+            return;
+        }
+        failures += 1;
+        let wait = backoff(failures);
+        tracing::info!(
+            server = %aggregator.members[index].spec.name,
+            wait_ms = wait.as_millis() as u64,
+            "restarting the server"
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// Opens a session to the server through its gateway.
+pub(super) fn start(aggregator: &Arc<Aggregator>, index: usize) -> Started {
+    let member = &aggregator.members[index];
+    let (to_server, server_rx) = mpsc::channel(CHANNEL_DEPTH);
+    let back = MemberReturn {
+        aggregator: Arc::downgrade(aggregator),
+        index,
+    };
+    let session = Session::open_with_outboxes(
+        aggregator.options.identity.clone(),
+        Outbox::Handler(Arc::new(back)),
+        Outbox::Channel(to_server),
+    );
+    let gateway = &member.spec.gateway;
+    gateway.register(&session);
+    let spec = LinkSpec {
+        target: member.spec.target.clone(),
+        http: None,
+        shutdown_grace: aggregator.options.shutdown_grace,
+        max_line_bytes: aggregator.options.max_line_bytes,
+        child_permit: None,
+        sessionless: None,
+        end_on_session_loss: false,
+    };
+    let link = UpstreamLink::start(spec, Arc::clone(gateway), Arc::clone(&session), server_rx)?;
+    let sweeper = gateway.spawn_expiry_sweeper(&session);
+    *member.live.lock() = Some(Live {
+        session,
+        ready: false,
+        initialized: None,
+    });
+    Ok((link, sweeper))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_a_ceiling() {
+        assert_eq!(backoff(1), Duration::from_millis(500));
+        assert_eq!(backoff(2), Duration::from_secs(1));
+        assert_eq!(backoff(4), Duration::from_secs(4));
+        assert_eq!(backoff(7), MAX_BACKOFF);
+        assert_eq!(backoff(1000), MAX_BACKOFF);
+    }
+}

@@ -1,0 +1,966 @@
+//! Many servers behind one gateway.
+//!
+//! ```text
+//! client ─▶ front gateway ─▶ Aggregator ─▶ server gateway "files"  ─▶ files server
+//!          (gateway-wide     (names,      ─▶ server gateway "memory" ─▶ memory server
+//!           policy, sees      routing,
+//!           files__read)      merging)      (each: the server's own policy, bare names)
+//! ```
+//!
+//! The aggregator is the front gateway's upstream and every server gateway's client, so each
+//! gateway runs the one pipeline unchanged: a call passes the gateway-wide policy (which sees
+//! `<server>__<tool>`), then the server's (which sees the server's own name). Messages move
+//! between them through [`Outbox::Handler`]s, on the thread that has them, with no hand-off.
+//!
+//! Requests the aggregator relays keep the id the front gateway minted (unique across
+//! servers, since one gateway minted them all), so answers pass back unchanged; requests of
+//! its own (a merged listing's pages, `initialize` of each server) go under negative ids,
+//! which the front never mints. A server's requests to the client get ids the aggregator
+//! mints, mapped back when the client answers.
+
+mod member;
+pub(crate) mod merge;
+pub(crate) mod names;
+pub mod stdio;
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+use tokio::sync::watch;
+
+use member::Member;
+pub use member::MemberSpec;
+use merge::{Listing, Page};
+
+use crate::audit::AuditEvent;
+use crate::gateway::Gateway;
+use crate::message::{Route, ToClient, ToServer};
+use crate::session::{MessageHandler, Session};
+use crate::wire::{self, ErrorCode};
+
+/// How long the client's `initialize` waits for servers; one that answers later joins with
+/// `list_changed`.
+const INITIALIZE_WAIT: Duration = Duration::from_secs(10);
+/// How long a merged listing waits for each server's page: a slow server is left out of
+/// that page (and the client told to list again when it answers) rather than delaying the
+/// others.
+const LISTING_WAIT: Duration = Duration::from_secs(5);
+/// Requests from servers waiting for the client's answer.
+const MAX_SERVER_REQUESTS: usize = 4096;
+
+/// Settings for the connections to the servers.
+#[derive(Debug, Clone)]
+pub struct AggregatorOptions {
+    /// The client's identity, which every server's gateway sees too.
+    pub identity: Option<String>,
+    pub shutdown_grace: Duration,
+    pub max_line_bytes: usize,
+}
+
+pub struct Aggregator {
+    front: Arc<Gateway>,
+    front_session: OnceLock<Arc<Session>>,
+    members: Vec<Member>,
+    options: AggregatorOptions,
+    state: Mutex<State>,
+    stop: watch::Sender<bool>,
+    supervisors: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    me: Weak<Aggregator>,
+}
+
+#[derive(Default)]
+struct State {
+    /// The last id the aggregator used for a request of its own (negative, decreasing).
+    last_own: i64,
+    own: HashMap<i64, Own>,
+    /// Client requests relayed to a server, by the front's id, until answered.
+    relayed: HashMap<u64, usize>,
+    /// Merged listings and `initialize`s in progress, by the front's id.
+    listings: HashMap<u64, ListJob>,
+    initializations: HashMap<u64, InitJob>,
+    /// Server requests waiting for the client: the id the client sees → (server, the id the
+    /// server used, as JSON).
+    server_requests: HashMap<u64, (usize, String)>,
+    last_server_request: u64,
+    /// The params of the client's `initialize`, given to every server that starts later.
+    client_initialize: Option<String>,
+    /// Whether the client has its `initialize` answer (before it, it is not told of changes).
+    client_initialized: bool,
+    /// Which servers list each resource URI (routed only when exactly one does).
+    resources: HashMap<String, Vec<usize>>,
+    /// Resource templates: the text before the first `{`, and the server.
+    templates: Vec<(String, usize)>,
+}
+
+/// What one of the aggregator's own requests was for.
+enum Own {
+    Initialize {
+        job: u64,
+        member: usize,
+    },
+    /// `initialize` of a server that started after the client's.
+    Handshake {
+        member: usize,
+    },
+    Page {
+        job: u64,
+        member: usize,
+    },
+    /// A page that came too late for its listing: the client is told to list again.
+    LatePage {
+        listing: Listing,
+    },
+    Discard,
+}
+
+struct InitJob {
+    waiting: usize,
+    requested: Option<String>,
+}
+
+struct ListJob {
+    listing: Listing,
+    waiting: usize,
+    asked: Vec<usize>,
+    pages: HashMap<usize, Page>,
+}
+
+/// The members of a JSON-RPC message the aggregator reads.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(borrow, default)]
+    params: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    result: Option<&'a RawValue>,
+}
+
+impl Aggregator {
+    pub fn new(
+        front: Arc<Gateway>,
+        members: Vec<MemberSpec>,
+        options: AggregatorOptions,
+    ) -> Arc<Aggregator> {
+        Arc::new_cyclic(|me| Aggregator {
+            me: Weak::clone(me),
+            front,
+            front_session: OnceLock::new(),
+            members: members.into_iter().map(Member::new).collect(),
+            options,
+            state: Mutex::new(State::default()),
+            stop: watch::channel(false).0,
+            supervisors: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The handler the front session's `to_server` outbox calls.
+    pub fn front_handler(self: &Arc<Self>) -> Arc<dyn MessageHandler<ToServer>> {
+        Arc::new(FrontReturn(Arc::downgrade(self)))
+    }
+
+    /// Binds the client's session at the front gateway and starts every server.
+    pub fn start(self: &Arc<Self>, front_session: Arc<Session>) {
+        let _ = self.front_session.set(front_session);
+        // Every server is started before the client is read, so the client's `initialize`
+        // reaches them all.
+        let mut supervisors = self.supervisors.lock();
+        for index in 0..self.members.len() {
+            let first = member::start(self, index);
+            let task = member::supervise(Arc::clone(self), index, first, self.stop.subscribe());
+            supervisors.push(tokio::spawn(task));
+        }
+    }
+
+    /// Stops every server (stdin closed → SIGTERM → SIGKILL), bounded by the grace period.
+    pub async fn stop(&self) {
+        let _ = self.stop.send(true);
+        let tasks: Vec<_> = std::mem::take(&mut *self.supervisors.lock());
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+
+    /// Servers, in config order, and whether each is answering.
+    pub fn health(&self) -> Vec<(String, bool)> {
+        self.members
+            .iter()
+            .map(|m| (m.spec.name.clone(), m.ready_session().is_some()))
+            .collect()
+    }
+
+    fn member_index(&self, name: &str) -> Option<usize> {
+        self.members.iter().position(|m| m.spec.name == name)
+    }
+
+    // ---- to the client ----
+
+    async fn to_front(&self, text: String) {
+        if let Some(session) = self.front_session.get() {
+            self.front.from_server(session, text).await;
+        }
+    }
+
+    async fn answer(&self, front_id: u64, result: &Value) {
+        self.to_front(format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":{front_id},\"result\":{result}}}"
+        ))
+        .await;
+    }
+
+    async fn fail(&self, front_id: u64, code: ErrorCode, message: &str) {
+        let id = RawValue::from_string(front_id.to_string()).ok();
+        self.to_front(wire::error_response(id.as_deref(), code, message))
+            .await;
+    }
+
+    async fn notify_changed(&self, listing: Listing) {
+        let method = match listing {
+            Listing::Tools => "notifications/tools/list_changed",
+            Listing::Prompts => "notifications/prompts/list_changed",
+            Listing::Resources | Listing::Templates => "notifications/resources/list_changed",
+        };
+        if self.state.lock().client_initialized {
+            self.to_front(format!("{{\"jsonrpc\":\"2.0\",\"method\":\"{method}\"}}"))
+                .await;
+        }
+    }
+
+    // ---- to the servers ----
+
+    async fn to_member(&self, session: &Arc<Session>, index: usize, text: String) {
+        self.members[index]
+            .spec
+            .gateway
+            .from_client(session, text)
+            .await;
+    }
+
+    /// Sends a request of the aggregator's own to a server.
+    async fn ask(
+        &self,
+        session: &Arc<Session>,
+        index: usize,
+        method: &str,
+        params: Option<&str>,
+        own: Own,
+    ) {
+        let id = {
+            let mut state = self.state.lock();
+            state.last_own -= 1;
+            let id = state.last_own;
+            state.own.insert(id, own);
+            id
+        };
+        let text = match params {
+            Some(p) => format!(
+                "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"{method}\",\"params\":{p}}}"
+            ),
+            None => format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"{method}\"}}"),
+        };
+        self.to_member(session, index, text).await;
+    }
+
+    /// Relays a client request to a server under the front's id.
+    async fn relay(&self, index: usize, front_id: u64, text: String) {
+        let member = &self.members[index];
+        let Some(session) = member.ready_session() else {
+            let reason = member.down_reason.lock().clone();
+            let message = format!(
+                "The server {:?} is not available: {reason}",
+                member.spec.name
+            );
+            return self.fail(front_id, ErrorCode::UpstreamHttp, &message).await;
+        };
+        self.state.lock().relayed.insert(front_id, index);
+        self.to_member(&session, index, text).await;
+    }
+
+    // ---- from the client (through the front gateway) ----
+
+    async fn on_client_message(&self, message: ToServer) {
+        let Ok(envelope) = serde_json::from_str::<Envelope>(&message.text) else {
+            tracing::warn!("the aggregator could not read a client message; dropped");
+            return;
+        };
+        match (&envelope.method, message.request) {
+            (Some(method), Some(front_id)) => {
+                self.client_request(front_id, method, &envelope, &message.text)
+                    .await
+            }
+            (Some(method), None) => {
+                self.client_notification(method, &envelope, &message.text)
+                    .await
+            }
+            (None, _) => self.client_response(&envelope, &message.text).await,
+        }
+    }
+
+    async fn client_request(
+        &self,
+        front_id: u64,
+        method: &str,
+        envelope: &Envelope<'_>,
+        text: &str,
+    ) {
+        if let Some(listing) = Listing::of(method) {
+            return self.list(front_id, listing, envelope.params).await;
+        }
+        match method {
+            "initialize" => self.initialize(front_id, envelope.params).await,
+            "ping" => self.answer(front_id, &serde_json::json!({})).await,
+            "tools/call" | "prompts/get" => {
+                self.route_by_name(front_id, text, &["params", "name"])
+                    .await
+            }
+            "completion/complete" => {
+                let params: Value = parse_params(envelope.params);
+                match params.pointer("/ref/type").and_then(Value::as_str) {
+                    Some("ref/prompt") => {
+                        self.route_by_name(front_id, text, &["params", "ref", "name"])
+                            .await
+                    }
+                    _ => {
+                        let uri = params.pointer("/ref/uri").and_then(Value::as_str);
+                        self.route_by_uri(front_id, uri, text).await
+                    }
+                }
+            }
+            "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
+                let params: Value = parse_params(envelope.params);
+                let uri = params.get("uri").and_then(Value::as_str);
+                self.route_by_uri(front_id, uri, text).await
+            }
+            "logging/setLevel" => {
+                let params = envelope.params.map(RawValue::get);
+                for (index, member) in self.members.iter().enumerate() {
+                    if let (true, Some(session)) =
+                        (member.has_capability("logging"), member.ready_session())
+                    {
+                        self.ask(&session, index, method, params, Own::Discard)
+                            .await;
+                    }
+                }
+                self.answer(front_id, &serde_json::json!({})).await
+            }
+            _ => {
+                let id = RawValue::from_string(front_id.to_string()).ok();
+                let text = wire::error_response(
+                    id.as_deref(),
+                    ErrorCode::MethodNotFound,
+                    &format!("Method not found: {method}"),
+                );
+                self.to_front(text).await
+            }
+        }
+    }
+
+    /// A request naming a server's tool or prompt as `<server>__<name>`: relayed with the
+    /// server's own name.
+    async fn route_by_name(&self, front_id: u64, text: &str, path: &[&str]) {
+        let Ok(mut message) = serde_json::from_str::<Value>(text) else {
+            return self
+                .fail(front_id, ErrorCode::InvalidRequest, "Invalid request")
+                .await;
+        };
+        let Some(slot) = path.iter().try_fold(&mut message, |v, key| v.get_mut(*key)) else {
+            return self
+                .fail(
+                    front_id,
+                    ErrorCode::InvalidParams,
+                    "Invalid params: no name",
+                )
+                .await;
+        };
+        let aggregated = slot.as_str().unwrap_or_default().to_string();
+        let target = names::split(&aggregated)
+            .and_then(|(server, name)| Some((self.member_index(server)?, name)));
+        let Some((index, name)) = target else {
+            let message = wire::unknown_tool_message(&aggregated);
+            return self
+                .fail(front_id, ErrorCode::InvalidParams, &message)
+                .await;
+        };
+        *slot = Value::String(name.to_string());
+        self.relay(index, front_id, message.to_string()).await;
+    }
+
+    /// A request about a resource: relayed to the one server that listed the URI, or whose
+    /// template it starts like; refused when none does or several do.
+    async fn route_by_uri(&self, front_id: u64, uri: Option<&str>, text: &str) {
+        let target = uri.and_then(|uri| {
+            let state = self.state.lock();
+            if let Some(owners) = state.resources.get(uri) {
+                return (owners.len() == 1).then(|| owners[0]);
+            }
+            let mut matches = state
+                .templates
+                .iter()
+                .filter(|(prefix, _)| uri.starts_with(prefix.as_str()))
+                .map(|(_, index)| *index);
+            let first = matches.next()?;
+            matches.all(|i| i == first).then_some(first)
+        });
+        let target = target.or_else(|| {
+            // One server with resources can only mean that one.
+            let mut with =
+                (0..self.members.len()).filter(|i| self.members[*i].has_capability("resources"));
+            let first = with.next()?;
+            with.next().is_none().then_some(first)
+        });
+        match target {
+            Some(index) => self.relay(index, front_id, text.to_string()).await,
+            None => {
+                let message = format!("Unknown resource: {}", uri.unwrap_or("(no uri)"));
+                self.fail(front_id, ErrorCode::InvalidParams, &message)
+                    .await
+            }
+        }
+    }
+
+    async fn client_notification(&self, method: &str, envelope: &Envelope<'_>, text: &str) {
+        match method {
+            // Each server was sent its own when it answered `initialize`.
+            "notifications/initialized" => {}
+            "notifications/cancelled" => {
+                let params: Value = parse_params(envelope.params);
+                let target = params
+                    .get("requestId")
+                    .and_then(Value::as_u64)
+                    .and_then(|id| self.state.lock().relayed.get(&id).copied());
+                if let Some(index) = target {
+                    if let Some(session) = self.members[index].ready_session() {
+                        self.to_member(&session, index, text.to_string()).await;
+                    }
+                }
+            }
+            _ => {
+                for (index, member) in self.members.iter().enumerate() {
+                    if let Some(session) = member.ready_session() {
+                        self.to_member(&session, index, text.to_string()).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The client's answer to a server's request: back to that server, under its own id.
+    async fn client_response(&self, envelope: &Envelope<'_>, text: &str) {
+        let id = envelope.id.and_then(|id| id.get().parse::<u64>().ok());
+        let Some((index, original)) =
+            id.and_then(|id| self.state.lock().server_requests.remove(&id))
+        else {
+            tracing::warn!("the client answered a request no server sent; dropped");
+            return;
+        };
+        let Some(text) = with_id(text, &original) else {
+            return;
+        };
+        if let Some(session) = self.members[index].started_session() {
+            self.to_member(&session, index, text).await;
+        }
+    }
+
+    // ---- initialize and listings ----
+
+    async fn initialize(&self, front_id: u64, params: Option<&RawValue>) {
+        let params_text = params.map_or("{}", RawValue::get).to_string();
+        let requested = parse_params(params)
+            .get("protocolVersion")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let started: Vec<(usize, Arc<Session>)> = (0..self.members.len())
+            .filter_map(|i| Some((i, self.members[i].started_session()?)))
+            .collect();
+        {
+            let mut state = self.state.lock();
+            state.client_initialize = Some(params_text.clone());
+            state.initializations.insert(
+                front_id,
+                InitJob {
+                    waiting: started.len(),
+                    requested,
+                },
+            );
+        }
+        if started.is_empty() {
+            return self.finish_initialize(front_id).await;
+        }
+        for (index, session) in started {
+            let own = Own::Initialize {
+                job: front_id,
+                member: index,
+            };
+            self.ask(&session, index, "initialize", Some(&params_text), own)
+                .await;
+        }
+        self.spawn_deadline(INITIALIZE_WAIT, Deadline::Initialize(front_id));
+    }
+
+    async fn finish_initialize(&self, front_id: u64) {
+        let Some(job) = self.state.lock().initializations.remove(&front_id) else {
+            return;
+        };
+        // Servers still starting join when they answer.
+        for own in self.state.lock().own.values_mut() {
+            if let Own::Initialize { job, member } = own {
+                if *job == front_id {
+                    *own = Own::Handshake { member: *member };
+                }
+            }
+        }
+        let answers: Vec<(String, Value)> = self
+            .members
+            .iter()
+            .filter_map(|m| {
+                let live = m.live.lock();
+                let result = live.as_ref().filter(|l| l.ready)?.initialized.clone()?;
+                Some((m.spec.name.clone(), result))
+            })
+            .collect();
+        let result = merge::initialize_result(job.requested.as_deref(), &answers);
+        self.answer(front_id, &result).await;
+        self.state.lock().client_initialized = true;
+    }
+
+    async fn list(&self, front_id: u64, listing: Listing, params: Option<&RawValue>) {
+        let cursor = parse_params(params)
+            .get("cursor")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let resume: names::Resume = match cursor {
+            None => self
+                .members
+                .iter()
+                .filter(|m| m.has_capability(listing.capability()))
+                .map(|m| (m.spec.name.clone(), None))
+                .collect(),
+            Some(cursor) => match names::decode_cursor(&cursor) {
+                Some(resume) => resume,
+                None => {
+                    return self
+                        .fail(
+                            front_id,
+                            ErrorCode::InvalidParams,
+                            "Invalid params: unknown cursor",
+                        )
+                        .await
+                }
+            },
+        };
+        let asks: Vec<(usize, Arc<Session>, Option<String>)> = resume
+            .into_iter()
+            .filter_map(|(name, cursor)| {
+                let index = self.member_index(&name)?;
+                Some((index, self.members[index].ready_session()?, cursor))
+            })
+            .collect();
+        self.state.lock().listings.insert(
+            front_id,
+            ListJob {
+                listing,
+                waiting: asks.len(),
+                asked: asks.iter().map(|(i, _, _)| *i).collect(),
+                pages: HashMap::new(),
+            },
+        );
+        if asks.is_empty() {
+            return self.finish_listing(front_id).await;
+        }
+        for (index, session, cursor) in asks {
+            let params = cursor.map(|c| serde_json::json!({ "cursor": c }).to_string());
+            let own = Own::Page {
+                job: front_id,
+                member: index,
+            };
+            self.ask(&session, index, listing.method(), params.as_deref(), own)
+                .await;
+        }
+        self.spawn_deadline(LISTING_WAIT, Deadline::Listing(front_id));
+    }
+
+    async fn finish_listing(&self, front_id: u64) {
+        let Some(mut job) = self.state.lock().listings.remove(&front_id) else {
+            return;
+        };
+        let mut items = Vec::new();
+        let mut resume = names::Resume::new();
+        {
+            let mut state = self.state.lock();
+            for own in state.own.values_mut() {
+                if matches!(own, Own::Page { job, .. } if *job == front_id) {
+                    *own = Own::LatePage {
+                        listing: job.listing,
+                    };
+                }
+            }
+            for index in &job.asked {
+                let Some(page) = job.pages.remove(index) else {
+                    continue;
+                };
+                learn_resources(&mut state, job.listing, *index, &page.items);
+                items.extend(page.items);
+                if let Some(next) = page.next {
+                    resume.push((self.members[*index].spec.name.clone(), Some(next)));
+                }
+            }
+        }
+        let mut result = serde_json::Map::new();
+        result.insert(job.listing.items_key().into(), Value::Array(items));
+        if !resume.is_empty() {
+            result.insert(
+                "nextCursor".into(),
+                Value::String(names::encode_cursor(&resume)),
+            );
+        }
+        self.answer(front_id, &Value::Object(result)).await;
+    }
+
+    fn spawn_deadline(&self, after: Duration, deadline: Deadline) {
+        let aggregator = Weak::clone(&self.me);
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let Some(aggregator) = aggregator.upgrade() else {
+                return;
+            };
+            match deadline {
+                Deadline::Initialize(id) => aggregator.finish_initialize(id).await,
+                Deadline::Listing(id) => aggregator.finish_listing(id).await,
+            }
+        });
+    }
+
+    // ---- from the servers (through their gateways) ----
+
+    async fn on_server_message(&self, index: usize, message: ToClient) {
+        if let Route::Answer { id_key, .. } = &message.route {
+            match id_key.parse::<i64>() {
+                Ok(id) if id < 0 => return self.own_answer(index, id, &message.text).await,
+                Ok(id) => {
+                    self.state.lock().relayed.remove(&(id as u64));
+                    return self.to_front(message.text).await;
+                }
+                Err(_) => {
+                    tracing::warn!(server = %self.members[index].spec.name, "an answer under an id the aggregator never used; dropped");
+                    return;
+                }
+            }
+        }
+        let Ok(envelope) = serde_json::from_str::<Envelope>(&message.text) else {
+            return self.to_front(message.text).await;
+        };
+        match (envelope.id, envelope.method.as_deref()) {
+            (Some(id), Some(_)) => self.server_request(index, id.get(), &message.text).await,
+            (None, Some("notifications/cancelled")) => {
+                // A server taking back a request of its own: the client knows it by our id.
+                let params: Value = parse_params(envelope.params);
+                let original = params.get("requestId").map(Value::to_string);
+                let mapped = original.and_then(|original| {
+                    let state = self.state.lock();
+                    state
+                        .server_requests
+                        .iter()
+                        .find(|(_, (i, o))| *i == index && *o == original)
+                        .map(|(id, _)| *id)
+                });
+                if let Some(id) = mapped {
+                    let mut params = params;
+                    params["requestId"] = Value::from(id);
+                    let text = serde_json::json!({
+                        "jsonrpc": "2.0", "method": "notifications/cancelled", "params": params
+                    });
+                    self.to_front(text.to_string()).await;
+                }
+            }
+            _ => self.to_front(message.text).await,
+        }
+    }
+
+    /// A server's request to the client (sampling, elicitation, roots, ping): relayed under
+    /// an id the aggregator mints, since two servers may use the same ids.
+    async fn server_request(&self, index: usize, original: &str, text: &str) {
+        let minted = {
+            let mut state = self.state.lock();
+            if state.server_requests.len() >= MAX_SERVER_REQUESTS {
+                None
+            } else {
+                state.last_server_request += 1;
+                let id = state.last_server_request;
+                state
+                    .server_requests
+                    .insert(id, (index, original.to_string()));
+                Some(id)
+            }
+        };
+        let Some(minted) = minted else {
+            tracing::warn!(server = %self.members[index].spec.name, "too many server requests waiting for the client; refused");
+            let id = RawValue::from_string(original.to_string()).ok();
+            let refusal = wire::error_response(
+                id.as_deref(),
+                ErrorCode::InvalidRequest,
+                "Too many requests are waiting for the client",
+            );
+            if let Some(session) = self.members[index].started_session() {
+                self.to_member(&session, index, refusal).await;
+            }
+            return;
+        };
+        if let Some(text) = with_id(text, &minted.to_string()) {
+            self.to_front(text).await;
+        }
+    }
+
+    async fn own_answer(&self, index: usize, id: i64, text: &str) {
+        let Some(own) = self.state.lock().own.remove(&id) else {
+            return;
+        };
+        let result: Option<Value> = serde_json::from_str::<Envelope>(text)
+            .ok()
+            .and_then(|e| e.result)
+            .and_then(|r| serde_json::from_str(r.get()).ok());
+        let name = &self.members[index].spec.name;
+        match own {
+            Own::Initialize { job, .. } => {
+                self.initialized(index, result).await;
+                let done = {
+                    let mut state = self.state.lock();
+                    state.initializations.get_mut(&job).is_some_and(|j| {
+                        j.waiting = j.waiting.saturating_sub(1);
+                        j.waiting == 0
+                    })
+                };
+                if done {
+                    self.finish_initialize(job).await;
+                }
+            }
+            Own::Handshake { .. } => {
+                if self.initialized(index, result).await {
+                    for listing in [Listing::Tools, Listing::Prompts, Listing::Resources] {
+                        self.notify_changed(listing).await;
+                    }
+                }
+            }
+            Own::Page { job, .. } => {
+                let page = match result {
+                    Some(result) => {
+                        let listing = self.state.lock().listings.get(&job).map(|j| j.listing);
+                        listing.map(|l| merge::page_of(l, name, result))
+                    }
+                    None => {
+                        tracing::warn!(server = %name, "a server refused a listing; its items are left out");
+                        None
+                    }
+                };
+                let done = {
+                    let mut state = self.state.lock();
+                    state.listings.get_mut(&job).is_some_and(|j| {
+                        if let Some(page) = page {
+                            j.pages.insert(index, page);
+                        }
+                        j.waiting = j.waiting.saturating_sub(1);
+                        j.waiting == 0
+                    })
+                };
+                if done {
+                    self.finish_listing(job).await;
+                }
+            }
+            Own::LatePage { listing } => {
+                tracing::info!(server = %name, "a server answered a listing late; the client is told to list again");
+                self.notify_changed(listing).await;
+            }
+            Own::Discard => {}
+        }
+    }
+
+    /// A server answered `initialize`: from now on it is routed to. Returns whether it is.
+    async fn initialized(&self, index: usize, result: Option<Value>) -> bool {
+        let member = &self.members[index];
+        let Some(result) = result else {
+            tracing::error!(server = %member.spec.name, "the server refused initialize");
+            *member.down_reason.lock() = "it refused initialize".to_string();
+            return false;
+        };
+        let session = {
+            let mut live = member.live.lock();
+            let Some(live) = live.as_mut() else {
+                return false;
+            };
+            live.ready = true;
+            live.initialized = Some(result);
+            Arc::clone(&live.session)
+        };
+        tracing::info!(server = %member.spec.name, "server ready");
+        member
+            .spec
+            .gateway
+            .audit()
+            .record(AuditEvent::ServerHealth {
+                up: true,
+                reason: None,
+            });
+        let note = "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}";
+        self.to_member(&session, index, note.to_string()).await;
+        true
+    }
+
+    /// A server started: if the client has already initialized, the aggregator introduces
+    /// it with the client's own `initialize` params.
+    async fn member_started(&self, index: usize) {
+        let params = self.state.lock().client_initialize.clone();
+        let (Some(params), Some(session)) = (params, self.members[index].started_session()) else {
+            return;
+        };
+        let own = Own::Handshake { member: index };
+        self.ask(&session, index, "initialize", Some(&params), own)
+            .await;
+    }
+
+    /// A server went away: its tools leave the client's view, and what it was asked (by the
+    /// client, or waiting for the client) is answered or forgotten.
+    async fn member_down(&self, index: usize, reason: &str) {
+        let member = &self.members[index];
+        let was_ready = member.live.lock().take().is_some_and(|live| live.ready);
+        *member.down_reason.lock() = reason.to_string();
+        tracing::warn!(server = %member.spec.name, %reason, "server down");
+        member
+            .spec
+            .gateway
+            .audit()
+            .record(AuditEvent::ServerHealth {
+                up: false,
+                reason: Some(reason.to_string()),
+            });
+        let pending: Vec<Own> = {
+            let mut state = self.state.lock();
+            state.server_requests.retain(|_, (i, _)| *i != index);
+            state.relayed.retain(|_, i| *i != index);
+            for owners in state.resources.values_mut() {
+                owners.retain(|i| *i != index);
+            }
+            state.resources.retain(|_, owners| !owners.is_empty());
+            state.templates.retain(|(_, i)| *i != index);
+            let ids: Vec<i64> = state
+                .own
+                .iter()
+                .filter(|(_, own)| own_member(own) == Some(index))
+                .map(|(id, _)| *id)
+                .collect();
+            ids.into_iter()
+                .filter_map(|id| state.own.remove(&id))
+                .collect()
+        };
+        // Listings and initializations waiting on it go on without it.
+        for own in pending {
+            match own {
+                Own::Initialize { job, .. } => {
+                    let done = self
+                        .state
+                        .lock()
+                        .initializations
+                        .get_mut(&job)
+                        .is_some_and(|j| {
+                            j.waiting = j.waiting.saturating_sub(1);
+                            j.waiting == 0
+                        });
+                    if done {
+                        self.finish_initialize(job).await;
+                    }
+                }
+                Own::Page { job, .. } => {
+                    let done = self.state.lock().listings.get_mut(&job).is_some_and(|j| {
+                        j.waiting = j.waiting.saturating_sub(1);
+                        j.waiting == 0
+                    });
+                    if done {
+                        self.finish_listing(job).await;
+                    }
+                }
+                _ => {}
+            }
+        }
+        if was_ready {
+            for listing in [Listing::Tools, Listing::Prompts, Listing::Resources] {
+                self.notify_changed(listing).await;
+            }
+        }
+    }
+}
+
+enum Deadline {
+    Initialize(u64),
+    Listing(u64),
+}
+
+fn own_member(own: &Own) -> Option<usize> {
+    match own {
+        Own::Initialize { member, .. } | Own::Handshake { member } | Own::Page { member, .. } => {
+            Some(*member)
+        }
+        Own::LatePage { .. } | Own::Discard => None,
+    }
+}
+
+/// Remembers which server lists each resource URI and template, and says so when two do.
+fn learn_resources(state: &mut State, listing: Listing, index: usize, items: &[Value]) {
+    match listing {
+        Listing::Resources => {
+            for uri in items.iter().filter_map(|r| r.get("uri")?.as_str()) {
+                let owners = state.resources.entry(uri.to_string()).or_default();
+                if !owners.contains(&index) {
+                    owners.push(index);
+                    if owners.len() == 2 {
+                        tracing::error!(%uri, "two servers list the same resource URI; it is routed to neither");
+                    }
+                }
+            }
+        }
+        Listing::Templates => {
+            for template in items.iter().filter_map(|t| t.get("uriTemplate")?.as_str()) {
+                let prefix = template.split('{').next().unwrap_or_default().to_string();
+                if !state.templates.contains(&(prefix.clone(), index)) {
+                    state.templates.push((prefix, index));
+                }
+            }
+        }
+        Listing::Tools | Listing::Prompts => {}
+    }
+}
+
+/// Params as a value (absent or unreadable: null).
+fn parse_params(params: Option<&RawValue>) -> Value {
+    params
+        .and_then(|p| serde_json::from_str(p.get()).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// The message with its id replaced by `id` (JSON text).
+fn with_id(text: &str, id: &str) -> Option<String> {
+    let mut message: Value = serde_json::from_str(text).ok()?;
+    message["id"] = serde_json::from_str(id).ok()?;
+    Some(message.to_string())
+}
+
+/// Takes what the front gateway sends "to the server".
+struct FrontReturn(Weak<Aggregator>);
+
+impl MessageHandler<ToServer> for FrontReturn {
+    fn handle(&self, message: ToServer) -> futures_util::future::BoxFuture<'_, bool> {
+        Box::pin(async move {
+            match self.0.upgrade() {
+                Some(aggregator) => {
+                    aggregator.on_client_message(message).await;
+                    true
+                }
+                None => false,
+            }
+        })
+    }
+}

@@ -1,0 +1,236 @@
+//! `toolgate -c gateway.yaml`: many servers behind one gateway, each with its own policy
+//! (docs/GATEWAY.md).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use toolgate_policy::gateway_config::{
+    read_gateway_config, PolicyRef, ServerConfig, ServerTransport,
+};
+use toolgate_policy::{Diagnostic, Policy};
+use toolgate_proxy::aggregate::MemberSpec;
+use toolgate_proxy::audit::AuditSink;
+use toolgate_proxy::http::{HttpUpstream, UpstreamProtocol, UpstreamTarget};
+use toolgate_proxy::pinning::LockFile;
+use toolgate_proxy::stdio::{ServerCommand, StdioOptions};
+use toolgate_proxy::Gateway;
+use toolgate_state::SystemClock;
+
+use super::policy_file;
+use super::run::{absolute, expand_home, gateway_options, open_audit, runtime, state_dsn};
+use crate::cli::{RunArgs, TransportArg};
+
+/// What a server is decided by when its config names no policy: everything allowed (the
+/// gateway-wide policy, if any, still applies).
+const ALLOW_ALL: &str = "version: \"1\"\ntools: {}\n";
+
+/// Whether the file at `path` is a gateway config (its top level has `servers`).
+pub fn is_gateway_config(path: &Path) -> anyhow::Result<bool> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(toolgate_policy::gateway_config::is_gateway_config(&text))
+}
+
+/// A gateway config with every policy it names read and compiled.
+pub struct LoadedGateway {
+    /// The gateway-wide policy and its file.
+    pub policy: Option<(PathBuf, Policy)>,
+    /// Each server's policy and its file (none: everything allowed).
+    pub servers: Vec<(ServerConfig, Option<PathBuf>, Policy)>,
+}
+
+/// Reads the config and every policy it names; when anything is wrong, every problem (each
+/// at its file, line and column), as text to show.
+pub fn load(path: &Path) -> anyhow::Result<Result<LoadedGateway, String>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let config = match read_gateway_config(&text, &|name| std::env::var(name).ok()) {
+        Ok(config) => config,
+        Err(errors) => return Ok(Err(policy_file::render_errors(path, &errors))),
+    };
+    let base = path.parent().unwrap_or(Path::new("")).to_path_buf();
+    let mut missing = Vec::new();
+    let mut report = String::new();
+    let mut load = |reference: &PolicyRef| -> Option<(PathBuf, Policy)> {
+        let file = base.join(&reference.path);
+        match policy_file::load(&file) {
+            Ok(Ok(policy)) => Some((file, policy)),
+            Ok(Err(errors)) => {
+                report.push_str(&policy_file::render_errors(&file, &errors));
+                None
+            }
+            Err(e) => {
+                missing.push(
+                    Diagnostic::new(reference.location, &reference.config_path, format!("{e:#}"))
+                        .with_hint("the path is relative to the gateway config's directory"),
+                );
+                None
+            }
+        }
+    };
+    let policy = config.policy.as_ref().map(&mut load);
+    let mut servers = Vec::new();
+    for server in &config.servers {
+        let loaded = server.policy.as_ref().map(&mut load);
+        match loaded {
+            Some(Some((file, policy))) => servers.push((server.clone(), Some(file), policy)),
+            Some(None) => {}
+            None => {
+                let policy = toolgate_policy::compile(ALLOW_ALL)
+                    .map_err(|_| anyhow::anyhow!("the allow-all policy did not compile"))?;
+                servers.push((server.clone(), None, policy));
+            }
+        }
+    }
+    if !missing.is_empty() {
+        report.insert_str(0, &policy_file::render_errors(path, &missing));
+    }
+    if !report.is_empty() {
+        return Ok(Err(report));
+    }
+    Ok(Ok(LoadedGateway {
+        policy: policy.flatten(),
+        servers,
+    }))
+}
+
+pub fn run(args: RunArgs, config_path: PathBuf) -> anyhow::Result<ExitCode> {
+    if !args.command.is_empty() || args.upstream.is_some() {
+        anyhow::bail!(
+            "{} is a gateway config, which names its servers itself: give no server command \
+             and no --upstream",
+            config_path.display()
+        );
+    }
+    if args.transport.is_some_and(|t| t != TransportArg::Stdio) {
+        anyhow::bail!(
+            "a gateway config is served over stdio only in this version; run without --transport"
+        );
+    }
+    let loaded = match load(&config_path)? {
+        Ok(loaded) => loaded,
+        Err(report) => {
+            eprint!("{report}");
+            anyhow::bail!("the gateway config is not valid; nothing was started");
+        }
+    };
+    let state_dir = expand_home(&args.state_dir)?;
+    let dsn = state_dsn(&args, &state_dir);
+    let config_dir = absolute(&config_path)?
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let code = runtime()?.block_on(async move {
+        let clock = Arc::new(SystemClock);
+        let approvals = super::approvals::open_for_gateway(&args, &dsn, &state_dir, clock.clone())?;
+        let pins = toolgate_state::open_pins(&dsn, &args.state_prefix)
+            .context("cannot open the pin store")?;
+        let (audit, hasher) = open_audit(&args, &state_dir)?;
+        // The gateway-wide policy decides (and audits) calls only when there is one: without
+        // it every line would repeat the server's own.
+        let (front_policy, front_path, front_audit) = match loaded.policy {
+            Some((path, policy)) => (policy, Some(path), audit.clone()),
+            None => (
+                toolgate_policy::compile(ALLOW_ALL)
+                    .map_err(|_| anyhow::anyhow!("the allow-all policy did not compile"))?,
+                None,
+                AuditSink::disabled(audit.instance().to_string()),
+            ),
+        };
+        let store = toolgate_state::open_store(&dsn, &args.state_prefix, clock.clone())
+            .context("cannot open the counter store")?;
+        let options = gateway_options(&args, Arc::clone(&approvals), None, "gateway".into());
+        let front = Gateway::new(
+            front_policy,
+            store,
+            clock.clone(),
+            front_audit,
+            hasher.clone(),
+            options,
+        );
+        // Reload watchers and background tasks, which live as long as the gateway.
+        let mut watches = Vec::new();
+        let mut tasks = Vec::new();
+        let mut members = Vec::new();
+        for (server, policy_path, policy) in loaded.servers {
+            // Each server's counters live under a prefix of their own: two servers' policies
+            // may name the same counter.
+            let prefix = format!("{}:{}", args.state_prefix, server.name);
+            let store = toolgate_state::open_store(&dsn, &prefix, clock.clone())
+                .context("cannot open the counter store")?;
+            let lock = match &policy_path {
+                Some(path) => LockFile::of_policy(&policy, path).map_err(anyhow::Error::msg)?,
+                None => None,
+            };
+            let options = gateway_options(
+                &args,
+                Arc::clone(&approvals),
+                Some(Arc::clone(&pins)),
+                server.name.clone(),
+            );
+            let gateway = Gateway::new(
+                policy,
+                store,
+                clock.clone(),
+                audit.for_server(&server.name),
+                hasher.clone(),
+                options,
+            );
+            gateway.set_pin_lock(lock);
+            tasks.extend(gateway.spawn_pin_watcher());
+            if let (Some(path), false) = (&policy_path, args.no_watch) {
+                let watch = toolgate_proxy::reload::watch(Arc::clone(&gateway), absolute(path)?)
+                    .context("cannot watch a server's policy file")?;
+                watches.push(watch);
+            }
+            tasks.extend(toolgate_proxy::approvals::spawn_sweeper(&gateway));
+            members.push(MemberSpec {
+                target: target_of(&server.transport, &config_dir)?,
+                name: server.name,
+                gateway,
+                restart: server.restart,
+            });
+        }
+        let _approvals = super::approvals::start_for_gateway(&front, &args, &state_dir).await?;
+        if let (Some(path), false) = (&front_path, args.no_watch) {
+            let watch = toolgate_proxy::reload::watch(Arc::clone(&front), absolute(path)?)
+                .context("cannot watch the gateway-wide policy file")?;
+            watches.push(watch);
+        }
+        let stdio = StdioOptions {
+            max_line_bytes: toolgate_proxy::framing::DEFAULT_MAX_LINE_BYTES,
+            shutdown_grace: Duration::from_secs(args.shutdown_grace),
+            identity: args.identity.clone(),
+            policy_path: front_path,
+        };
+        let code = toolgate_proxy::aggregate::stdio::run(front, members, stdio).await;
+        drop(watches);
+        tasks.iter().for_each(tokio::task::JoinHandle::abort);
+        code.map_err(anyhow::Error::from)
+    })?;
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
+/// How to reach a server: its command (a relative `cwd` is taken from the config's
+/// directory), or its URL with its headers.
+fn target_of(transport: &ServerTransport, config_dir: &Path) -> anyhow::Result<UpstreamTarget> {
+    Ok(match transport {
+        ServerTransport::Command { argv, env, cwd } => {
+            UpstreamTarget::Command(Arc::new(ServerCommand {
+                argv: argv.iter().map(Into::into).collect(),
+                env: env.iter().map(|(k, v)| (k.into(), v.into())).collect(),
+                cwd: cwd.as_ref().map(|dir| config_dir.join(dir)),
+            }))
+        }
+        ServerTransport::Url { url, headers } => {
+            let mut target = HttpUpstream::new(url, UpstreamProtocol::Auto)?;
+            for (name, value) in headers {
+                target.add_header(&format!("{name}: {value}"))?;
+            }
+            UpstreamTarget::Http(Arc::new(target))
+        }
+    })
+}
