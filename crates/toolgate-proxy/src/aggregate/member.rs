@@ -41,6 +41,9 @@ pub(super) struct Live {
     pub ready: bool,
     /// Its `initialize` result.
     pub initialized: Option<Value>,
+    /// Whether it has been sent `initialize` (the client's, or the aggregator's own on its
+    /// behalf): it is sent once.
+    pub introduced: bool,
 }
 
 impl Member {
@@ -63,6 +66,14 @@ impl Member {
     /// The session to a started server, ready or not.
     pub fn started_session(&self) -> Option<Arc<Session>> {
         self.live.lock().as_ref().map(|l| Arc::clone(&l.session))
+    }
+
+    /// The session to a started server not yet sent `initialize`, marked as sent it now.
+    pub fn introduce(&self) -> Option<Arc<Session>> {
+        let mut live = self.live.lock();
+        let live = live.as_mut().filter(|l| !l.introduced)?;
+        live.introduced = true;
+        Some(Arc::clone(&live.session))
     }
 
     /// Whether the server, as initialized, has this capability.
@@ -207,6 +218,7 @@ pub(super) fn start(aggregator: &Arc<Aggregator>, index: usize) -> Started {
         session,
         ready: false,
         initialized: None,
+        introduced: false,
     });
     Ok((link, sweeper))
 }

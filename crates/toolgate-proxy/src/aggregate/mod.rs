@@ -91,6 +91,8 @@ struct State {
     client_initialize: Option<String>,
     /// Whether the client has its `initialize` answer (before it, it is not told of changes).
     client_initialized: bool,
+    /// The capabilities that answer gave (the client is told of changes to those only).
+    client_capabilities: Vec<String>,
     /// Which servers list each resource URI (routed only when exactly one does).
     resources: HashMap<String, Vec<usize>>,
     /// Resource templates: the text before the first `{`, and the server.
@@ -227,7 +229,15 @@ impl Aggregator {
             Listing::Prompts => "notifications/prompts/list_changed",
             Listing::Resources | Listing::Templates => "notifications/resources/list_changed",
         };
-        if self.state.lock().client_initialized {
+        let told = {
+            let state = self.state.lock();
+            state.client_initialized
+                && state
+                    .client_capabilities
+                    .iter()
+                    .any(|c| c == listing.capability())
+        };
+        if told {
             self.to_front(format!("{{\"jsonrpc\":\"2.0\",\"method\":\"{method}\"}}"))
                 .await;
         }
@@ -476,12 +486,14 @@ impl Aggregator {
             .get("protocolVersion")
             .and_then(Value::as_str)
             .map(str::to_string);
-        let started: Vec<(usize, Arc<Session>)> = (0..self.members.len())
-            .filter_map(|i| Some((i, self.members[i].started_session()?)))
-            .collect();
-        {
+        let started: Vec<(usize, Arc<Session>)> = {
             let mut state = self.state.lock();
             state.client_initialize = Some(params_text.clone());
+            // Under the state lock, so a server starting now is introduced here or by
+            // `member_started`, never both.
+            let started: Vec<_> = (0..self.members.len())
+                .filter_map(|i| Some((i, self.members[i].introduce()?)))
+                .collect();
             state.initializations.insert(
                 front_id,
                 InitJob {
@@ -489,7 +501,8 @@ impl Aggregator {
                     requested,
                 },
             );
-        }
+            started
+        };
         if started.is_empty() {
             return self.finish_initialize(front_id).await;
         }
@@ -527,7 +540,11 @@ impl Aggregator {
             .collect();
         let result = merge::initialize_result(job.requested.as_deref(), &answers);
         self.answer(front_id, &result).await;
-        self.state.lock().client_initialized = true;
+        let mut state = self.state.lock();
+        state.client_initialized = true;
+        if let Some(capabilities) = result.get("capabilities").and_then(Value::as_object) {
+            state.client_capabilities = capabilities.keys().cloned().collect();
+        }
     }
 
     async fn list(&self, front_id: u64, listing: Listing, params: Option<&RawValue>) {
@@ -814,8 +831,12 @@ impl Aggregator {
     /// A server started: if the client has already initialized, the aggregator introduces
     /// it with the client's own `initialize` params.
     async fn member_started(&self, index: usize) {
-        let params = self.state.lock().client_initialize.clone();
-        let (Some(params), Some(session)) = (params, self.members[index].started_session()) else {
+        let introduced = {
+            let state = self.state.lock();
+            let params = state.client_initialize.clone();
+            params.and_then(|p| Some((p, self.members[index].introduce()?)))
+        };
+        let Some((params, session)) = introduced else {
             return;
         };
         let own = Own::Handshake { member: index };

@@ -1,0 +1,271 @@
+"""Many servers behind one gateway (docs/GATEWAY.md): a gateway config puts the real
+filesystem, memory and everything servers (and a paging fixture) behind one toolgate over
+stdio, each with its own policy, and a gateway-wide policy over all of them. Driven by the
+Python `mcp` SDK and the MCP inspector CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import mcp.types as types
+import pytest
+from mcp import MCPError
+
+from toolgate_harness import (
+    E2E_DIR,
+    MCP_PACKAGES,
+    Gateway,
+    everything_command,
+    filesystem_command,
+    first_text,
+    is_denial,
+    mcp_session,
+    node_bin,
+    toolgate_bin,
+)
+
+PAGING_SERVER_PY = E2E_DIR / "servers" / "paging_server.py"
+MEMORY_JS = MCP_PACKAGES / "server-memory" / "dist" / "index.js"
+
+
+def write_config(gateway: Gateway, servers: dict[str, dict[str, Any]], **top: Any) -> Path:
+    """A gateway config (JSON is YAML) beside the test's policies."""
+    path = gateway.dir / "gateway.yaml"
+    path.write_text(json.dumps({"version": "1", "servers": servers, **top}, indent=2))
+    return path
+
+
+def paging_server(stem: str, tools: int = 9, page: int = 3) -> dict[str, Any]:
+    return {
+        "command": [sys.executable, str(PAGING_SERVER_PY)],
+        "env": {"PAGING_NAME": stem, "PAGING_TOOLS": str(tools), "PAGING_PAGE": str(page)},
+    }
+
+
+def session(gateway: Gateway, config: Path, **callbacks: Any):
+    argv = [
+        str(toolgate_bin()), "-c", str(config), "--state-dsn", "memory:",
+        "--state-dir", str(gateway.state_dir), "--audit-dir", str(gateway.audit_dir),
+        "--log-level", "debug",
+    ]
+    return mcp_session(argv, stderr_path=gateway.new_log("gateway"), env=gateway.env(), **callbacks)
+
+
+async def all_tools(client: Any) -> tuple[list[str], int]:
+    """Every tool name across pages, and the number of pages."""
+    names: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        result = await client.list_tools(params=types.PaginatedRequestParams(cursor=cursor) if cursor else None)
+        pages += 1
+        names += [t.name for t in result.tools]
+        cursor = result.next_cursor
+        if not cursor:
+            return names, pages
+        assert pages < 50, "the gateway's cursors never end"
+
+
+@pytest.mark.anyio
+async def test_real_servers_behind_one_gateway_each_under_its_own_policy(gateway: Gateway, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "readme.txt").write_text("hello from files")
+    gateway.write_policy(
+        'version: "1"\ntools:\n  write_file:\n    rules:\n      - name: read only\n        action: deny\n'
+        '        message: "the docs are read-only"\n',
+        gateway.dir / "files.yaml",
+    )
+    gateway.write_policy(
+        'version: "1"\ntools:\n  memory__delete_entities:\n    rules:\n      - name: keep memories\n'
+        '        action: deny\n        message: "nobody forgets"\n',
+        gateway.dir / "everyone.yaml",
+    )
+    config = write_config(
+        gateway,
+        {
+            "files": {"command": filesystem_command(docs), "policy": "files.yaml"},
+            "memory": {
+                "command": [node_bin(), str(MEMORY_JS)],
+                "env": {"MEMORY_FILE_PATH": str(tmp_path / "memory.jsonl")},
+            },
+            "everything": {"command": everything_command()},
+        },
+        policy="everyone.yaml",
+    )
+    async with session(gateway, config) as c:
+        client = c.session
+        assert c.init.server_info.name == "toolgate"
+        names, _ = await all_tools(client)
+        assert {"files__read_text_file", "files__write_file", "memory__create_entities", "everything__echo"} <= set(names)
+        assert all("__" in n for n in names), names
+
+        # The files server's own policy, written with its own names, refuses its write...
+        refused = await client.call_tool("files__write_file", {"path": str(docs / "x.txt"), "content": "x"})
+        assert is_denial(refused) and "read-only" in first_text(refused)
+        assert not (docs / "x.txt").exists()
+        read = await client.call_tool("files__read_text_file", {"path": str(docs / "readme.txt")})
+        assert "hello from files" in first_text(read)
+
+        # ...and touches no other server's tools.
+        created = await client.call_tool(
+            "memory__create_entities",
+            {"entities": [{"name": "toolgate", "entityType": "project", "observations": ["gateway"]}]},
+        )
+        assert not created.is_error, first_text(created)
+        # The gateway-wide policy sees aggregated names and applies to every server.
+        forgotten = await client.call_tool("memory__delete_entities", {"entityNames": ["toolgate"]})
+        assert is_denial(forgotten) and "nobody forgets" in first_text(forgotten)
+        graph = await client.call_tool("memory__read_graph", {})
+        assert "toolgate" in first_text(graph)
+
+        echo = await client.call_tool("everything__echo", {"message": "hi"})
+        assert first_text(echo) == "Echo: hi"
+        with pytest.raises(MCPError, match="Unknown tool: nowhere__echo"):
+            await client.call_tool("nowhere__echo", {"message": "hi"})
+
+        prompts = await client.list_prompts()
+        assert any(p.name.startswith("everything__") for p in prompts.prompts)
+        prompt = next(p for p in prompts.prompts if p.name == "everything__simple-prompt")
+        got = await client.get_prompt(prompt.name)
+        assert got.messages
+
+        resources = await client.list_resources()
+        uris = [str(r.uri) for r in resources.resources]
+        assert "memory://knowledge-graph" in uris or any(u.startswith("demo://") for u in uris)
+        demo = next(u for u in uris if u.startswith("demo://"))
+        read_back = await client.read_resource(demo)
+        assert read_back.contents
+
+    events = gateway.wait_for_audit(lambda e: e.get("tool") == "delete_entities" or e.get("tool") == "memory__delete_entities")
+    decisions = [e for e in events if e.get("event") == "decision"]
+    write = next(e for e in decisions if e.get("tool") == "write_file")
+    assert write["server"] == "files" and write["decision"] == "deny"
+    echo_line = next(e for e in decisions if e.get("tool") == "echo")
+    assert echo_line["server"] == "everything"
+    gate = next(e for e in decisions if e.get("tool") == "memory__delete_entities")
+    assert "server" not in gate and gate["decision"] == "deny"
+    health = {e["server"] for e in events if e.get("event") == "server_health" and e.get("up")}
+    assert health == {"files", "memory", "everything"}
+
+
+@pytest.mark.anyio
+async def test_pages_of_three_servers_merge_without_loss_or_repeat(gateway: Gateway) -> None:
+    config = write_config(gateway, {"a": paging_server("alpha"), "b": paging_server("beta"), "c": paging_server("gamma")})
+    async with session(gateway, config) as c:
+        names, pages = await all_tools(c.session)
+        # 10 tools each (9 and `crash`), 3 per page: 4 pages, each server in turn.
+        assert pages == 4
+        assert len(names) == len(set(names)) == 30
+        for server, stem in (("a", "alpha"), ("b", "beta"), ("c", "gamma")):
+            assert {f"{server}__{stem}_{i}" for i in range(9)} | {f"{server}__crash"} <= set(names)
+        with pytest.raises(MCPError, match="cursor"):
+            await c.session.list_tools(params=types.PaginatedRequestParams(cursor="forged"))
+        result = await c.session.call_tool("b__beta_4", {})
+        assert first_text(result) == "beta: beta_4"
+
+
+@pytest.mark.anyio
+async def test_a_crashed_server_loses_only_its_tools_and_comes_back(gateway: Gateway) -> None:
+    config = write_config(
+        gateway,
+        {
+            "a": paging_server("alpha", tools=2, page=10),
+            "b": paging_server("beta", tools=2, page=10),
+            "c": {**paging_server("gamma", tools=2, page=10), "restart": "never"},
+        },
+    )
+    async with session(gateway, config) as c:
+        names, _ = await all_tools(c.session)
+        assert {"a__alpha_0", "b__beta_0", "c__gamma_0"} <= set(names)
+
+        # `c` is not restarted: its tools leave the listing and calls to it are refused
+        # with its name; the others answer as before.
+        changes = c.recorder.count(types.ToolListChangedNotification)
+        await c.session.call_tool("c__crash", {})
+        assert await c.recorder.wait_for(types.ToolListChangedNotification, more_than=changes)
+        names, _ = await all_tools(c.session)
+        assert not any(n.startswith("c__") for n in names)
+        assert {"a__alpha_0", "b__beta_0"} <= set(names)
+        with pytest.raises(MCPError, match='server "c" is not available: The server exited \\(code 3\\)'):
+            await c.session.call_tool("c__gamma_0", {})
+        assert first_text(await c.session.call_tool("b__beta_1", {})) == "beta: beta_1"
+
+        # `a` is restarted (on-failure, after half a second) and listed again.
+        changes = c.recorder.count(types.ToolListChangedNotification)
+        await c.session.call_tool("a__crash", {})
+        assert await c.recorder.wait_for(types.ToolListChangedNotification, more_than=changes)
+        with anyio.fail_after(15):
+            while True:
+                names, _ = await all_tools(c.session)
+                if "a__alpha_0" in names:
+                    break
+                await anyio.sleep(0.2)
+        assert first_text(await c.session.call_tool("a__alpha_1", {})) == "alpha: alpha_1"
+        assert not any(n.startswith("c__") for n in names)
+    events = gateway.wait_for_audit(lambda e: e.get("event") == "server_health" and e.get("server") == "a" and not e.get("up"))
+    down = {e["server"]: e for e in events if e.get("event") == "server_health" and not e.get("up")}
+    assert set(down) == {"a", "c"} and "code 3" in down["c"]["reason"]
+    ups = [e["server"] for e in events if e.get("event") == "server_health" and e.get("up")]
+    assert ups.count("a") == 2 and ups.count("c") == 1
+
+
+def test_the_inspector_cli_lists_every_server(gateway: Gateway) -> None:
+    config = write_config(gateway, {"a": paging_server("alpha"), "everything": {"command": everything_command()}})
+    inspector = E2E_DIR / "node_modules" / ".bin" / "mcp-inspector"
+    argv = [
+        str(toolgate_bin()), "-c", str(config), "--state-dsn", "memory:",
+        "--state-dir", str(gateway.state_dir), "--audit-dir", str(gateway.audit_dir),
+    ]
+    run = subprocess.run(
+        [str(inspector), "--cli", *argv, "--method", "tools/list"],
+        capture_output=True, text=True, timeout=90, env=gateway.env(), cwd=gateway.dir,
+    )
+    assert run.returncode == 0, f"inspector failed ({run.returncode}):\n{run.stdout}\n{run.stderr}"
+    names = [t["name"] for t in json.loads(run.stdout)["tools"]]
+    assert "a__alpha_0" in names and "everything__echo" in names
+
+
+def test_validate_reports_every_config_problem_with_its_place(gateway: Gateway) -> None:
+    config = gateway.dir / "gateway.yaml"
+    config.write_text(
+        'version: "1"\n'
+        "servers:\n"
+        "  Files:\n"
+        "    command: [node, x.js]\n"
+        "  memory:\n"
+        "    command: [node, m.js]\n"
+        "    polcy: p.yaml\n"
+        "  gh:\n"
+        '    url: "https://example.invalid/mcp"\n'
+        '    headers: {Authorization: "Bearer ${TOOLGATE_E2E_UNSET_TOKEN}"}\n'
+    )
+    run = gateway.run_cli("validate", "-c", str(config))
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "gateway.yaml:3:3" in run.stdout and "cannot name a server" in run.stdout
+    assert "gateway.yaml:7:5" in run.stdout and 'did you mean `policy`' in run.stdout
+    assert "gateway.yaml:10:" in run.stdout and "TOOLGATE_E2E_UNSET_TOKEN is not set" in run.stdout
+
+    config.write_text('version: "1"\nservers:\n  memory:\n    command: [node, m.js]\n    policy: missing.yaml\n')
+    run = gateway.run_cli("validate", "-c", str(config))
+    assert run.returncode == 1
+    assert "gateway.yaml:5:13" in run.stdout and "missing.yaml" in run.stdout
+
+    (gateway.dir / "bad.yaml").write_text('version: "1"\ntools:\n  x:\n    rules:\n      - action: explode\n')
+    config.write_text('version: "1"\nservers:\n  memory:\n    command: [node, m.js]\n    policy: bad.yaml\n')
+    run = gateway.run_cli("validate", "-c", str(config))
+    assert run.returncode == 1 and "bad.yaml:5:" in run.stdout
+
+    (gateway.dir / "ok.yaml").write_text('version: "1"\ntools: {}\n')
+    config.write_text('version: "1"\nservers:\n  memory:\n    command: [node, m.js]\n    policy: ok.yaml\n')
+    run = gateway.run_cli("validate", "-c", str(config))
+    assert run.returncode == 0 and "1 servers (memory)" in run.stdout
+
+    # A gateway config never starts with servers after `--`.
+    started = gateway.run_cli("-c", str(config), "--", "node", "x.js")
+    assert started.returncode != 0 and "names its servers itself" in started.stderr
