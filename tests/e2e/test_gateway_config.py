@@ -269,3 +269,107 @@ def test_validate_reports_every_config_problem_with_its_place(gateway: Gateway) 
     # A gateway config never starts with servers after `--`.
     started = gateway.run_cli("-c", str(config), "--", "node", "x.js")
     assert started.returncode != 0 and "names its servers itself" in started.stderr
+
+
+@pytest.mark.anyio
+async def test_a_call_a_server_policy_refuses_costs_no_gateway_wide_quota(gateway: Gateway) -> None:
+    """Both policies must pass, and deny wins: a call the server's own policy refuses gives
+    back what the gateway-wide policy reserved for it, so refusals never use up its limits."""
+    gateway.write_policy(
+        'version: "1"\ntools:\n  "*":\n    rules:\n      - name: all calls\n        rate_limit: 2/hour\n',
+        gateway.dir / "everyone.yaml",
+    )
+    gateway.write_policy(
+        'version: "1"\ntools:\n  alpha_0:\n    rules:\n      - name: never\n        action: deny\n',
+        gateway.dir / "a.yaml",
+    )
+    config = write_config(
+        gateway, {"a": {**paging_server("alpha", tools=2, page=10), "policy": "a.yaml"}}, policy="everyone.yaml"
+    )
+    async with session(gateway, config) as c:
+        for _ in range(4):
+            refused = await c.session.call_tool("a__alpha_0", {})
+            assert is_denial(refused) and '"never"' in first_text(refused)
+        # Four refusals later, the two calls an hour are all still there.
+        for _ in range(2):
+            assert first_text(await c.session.call_tool("a__alpha_1", {})) == "alpha: alpha_1"
+        limited = await c.session.call_tool("a__alpha_1", {})
+        assert is_denial(limited) and "all calls" in first_text(limited)
+    events = gateway.wait_for_audit(lambda e: e.get("outcome") == "refused_downstream")
+    front = [e for e in events if e.get("event") == "decision" and "server" not in e]
+    assert [e["outcome"] for e in front if e["tool"] == "a__alpha_0"] == ["refused_downstream"] * 4
+
+
+INIT_FIXTURES = E2E_DIR / "fixtures" / "init"
+
+
+def install_fixture(name: str, target: Path, tmp_path: Path) -> bytes:
+    """A committed client config, with this machine's paths filled in, at `target`."""
+    text = (INIT_FIXTURES / name).read_text()
+    for key, value in {
+        "@NODE@": node_bin(),
+        "@EVERYTHING_JS@": str(MCP_PACKAGES / "server-everything" / "dist" / "index.js"),
+        "@MEMORY_JS@": str(MEMORY_JS),
+        "@TMP@": str(tmp_path),
+    }.items():
+        text = text.replace(key, value)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+    return target.read_bytes()
+
+
+@pytest.mark.anyio
+async def test_init_adopts_a_claude_desktop_config_and_undo_restores_it(gateway: Gateway, tmp_path: Path) -> None:
+    config = gateway.home / ".config" / "Claude" / "claude_desktop_config.json"
+    original = install_fixture("claude_desktop_config.json", config, tmp_path)
+
+    dry = gateway.run_cli("init", "--dry-run", "--timeout", "20", timeout=120)
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert config.read_bytes() == original, "--dry-run changed the client's config"
+    assert '-     "everything": {' in dry.stdout and '+     "toolgate": {' in dry.stdout
+    assert "memory.jsonl" not in dry.stdout, "--dry-run printed an env value"
+    assert not (gateway.home / ".toolgate").exists()
+
+    done = gateway.run_cli("init", "--timeout", "20", timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "broken: could not list its tools" in done.stdout
+    rewritten = json.loads(config.read_text())
+    assert rewritten["globalShortcut"] == "Ctrl+Space"
+    assert list(rewritten["mcpServers"]) == ["toolgate"]
+    launch = rewritten["mcpServers"]["toolgate"]
+    assert Path(launch["command"]).name == "toolgate"
+    gateway_yaml = Path(launch["args"][1])
+    text = gateway_yaml.read_text()
+    assert "memory-server:" in text and "everything:" in text and "broken:" in text
+    assert "# toolgate init could not list this server's tools" in text
+    policies = gateway_yaml.parent / "policies"
+    assert sorted(p.name for p in policies.iterdir()) == ["everything.yaml", "memory-server.yaml"]
+    assert gateway.run_cli("validate", "-c", str(gateway_yaml)).returncode == 0
+
+    # The client's new entry is a working gateway: the two servers that start answer
+    # through it; the broken one is only missing its tools.
+    argv = [launch["command"], *launch["args"], "--state-dir", str(gateway.state_dir), "--audit-dir", str(gateway.audit_dir)]
+    async with mcp_session(argv, stderr_path=gateway.new_log("init-gateway"), env=gateway.env()) as c:
+        names, _ = await all_tools(c.session)
+        assert "everything__echo" in names and "memory-server__read_graph" in names
+        assert not any(n.startswith("broken__") for n in names)
+        assert first_text(await c.session.call_tool("everything__echo", {"message": "adopted"})) == "Echo: adopted"
+
+    undone = gateway.run_cli("init", "--undo")
+    assert undone.returncode == 0, undone.stdout + undone.stderr
+    assert config.read_bytes() == original
+    assert not list(config.parent.glob("*.toolgate-backup-*"))
+
+
+def test_init_names_a_vscode_config_explicitly(gateway: Gateway, tmp_path: Path) -> None:
+    config = tmp_path / "project" / ".vscode" / "mcp.json"
+    original = install_fixture("vscode_mcp.json", config, tmp_path)
+    args = ["--client", "vscode", "--client-config", str(config), "--dir", str(tmp_path / "gateways")]
+    done = gateway.run_cli("init", *args, "--timeout", "20", timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rewritten = json.loads(config.read_text())
+    assert rewritten["inputs"] == [] and rewritten["servers"]["toolgate"]["type"] == "stdio"
+    assert (tmp_path / "gateways" / "vscode" / "policies" / "everything.yaml").is_file()
+    assert gateway.run_cli("init", *args[:4], "--undo").returncode == 0
+    assert config.read_bytes() == original
+    assert "no backup" in gateway.run_cli("init", *args[:4], "--undo").stderr

@@ -213,7 +213,7 @@ impl HttpSession {
             .filter_map(|t| t["name"].as_str())
             .collect();
         if let Some(missing) = (0..workload.tools())
-            .map(|i| format!("tool_{i}"))
+            .map(|i| workload.tool_name(i))
             .find(|name| !listed.contains(name.as_str()))
         {
             bail!("tools/list does not include {missing}, which the benchmark calls");

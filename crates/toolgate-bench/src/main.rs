@@ -162,7 +162,7 @@ fn bench(cli: &Cli) -> anyhow::Result<()> {
     });
     let needs_toolgate = selected
         .iter()
-        .any(|s| matches!(s.target, Target::Toolgate { .. }));
+        .any(|s| matches!(s.target, Target::Toolgate { .. } | Target::Gateway { .. }));
     let fixture = std::env::current_exe().context("cannot find this binary's path")?;
     let programs = Programs {
         toolgate: if needs_toolgate {

@@ -43,6 +43,10 @@ pub enum Target {
     },
     /// Another MCP proxy (no policy), installed by `setup-peers.sh`.
     Peer(Peer),
+    /// toolgate with a gateway config of `servers` fixtures, each under the main policy
+    /// (memory store, no audit): `toolgate-stdio` plus what aggregation adds. Calls go to
+    /// the middle server.
+    Gateway { servers: usize },
 }
 
 /// The peer proxies `setup-peers.sh` installs under `crates/toolgate-bench/peers/`.
@@ -252,6 +256,14 @@ pub fn catalogue(sweeps: bool) -> Vec<Scenario> {
             ),
         ),
     ];
+    all.insert(
+        5,
+        main(
+            "toolgate-gateway3-stdio",
+            Target::Gateway { servers: 3 },
+            Some("direct-stdio"),
+        ),
+    );
     if !sweeps {
         return all;
     }
@@ -326,7 +338,12 @@ pub fn run_once(
     let upstream_url = upstream.as_ref().map(|u| u.url.as_str());
     let (launch, tools) = launch(scenario, programs, dir.path(), upstream_url)?;
     let launch = peer_launch(scenario, launch, upstream_url);
-    let workload = Workload::new(tools, scenario.payload_bytes);
+    let workload = match scenario.target {
+        Target::Gateway { servers } => {
+            Workload::new(tools, scenario.payload_bytes).with_prefix(&format!("s{}__", servers / 2))
+        }
+        _ => Workload::new(tools, scenario.payload_bytes),
+    };
     let peer_port = match (&scenario.target, scenario.client) {
         (Target::Peer(_), Transport::Http) => Some(free_port()?),
         _ => None,
@@ -406,6 +423,46 @@ fn launch(
             Ok((
                 Launch {
                     program,
+                    args,
+                    stderr_path,
+                },
+                MAIN_POLICY_TOOLS,
+            ))
+        }
+        Target::Gateway { servers } => {
+            let toolgate = programs
+                .toolgate
+                .clone()
+                .context("this scenario needs the toolgate binary")?;
+            std::fs::write(dir.join("policy.yaml"), policy_yaml(MAIN_POLICY_TOOLS))
+                .context("cannot write the policy")?;
+            let mut config = String::from("version: \"1\"\nservers:\n");
+            for server in 0..servers {
+                let command: Vec<String> = fixture_args(MAIN_POLICY_TOOLS)
+                    .iter()
+                    .map(|a| serde_json::to_string(&a.to_string_lossy()).unwrap_or_default())
+                    .collect();
+                config.push_str(&format!(
+                    "  s{server}:\n    command: [{}]\n    policy: policy.yaml\n",
+                    command.join(", ")
+                ));
+            }
+            let config_path = dir.join("gateway.yaml");
+            std::fs::write(&config_path, config).context("cannot write the gateway config")?;
+            let args: Vec<OsString> = vec![
+                "-c".into(),
+                config_path.into(),
+                "--state-dir".into(),
+                dir.join("state").into(),
+                "--state-dsn".into(),
+                "memory:".into(),
+                "--log-level".into(),
+                "warn".into(),
+                "--no-audit".into(),
+            ];
+            Ok((
+                Launch {
+                    program: toolgate,
                     args,
                     stderr_path,
                 },
@@ -660,7 +717,7 @@ mod tests {
                 assert_eq!(base.payload_bytes, s.payload_bytes, "{}", s.name);
             }
         }
-        assert_eq!(catalogue(false).len(), 12);
+        assert_eq!(catalogue(false).len(), 13);
     }
 
     #[test]

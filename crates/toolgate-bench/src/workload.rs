@@ -18,6 +18,8 @@ use serde_json::value::RawValue;
 pub struct Workload {
     /// Calls go round-robin over `tool_0 .. tool_{tools-1}`.
     tools: usize,
+    /// Written before each tool's name (a gateway config's `<server>__`).
+    prefix: String,
     /// The `s` argument: only `[a-z0-9 ]`, so it needs no JSON escaping and passes the policy's
     /// regex condition.
     payload: String,
@@ -35,12 +37,24 @@ impl Workload {
             .collect();
         Workload {
             tools: tools.max(1),
+            prefix: String::new(),
             payload,
         }
     }
 
+    /// The same calls, to tools named `<prefix>tool_N`.
+    pub fn with_prefix(mut self, prefix: &str) -> Workload {
+        self.prefix = prefix.to_owned();
+        self
+    }
+
     pub fn tools(&self) -> usize {
         self.tools
+    }
+
+    /// The name the client calls tool `i` by.
+    pub fn tool_name(&self, i: usize) -> String {
+        format!("{}tool_{i}", self.prefix)
     }
 
     fn tool(&self, id: u64) -> u64 {
@@ -58,7 +72,8 @@ impl Workload {
         // Writing into a Vec cannot fail.
         let _ = write!(
             out,
-            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"tool_{tool}","arguments":{{"n":{n},"s":"{s}"}}}}}}"#,
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{prefix}tool_{tool}","arguments":{{"n":{n},"s":"{s}"}}}}}}"#,
+            prefix = self.prefix,
             tool = self.tool(id),
             n = Self::n(id),
             s = self.payload,

@@ -61,6 +61,11 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Print the JSON Schema of policy files (or of test files), for editors.
     Schema(SchemaArgs),
+    /// Put the MCP servers a client already runs behind toolgate: writes a gateway config
+    /// with a starter policy per server and rewrites the client's config to launch toolgate
+    /// (after a backup; --undo restores it).
+    #[command(long_about = INIT_ABOUT)]
+    Init(InitArgs),
     /// Summarise the audit log: instances, decisions, deny rate, top deny rules, recent
     /// denials and failed reloads, across every instance and rotated file.
     Status(StatusArgs),
@@ -674,6 +679,57 @@ pub struct ClassifyArgs {
         required_unless_present_any = ["tools_json", "upstream"]
     )]
     pub command: Vec<OsString>,
+}
+
+const INIT_ABOUT: &str =
+    "Put the MCP servers a client already runs behind toolgate, in one step.\n\n\
+    Finds the client's config (Claude Desktop's claude_desktop_config.json, Claude Code's \
+    .mcp.json in this directory, Cursor's ~/.cursor/mcp.json, VS Code's .vscode/mcp.json in this \
+    directory), writes a gateway config with every server it names (DIR/<client>/gateway.yaml), \
+    lists each server's tools and writes a starter policy for it by risk (as `toolgate scan` \
+    does; a server that cannot be started is kept, with a comment saying why), then rewrites the \
+    client's config to launch `toolgate -c gateway.yaml` instead. The client's config is backed up \
+    first, beside it, with a timestamp; `--undo` restores it byte for byte.\n\n\
+    Examples:\n  \
+    toolgate init --dry-run                  # show what would change, write nothing\n  \
+    toolgate init                            # every client config found\n  \
+    toolgate init --client cursor --client-config ./mcp.json\n  \
+    toolgate init --undo";
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The client whose config to adopt (default: every known client's config that exists).
+    #[arg(long, value_enum)]
+    pub client: Option<ClientArg>,
+
+    /// The client's config file, when it is not where the client keeps it by default.
+    #[arg(long, value_name = "PATH")]
+    pub client_config: Option<PathBuf>,
+
+    /// Where the gateway configs and policies go (default: ~/.toolgate/gateways).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+
+    /// Print what would be written and the change to the client's config; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Restore the client's config from the newest backup `toolgate init` made.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub undo: bool,
+
+    /// Seconds to wait for each server to list its tools.
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub timeout: u64,
+}
+
+/// The MCP clients `toolgate init` knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClientArg {
+    ClaudeDesktop,
+    ClaudeCode,
+    Cursor,
+    Vscode,
 }
 
 #[derive(Debug, Args)]

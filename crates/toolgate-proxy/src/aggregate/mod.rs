@@ -662,6 +662,14 @@ impl Aggregator {
                 Ok(id) if id < 0 => return self.own_answer(index, id, &message.text).await,
                 Ok(id) => {
                     self.state.lock().relayed.remove(&(id as u64));
+                    // The server's own policy refused the call: the gateway-wide policy's
+                    // counters are given back, so a refused call costs neither.
+                    if message.unrun {
+                        if let Some(session) = self.front_session.get() {
+                            self.front.from_server_refused(session, message.text).await;
+                        }
+                        return;
+                    }
                     return self.to_front(message.text).await;
                 }
                 Err(_) => {

@@ -122,6 +122,8 @@ pub enum Outcome {
     ToolError,
     /// The server answered with a JSON-RPC error.
     Error,
+    /// A server's own policy, behind a gateway config, refused the call: it did not run.
+    RefusedDownstream,
     Timeout,
     Cancelled,
     UpstreamGone,

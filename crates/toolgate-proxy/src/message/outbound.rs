@@ -10,6 +10,10 @@ use crate::envelope::id_key;
 pub struct ToClient {
     pub text: String,
     pub route: Route,
+    /// An answer toolgate gave a call itself (a denial, a refusal): the server never saw
+    /// it. A gateway in front of this one (a gateway config's) gives back what it reserved
+    /// for the call.
+    pub unrun: bool,
 }
 
 /// Where a client-bound message belongs.
@@ -38,7 +42,14 @@ impl ToClient {
                 error,
             },
             text,
+            unrun: false,
         }
+    }
+
+    /// The same answer, marked as given without the server.
+    pub fn unrun(mut self) -> ToClient {
+        self.unrun = true;
+        self
     }
 
     /// A JSON-RPC error toolgate answers with.
@@ -51,6 +62,7 @@ impl ToClient {
         ToClient {
             text,
             route: Route::Other,
+            unrun: false,
         }
     }
 
@@ -65,6 +77,7 @@ impl ToClient {
         ToClient {
             text: message.into_text(),
             route,
+            unrun: false,
         }
     }
 

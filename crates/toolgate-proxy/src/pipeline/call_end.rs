@@ -49,6 +49,21 @@ pub(crate) enum ServerAnswer {
     ToolError,
     /// A JSON-RPC error: the tool did not run.
     Error,
+    /// The gateway behind this one refused the call: the tool did not run.
+    RefusedDownstream,
+}
+
+impl ServerAnswer {
+    /// What an answer says: a JSON-RPC error, a result with `isError: true`, or a result.
+    pub(crate) fn of(is_error: bool, result: Option<&str>) -> ServerAnswer {
+        if is_error {
+            ServerAnswer::Error
+        } else if result.is_some_and(super::settle::result_is_error) {
+            ServerAnswer::ToolError
+        } else {
+            ServerAnswer::Result
+        }
+    }
 }
 
 /// How a call ended.
@@ -123,6 +138,7 @@ impl CallEnd {
             CallEnd::Answered(ServerAnswer::Result) => Outcome::Result,
             CallEnd::Answered(ServerAnswer::ToolError) => Outcome::ToolError,
             CallEnd::Answered(ServerAnswer::Error) => Outcome::Error,
+            CallEnd::Answered(ServerAnswer::RefusedDownstream) => Outcome::RefusedDownstream,
             CallEnd::Timeout(_) => Outcome::Timeout,
             CallEnd::UpstreamGone(_) => Outcome::UpstreamGone,
             CallEnd::CancelledBeforeForward | CallEnd::CancelledAfterForward => Outcome::Cancelled,
@@ -214,7 +230,8 @@ impl CallEnd {
                 code,
             )
         };
-        Some(match self {
+        let unrun = !matches!(self, CallEnd::Timeout(_) | CallEnd::UpstreamGone(_));
+        let answer = match self {
             CallEnd::Ambiguous(message) => {
                 error(ErrorCode::InvalidRequest, &format!("Invalid request: {message}"))
             }
@@ -267,7 +284,8 @@ impl CallEnd {
             | CallEnd::CancelledBeforeForward
             | CallEnd::Answered(_)
             | CallEnd::CancelledAfterForward => return None,
-        })
+        };
+        Some(if unrun { answer.unrun() } else { answer })
     }
 }
 
@@ -350,7 +368,7 @@ impl Gateway {
         );
         if forwarded {
             let counts = match end {
-                CallEnd::Answered(ServerAnswer::Error) => false,
+                CallEnd::Answered(ServerAnswer::Error | ServerAnswer::RefusedDownstream) => false,
                 CallEnd::Answered(ServerAnswer::ToolError) => self.options.count_error_results,
                 _ => true,
             };

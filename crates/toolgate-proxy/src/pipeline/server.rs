@@ -14,6 +14,8 @@ use crate::session::{InFlight, Session};
 use crate::upstream_ids::{Answer, Pending};
 use crate::wire::{self, ErrorCode};
 
+use super::call_end::{CallEnd, ServerAnswer};
+
 use super::initialize::patch_initialize_result;
 use super::redact_result::{redact_answer, RedactionOutcome};
 use super::tools_list::filter_tools_page_hiding;
@@ -39,6 +41,24 @@ impl Gateway {
         self: &Arc<Self>,
         session: &Arc<Session>,
         message: ServerMessage,
+    ) {
+        self.from_upstream(session, message, false).await;
+    }
+
+    /// An answer from a gateway behind this one (a server's own, behind a gateway config)
+    /// that refused the call itself: it never ran, so what this gateway reserved for it is
+    /// given back, as on a JSON-RPC error.
+    pub async fn from_server_refused(self: &Arc<Self>, session: &Arc<Session>, text: String) {
+        if let Some(message) = ServerMessage::read(text) {
+            self.from_upstream(session, message, true).await;
+        }
+    }
+
+    async fn from_upstream(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        message: ServerMessage,
+        refused_downstream: bool,
     ) {
         if message.kind() != Some(Kind::Response) {
             return session.send_to_client(ToClient::relay(message)).await;
@@ -85,7 +105,12 @@ impl Gateway {
                     duplicates =
                         Some((key, window_ms, kept_answer(&message, replacement.as_ref())));
                 }
-                self.settle_call(session, call, message.is_error(), message.result())
+                let answer = if refused_downstream {
+                    ServerAnswer::RefusedDownstream
+                } else {
+                    ServerAnswer::of(message.is_error(), message.result())
+                };
+                self.end_call(session, None, call, CallEnd::Answered(answer))
                     .await;
                 match &replacement {
                     Some(result) => replace_result(client_id.get(), result),
@@ -173,7 +198,12 @@ impl Gateway {
             }
         };
         let route = Route::Answer { id_key: key, error };
-        session.send_to_client(ToClient { text, route }).await;
+        let answer = ToClient {
+            text,
+            route,
+            unrun: false,
+        };
+        session.send_to_client(answer).await;
         if let Some((key, window_ms, Some(answer))) = duplicates {
             self.answer_duplicates(key, window_ms, &answer).await;
         }

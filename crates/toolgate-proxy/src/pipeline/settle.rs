@@ -15,7 +15,7 @@ use std::time::Instant;
 use serde_json::value::RawValue;
 use toolgate_state::Ticket;
 
-use super::call_end::{CallEnd, ServerAnswer};
+use super::call_end::CallEnd;
 use crate::gateway::Gateway;
 use crate::message::{Method, ToClient, ToServer};
 use crate::session::{CallInFlight, CallPhase, InFlight, Session};
@@ -26,25 +26,6 @@ use crate::wire::{self, ErrorCode};
 const ANSWER_WHEN_GONE_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Gateway {
-    /// The server answered a call; the answer itself is relayed.
-    pub(crate) async fn settle_call(
-        &self,
-        session: &Session,
-        call: CallInFlight,
-        is_error: bool,
-        result: Option<&str>,
-    ) {
-        let answer = if is_error {
-            ServerAnswer::Error
-        } else if result.is_some_and(result_is_error) {
-            ServerAnswer::ToolError
-        } else {
-            ServerAnswer::Result
-        };
-        self.end_call(session, None, call, CallEnd::Answered(answer))
-            .await;
-    }
-
     pub(crate) async fn commit(&self, ticket: &Ticket) {
         if ticket.taken.is_empty() {
             return;

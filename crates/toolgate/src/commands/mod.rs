@@ -5,6 +5,7 @@ mod audit;
 mod classify;
 mod diff;
 mod explain;
+mod init;
 mod junit;
 mod pins;
 mod policy_file;
@@ -37,6 +38,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Status(args)) => status::run(&args),
         Some(Command::Classify(args)) => classify::run(&args),
         Some(Command::Scan(args)) => scan::run(&args),
+        Some(Command::Init(args)) => init::run(&args),
         Some(Command::Approvals(args)) => approvals::run(&args),
         Some(Command::Pins(args)) => pins::run(&args),
         Some(Command::Audit(args)) => audit::run(&args),

@@ -21,7 +21,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let Some(config) = args.config.clone() else {
         anyhow::bail!("a policy file is required: toolgate -c policy.yaml -- <server command>");
     };
-    if super::run_gateway::is_gateway_config(&config)? {
+    if super::run_gateway::is_gateway_config(&config) {
         return super::run_gateway::run(args, config);
     }
     if args.command.is_empty() && args.upstream.is_none() {

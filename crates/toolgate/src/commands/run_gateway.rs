@@ -27,11 +27,11 @@ use crate::cli::{RunArgs, TransportArg};
 /// gateway-wide policy, if any, still applies).
 const ALLOW_ALL: &str = "version: \"1\"\ntools: {}\n";
 
-/// Whether the file at `path` is a gateway config (its top level has `servers`).
-pub fn is_gateway_config(path: &Path) -> anyhow::Result<bool> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(toolgate_policy::gateway_config::is_gateway_config(&text))
+/// Whether the file at `path` is a gateway config (its top level has `servers`). A file
+/// that cannot be read is not: the policy reader then says why, as it always has.
+pub fn is_gateway_config(path: &Path) -> bool {
+    std::fs::read_to_string(path)
+        .is_ok_and(|text| toolgate_policy::gateway_config::is_gateway_config(&text))
 }
 
 /// A gateway config with every policy it names read and compiled.
@@ -216,7 +216,10 @@ pub fn run(args: RunArgs, config_path: PathBuf) -> anyhow::Result<ExitCode> {
 
 /// How to reach a server: its command (a relative `cwd` is taken from the config's
 /// directory), or its URL with its headers.
-fn target_of(transport: &ServerTransport, config_dir: &Path) -> anyhow::Result<UpstreamTarget> {
+pub(super) fn target_of(
+    transport: &ServerTransport,
+    config_dir: &Path,
+) -> anyhow::Result<UpstreamTarget> {
     Ok(match transport {
         ServerTransport::Command { argv, env, cwd } => {
             UpstreamTarget::Command(Arc::new(ServerCommand {

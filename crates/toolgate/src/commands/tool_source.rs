@@ -41,7 +41,11 @@ pub fn from_file(path: &Path) -> anyhow::Result<ToolSet> {
 }
 
 pub fn from_server(spec: &ServerSpec<'_>) -> anyhow::Result<ToolSet> {
-    let listed = listing(spec)?;
+    tool_set(listing(spec)?)
+}
+
+/// The tools of a server's listing, read as definitions.
+pub fn tool_set(listed: ListedTools) -> anyhow::Result<ToolSet> {
     let tools = listed
         .tools
         .iter()
@@ -69,14 +73,16 @@ pub fn listing(spec: &ServerSpec<'_>) -> anyhow::Result<ListedTools> {
         }
         None => UpstreamTarget::Command(Arc::new(ServerCommand::new(spec.command.to_vec()))),
     };
+    listing_of(target, spec.timeout)
+}
+
+/// Connects to `target` and lists its tools.
+pub fn listing_of(target: UpstreamTarget, timeout: Duration) -> anyhow::Result<ListedTools> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()?;
     runtime
-        .block_on(toolgate_proxy::tool_listing::list_tools(
-            target,
-            spec.timeout,
-        ))
+        .block_on(toolgate_proxy::tool_listing::list_tools(target, timeout))
         .context("cannot list the server's tools")
 }

@@ -11,7 +11,7 @@ use super::scope_warnings::scope_warnings;
 use crate::cli::{OutputFormat, ValidateArgs};
 
 pub fn run(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
-    if super::run_gateway::is_gateway_config(&args.config)? {
+    if super::run_gateway::is_gateway_config(&args.config) {
         return validate_gateway_config(args);
     }
     let result = policy_file::load(&args.config)?;
