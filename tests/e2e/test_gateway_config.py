@@ -373,3 +373,37 @@ def test_init_names_a_vscode_config_explicitly(gateway: Gateway, tmp_path: Path)
     assert gateway.run_cli("init", *args[:4], "--undo").returncode == 0
     assert config.read_bytes() == original
     assert "no backup" in gateway.run_cli("init", *args[:4], "--undo").stderr
+
+
+@pytest.mark.anyio
+async def test_status_and_explain_speak_of_servers(gateway: Gateway) -> None:
+    gateway.write_policy(
+        'version: "1"\ntools:\n  alpha_0:\n    rules:\n      - name: never\n        action: deny\n',
+        gateway.dir / "a.yaml",
+    )
+    config = write_config(
+        gateway,
+        {"a": {**paging_server("alpha", tools=2, page=10), "policy": "a.yaml"}, "b": {**paging_server("beta", tools=2, page=10), "restart": "never"}},
+    )
+    async with session(gateway, config) as c:
+        assert is_denial(await c.session.call_tool("a__alpha_0", {}))
+        await c.session.call_tool("a__alpha_1", {})
+        await c.session.call_tool("b__crash", {})
+        gateway.wait_for_audit(lambda e: e.get("event") == "server_health" and e.get("server") == "b" and not e["up"])
+    gateway.wait_for_audit(lambda e: e.get("event") == "shutdown")
+    status = gateway.run_cli("status", "--audit-dir", str(gateway.audit_dir), "--format", "json")
+    assert status.returncode == 0, status.stderr
+    summary = json.loads(status.stdout)
+    servers = {s["name"]: s for s in summary["servers"]}
+    assert servers["a"]["calls"] == 2 and servers["a"]["denied"] == 1 and servers["a"]["up"] is True
+    assert servers["b"]["up"] is False and "code 3" in servers["b"]["reason"]
+    assert summary["recent_denials"][0]["tool"] == "a__alpha_0"
+    assert all(not i["running"] for i in summary["instances"]), "the gateway's shutdown was not audited"
+    text = gateway.run_cli("status", "--audit-dir", str(gateway.audit_dir)).stdout
+    assert "Servers (behind a gateway config)" in text
+
+    explained = gateway.run_cli("explain", "-c", str(config), "--tool", "a__alpha_0")
+    assert explained.returncode == 0, explained.stderr
+    assert "server a's policy, as alpha_0:" in explained.stdout and "decision: deny" in explained.stdout
+    by_server = gateway.run_cli("explain", "-c", str(config), "--server", "b", "--tool", "beta_0", "--format", "json")
+    assert json.loads(by_server.stdout)["server"]["explanation"]["decision"] == "allow"

@@ -60,13 +60,6 @@ impl<T: MessageText> Outbox<T> {
             Outbox::Handler(handler) => handler.handle(message).await,
         }
     }
-
-    /// Writes what a corked thread left waiting (see `stdio/reader_thread.rs`).
-    fn flush(&self) {
-        if let Outbox::Pipe(pipe) = self {
-            pipe.flush();
-        }
-    }
 }
 
 /// A message that leaves the pipeline: its text is what a pipe carries.
@@ -268,12 +261,6 @@ impl Session {
 
     pub(crate) async fn send_to_server(&self, message: ToServer) -> bool {
         self.to_server.send(message).await
-    }
-
-    /// Writes what this thread's corked sends left waiting in the session's pipes.
-    pub(crate) fn flush_pipes(&self) {
-        self.to_client.flush();
-        self.to_server.flush();
     }
 
     /// The session's negotiated protocol version, if `initialize` has completed.

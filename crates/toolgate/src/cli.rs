@@ -563,13 +563,19 @@ pub struct DiffArgs {
 
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
-    /// Policy file.
+    /// Policy file, or a gateway config (the call is then explained by the gateway-wide
+    /// policy and by its server's own).
     #[arg(short = 'c', long = "config", value_name = "FILE")]
     pub config: PathBuf,
 
-    /// Tool name of the call.
+    /// Tool name of the call (with a gateway config: `<server>__<tool>`, or the server's own
+    /// name with --server).
     #[arg(long, value_name = "NAME")]
     pub tool: String,
+
+    /// With a gateway config: the server the tool belongs to (--tool is then its own name).
+    #[arg(long, value_name = "NAME")]
+    pub server: Option<String>,
 
     /// The call's arguments as a JSON object.
     #[arg(long, value_name = "JSON", default_value = "{}")]

@@ -16,6 +16,9 @@ use crate::http::upstream::{LinkSpec, UpstreamLink};
 use crate::http::UpstreamTarget;
 use crate::message::ToClient;
 use crate::session::{MessageHandler, Outbox, Session, CHANNEL_DEPTH};
+use crate::stdio::line_sink::LineSink;
+use crate::stdio::reader_thread::ReaderThread;
+use crate::stdio::{child, exit_code};
 
 /// What the aggregator is given for each server.
 pub struct MemberSpec {
@@ -121,8 +124,28 @@ pub(super) fn backoff(failures: u32) -> Duration {
     FIRST_BACKOFF.saturating_mul(factor).min(MAX_BACKOFF)
 }
 
-/// A started server: its link and its call-expiry sweeper.
-pub(super) type Started = std::io::Result<(UpstreamLink, tokio::task::JoinHandle<()>)>;
+/// How the aggregator reaches a started server.
+pub(super) enum Connection {
+    /// A stdio server, the way the stdio proxy runs one: its stdin a sink the pipeline
+    /// writes to directly, its stdout read on a thread that runs the pipeline, so a call
+    /// crosses no thread hand-off on its way there or back.
+    Piped {
+        child: tokio::process::Child,
+        stdin: Arc<LineSink>,
+        reader: ReaderThread,
+    },
+    /// An HTTP server, through the listener's upstream link.
+    Link(UpstreamLink),
+}
+
+/// A started server: its connection, its session and its call-expiry sweeper.
+pub(super) struct Running {
+    connection: Connection,
+    session: Arc<Session>,
+    sweeper: tokio::task::JoinHandle<()>,
+}
+
+pub(super) type Started = std::io::Result<Running>;
 
 /// Watches the server `first` started, and starts it again as its `restart` says when it
 /// ends, until `stop` is set.
@@ -141,21 +164,12 @@ pub(super) async fn supervise(
             None => start(&aggregator, index),
         };
         let restart = match attempt {
-            Ok((link, sweeper)) => {
+            Ok(running) => {
                 aggregator.member_started(index).await;
-                let mut watcher = link.watcher();
-                let reason = tokio::select! {
-                    reason = watcher.ended() => Some(reason),
-                    _ = stop.wait_for(|s| *s) => None,
-                };
-                sweeper.abort();
-                let grace = aggregator.options.shutdown_grace;
-                let Some(reason) = reason else {
-                    link.close(grace + Duration::from_secs(5)).await;
+                let Some(reason) = run_until_ended(&aggregator, index, running, &mut stop).await
+                else {
                     return;
                 };
-                aggregator.member_down(index, &reason).await;
-                link.close(grace).await;
                 if started.elapsed() >= HEALTHY_RUN {
                     failures = 0;
                 }
@@ -188,39 +202,122 @@ pub(super) async fn supervise(
     }
 }
 
+/// Serves the server until it ends (returns why, once it is marked down) or `stop` is set
+/// (returns `None`, once it is stopped: stdin closed → SIGTERM → SIGKILL, or DELETE).
+async fn run_until_ended(
+    aggregator: &Aggregator,
+    index: usize,
+    running: Running,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<String> {
+    let Running {
+        connection,
+        session,
+        sweeper,
+    } = running;
+    let grace = aggregator.options.shutdown_grace;
+    let gateway = &aggregator.members[index].spec.gateway;
+    let reason = match connection {
+        Connection::Piped {
+            mut child,
+            stdin,
+            mut reader,
+        } => {
+            let exited = tokio::select! {
+                status = child.wait() => Some(match status {
+                    Ok(status) => format!("The server exited (code {})", exit_code(status)),
+                    Err(e) => format!("The server could not be watched: {e}"),
+                }),
+                _ = stop.wait_for(|s| *s) => None,
+            };
+            if exited.is_none() {
+                stdin.close();
+                let _ = child::stop(&mut child, grace).await;
+            }
+            // Its last words first, then errors for whatever it left unanswered.
+            let _ = tokio::time::timeout(Duration::from_secs(2), &mut reader.done).await;
+            reader.stop();
+            stdin.close();
+            gateway
+                .upstream_gone(&session, "The server exited before answering")
+                .await;
+            exited
+        }
+        Connection::Link(link) => {
+            let mut watcher = link.watcher();
+            let reason = tokio::select! {
+                reason = watcher.ended() => Some(reason),
+                _ = stop.wait_for(|s| *s) => None,
+            };
+            link.close(grace + Duration::from_secs(5)).await;
+            reason
+        }
+    };
+    sweeper.abort();
+    if let Some(reason) = &reason {
+        aggregator.member_down(index, reason).await;
+    }
+    reason
+}
+
 /// Opens a session to the server through its gateway.
 pub(super) fn start(aggregator: &Arc<Aggregator>, index: usize) -> Started {
     let member = &aggregator.members[index];
-    let (to_server, server_rx) = mpsc::channel(CHANNEL_DEPTH);
-    let back = MemberReturn {
+    let back: Outbox<ToClient> = Outbox::Handler(Arc::new(MemberReturn {
         aggregator: Arc::downgrade(aggregator),
         index,
-    };
-    let session = Session::open_with_outboxes(
-        aggregator.options.identity.clone(),
-        Outbox::Handler(Arc::new(back)),
-        Outbox::Channel(to_server),
-    );
+    }));
+    let identity = aggregator.options.identity.clone();
     let gateway = &member.spec.gateway;
-    gateway.register(&session);
-    let spec = LinkSpec {
-        target: member.spec.target.clone(),
-        http: None,
-        shutdown_grace: aggregator.options.shutdown_grace,
-        max_line_bytes: aggregator.options.max_line_bytes,
-        child_permit: None,
-        sessionless: None,
-        end_on_session_loss: false,
+    let (session, connection) = match &member.spec.target {
+        UpstreamTarget::Command(command) => {
+            let (child, stdin, stdout) = crate::stdio::spawn_piped(command)?;
+            let session =
+                Session::open_with_outboxes(identity, back, Outbox::Pipe(Arc::clone(&stdin)));
+            gateway.register(&session);
+            let reader = crate::stdio::read_server_on_thread(
+                Arc::clone(gateway),
+                Arc::clone(&session),
+                stdout,
+                aggregator.options.max_line_bytes,
+            )?;
+            let connection = Connection::Piped {
+                child,
+                stdin,
+                reader,
+            };
+            (session, connection)
+        }
+        UpstreamTarget::Http(_) => {
+            let (to_server, server_rx) = mpsc::channel(CHANNEL_DEPTH);
+            let session = Session::open_with_outboxes(identity, back, Outbox::Channel(to_server));
+            gateway.register(&session);
+            let spec = LinkSpec {
+                target: member.spec.target.clone(),
+                http: None,
+                shutdown_grace: aggregator.options.shutdown_grace,
+                max_line_bytes: aggregator.options.max_line_bytes,
+                child_permit: None,
+                sessionless: None,
+                end_on_session_loss: false,
+            };
+            let link =
+                UpstreamLink::start(spec, Arc::clone(gateway), Arc::clone(&session), server_rx)?;
+            (session, Connection::Link(link))
+        }
     };
-    let link = UpstreamLink::start(spec, Arc::clone(gateway), Arc::clone(&session), server_rx)?;
     let sweeper = gateway.spawn_expiry_sweeper(&session);
     *member.live.lock() = Some(Live {
-        session,
+        session: Arc::clone(&session),
         ready: false,
         initialized: None,
         introduced: false,
     });
-    Ok((link, sweeper))
+    Ok(Running {
+        connection,
+        session,
+        sweeper,
+    })
 }
 
 #[cfg(test)]

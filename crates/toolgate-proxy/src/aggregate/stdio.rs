@@ -51,8 +51,5 @@ pub async fn run(
     console.stop_reading();
     aggregator.stop().await;
     console.finish().await;
-    front.audit().record(crate::audit::AuditEvent::Shutdown {
-        reason: "gateway stopped".to_string(),
-    });
     Ok(code)
 }

@@ -301,12 +301,29 @@ impl AuditSink {
     /// by bytes), the event is dropped, counted, and the count written as an
     /// `events_dropped` line as soon as the writer catches up, rather than stalling tool calls.
     pub fn record(&self, event: AuditEvent) {
-        let Some(queue) = &self.queue else { return };
+        self.enqueue(event, None);
+    }
+
+    /// Queues an event and waits, at most `limit`, until its line is written: for the last
+    /// line before the process exits, which the writer thread would otherwise not outlive.
+    pub fn record_and_flush(&self, event: AuditEvent, limit: std::time::Duration) {
+        let (written, done) = std::sync::mpsc::sync_channel(1);
+        if self.enqueue(event, Some(written)) {
+            let _ = done.recv_timeout(limit);
+        }
+    }
+
+    /// Queues an event; false when it was dropped (or there is no log).
+    fn enqueue(&self, event: AuditEvent, written: Option<std::sync::mpsc::SyncSender<()>>) -> bool {
+        let Some(queue) = &self.queue else {
+            return false;
+        };
         let size = event.estimated_len();
         let queued = writer::Queued {
             ts_ms: now_ms(),
             event,
             server: self.server.clone(),
+            written,
             size,
         };
         // A send fails only when the writer thread is gone: that loss is counted too.
@@ -320,6 +337,7 @@ impl AuditSink {
                 );
             }
         }
+        !full
     }
 }
 

@@ -42,6 +42,8 @@ pub struct Queued {
     pub event: AuditEvent,
     /// The server the event is about, when the gateway fronts many (`AuditSink::for_server`).
     pub server: Option<std::sync::Arc<str>>,
+    /// Told once the event's line is written (`AuditSink::record_and_flush`).
+    pub written: Option<std::sync::mpsc::SyncSender<()>>,
     /// Its estimated line length, taken off `Queue::bytes` once written.
     pub size: usize,
 }
@@ -103,7 +105,9 @@ pub fn spawn(instance: &str, config: AuditConfig) -> std::io::Result<Queue> {
                 std::thread::sleep(GATHER_FOR);
                 // Everything queued meanwhile goes out in one write.
                 let mut next = Some(first);
+                let mut waiting = Vec::new();
                 while let Some(item) = next {
+                    waiting.extend(item.written.clone());
                     let count = lost.swap(0, Ordering::Relaxed);
                     if count > 0 {
                         let event = AuditEvent::EventsDropped { count };
@@ -121,6 +125,9 @@ pub fn spawn(instance: &str, config: AuditConfig) -> std::io::Result<Queue> {
                     tracing::error!(error = %e, "audit write failed");
                 }
                 batch.clear();
+                for written in waiting {
+                    let _ = written.try_send(());
+                }
             }
         })?;
     Ok(Queue {
@@ -253,6 +260,7 @@ mod tests {
                                 ts_ms: 0,
                                 event,
                                 server: None,
+                                written: None,
                                 size: 0,
                             })
                             .unwrap();
@@ -296,6 +304,7 @@ mod tests {
                     ts_ms: 0,
                     event,
                     server: None,
+                    written: None,
                     size: 0,
                 })
                 .unwrap();

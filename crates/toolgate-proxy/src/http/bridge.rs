@@ -72,8 +72,11 @@ pub async fn run(
     link.close(options.shutdown_grace + Duration::from_secs(5))
         .await;
     console.finish().await;
-    gateway.audit().record(crate::audit::AuditEvent::Shutdown {
-        reason: "bridge stopped".to_string(),
-    });
+    gateway.audit().record_and_flush(
+        crate::audit::AuditEvent::Shutdown {
+            reason: "bridge stopped".to_string(),
+        },
+        Duration::from_secs(2),
+    );
     Ok(code)
 }

@@ -365,8 +365,11 @@ pub async fn run(
         }
     };
     server.run_until(shutdown).await?;
-    gateway.audit().record(crate::audit::AuditEvent::Shutdown {
-        reason: "listener stopped".to_string(),
-    });
+    gateway.audit().record_and_flush(
+        crate::audit::AuditEvent::Shutdown {
+            reason: "listener stopped".to_string(),
+        },
+        Duration::from_secs(2),
+    );
     Ok(0)
 }

@@ -28,8 +28,7 @@ fn spawn_client_reader(
 ) -> std::io::Result<ReaderThread> {
     use crate::wire::{self, ErrorCode};
     let stdin = std::fs::File::from(std::io::stdin().as_fd().try_clone_to_owned()?);
-    let reading = Arc::clone(&session);
-    ReaderThread::spawn("stdin", stdin, max_line_bytes, reading, move |frame| {
+    ReaderThread::spawn("stdin", stdin, max_line_bytes, move |frame| {
         let gateway = Arc::clone(&gateway);
         let session = Arc::clone(&session);
         async move {

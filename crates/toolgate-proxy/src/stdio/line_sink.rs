@@ -10,8 +10,9 @@
 //! stalling a runtime thread.
 //!
 //! A reader thread that handles a burst of input *corks* itself ([`cork_this_thread`]): what
-//! it sends is only buffered, and it calls [`LineSink::flush`] once its input runs dry, so a
-//! burst's answers leave in one write.
+//! it sends is only buffered, and it calls [`flush_this_thread`] once its input runs dry, so a
+//! burst's answers leave in one write — to every sink it wrote to, which behind a gateway
+//! config includes other sessions' (the client's stdout, each server's stdin).
 
 use std::cell::Cell;
 use std::fs::File;
@@ -34,11 +35,22 @@ const KEEP_CAPACITY: usize = 256 * 1024;
 
 thread_local! {
     static CORKED: Cell<bool> = const { Cell::new(false) };
+    /// The sinks this corked thread has buffered lines in since it last flushed.
+    static CORKED_SINKS: std::cell::RefCell<Vec<Arc<LineSink>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// From now on, what this thread sends is buffered until it calls [`LineSink::flush`].
+/// From now on, what this thread sends is buffered until it calls [`flush_this_thread`].
 pub fn cork_this_thread() {
     CORKED.with(|c| c.set(true));
+}
+
+/// Writes what this corked thread left waiting, in every sink it sent to.
+pub fn flush_this_thread() {
+    let sinks = CORKED_SINKS.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    for sink in sinks {
+        sink.flush();
+    }
 }
 
 pub struct LineSink {
@@ -146,7 +158,7 @@ impl LineSink {
 
     /// Queues one message as a line and, unless this thread is corked, writes it now.
     /// Waits while the sink is full. Returns false once the sink is closed or its reader gone.
-    pub async fn send(&self, message: &str) -> bool {
+    pub async fn send(self: &Arc<Self>, message: &str) -> bool {
         loop {
             match self.try_send(message) {
                 Some(sent) => return sent,
@@ -165,7 +177,7 @@ impl LineSink {
     }
 
     /// Sends unless the sink is full (`None`).
-    fn try_send(&self, message: &str) -> Option<bool> {
+    fn try_send(self: &Arc<Self>, message: &str) -> Option<bool> {
         let mut state = self.state.lock();
         if state.file.is_none() || state.closing {
             return Some(false);
@@ -175,7 +187,14 @@ impl LineSink {
         }
         state.buf.extend_from_slice(message.as_bytes());
         state.buf.push(b'\n');
-        if !CORKED.with(Cell::get) {
+        if CORKED.with(Cell::get) {
+            CORKED_SINKS.with(|sinks| {
+                let mut sinks = sinks.borrow_mut();
+                if !sinks.iter().any(|s| Arc::ptr_eq(s, self)) {
+                    sinks.push(Arc::clone(self));
+                }
+            });
+        } else {
             self.write_now(&mut state);
         }
         Some(true)
@@ -380,5 +399,35 @@ mod tests {
         sink.flush();
         let n = read.read(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"a\nb\n");
+    }
+
+    #[test]
+    fn a_corked_thread_flushes_every_sink_it_sent_to() {
+        let pipes: Vec<_> = (0..2).map(|_| pipe()).collect();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let mut readers = Vec::new();
+        let mut sinks = Vec::new();
+        for (read, write) in pipes {
+            set_nonblocking(&OwnedFd::from(read.try_clone().unwrap()), true).unwrap();
+            readers.push(read);
+            sinks.push(LineSink::start("test", write).unwrap());
+        }
+        std::thread::spawn(move || {
+            cork_this_thread();
+            runtime.block_on(async {
+                assert!(sinks[0].send("to the client").await);
+                assert!(sinks[1].send("to a server").await);
+            });
+            flush_this_thread();
+        })
+        .join()
+        .unwrap();
+        let mut buf = [0u8; 32];
+        let n = readers[0].read(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"to the client\n");
+        let n = readers[1].read(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"to a server\n");
     }
 }

@@ -10,7 +10,7 @@
 pub(crate) mod child;
 pub mod console;
 pub(crate) mod line_sink;
-mod reader_thread;
+pub(crate) mod reader_thread;
 
 use console::ConsoleEnd;
 
@@ -50,14 +50,7 @@ pub async fn run(
     command: &[OsString],
     options: StdioOptions,
 ) -> std::io::Result<i32> {
-    let mut child = child::spawn(&ServerCommand::new(command.to_vec()))?;
-    let (Some(child_stdin), Some(child_stdout)) = (child.stdin.take(), child.stdout.take()) else {
-        return Err(std::io::Error::other(
-            "the server's stdio could not be captured",
-        ));
-    };
-
-    let to_server = LineSink::start("server-stdin", child_stdin.into_owned_fd()?)?;
+    let (mut child, to_server, child_stdout) = spawn_piped(&ServerCommand::new(command.to_vec()))?;
     let stdout = console::open_stdout()?;
     let session = Session::open_with_outboxes(
         options.identity.clone(),
@@ -100,10 +93,32 @@ pub async fn run(
     console.finish().await;
     let code = exit_code(status);
     tracing::info!(code, "server exited");
-    gateway.audit().record(crate::audit::AuditEvent::Shutdown {
-        reason: format!("server exited with code {code}"),
-    });
+    gateway.audit().record_and_flush(
+        crate::audit::AuditEvent::Shutdown {
+            reason: format!("server exited with code {code}"),
+        },
+        Duration::from_secs(2),
+    );
     Ok(code)
+}
+
+/// Starts a stdio server with its stdin as a sink the pipeline writes directly; its stdout is
+/// for [`read_server_on_thread`], once the session the sink belongs to exists.
+pub(crate) fn spawn_piped(
+    command: &ServerCommand,
+) -> std::io::Result<(
+    tokio::process::Child,
+    Arc<LineSink>,
+    tokio::process::ChildStdout,
+)> {
+    let mut child = child::spawn(command)?;
+    let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+        return Err(std::io::Error::other(
+            "the server's stdio could not be captured",
+        ));
+    };
+    let sink = LineSink::start("server-stdin", stdin.into_owned_fd()?)?;
+    Ok((child, sink, stdout))
 }
 
 /// Feeds a child server's stdout to the pipeline until it closes, on a task (for a child
@@ -127,7 +142,7 @@ pub(crate) fn spawn_server_reader(
 
 /// Feeds a child server's stdout to the pipeline until it closes, on a thread of its own
 /// that also writes the answers to the client (see `reader_thread.rs`).
-fn read_server_on_thread(
+pub(crate) fn read_server_on_thread(
     gateway: Arc<Gateway>,
     session: Arc<Session>,
     stdout: tokio::process::ChildStdout,
@@ -136,19 +151,12 @@ fn read_server_on_thread(
     let fd = stdout.into_owned_fd()?;
     // Tokio made the pipe non-blocking for its reactor; this thread blocks on it instead.
     line_sink::set_nonblocking(&fd, false)?;
-    let reading = Arc::clone(&session);
     let input = std::fs::File::from(fd);
-    ReaderThread::spawn(
-        "server-stdout",
-        input,
-        max_line_bytes,
-        reading,
-        move |frame| {
-            let gateway = Arc::clone(&gateway);
-            let session = Arc::clone(&session);
-            async move { server_frame(&gateway, &session, frame).await }
-        },
-    )
+    ReaderThread::spawn("server-stdout", input, max_line_bytes, move |frame| {
+        let gateway = Arc::clone(&gateway);
+        let session = Arc::clone(&session);
+        async move { server_frame(&gateway, &session, frame).await }
+    })
 }
 
 /// One frame from a server. Lines that are too long or not UTF-8 are dropped with a

@@ -1,14 +1,14 @@
 //! A pipe read on a thread of its own, with the pipeline run on that same thread.
 //!
 //! Reading on one thread and deciding on another costs a thread wake-up per message. Here
-//! the thread that reads a message also reads, decides and writes it (through the session's
+//! the thread that reads a message also reads, decides and writes it (through
 //! [`LineSink`](super::line_sink::LineSink)s): the pipeline's future is driven with the
 //! runtime's `block_on`, so whatever it spawns (a reservation in a slow store, an approval)
 //! still runs on the runtime, and whatever it awaits (a full pipe) parks only this reader —
 //! which is the back-pressure wanted: a stalled peer stops the reading of its input.
 //!
 //! The thread is corked: what it sends waits until no whole line is buffered in its input,
-//! then everything goes out, one write per pipe per burst.
+//! then everything goes out, one write per pipe per burst, to every pipe it sent to.
 
 use std::fs::File;
 use std::future::Future;
@@ -18,9 +18,8 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
-use super::line_sink::cork_this_thread;
+use super::line_sink::{cork_this_thread, flush_this_thread};
 use crate::framing::{BlockingLineReader, Frame, READ_BUFFER_BYTES};
-use crate::session::Session;
 
 /// A reader thread: `done` resolves when its input ended (or it stopped); `stop` makes it
 /// handle no further message.
@@ -35,7 +34,6 @@ impl ReaderThread {
         name: &str,
         input: File,
         max_line_bytes: usize,
-        session: Arc<Session>,
         mut handle_frame: F,
     ) -> std::io::Result<ReaderThread>
     where
@@ -60,10 +58,10 @@ impl ReaderThread {
                     }
                     runtime.block_on(handle_frame(frame));
                     if !reader.line_waiting() {
-                        session.flush_pipes();
+                        flush_this_thread();
                     }
                 }
-                session.flush_pipes();
+                flush_this_thread();
                 let _ = done_tx.send(());
             })?;
         Ok(ReaderThread { done, stop })

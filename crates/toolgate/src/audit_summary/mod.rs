@@ -112,6 +112,21 @@ pub struct AuditSummary {
     pub tool_changes_total: u64,
     /// Tools, instructions and prompts reported as looking poisoned.
     pub poisoned_total: u64,
+    /// Servers behind a gateway config: their calls and their latest health.
+    pub servers: Vec<ServerSummary>,
+}
+
+/// A server behind a gateway config, from its decision and `server_health` lines.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServerSummary {
+    pub name: String,
+    pub calls: u64,
+    pub denied: u64,
+    /// Whether its latest health line says it is up (`None`: no health line yet).
+    pub up: Option<bool>,
+    pub since: Option<String>,
+    /// Why it went down, when it is down.
+    pub reason: Option<String>,
 }
 
 /// A `tool_changed` line.

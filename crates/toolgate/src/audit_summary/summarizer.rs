@@ -44,6 +44,16 @@ pub struct Summarizer {
     tool_changes: Newest<super::ToolChange>,
     tool_changes_total: u64,
     poisoned_total: u64,
+    /// Servers behind a gateway config, by name.
+    servers: BTreeMap<String, ServerState>,
+}
+
+#[derive(Default)]
+struct ServerState {
+    calls: u64,
+    denied: u64,
+    /// The newest `server_health` line: when, up or not, and why not.
+    health: Option<(Key, bool, Option<String>)>,
 }
 
 struct InstanceState {
@@ -87,6 +97,10 @@ struct RawLine<'a> {
     change: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     action: Option<Cow<'a, str>>,
+    #[serde(default)]
+    up: Option<bool>,
+    #[serde(borrow, default)]
+    reason: Option<Cow<'a, str>>,
 }
 
 impl Summarizer {
@@ -112,6 +126,7 @@ impl Summarizer {
             failed_reloads_total: 0,
             tool_changes_total: 0,
             poisoned_total: 0,
+            servers: BTreeMap::new(),
         }
     }
 
@@ -180,7 +195,11 @@ impl Summarizer {
                     self.recent_denials.offer(key, || Denial {
                         ts: format_rfc3339_ms(ms),
                         instance: line.instance.to_string(),
-                        tool: tool.to_string(),
+                        // Behind a gateway config, as the client names it.
+                        tool: match &line.server {
+                            Some(server) => format!("{server}__{tool}"),
+                            None => tool.to_string(),
+                        },
                         rule: line.rule.as_deref().map(str::to_string),
                         message: line.message.as_deref().map(str::to_string),
                     });
@@ -188,6 +207,11 @@ impl Summarizer {
                 let state = self.instance(&line.instance, key);
                 state.calls += 1;
                 state.denied += u64::from(denied);
+                if let Some(server) = &line.server {
+                    let state = self.servers.entry(server.to_string()).or_default();
+                    state.calls += 1;
+                    state.denied += u64::from(denied);
+                }
             }
             "reload" => {
                 let Some(ok) = line.ok else { return false };
@@ -213,6 +237,16 @@ impl Summarizer {
                 });
             }
             "poisoned_tool" | "poisoned_text" => self.poisoned_total += 1,
+            "server_health" => {
+                let (Some(server), Some(up)) = (&line.server, line.up) else {
+                    return false;
+                };
+                let state = self.servers.entry(server.to_string()).or_default();
+                if state.health.as_ref().is_none_or(|(k, _, _)| *k < key) {
+                    let reason = line.reason.as_deref().map(str::to_string);
+                    state.health = Some((key, up, reason));
+                }
+            }
             // Startup, shutdown, and events of a newer writer: they only date the instance.
             _ => {}
         }
@@ -367,6 +401,21 @@ impl Summarizer {
             tool_changes: self.tool_changes.newest_first(),
             tool_changes_total: self.tool_changes_total,
             poisoned_total: self.poisoned_total,
+            servers: self
+                .servers
+                .into_iter()
+                .map(|(name, s)| super::ServerSummary {
+                    name,
+                    calls: s.calls,
+                    denied: s.denied,
+                    up: s.health.as_ref().map(|(_, up, _)| *up),
+                    since: s
+                        .health
+                        .as_ref()
+                        .map(|((ms, _), _, _)| format_rfc3339_ms(*ms)),
+                    reason: s.health.and_then(|(_, _, reason)| reason),
+                })
+                .collect(),
         }
     }
 }

@@ -11,9 +11,102 @@ use super::policy_file;
 use crate::cli::{ExplainArgs, OutputFormat};
 
 pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
+    if super::run_gateway::is_gateway_config(&args.config) {
+        return explain_in_gateway(args);
+    }
+    if args.server.is_some() {
+        bail!(
+            "--server applies to a gateway config; {} is a policy",
+            args.config.display()
+        );
+    }
     let Some(policy) = policy_file::load_or_report(&args.config)? else {
         return Ok(ExitCode::from(1));
     };
+    let explanation = explain(&policy, &args.tool, args)?;
+    match args.format {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&explanation)?),
+        OutputFormat::Text => print!("{}", render_text(&args.tool, &explanation)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A call through a gateway config: what the gateway-wide policy decides (with the name the
+/// client uses), then what the server's own policy decides (with the server's name). The
+/// call must pass both.
+fn explain_in_gateway(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
+    let gateway = match super::run_gateway::load(&args.config)? {
+        Ok(gateway) => gateway,
+        Err(report) => {
+            eprint!("{report}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let separator = toolgate_policy::gateway_config::NAME_SEPARATOR;
+    let (server, tool) = match &args.server {
+        Some(server) => (server.as_str(), args.tool.as_str()),
+        None => args.tool.split_once(separator).with_context(|| {
+            format!(
+                "--tool {:?} names no server: give `<server>{separator}<tool>`, or --server",
+                args.tool
+            )
+        })?,
+    };
+    let Some((_, _, server_policy)) = gateway.servers.iter().find(|(s, _, _)| s.name == server)
+    else {
+        let names: Vec<&str> = gateway
+            .servers
+            .iter()
+            .map(|(s, _, _)| s.name.as_str())
+            .collect();
+        bail!(
+            "no server {server:?} in {}; it has: {}",
+            args.config.display(),
+            names.join(", ")
+        );
+    };
+    let aggregated = format!("{server}{separator}{tool}");
+    let front = match &gateway.policy {
+        Some((_, policy)) => Some(explain(policy, &aggregated, args)?),
+        None => None,
+    };
+    let own = explain(server_policy, tool, args)?;
+    match args.format {
+        OutputFormat::Json => {
+            let report = serde_json::json!({
+                "gateway": front.as_ref().map(|e| serde_json::json!({"tool": aggregated, "explanation": e})),
+                "server": {"name": server, "tool": tool, "explanation": own},
+            });
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        OutputFormat::Text => {
+            if let Some(front) = &front {
+                println!("gateway-wide policy, as {aggregated}:");
+                print!("{}", indent(&render_text(&aggregated, front)));
+                println!();
+            }
+            println!("server {server}'s policy, as {tool}:");
+            print!("{}", indent(&render_text(tool, &own)));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| match l {
+            "" => "\n".to_string(),
+            l => format!("  {l}\n"),
+        })
+        .collect()
+}
+
+/// One policy's explanation of the call `args` describe, under the name `tool`.
+fn explain(
+    policy: &toolgate_policy::Policy,
+    tool: &str,
+    args: &ExplainArgs,
+) -> anyhow::Result<Explanation> {
     let arguments: serde_json::Value = serde_json::from_str(&args.args)
         .with_context(|| format!("--args is not valid JSON: {}", args.args))?;
     if !arguments.is_object() {
@@ -30,17 +123,12 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let call = Call {
-        tool: &args.tool,
+        tool,
         arguments: &arguments,
         session: args.session.as_deref(),
         identity: args.identity.as_deref(),
     };
-    let explanation = policy.explain_in_category(&call, args.category.as_deref(), &counters);
-    match args.format {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&explanation)?),
-        OutputFormat::Text => print!("{}", render_text(&args.tool, &explanation)),
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(policy.explain_in_category(&call, args.category.as_deref(), &counters))
 }
 
 fn parse_counters(pairs: &[String]) -> anyhow::Result<HashMap<String, Amount>> {

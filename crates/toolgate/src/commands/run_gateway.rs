@@ -207,6 +207,11 @@ pub fn run(args: RunArgs, config_path: PathBuf) -> anyhow::Result<ExitCode> {
             policy_path: front_path,
         };
         let code = toolgate_proxy::aggregate::stdio::run(front, members, stdio).await;
+        // On the log itself: the gateway-wide policy's sink is off when there is none.
+        let stopped = toolgate_proxy::audit::AuditEvent::Shutdown {
+            reason: "gateway stopped".to_string(),
+        };
+        audit.record_and_flush(stopped, Duration::from_secs(2));
         drop(watches);
         tasks.iter().for_each(tokio::task::JoinHandle::abort);
         code.map_err(anyhow::Error::from)

@@ -111,6 +111,30 @@ fn render_text(dir: &Path, s: &AuditSummary) -> String {
         &[false, false, false, false, true, true, false],
     );
 
+    if !s.servers.is_empty() {
+        let _ = writeln!(out, "\nServers (behind a gateway config)");
+        let mut rows = vec![row(["SERVER", "STATE", "SINCE", "CALLS", "DENIED", "WHY"])];
+        for server in &s.servers {
+            let state = match server.up {
+                Some(true) => "up",
+                Some(false) => "down",
+                None => "-",
+            };
+            rows.push(vec![
+                clean(&server.name),
+                state.to_string(),
+                server.since.clone().unwrap_or_else(|| "-".into()),
+                server.calls.to_string(),
+                server.denied.to_string(),
+                server
+                    .reason
+                    .as_deref()
+                    .map_or_else(|| "-".to_string(), |r| truncate(&clean(r), 80)),
+            ]);
+        }
+        table(&mut out, &rows, &[false, false, false, true, true, false]);
+    }
+
     let _ = writeln!(out, "\nCalls");
     let d = &s.decisions;
     let mut rows = vec![
