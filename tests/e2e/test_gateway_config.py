@@ -8,6 +8,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ import mcp.types as types
 import pytest
 from mcp import MCPError
 
+from http_harness import URL_LINE, env_without_proxies, http_session, stop
 from toolgate_harness import (
     E2E_DIR,
     MCP_PACKAGES,
@@ -407,3 +411,58 @@ async def test_status_and_explain_speak_of_servers(gateway: Gateway) -> None:
     assert "server a's policy, as alpha_0:" in explained.stdout and "decision: deny" in explained.stdout
     by_server = gateway.run_cli("explain", "-c", str(config), "--server", "b", "--tool", "beta_0", "--format", "json")
     assert json.loads(by_server.stdout)["server"]["explanation"]["decision"] == "allow"
+
+
+@contextmanager
+def gateway_listener(gateway: Gateway, config: Path) -> Iterator[str]:
+    """`toolgate -c gateway.yaml --transport http` on a free port; yields its base URL."""
+    argv = [
+        str(toolgate_bin()), "-c", str(config), "--state-dsn", "memory:",
+        "--state-dir", str(gateway.state_dir), "--audit-dir", str(gateway.audit_dir),
+        "--log-level", "debug", "--transport", "http", "--port", "0",
+    ]
+    log = gateway.new_log("gateway-http")
+    with open(log, "ab") as err:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=gateway.env())
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            match = URL_LINE.search(log.read_text(errors="replace"))
+            if match:
+                break
+            assert proc.poll() is None, f"toolgate exited with {proc.returncode}:\n{log.read_text()}"
+            time.sleep(0.05)
+        assert match, f"toolgate printed no URL:\n{log.read_text()}"
+        yield match.group(1).removesuffix("/mcp")
+    finally:
+        stop(proc)
+
+
+@pytest.mark.anyio
+async def test_the_http_listener_serves_every_server_to_each_session(gateway: Gateway) -> None:
+    gateway.write_policy(
+        'version: "1"\ntools:\n  alpha_0:\n    rules:\n      - name: never\n        action: deny\n',
+        gateway.dir / "a.yaml",
+    )
+    config = write_config(
+        gateway,
+        {"a": {**paging_server("alpha", tools=2, page=10), "policy": "a.yaml"}, "everything": {"command": everything_command()}},
+    )
+    with gateway_listener(gateway, config) as base:
+        for transport, path in (("streamable", "/mcp"), ("sse", "/sse")):
+            async with http_session(base + path, transport=transport) as c:
+                names, _ = await all_tools(c.session)
+                assert {"a__alpha_0", "a__alpha_1", "everything__echo"} <= set(names), transport
+                assert is_denial(await c.session.call_tool("a__alpha_0", {}))
+                assert first_text(await c.session.call_tool("a__alpha_1", {})) == "alpha: alpha_1"
+                echo = await c.session.call_tool("everything__echo", {"message": transport})
+                assert first_text(echo) == f"Echo: {transport}"
+        inspector = E2E_DIR / "node_modules" / ".bin" / "mcp-inspector"
+        run = subprocess.run(
+            [str(inspector), "--cli", base + "/mcp", "--transport", "http", "--method", "tools/list"],
+            capture_output=True, text=True, timeout=90, env=env_without_proxies(gateway),
+        )
+        assert run.returncode == 0, f"inspector failed ({run.returncode}):\n{run.stdout}\n{run.stderr}"
+        assert "a__alpha_1" in [t["name"] for t in json.loads(run.stdout)["tools"]]
+    decisions = [e for e in gateway.audit_events() if e.get("event") == "decision"]
+    assert {e["server"] for e in decisions} == {"a", "everything"}

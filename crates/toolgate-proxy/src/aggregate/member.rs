@@ -21,6 +21,7 @@ use crate::stdio::reader_thread::ReaderThread;
 use crate::stdio::{child, exit_code};
 
 /// What the aggregator is given for each server.
+#[derive(Clone)]
 pub struct MemberSpec {
     pub name: String,
     /// The server's gateway: its policy, counters (under a prefix of its own) and audit
@@ -287,6 +288,11 @@ pub(super) fn start(aggregator: &Arc<Aggregator>, index: usize) -> Started {
                 reader,
             };
             (session, connection)
+        }
+        UpstreamTarget::Aggregate(_) => {
+            return Err(std::io::Error::other(
+                "a server behind a gateway config cannot be another gateway config",
+            ))
         }
         UpstreamTarget::Http(_) => {
             let (to_server, server_rx) = mpsc::channel(CHANNEL_DEPTH);

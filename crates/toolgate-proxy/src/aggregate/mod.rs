@@ -35,6 +35,58 @@ use tokio::sync::watch;
 
 use member::Member;
 pub use member::MemberSpec;
+
+/// The servers of a gateway config, as every client session's aggregator starts them.
+#[derive(Clone)]
+pub struct Servers {
+    pub members: Vec<MemberSpec>,
+    pub options: AggregatorOptions,
+}
+
+impl Servers {
+    /// How many child processes one session's aggregator starts.
+    pub fn processes(&self) -> usize {
+        self.members
+            .iter()
+            .filter(|m| matches!(m.target, crate::http::UpstreamTarget::Command(_)))
+            .count()
+    }
+}
+
+impl std::fmt::Debug for Servers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.members.iter().map(|m| m.name.as_str()).collect();
+        f.debug_struct("Servers").field("members", &names).finish()
+    }
+}
+
+/// Serves one client session of an HTTP listener: what its front gateway sends upstream
+/// arrives on `to_server` and goes to the servers, until the session ends.
+pub(crate) async fn serve_session(
+    servers: &Servers,
+    front: Arc<Gateway>,
+    session: Arc<Session>,
+    mut to_server: tokio::sync::mpsc::Receiver<ToServer>,
+    stop: Arc<tokio::sync::Notify>,
+) -> String {
+    let options = AggregatorOptions {
+        identity: session.identity.clone(),
+        ..servers.options.clone()
+    };
+    let aggregator = Aggregator::new(front, servers.members.clone(), options);
+    aggregator.start(session);
+    loop {
+        tokio::select! {
+            message = to_server.recv() => match message {
+                Some(message) => aggregator.on_client_message(message).await,
+                None => break,
+            },
+            _ = stop.notified() => break,
+        }
+    }
+    aggregator.stop().await;
+    "The session ended".to_string()
+}
 use merge::{Listing, Page};
 
 use crate::audit::AuditEvent;
@@ -295,7 +347,7 @@ impl Aggregator {
 
     // ---- from the client (through the front gateway) ----
 
-    async fn on_client_message(&self, message: ToServer) {
+    pub(crate) async fn on_client_message(&self, message: ToServer) {
         let Ok(envelope) = serde_json::from_str::<Envelope>(&message.text) else {
             tracing::warn!("the aggregator could not read a client message; dropped");
             return;

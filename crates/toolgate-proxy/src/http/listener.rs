@@ -76,6 +76,16 @@ impl App {
                     "Too many server processes; try again later",
                 ))?)
             }
+            // A session in front of a gateway config starts a process per stdio server.
+            UpstreamTarget::Aggregate(servers) => {
+                let wanted = u32::try_from(servers.processes()).unwrap_or(u32::MAX);
+                let permit = Arc::clone(&self.children)
+                    .try_acquire_many_owned(wanted)
+                    .ok();
+                Some(permit.ok_or(HttpError::Busy(
+                    "Too many server processes; try again later",
+                ))?)
+            }
             UpstreamTarget::Http(_) => None,
         };
         Ok(self.spec_with(child_permit, sessionless))
@@ -153,6 +163,11 @@ impl App {
             to_client: client_rx,
             to_server: server_rx,
         } = Session::open_sessionless(identity);
+        if matches!(self.target, UpstreamTarget::Aggregate(_)) {
+            return Err(HttpError::Upstream(
+                "A gateway config's servers are served in sessions: initialize first".to_string(),
+            ));
+        }
         let gateway = Arc::clone(&self.gateway);
         let started = match self.spare.take() {
             Some(spare) => UpstreamLink::start_with_child(
@@ -217,7 +232,7 @@ impl HttpServer {
             UpstreamTarget::Http(t) => {
                 Some(HttpClient::new(Arc::clone(t)).map_err(std::io::Error::other)?)
             }
-            UpstreamTarget::Command(_) => None,
+            UpstreamTarget::Command(_) | UpstreamTarget::Aggregate(_) => None,
         };
         gateway.mark_serving_http();
         let guard = Guard::new(

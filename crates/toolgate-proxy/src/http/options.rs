@@ -14,6 +14,9 @@ pub enum UpstreamTarget {
     Command(Arc<crate::stdio::ServerCommand>),
     /// A server reached over HTTP.
     Http(Arc<HttpUpstream>),
+    /// Many servers behind one gateway config: each client session gets an aggregator of
+    /// its own, with its own connection to every server (`aggregate/`).
+    Aggregate(Arc<crate::aggregate::Servers>),
 }
 
 /// Which HTTP protocol an upstream speaks.

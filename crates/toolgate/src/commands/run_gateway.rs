@@ -11,7 +11,7 @@ use toolgate_policy::gateway_config::{
     read_gateway_config, PolicyRef, ServerConfig, ServerTransport,
 };
 use toolgate_policy::{Diagnostic, Policy};
-use toolgate_proxy::aggregate::MemberSpec;
+use toolgate_proxy::aggregate::{AggregatorOptions, MemberSpec, Servers};
 use toolgate_proxy::audit::AuditSink;
 use toolgate_proxy::http::{HttpUpstream, UpstreamProtocol, UpstreamTarget};
 use toolgate_proxy::pinning::LockFile;
@@ -105,9 +105,10 @@ pub fn run(args: RunArgs, config_path: PathBuf) -> anyhow::Result<ExitCode> {
             config_path.display()
         );
     }
-    if args.transport.is_some_and(|t| t != TransportArg::Stdio) {
+    if args.transport == Some(TransportArg::Sse) {
         anyhow::bail!(
-            "a gateway config is served over stdio only in this version; run without --transport"
+            "--transport sse is for an --upstream server; a gateway config's servers say \
+             their own transport (`command` or `url`)"
         );
     }
     let loaded = match load(&config_path)? {
@@ -206,12 +207,32 @@ pub fn run(args: RunArgs, config_path: PathBuf) -> anyhow::Result<ExitCode> {
             identity: args.identity.clone(),
             policy_path: front_path,
         };
-        let code = toolgate_proxy::aggregate::stdio::run(front, members, stdio).await;
+        let served_http = args.transport == Some(TransportArg::Http);
+        let front_audits = stdio.policy_path.is_some();
+        let code = if served_http {
+            let servers = Servers {
+                members,
+                options: AggregatorOptions {
+                    identity: None,
+                    shutdown_grace: stdio.shutdown_grace,
+                    max_line_bytes: stdio.max_line_bytes,
+                },
+            };
+            let target = UpstreamTarget::Aggregate(Arc::new(servers));
+            super::run_http::listen(front, target, &args, stdio.policy_path)
+                .await
+                .map_err(std::io::Error::other)
+        } else {
+            toolgate_proxy::aggregate::stdio::run(front, members, stdio).await
+        };
         // On the log itself: the gateway-wide policy's sink is off when there is none.
         let stopped = toolgate_proxy::audit::AuditEvent::Shutdown {
             reason: "gateway stopped".to_string(),
         };
-        audit.record_and_flush(stopped, Duration::from_secs(2));
+        // The listener says so itself on the gateway-wide policy's log, when it has one.
+        if !(served_http && front_audits) {
+            audit.record_and_flush(stopped, Duration::from_secs(2));
+        }
         drop(watches);
         tasks.iter().for_each(tokio::task::JoinHandle::abort);
         code.map_err(anyhow::Error::from)

@@ -63,6 +63,17 @@ pub async fn run(gateway: Arc<Gateway>, args: &RunArgs, policy: PathBuf) -> anyh
         Some(u) => UpstreamTarget::Http(u),
         None => UpstreamTarget::Command(Arc::new(ServerCommand::new(args.command.clone()))),
     };
+    listen(gateway, target, args, Some(policy)).await
+}
+
+/// Serves `target` behind `gateway` on the listener the flags describe, until a signal.
+pub async fn listen(
+    gateway: Arc<Gateway>,
+    target: UpstreamTarget,
+    args: &RunArgs,
+    policy: Option<PathBuf>,
+) -> anyhow::Result<i32> {
+    let grace = Duration::from_secs(args.shutdown_grace);
     let ip: IpAddr = args
         .bind
         .parse()
@@ -89,13 +100,7 @@ pub async fn run(gateway: Arc<Gateway>, args: &RunArgs, policy: PathBuf) -> anyh
         shutdown_grace: grace,
         ..ListenerOptions::default()
     };
-    toolgate_proxy::http::run(
-        gateway,
-        target,
-        options,
-        args.identity.clone(),
-        Some(policy),
-    )
-    .await
-    .context("the HTTP listener failed")
+    toolgate_proxy::http::run(gateway, target, options, args.identity.clone(), policy)
+        .await
+        .context("the HTTP listener failed")
 }

@@ -137,6 +137,18 @@ impl UpstreamLink {
                     ctx.finish(&reason, &ended_tx).await;
                 })
             }
+            UpstreamTarget::Aggregate(servers) => {
+                let (gateway, session) = (Arc::clone(&ctx.gateway), Arc::clone(&ctx.session));
+                let stop = Arc::clone(&ctx.stop);
+                tokio::spawn(async move {
+                    let reason = crate::aggregate::serve_session(
+                        &servers, gateway, session, to_server, stop,
+                    )
+                    .await;
+                    drop(spec.child_permit);
+                    ctx.finish(&reason, &ended_tx).await;
+                })
+            }
             UpstreamTarget::Http(target) => {
                 let http = match spec.http {
                     Some(h) => h,
