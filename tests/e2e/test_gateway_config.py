@@ -466,3 +466,24 @@ async def test_the_http_listener_serves_every_server_to_each_session(gateway: Ga
         assert "a__alpha_1" in [t["name"] for t in json.loads(run.stdout)["tools"]]
     decisions = [e for e in gateway.audit_events() if e.get("event") == "decision"]
     assert {e["server"] for e in decisions} == {"a", "everything"}
+
+
+@pytest.mark.anyio
+async def test_a_slow_server_does_not_hold_up_the_others_listing(gateway: Gateway) -> None:
+    slow = {**paging_server("beta", tools=2, page=10)}
+    slow["env"] = {**slow["env"], "PAGING_LIST_DELAY": "7"}
+    config = write_config(gateway, {"a": paging_server("alpha", tools=2, page=10), "b": slow})
+    async with session(gateway, config) as c:
+        changes = c.recorder.count(types.ToolListChangedNotification)
+        started = time.monotonic()
+        first = await c.session.list_tools()
+        waited = time.monotonic() - started
+        names = {t.name for t in first.tools}
+        # The listing waits a bounded time (5 s) for the slow one, and goes on without it.
+        assert waited < 6.5, waited
+        assert "a__alpha_0" in names and not any(n.startswith("b__") for n in names)
+        # When it answers, the client is told to list again, and then sees it.
+        assert await c.recorder.wait_for(types.ToolListChangedNotification, more_than=changes, timeout=10)
+        with anyio.fail_after(20):
+            names = {t.name for t in (await c.session.list_tools()).tools}
+        assert {"a__alpha_0", "b__beta_0"} <= names

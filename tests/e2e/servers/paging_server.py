@@ -3,7 +3,8 @@ cursors, and can be made to exit: for merged pagination and failure isolation be
 gateway config.
 
 PAGING_NAME: the tools' name stem (tools are `<stem>_0` … `<stem>_<N-1>`, plus `crash`);
-PAGING_TOOLS: N (default 9); PAGING_PAGE: tools per page (default 3). A call answers
+PAGING_TOOLS: N (default 9); PAGING_PAGE: tools per page (default 3); PAGING_LIST_DELAY:
+seconds each tools/list takes (default 0). A call answers
 `<stem>: <tool>`; `crash` exits the process with status 3 right after answering."""
 
 import os
@@ -19,6 +20,7 @@ from mcp.server.stdio import stdio_server
 STEM = os.environ.get("PAGING_NAME", "tool")
 COUNT = int(os.environ.get("PAGING_TOOLS", "9"))
 PAGE = int(os.environ.get("PAGING_PAGE", "3"))
+LIST_DELAY = float(os.environ.get("PAGING_LIST_DELAY", "0"))
 
 TOOLS = [
     types.Tool(name=f"{STEM}_{i}", description=f"Tool {i} of {STEM}.", input_schema={"type": "object"})
@@ -27,6 +29,7 @@ TOOLS = [
 
 
 async def list_tools(ctx: ServerRequestContext[Any, Any], params: Any) -> types.ListToolsResult:
+    await anyio.sleep(LIST_DELAY)
     start = int(params.cursor) if params is not None and params.cursor else 0
     end = start + PAGE
     next_cursor = str(end) if end < len(TOOLS) else None

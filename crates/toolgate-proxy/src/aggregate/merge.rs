@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 use super::names;
 
 /// The four listings merged across servers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Listing {
     Tools,
     Prompts,

@@ -104,6 +104,11 @@ const INITIALIZE_WAIT: Duration = Duration::from_secs(10);
 const LISTING_WAIT: Duration = Duration::from_secs(5);
 /// Requests from servers waiting for the client's answer.
 const MAX_SERVER_REQUESTS: usize = 4096;
+/// Listing pages a server may still owe after their listings went on without it.
+const MAX_LATE_PAGES: usize = 16;
+/// Resource URIs and templates remembered for routing: a server listing ever new ones
+/// cannot grow the map without end (past it, a URI is routed as an unlisted one is).
+const MAX_LEARNED_RESOURCES: usize = 100_000;
 
 /// Settings for the connections to the servers.
 #[derive(Debug, Clone)]
@@ -149,6 +154,10 @@ struct State {
     resources: HashMap<String, Vec<usize>>,
     /// Resource templates: the text before the first `{`, and the server.
     templates: Vec<(String, usize)>,
+    /// Pages that arrived after their listing went on: the next listing asking for the same
+    /// page takes it instead of asking again, so a server slower than the wait is still
+    /// listed.
+    late_pages: HashMap<PageKey, Page>,
 }
 
 /// What one of the aggregator's own requests was for.
@@ -165,9 +174,10 @@ enum Own {
         job: u64,
         member: usize,
     },
-    /// A page that came too late for its listing: the client is told to list again.
+    /// A page that came too late for its listing: kept for the next listing that asks for
+    /// it, and the client told to list again.
     LatePage {
-        listing: Listing,
+        key: PageKey,
     },
     Discard,
 }
@@ -180,9 +190,13 @@ struct InitJob {
 struct ListJob {
     listing: Listing,
     waiting: usize,
-    asked: Vec<usize>,
+    /// The servers asked, in order, with the cursor each was asked with.
+    asked: Vec<(usize, Option<String>)>,
     pages: HashMap<usize, Page>,
 }
+
+/// A page asked of a server: which server, which listing, from which cursor.
+type PageKey = (usize, Listing, Option<String>);
 
 /// The members of a JSON-RPC message the aggregator reads.
 #[derive(Deserialize)]
@@ -624,22 +638,44 @@ impl Aggregator {
                 }
             },
         };
+        // Each server once, however often a cursor names it: a forged cursor must not turn
+        // one request into thousands.
+        let mut seen = std::collections::HashSet::new();
         let asks: Vec<(usize, Arc<Session>, Option<String>)> = resume
             .into_iter()
             .filter_map(|(name, cursor)| {
                 let index = self.member_index(&name)?;
+                if !seen.insert(index) {
+                    return None;
+                }
                 Some((index, self.members[index].ready_session()?, cursor))
             })
             .collect();
-        self.state.lock().listings.insert(
-            front_id,
-            ListJob {
+        let asks: Vec<_> = {
+            let mut state = self.state.lock();
+            let mut job = ListJob {
                 listing,
-                waiting: asks.len(),
-                asked: asks.iter().map(|(i, _, _)| *i).collect(),
+                waiting: 0,
+                asked: asks.iter().map(|(i, _, c)| (*i, c.clone())).collect(),
                 pages: HashMap::new(),
-            },
-        );
+            };
+            let asks: Vec<_> = asks
+                .into_iter()
+                .filter(|(index, _, cursor)| {
+                    let key = (*index, listing, cursor.clone());
+                    match state.late_pages.remove(&key) {
+                        Some(page) => {
+                            job.pages.insert(*index, page);
+                            false
+                        }
+                        None => true,
+                    }
+                })
+                .collect();
+            job.waiting = asks.len();
+            state.listings.insert(front_id, job);
+            asks
+        };
         if asks.is_empty() {
             return self.finish_listing(front_id).await;
         }
@@ -663,14 +699,35 @@ impl Aggregator {
         let mut resume = names::Resume::new();
         {
             let mut state = self.state.lock();
-            for own in state.own.values_mut() {
-                if matches!(own, Own::Page { job, .. } if *job == front_id) {
-                    *own = Own::LatePage {
-                        listing: job.listing,
-                    };
+            // A server that never answers is waited on by a bounded number of late pages:
+            // past that, its answers are simply dropped.
+            let mut late: HashMap<usize, usize> = HashMap::new();
+            for own in state.own.values() {
+                if let Own::LatePage { key } = own {
+                    *late.entry(key.0).or_default() += 1;
                 }
             }
-            for index in &job.asked {
+            let listing = job.listing;
+            let asked = &job.asked;
+            state.own.retain(|_, own| match own {
+                Own::Page { job, member } if *job == front_id => {
+                    let count = late.entry(*member).or_default();
+                    *count += 1;
+                    if *count > MAX_LATE_PAGES {
+                        return false;
+                    }
+                    let cursor = asked
+                        .iter()
+                        .find(|(i, _)| i == member)
+                        .and_then(|(_, c)| c.clone());
+                    *own = Own::LatePage {
+                        key: (*member, listing, cursor),
+                    };
+                    true
+                }
+                _ => true,
+            });
+            for (index, _) in &job.asked {
                 let Some(page) = job.pages.remove(index) else {
                     continue;
                 };
@@ -849,8 +906,17 @@ impl Aggregator {
                     self.finish_listing(job).await;
                 }
             }
-            Own::LatePage { listing } => {
+            Own::LatePage { key } => {
                 tracing::info!(server = %name, "a server answered a listing late; the client is told to list again");
+                let listing = key.1;
+                if let Some(result) = result {
+                    let page = merge::page_of(listing, name, result);
+                    let mut state = self.state.lock();
+                    let kept = state.late_pages.keys().filter(|k| k.0 == index).count();
+                    if kept < MAX_LATE_PAGES {
+                        state.late_pages.insert(key, page);
+                    }
+                }
                 self.notify_changed(listing).await;
             }
             Own::Discard => {}
@@ -928,6 +994,7 @@ impl Aggregator {
             }
             state.resources.retain(|_, owners| !owners.is_empty());
             state.templates.retain(|(_, i)| *i != index);
+            state.late_pages.retain(|(i, _, _), _| *i != index);
             let ids: Vec<i64> = state
                 .own
                 .iter()
@@ -982,10 +1049,13 @@ enum Deadline {
 
 fn own_member(own: &Own) -> Option<usize> {
     match own {
-        Own::Initialize { member, .. } | Own::Handshake { member } | Own::Page { member, .. } => {
-            Some(*member)
-        }
-        Own::LatePage { .. } | Own::Discard => None,
+        Own::Initialize { member, .. }
+        | Own::Handshake { member }
+        | Own::Page { member, .. }
+        | Own::LatePage {
+            key: (member, _, _),
+        } => Some(*member),
+        Own::Discard => None,
     }
 }
 
@@ -994,6 +1064,11 @@ fn learn_resources(state: &mut State, listing: Listing, index: usize, items: &[V
     match listing {
         Listing::Resources => {
             for uri in items.iter().filter_map(|r| r.get("uri")?.as_str()) {
+                if state.resources.len() >= MAX_LEARNED_RESOURCES
+                    && !state.resources.contains_key(uri)
+                {
+                    break;
+                }
                 let owners = state.resources.entry(uri.to_string()).or_default();
                 if !owners.contains(&index) {
                     owners.push(index);
@@ -1006,7 +1081,9 @@ fn learn_resources(state: &mut State, listing: Listing, index: usize, items: &[V
         Listing::Templates => {
             for template in items.iter().filter_map(|t| t.get("uriTemplate")?.as_str()) {
                 let prefix = template.split('{').next().unwrap_or_default().to_string();
-                if !state.templates.contains(&(prefix.clone(), index)) {
+                if state.templates.len() < MAX_LEARNED_RESOURCES
+                    && !state.templates.contains(&(prefix.clone(), index))
+                {
                     state.templates.push((prefix, index));
                 }
             }
