@@ -379,8 +379,10 @@ impl ConfigReader<'_> {
         let mut complete = true;
         for (key, value) in entries {
             let value_path = child_path(path, &key.name);
+            // An environment variable's name may be anything without `=` or NUL (a server's
+            // documented names are not always shell-friendly); a header's is a token.
             let name_ok = if env_names {
-                is_variable_name(&key.name)
+                !key.name.is_empty() && !key.name.contains(['=', '\0'])
             } else {
                 !key.name.is_empty()
                     && key

@@ -367,8 +367,10 @@ const REDACTED: &str = "<redacted>";
 /// The gateway config: every server, with its policy when it has one, and a comment saying
 /// why when it has none. `redact` hides `env` and `headers` values (for showing it).
 fn gateway_yaml(servers: &[Adopted], policies: &BTreeMap<String, String>, redact: bool) -> String {
-    // JSON strings are YAML double-quoted scalars, so every value is written escaped.
-    let quoted = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    // JSON strings are YAML double-quoted scalars, so every value is written escaped; and
+    // `${` would read as a reference to an environment variable, so it is written as the
+    // literal it was (`$${`).
+    let quoted = |s: &str| serde_json::to_string(&s.replace("${", "$${")).unwrap_or_default();
     let mut out = String::from(
         "# Written by `toolgate init`. Reference: docs/GATEWAY.md in the toolgate repository.\n\
          version: \"1\"\nservers:\n",
@@ -418,13 +420,10 @@ fn write_map(
     }
     out.push_str(&format!("    {key}:\n"));
     for (k, v) in map {
-        // `$` would read as a `${VAR}` reference: written as the literal it was.
-        let v = if redact {
-            REDACTED.to_string()
-        } else {
-            v.replace("${", "$${")
-        };
-        out.push_str(&format!("      {}: {}\n", quoted(k), quoted(&v)));
+        let v = if redact { REDACTED } else { v.as_str() };
+        // A key is a name, never expanded: escaped as JSON only.
+        let k = serde_json::to_string(k).unwrap_or_default();
+        out.push_str(&format!("      {k}: {}\n", quoted(v)));
     }
 }
 
@@ -567,6 +566,39 @@ mod tests {
     fn the_diff_shows_what_changes() {
         let diff = line_diff("a\nb\nc\n", "a\nx\nc\n");
         assert_eq!(diff, "  a\n+ x\n- b\n  c\n");
+    }
+
+    proptest::proptest! {
+        /// Whatever a client's config holds — quotes, `$`, `${`, line breaks, any script —
+        /// the gateway config `init` writes reads back as the same command and environment.
+        #[test]
+        fn written_configs_read_back_exactly(
+            argv in proptest::collection::vec(".{0,24}", 1..5),
+            env in proptest::collection::btree_map("[^=\u{0}]{0,3}\\$\\{?[^=\u{0}]{0,3}", ".{0,24}", 0..4),
+            url_path in "[a-z0-9/${}]{0,16}",
+            headers in proptest::collection::btree_map("[A-Za-z][A-Za-z0-9-]{0,8}", ".{0,24}", 0..3),
+        ) {
+            let servers = vec![
+                Adopted {
+                    name: "one".into(),
+                    transport: ServerTransport::Command { argv, env, cwd: None },
+                    problem: None,
+                },
+                Adopted {
+                    name: "two".into(),
+                    transport: ServerTransport::Url {
+                        url: format!("https://example.invalid/{url_path}"),
+                        headers,
+                    },
+                    problem: Some("it said\nno".into()),
+                },
+            ];
+            let text = gateway_yaml(&servers, &BTreeMap::new(), false);
+            let config = toolgate_policy::gateway_config::read_gateway_config(&text, &|_| None)
+                .map_err(|e| proptest::test_runner::TestCaseError::fail(format!("{e:?}\n{text}")))?;
+            proptest::prop_assert_eq!(&config.servers[0].transport, &servers[0].transport);
+            proptest::prop_assert_eq!(&config.servers[1].transport, &servers[1].transport);
+        }
     }
 
     #[test]
