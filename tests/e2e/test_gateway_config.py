@@ -487,3 +487,34 @@ async def test_a_slow_server_does_not_hold_up_the_others_listing(gateway: Gatewa
         with anyio.fail_after(20):
             names = {t.name for t in (await c.session.list_tools()).tools}
         assert {"a__alpha_0", "b__beta_0"} <= names
+
+
+@pytest.mark.anyio
+async def test_editing_the_config_adds_and_removes_servers_while_it_runs(gateway: Gateway) -> None:
+    config = write_config(gateway, {"a": paging_server("alpha", tools=2, page=10), "b": paging_server("beta", tools=2, page=10)})
+    async with session(gateway, config) as c:
+        names, _ = await all_tools(c.session)
+        assert {"a__alpha_0", "b__beta_0"} <= set(names)
+
+        # A broken edit keeps what runs, and says why.
+        config.write_text('version: "1"\nservers:\n  a:\n    comand: [x]\n')
+        events = gateway.wait_for_audit(lambda e: e.get("event") == "reload" and e.get("ok") is False)
+        failed = [e for e in events if e.get("event") == "reload" and e.get("ok") is False]
+        assert failed and any("unknown key" in err for err in failed[0]["errors"])
+        assert first_text(await c.session.call_tool("b__beta_1", {})) == "beta: beta_1"
+
+        changes = c.recorder.count(types.ToolListChangedNotification)
+        write_config(gateway, {"a": paging_server("alpha", tools=2, page=10), "c": paging_server("gamma", tools=2, page=10)})
+        with anyio.fail_after(20):
+            while True:
+                names, _ = await all_tools(c.session)
+                if "c__gamma_0" in names and not any(n.startswith("b__") for n in names):
+                    break
+                await anyio.sleep(0.2)
+        assert c.recorder.count(types.ToolListChangedNotification) > changes
+        assert first_text(await c.session.call_tool("c__gamma_1", {})) == "gamma: gamma_1"
+        assert first_text(await c.session.call_tool("a__alpha_1", {})) == "alpha: alpha_1"
+        with pytest.raises(MCPError, match="Unknown tool: b__beta_1"):
+            await c.session.call_tool("b__beta_1", {})
+    ready = [e["server"] for e in gateway.audit_events() if e.get("event") == "server_health" and e.get("up")]
+    assert ready.count("a") == 1, "an unchanged server was restarted"

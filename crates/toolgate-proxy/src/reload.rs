@@ -90,25 +90,43 @@ pub async fn reload_from(gateway: &Gateway, path: &Path) -> bool {
 
 /// Watches `path` and reloads on change until the returned handle is dropped.
 pub fn watch(gateway: Arc<Gateway>, path: PathBuf) -> notify::Result<WatchHandle> {
+    let lock_of = Arc::downgrade(&gateway);
+    // The policy's lock file counts as part of it (when it sits beside it).
+    let lock_name = move || {
+        let lock = lock_of.upgrade()?.pin_lock.load_full()?;
+        lock.source
+            .as_deref()?
+            .file_name()
+            .map(|n| n.to_os_string())
+    };
+    let reload_path = path.clone();
+    watch_file(path, lock_name, move || {
+        let gateway = Arc::clone(&gateway);
+        let path = reload_path.clone();
+        Box::pin(async move {
+            reload_from(&gateway, &path).await;
+        })
+    })
+}
+
+/// Watches the file at `path` (and the file `also` names, in the same directory) and calls
+/// `on_change` once changes stop arriving, until the returned handle is dropped.
+pub fn watch_file(
+    path: PathBuf,
+    also: impl Fn() -> Option<std::ffi::OsString> + Send + 'static,
+    mut on_change: impl FnMut() -> futures_util::future::BoxFuture<'static, ()> + Send + 'static,
+) -> notify::Result<WatchHandle> {
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
     let file_name = path.file_name().map(|n| n.to_os_string());
-    let lock_of = Arc::downgrade(&gateway);
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event {
-            // The policy's lock file counts as part of it (when it sits beside it).
-            let lock_name = lock_of.upgrade().and_then(|g| {
-                let lock = g.pin_lock.load_full()?;
-                lock.source
-                    .as_deref()?
-                    .file_name()
-                    .map(|n| n.to_os_string())
-            });
+            let also = also();
             // Kubernetes mounts a ConfigMap as `<file> -> ..data/<file>` and updates it by
             // swapping the `..data` symlink: the event names `..data`, never the file.
             let ours = event.paths.iter().any(|p| {
                 let name = p.file_name().map(|n| n.to_os_string());
                 name == file_name
-                    || (lock_name.is_some() && name == lock_name)
+                    || (also.is_some() && name == also)
                     || name
                         .as_deref()
                         .and_then(|n| n.to_str())
@@ -135,7 +153,7 @@ pub fn watch(gateway: Arc<Gateway>, path: PathBuf) -> notify::Result<WatchHandle
                     Err(_) => break,
                 }
             }
-            reload_from(&gateway, &path).await;
+            on_change().await;
         }
     });
     Ok(WatchHandle {

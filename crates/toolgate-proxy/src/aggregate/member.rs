@@ -24,6 +24,9 @@ use crate::stdio::{child, exit_code};
 #[derive(Clone)]
 pub struct MemberSpec {
     pub name: String,
+    /// What the server's config said (command or url, restart, policy file): a config
+    /// reload restarts a server whose description changed, and leaves the others running.
+    pub config: String,
     /// The server's gateway: its policy, counters (under a prefix of its own) and audit
     /// lines (with `server`).
     pub gateway: Arc<Gateway>,
@@ -33,6 +36,9 @@ pub struct MemberSpec {
 
 pub(super) struct Member {
     pub spec: MemberSpec,
+    /// Set when the server is to stop for good (the session ended, or the config dropped
+    /// it): its supervisor stops it and does not start it again.
+    pub stop: watch::Sender<bool>,
     pub live: Mutex<Option<Live>>,
     /// Why the server is not available, while it is not.
     pub down_reason: Mutex<String>,
@@ -54,6 +60,7 @@ impl Member {
     pub fn new(spec: MemberSpec) -> Member {
         Member {
             spec,
+            stop: watch::channel(false).0,
             live: Mutex::new(None),
             down_reason: Mutex::new("it has not started yet".to_string()),
         }
@@ -153,28 +160,29 @@ pub(super) type Started = std::io::Result<Running>;
 pub(super) async fn supervise(
     aggregator: Arc<Aggregator>,
     index: usize,
+    member: Arc<Member>,
     first: Started,
-    mut stop: watch::Receiver<bool>,
 ) {
+    let mut stop = member.stop.subscribe();
     let mut failures = 0u32;
     let mut next = Some(first);
     loop {
         let started = Instant::now();
         let attempt = match next.take() {
             Some(first) => first,
-            None => start(&aggregator, index),
+            None => start(&aggregator, index, &member),
         };
         let restart = match attempt {
             Ok(running) => {
                 aggregator.member_started(index).await;
-                let Some(reason) = run_until_ended(&aggregator, index, running, &mut stop).await
-                else {
+                let ended = run_until_ended(&aggregator, index, &member, running, &mut stop);
+                let Some(reason) = ended.await else {
                     return;
                 };
                 if started.elapsed() >= HEALTHY_RUN {
                     failures = 0;
                 }
-                match aggregator.members[index].spec.restart {
+                match member.spec.restart {
                     Restart::Never => false,
                     Restart::Always => true,
                     Restart::OnFailure => !reason.ends_with("(code 0)"),
@@ -182,17 +190,17 @@ pub(super) async fn supervise(
             }
             Err(e) => {
                 aggregator.member_down(index, &e.to_string()).await;
-                aggregator.members[index].spec.restart != Restart::Never
+                member.spec.restart != Restart::Never
             }
         };
         if !restart {
-            tracing::warn!(server = %aggregator.members[index].spec.name, "not restarting the server");
+            tracing::warn!(server = %member.spec.name, "not restarting the server");
             return;
         }
         failures += 1;
         let wait = backoff(failures);
         tracing::info!(
-            server = %aggregator.members[index].spec.name,
+            server = %member.spec.name,
             wait_ms = wait.as_millis() as u64,
             "restarting the server"
         );
@@ -208,6 +216,7 @@ pub(super) async fn supervise(
 async fn run_until_ended(
     aggregator: &Aggregator,
     index: usize,
+    member: &Member,
     running: Running,
     stop: &mut watch::Receiver<bool>,
 ) -> Option<String> {
@@ -217,7 +226,7 @@ async fn run_until_ended(
         sweeper,
     } = running;
     let grace = aggregator.options.shutdown_grace;
-    let gateway = &aggregator.members[index].spec.gateway;
+    let gateway = &member.spec.gateway;
     let reason = match connection {
         Connection::Piped {
             mut child,
@@ -262,8 +271,7 @@ async fn run_until_ended(
 }
 
 /// Opens a session to the server through its gateway.
-pub(super) fn start(aggregator: &Arc<Aggregator>, index: usize) -> Started {
-    let member = &aggregator.members[index];
+pub(super) fn start(aggregator: &Arc<Aggregator>, index: usize, member: &Member) -> Started {
     let back: Outbox<ToClient> = Outbox::Handler(Arc::new(MemberReturn {
         aggregator: Arc::downgrade(aggregator),
         index,

@@ -21,6 +21,7 @@
 mod member;
 pub(crate) mod merge;
 pub(crate) mod names;
+mod servers;
 pub mod stdio;
 
 use std::collections::HashMap;
@@ -35,58 +36,9 @@ use tokio::sync::watch;
 
 use member::Member;
 pub use member::MemberSpec;
+pub(crate) use servers::serve_session;
+pub use servers::Servers;
 
-/// The servers of a gateway config, as every client session's aggregator starts them.
-#[derive(Clone)]
-pub struct Servers {
-    pub members: Vec<MemberSpec>,
-    pub options: AggregatorOptions,
-}
-
-impl Servers {
-    /// How many child processes one session's aggregator starts.
-    pub fn processes(&self) -> usize {
-        self.members
-            .iter()
-            .filter(|m| matches!(m.target, crate::http::UpstreamTarget::Command(_)))
-            .count()
-    }
-}
-
-impl std::fmt::Debug for Servers {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<&str> = self.members.iter().map(|m| m.name.as_str()).collect();
-        f.debug_struct("Servers").field("members", &names).finish()
-    }
-}
-
-/// Serves one client session of an HTTP listener: what its front gateway sends upstream
-/// arrives on `to_server` and goes to the servers, until the session ends.
-pub(crate) async fn serve_session(
-    servers: &Servers,
-    front: Arc<Gateway>,
-    session: Arc<Session>,
-    mut to_server: tokio::sync::mpsc::Receiver<ToServer>,
-    stop: Arc<tokio::sync::Notify>,
-) -> String {
-    let options = AggregatorOptions {
-        identity: session.identity.clone(),
-        ..servers.options.clone()
-    };
-    let aggregator = Aggregator::new(front, servers.members.clone(), options);
-    aggregator.start(session);
-    loop {
-        tokio::select! {
-            message = to_server.recv() => match message {
-                Some(message) => aggregator.on_client_message(message).await,
-                None => break,
-            },
-            _ = stop.notified() => break,
-        }
-    }
-    aggregator.stop().await;
-    "The session ended".to_string()
-}
 use merge::{Listing, Page};
 
 use crate::audit::AuditEvent;
@@ -122,7 +74,9 @@ pub struct AggregatorOptions {
 pub struct Aggregator {
     front: Arc<Gateway>,
     front_session: OnceLock<Arc<Session>>,
-    members: Vec<Member>,
+    /// By index, which never changes for a server (ids, routes and pages name servers by
+    /// it); a server removed from the config leaves its slot empty.
+    members: parking_lot::RwLock<Vec<Option<Arc<Member>>>>,
     options: AggregatorOptions,
     state: Mutex<State>,
     stop: watch::Sender<bool>,
@@ -221,7 +175,12 @@ impl Aggregator {
             me: Weak::clone(me),
             front,
             front_session: OnceLock::new(),
-            members: members.into_iter().map(Member::new).collect(),
+            members: parking_lot::RwLock::new(
+                members
+                    .into_iter()
+                    .map(|spec| Some(Arc::new(Member::new(spec))))
+                    .collect(),
+            ),
             options,
             state: Mutex::new(State::default()),
             stop: watch::channel(false).0,
@@ -239,17 +198,77 @@ impl Aggregator {
         let _ = self.front_session.set(front_session);
         // Every server is started before the client is read, so the client's `initialize`
         // reaches them all.
-        let mut supervisors = self.supervisors.lock();
-        for index in 0..self.members.len() {
-            let first = member::start(self, index);
-            let task = member::supervise(Arc::clone(self), index, first, self.stop.subscribe());
-            supervisors.push(tokio::spawn(task));
+        for (index, member) in self.current() {
+            self.launch(index, member);
         }
+    }
+
+    /// Starts a server and the task that watches it.
+    fn launch(self: &Arc<Self>, index: usize, member: Arc<Member>) {
+        let first = member::start(self, index, &member);
+        let task = member::supervise(Arc::clone(self), index, member, first);
+        self.supervisors.lock().push(tokio::spawn(task));
+    }
+
+    /// A server added to the config: started, and introduced to the client if it has
+    /// initialized (its tools then come with `list_changed`).
+    pub(crate) async fn add(self: &Arc<Self>, spec: MemberSpec) {
+        if *self.stop.borrow() {
+            return;
+        }
+        let member = Arc::new(Member::new(spec));
+        let index = {
+            let mut members = self.members.write();
+            members.push(Some(Arc::clone(&member)));
+            members.len() - 1
+        };
+        tracing::info!(server = %member.spec.name, "server added");
+        self.launch(index, member);
+    }
+
+    /// A server removed from the config: out of the client's view at once, then stopped
+    /// (what it had in flight is answered as when a server exits).
+    pub(crate) async fn remove(&self, name: &str) {
+        let found = self
+            .current()
+            .into_iter()
+            .find(|(_, m)| m.spec.name == name);
+        let Some((index, member)) = found else { return };
+        if let Some(slot) = self.members.write().get_mut(index) {
+            *slot = None;
+        }
+        tracing::info!(server = %name, "server removed");
+        let _ = member.stop.send(true);
+        self.forget(index, &member, "it was removed from the gateway config")
+            .await;
+    }
+
+    /// The servers in the config now, with their indexes.
+    fn current(&self) -> Vec<(usize, Arc<Member>)> {
+        self.members
+            .read()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| Some((i, Arc::clone(m.as_ref()?))))
+            .collect()
+    }
+
+    fn member(&self, index: usize) -> Option<Arc<Member>> {
+        self.members.read().get(index).cloned().flatten()
+    }
+
+    /// A server's name for the log (a removed one's slot has none).
+    fn name_of(&self, index: usize) -> String {
+        self.member(index)
+            .map_or_else(|| "(removed)".to_string(), |m| m.spec.name.clone())
     }
 
     /// Stops every server (stdin closed → SIGTERM → SIGKILL), bounded by the grace period.
     pub async fn stop(&self) {
         let _ = self.stop.send(true);
+        for (_, member) in self.current() {
+            let _ = member.stop.send(true);
+        }
         let tasks: Vec<_> = std::mem::take(&mut *self.supervisors.lock());
         for task in tasks {
             let _ = task.await;
@@ -258,14 +277,17 @@ impl Aggregator {
 
     /// Servers, in config order, and whether each is answering.
     pub fn health(&self) -> Vec<(String, bool)> {
-        self.members
-            .iter()
-            .map(|m| (m.spec.name.clone(), m.ready_session().is_some()))
+        self.current()
+            .into_iter()
+            .map(|(_, m)| (m.spec.name.clone(), m.ready_session().is_some()))
             .collect()
     }
 
     fn member_index(&self, name: &str) -> Option<usize> {
-        self.members.iter().position(|m| m.spec.name == name)
+        self.current()
+            .into_iter()
+            .find(|(_, m)| m.spec.name == name)
+            .map(|(i, _)| i)
     }
 
     // ---- to the client ----
@@ -312,11 +334,9 @@ impl Aggregator {
     // ---- to the servers ----
 
     async fn to_member(&self, session: &Arc<Session>, index: usize, text: String) {
-        self.members[index]
-            .spec
-            .gateway
-            .from_client(session, text)
-            .await;
+        if let Some(member) = self.member(index) {
+            member.spec.gateway.from_client(session, text).await;
+        }
     }
 
     /// Sends a request of the aggregator's own to a server.
@@ -346,7 +366,10 @@ impl Aggregator {
 
     /// Relays a client request to a server under the front's id.
     async fn relay(&self, index: usize, front_id: u64, text: String) {
-        let member = &self.members[index];
+        let Some(member) = self.member(index) else {
+            let message = "The server is not available: it was removed from the gateway config";
+            return self.fail(front_id, ErrorCode::UpstreamHttp, message).await;
+        };
         let Some(session) = member.ready_session() else {
             let reason = member.down_reason.lock().clone();
             let message = format!(
@@ -416,7 +439,7 @@ impl Aggregator {
             }
             "logging/setLevel" => {
                 let params = envelope.params.map(RawValue::get);
-                for (index, member) in self.members.iter().enumerate() {
+                for (index, member) in self.current() {
                     if let (true, Some(session)) =
                         (member.has_capability("logging"), member.ready_session())
                     {
@@ -486,8 +509,11 @@ impl Aggregator {
         });
         let target = target.or_else(|| {
             // One server with resources can only mean that one.
-            let mut with =
-                (0..self.members.len()).filter(|i| self.members[*i].has_capability("resources"));
+            let mut with = self
+                .current()
+                .into_iter()
+                .filter(|(_, m)| m.has_capability("resources"))
+                .map(|(i, _)| i);
             let first = with.next()?;
             with.next().is_none().then_some(first)
         });
@@ -512,13 +538,13 @@ impl Aggregator {
                     .and_then(Value::as_u64)
                     .and_then(|id| self.state.lock().relayed.get(&id).copied());
                 if let Some(index) = target {
-                    if let Some(session) = self.members[index].ready_session() {
+                    if let Some(session) = self.member(index).and_then(|m| m.ready_session()) {
                         self.to_member(&session, index, text.to_string()).await;
                     }
                 }
             }
             _ => {
-                for (index, member) in self.members.iter().enumerate() {
+                for (index, member) in self.current() {
                     if let Some(session) = member.ready_session() {
                         self.to_member(&session, index, text.to_string()).await;
                     }
@@ -539,7 +565,7 @@ impl Aggregator {
         let Some(text) = with_id(text, &original) else {
             return;
         };
-        if let Some(session) = self.members[index].started_session() {
+        if let Some(session) = self.member(index).and_then(|m| m.started_session()) {
             self.to_member(&session, index, text).await;
         }
     }
@@ -557,8 +583,10 @@ impl Aggregator {
             state.client_initialize = Some(params_text.clone());
             // Under the state lock, so a server starting now is introduced here or by
             // `member_started`, never both.
-            let started: Vec<_> = (0..self.members.len())
-                .filter_map(|i| Some((i, self.members[i].introduce()?)))
+            let started: Vec<_> = self
+                .current()
+                .into_iter()
+                .filter_map(|(i, m)| Some((i, m.introduce()?)))
                 .collect();
             state.initializations.insert(
                 front_id,
@@ -596,9 +624,9 @@ impl Aggregator {
             }
         }
         let answers: Vec<(String, Value)> = self
-            .members
-            .iter()
-            .filter_map(|m| {
+            .current()
+            .into_iter()
+            .filter_map(|(_, m)| {
                 let live = m.live.lock();
                 let result = live.as_ref().filter(|l| l.ready)?.initialized.clone()?;
                 Some((m.spec.name.clone(), result))
@@ -620,10 +648,10 @@ impl Aggregator {
             .map(str::to_string);
         let resume: names::Resume = match cursor {
             None => self
-                .members
-                .iter()
-                .filter(|m| m.has_capability(listing.capability()))
-                .map(|m| (m.spec.name.clone(), None))
+                .current()
+                .into_iter()
+                .filter(|(_, m)| m.has_capability(listing.capability()))
+                .map(|(_, m)| (m.spec.name.clone(), None))
                 .collect(),
             Some(cursor) => match names::decode_cursor(&cursor) {
                 Some(resume) => resume,
@@ -648,7 +676,7 @@ impl Aggregator {
                 if !seen.insert(index) {
                     return None;
                 }
-                Some((index, self.members[index].ready_session()?, cursor))
+                Some((index, self.member(index)?.ready_session()?, cursor))
             })
             .collect();
         let asks: Vec<_> = {
@@ -734,7 +762,9 @@ impl Aggregator {
                 learn_resources(&mut state, job.listing, *index, &page.items);
                 items.extend(page.items);
                 if let Some(next) = page.next {
-                    resume.push((self.members[*index].spec.name.clone(), Some(next)));
+                    if let Some(member) = self.member(*index) {
+                        resume.push((member.spec.name.clone(), Some(next)));
+                    }
                 }
             }
         }
@@ -782,7 +812,7 @@ impl Aggregator {
                     return self.to_front(message.text).await;
                 }
                 Err(_) => {
-                    tracing::warn!(server = %self.members[index].spec.name, "an answer under an id the aggregator never used; dropped");
+                    tracing::warn!(server = %self.name_of(index), "an answer under an id the aggregator never used; dropped");
                     return;
                 }
             }
@@ -834,14 +864,14 @@ impl Aggregator {
             }
         };
         let Some(minted) = minted else {
-            tracing::warn!(server = %self.members[index].spec.name, "too many server requests waiting for the client; refused");
+            tracing::warn!(server = %self.name_of(index), "too many server requests waiting for the client; refused");
             let id = RawValue::from_string(original.to_string()).ok();
             let refusal = wire::error_response(
                 id.as_deref(),
                 ErrorCode::InvalidRequest,
                 "Too many requests are waiting for the client",
             );
-            if let Some(session) = self.members[index].started_session() {
+            if let Some(session) = self.member(index).and_then(|m| m.started_session()) {
                 self.to_member(&session, index, refusal).await;
             }
             return;
@@ -859,7 +889,7 @@ impl Aggregator {
             .ok()
             .and_then(|e| e.result)
             .and_then(|r| serde_json::from_str(r.get()).ok());
-        let name = &self.members[index].spec.name;
+        let name = &self.name_of(index);
         match own {
             Own::Initialize { job, .. } => {
                 self.initialized(index, result).await;
@@ -925,7 +955,9 @@ impl Aggregator {
 
     /// A server answered `initialize`: from now on it is routed to. Returns whether it is.
     async fn initialized(&self, index: usize, result: Option<Value>) -> bool {
-        let member = &self.members[index];
+        let Some(member) = self.member(index) else {
+            return false;
+        };
         let Some(result) = result else {
             tracing::error!(server = %member.spec.name, "the server refused initialize");
             *member.down_reason.lock() = "it refused initialize".to_string();
@@ -960,7 +992,7 @@ impl Aggregator {
         let introduced = {
             let state = self.state.lock();
             let params = state.client_initialize.clone();
-            params.and_then(|p| Some((p, self.members[index].introduce()?)))
+            params.and_then(|p| Some((p, self.member(index)?.introduce()?)))
         };
         let Some((params, session)) = introduced else {
             return;
@@ -973,10 +1005,19 @@ impl Aggregator {
     /// A server went away: its tools leave the client's view, and what it was asked (by the
     /// client, or waiting for the client) is answered or forgotten.
     async fn member_down(&self, index: usize, reason: &str) {
-        let member = &self.members[index];
+        let Some(member) = self.member(index) else {
+            return;
+        };
+        tracing::warn!(server = %member.spec.name, %reason, "server down");
+        self.forget(index, &member, reason).await;
+    }
+
+    /// What a server that went away (or was removed) leaves behind: its routes, resources,
+    /// pages and requests are forgotten, listings waiting on it go on, and the client is
+    /// told its tools are gone.
+    async fn forget(&self, index: usize, member: &Member, reason: &str) {
         let was_ready = member.live.lock().take().is_some_and(|live| live.ready);
         *member.down_reason.lock() = reason.to_string();
-        tracing::warn!(server = %member.spec.name, %reason, "server down");
         member
             .spec
             .gateway

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{Aggregator, AggregatorOptions, MemberSpec};
+use super::Servers;
 use crate::gateway::Gateway;
 use crate::session::{Outbox, Session};
 use crate::stdio::console::{self, Console, ConsoleEnd};
@@ -14,19 +14,11 @@ use crate::stdio::StdioOptions;
 /// gateway.
 pub async fn run(
     front: Arc<Gateway>,
-    members: Vec<MemberSpec>,
+    servers: Arc<Servers>,
     options: StdioOptions,
 ) -> std::io::Result<i32> {
     let stdout = console::open_stdout()?;
-    let aggregator = Aggregator::new(
-        Arc::clone(&front),
-        members,
-        AggregatorOptions {
-            identity: options.identity.clone(),
-            shutdown_grace: options.shutdown_grace,
-            max_line_bytes: options.max_line_bytes,
-        },
-    );
+    let aggregator = servers.aggregator(Arc::clone(&front), options.identity.clone());
     let session = Session::open_with_outboxes(
         options.identity.clone(),
         Outbox::Pipe(Arc::clone(&stdout)),

@@ -1,6 +1,7 @@
 //! `toolgate -c gateway.yaml`: many servers behind one gateway, each with its own policy
 //! (docs/GATEWAY.md).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -120,7 +121,8 @@ pub fn run(args: RunArgs, config_path: PathBuf) -> anyhow::Result<ExitCode> {
     };
     let state_dir = expand_home(&args.state_dir)?;
     let dsn = state_dsn(&args, &state_dir);
-    let config_dir = absolute(&config_path)?
+    let config_path = absolute(&config_path)?;
+    let config_dir = config_path
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
@@ -132,6 +134,7 @@ pub fn run(args: RunArgs, config_path: PathBuf) -> anyhow::Result<ExitCode> {
         let (audit, hasher) = open_audit(&args, &state_dir)?;
         // The gateway-wide policy decides (and audits) calls only when there is one: without
         // it every line would repeat the server's own.
+        let front_path_at_start = loaded.policy.as_ref().map(|(path, _)| path.clone());
         let (front_policy, front_path, front_audit) = match loaded.policy {
             Some((path, policy)) => (policy, Some(path), audit.clone()),
             None => (
@@ -152,49 +155,30 @@ pub fn run(args: RunArgs, config_path: PathBuf) -> anyhow::Result<ExitCode> {
             hasher.clone(),
             options,
         );
-        // Reload watchers and background tasks, which live as long as the gateway.
-        let mut watches = Vec::new();
-        let mut tasks = Vec::new();
-        let mut members = Vec::new();
-        for (server, policy_path, policy) in loaded.servers {
-            // Each server's counters live under a prefix of their own: two servers' policies
-            // may name the same counter.
-            let prefix = format!("{}:{}", args.state_prefix, server.name);
-            let store = toolgate_state::open_store(&dsn, &prefix, clock.clone())
-                .context("cannot open the counter store")?;
-            let lock = match &policy_path {
-                Some(path) => LockFile::of_policy(&policy, path).map_err(anyhow::Error::msg)?,
-                None => None,
-            };
-            let options = gateway_options(
+        let factory = Arc::new(MemberFactory {
+            dsn: dsn.clone(),
+            state_prefix: args.state_prefix.clone(),
+            clock: clock.clone(),
+            audit: audit.clone(),
+            hasher: hasher.clone(),
+            config_dir: config_dir.clone(),
+            watch: !args.no_watch,
+            options: gateway_options(
                 &args,
                 Arc::clone(&approvals),
                 Some(Arc::clone(&pins)),
-                server.name.clone(),
-            );
-            let gateway = Gateway::new(
-                policy,
-                store,
-                clock.clone(),
-                audit.for_server(&server.name),
-                hasher.clone(),
-                options,
-            );
-            gateway.set_pin_lock(lock);
-            tasks.extend(gateway.spawn_pin_watcher());
-            if let (Some(path), false) = (&policy_path, args.no_watch) {
-                let watch = toolgate_proxy::reload::watch(Arc::clone(&gateway), absolute(path)?)
-                    .context("cannot watch a server's policy file")?;
-                watches.push(watch);
-            }
-            tasks.extend(toolgate_proxy::approvals::spawn_sweeper(&gateway));
-            members.push(MemberSpec {
-                target: target_of(&server.transport, &config_dir)?,
-                name: server.name,
-                gateway,
-                restart: server.restart,
-            });
+                String::new(),
+            ),
+        });
+        // What each server's gateway runs beside it (its policy watcher, its tasks), by name.
+        let mut running = HashMap::new();
+        let mut members = Vec::new();
+        for (server, policy_path, policy) in loaded.servers {
+            let (spec, resources) = factory.build(server, policy_path, policy)?;
+            running.insert(spec.name.clone(), resources);
+            members.push(spec);
         }
+        let mut watches = Vec::new();
         let _approvals = super::approvals::start_for_gateway(&front, &args, &state_dir).await?;
         if let (Some(path), false) = (&front_path, args.no_watch) {
             let watch = toolgate_proxy::reload::watch(Arc::clone(&front), absolute(path)?)
@@ -209,21 +193,34 @@ pub fn run(args: RunArgs, config_path: PathBuf) -> anyhow::Result<ExitCode> {
         };
         let served_http = args.transport == Some(TransportArg::Http);
         let front_audits = stdio.policy_path.is_some();
-        let code = if served_http {
-            let servers = Servers {
-                members,
-                options: AggregatorOptions {
-                    identity: None,
-                    shutdown_grace: stdio.shutdown_grace,
-                    max_line_bytes: stdio.max_line_bytes,
-                },
+        let servers = Arc::new(Servers::new(
+            members,
+            AggregatorOptions {
+                identity: None,
+                shutdown_grace: stdio.shutdown_grace,
+                max_line_bytes: stdio.max_line_bytes,
+            },
+        ));
+        let _config_watch = if args.no_watch {
+            None
+        } else {
+            let reload = ConfigReload {
+                path: config_path.clone(),
+                policy: front_path_at_start.clone(),
+                servers: Arc::clone(&servers),
+                factory: Arc::clone(&factory),
+                running: Arc::new(tokio::sync::Mutex::new(running)),
+                audit: audit.clone(),
             };
-            let target = UpstreamTarget::Aggregate(Arc::new(servers));
+            Some(reload.watch()?)
+        };
+        let code = if served_http {
+            let target = UpstreamTarget::Aggregate(Arc::clone(&servers));
             super::run_http::listen(front, target, &args, stdio.policy_path)
                 .await
                 .map_err(std::io::Error::other)
         } else {
-            toolgate_proxy::aggregate::stdio::run(front, members, stdio).await
+            toolgate_proxy::aggregate::stdio::run(front, servers, stdio).await
         };
         // On the log itself: the gateway-wide policy's sink is off when there is none.
         let stopped = toolgate_proxy::audit::AuditEvent::Shutdown {
@@ -234,7 +231,6 @@ pub fn run(args: RunArgs, config_path: PathBuf) -> anyhow::Result<ExitCode> {
             audit.record_and_flush(stopped, Duration::from_secs(2));
         }
         drop(watches);
-        tasks.iter().for_each(tokio::task::JoinHandle::abort);
         code.map_err(anyhow::Error::from)
     })?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
@@ -262,4 +258,189 @@ pub(super) fn target_of(
             UpstreamTarget::Http(Arc::new(target))
         }
     })
+}
+
+/// Builds a server's gateway (its policy, its counters under its own prefix, its audit
+/// lines with `server`, its pins) and what runs beside it.
+struct MemberFactory {
+    dsn: String,
+    state_prefix: String,
+    clock: Arc<SystemClock>,
+    audit: AuditSink,
+    hasher: Option<toolgate_proxy::audit::ArgsHasher>,
+    config_dir: PathBuf,
+    watch: bool,
+    /// The command line's settings, for every server's gateway (the name is each server's).
+    options: toolgate_proxy::GatewayOptions,
+}
+
+/// What a server's gateway runs beside it; stopped when the server leaves the config.
+struct MemberResources {
+    _watch: Option<toolgate_proxy::reload::WatchHandle>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for MemberResources {
+    fn drop(&mut self) {
+        self.tasks.iter().for_each(tokio::task::JoinHandle::abort);
+    }
+}
+
+impl MemberFactory {
+    fn build(
+        &self,
+        server: ServerConfig,
+        policy_path: Option<PathBuf>,
+        policy: Policy,
+    ) -> anyhow::Result<(MemberSpec, MemberResources)> {
+        // Each server's counters live under a prefix of their own: two servers' policies
+        // may name the same counter.
+        let prefix = format!("{}:{}", self.state_prefix, server.name);
+        let store = toolgate_state::open_store(&self.dsn, &prefix, self.clock.clone())
+            .context("cannot open the counter store")?;
+        let lock = match &policy_path {
+            Some(path) => LockFile::of_policy(&policy, path).map_err(anyhow::Error::msg)?,
+            None => None,
+        };
+        let options = toolgate_proxy::GatewayOptions {
+            server_name: server.name.clone(),
+            ..self.options.clone()
+        };
+        let gateway = Gateway::new(
+            policy,
+            store,
+            self.clock.clone(),
+            self.audit.for_server(&server.name),
+            self.hasher.clone(),
+            options,
+        );
+        gateway.set_pin_lock(lock);
+        let mut tasks: Vec<_> = gateway.spawn_pin_watcher().into_iter().collect();
+        tasks.extend(toolgate_proxy::approvals::spawn_sweeper(&gateway));
+        let watch = match (&policy_path, self.watch) {
+            (Some(path), true) => Some(
+                toolgate_proxy::reload::watch(Arc::clone(&gateway), absolute(path)?)
+                    .context("cannot watch a server's policy file")?,
+            ),
+            _ => None,
+        };
+        let spec = MemberSpec {
+            target: target_of(&server.transport, &self.config_dir)?,
+            config: config_of(&server, policy_path.as_deref()),
+            name: server.name,
+            gateway,
+            restart: server.restart,
+        };
+        Ok((
+            spec,
+            MemberResources {
+                _watch: watch,
+                tasks,
+            },
+        ))
+    }
+}
+
+/// What decides whether a server changed across a config reload: how it is reached, its
+/// restart policy and which policy file it has (edits to that file reload by themselves).
+fn config_of(server: &ServerConfig, policy_path: Option<&Path>) -> String {
+    format!(
+        "{:?} {:?} {:?}",
+        server.transport, server.restart, policy_path
+    )
+}
+
+/// A change to the gateway config while it runs: servers added are started, removed ones
+/// stopped, changed ones restarted; an invalid file keeps the running config, every error
+/// logged. (Each policy file reloads on its own, as any policy does.)
+struct ConfigReload {
+    path: PathBuf,
+    /// The gateway-wide policy file at start: changing which file it is needs a restart.
+    policy: Option<PathBuf>,
+    servers: Arc<Servers>,
+    factory: Arc<MemberFactory>,
+    running: Arc<tokio::sync::Mutex<HashMap<String, MemberResources>>>,
+    audit: AuditSink,
+}
+
+impl ConfigReload {
+    fn watch(self) -> anyhow::Result<toolgate_proxy::reload::WatchHandle> {
+        let path = self.path.clone();
+        let this = Arc::new(self);
+        toolgate_proxy::reload::watch_file(
+            path,
+            || None,
+            move || {
+                let this = Arc::clone(&this);
+                Box::pin(async move { this.reload().await })
+            },
+        )
+        .context("cannot watch the gateway config")
+    }
+
+    async fn reload(&self) {
+        // One at a time, from read to swap: an older read never wins.
+        let mut running = self.running.lock().await;
+        let loaded = match load(&self.path) {
+            Ok(Ok(loaded)) => loaded,
+            Ok(Err(report)) => return self.failed(report.lines().map(str::to_string).collect()),
+            Err(e) => return self.failed(vec![format!("{e:#}")]),
+        };
+        let policy = loaded.policy.as_ref().map(|(path, _)| path.clone());
+        if policy != self.policy {
+            return self.failed(vec![format!(
+                "{}: `policy` names another file than at start; restart toolgate to change \
+                 which file the gateway-wide policy is (edits to the file itself reload)",
+                self.path.display()
+            )]);
+        }
+        let current = self.servers.members();
+        let mut specs = Vec::new();
+        let mut built = HashMap::new();
+        for (server, policy_path, policy) in loaded.servers {
+            let config = config_of(&server, policy_path.as_deref());
+            if let Some(same) = current
+                .iter()
+                .find(|m| m.name == server.name && m.config == config)
+            {
+                specs.push(same.clone());
+                continue;
+            }
+            match self.factory.build(server, policy_path, policy) {
+                Ok((spec, resources)) => {
+                    built.insert(spec.name.clone(), resources);
+                    specs.push(spec);
+                }
+                Err(e) => return self.failed(vec![format!("{e:#}")]),
+            }
+        }
+        let (removed, added) = self.servers.replace(specs).await;
+        for name in &removed {
+            running.remove(name);
+        }
+        running.extend(built);
+        if removed.is_empty() && added.is_empty() {
+            return;
+        }
+        tracing::info!(?removed, ?added, "gateway config reloaded");
+        self.audit
+            .record(toolgate_proxy::audit::AuditEvent::Reload {
+                ok: true,
+                policy: None,
+                errors: Vec::new(),
+            });
+    }
+
+    fn failed(&self, errors: Vec<String>) {
+        for error in &errors {
+            tracing::error!("{error}");
+        }
+        tracing::error!("gateway config reload failed; keeping the running servers");
+        self.audit
+            .record(toolgate_proxy::audit::AuditEvent::Reload {
+                ok: false,
+                policy: None,
+                errors,
+            });
+    }
 }
