@@ -22,6 +22,7 @@ from mcp import MCPError
 from http_harness import URL_LINE, env_without_proxies, http_session, stop
 from toolgate_harness import (
     E2E_DIR,
+    dump,
     MCP_PACKAGES,
     Gateway,
     everything_command,
@@ -518,3 +519,42 @@ async def test_editing_the_config_adds_and_removes_servers_while_it_runs(gateway
             await c.session.call_tool("b__beta_1", {})
     ready = [e["server"] for e in gateway.audit_events() if e.get("event") == "server_health" and e.get("up")]
     assert ready.count("a") == 1, "an unchanged server was restarted"
+
+
+@pytest.mark.anyio
+async def test_server_requests_from_two_servers_reach_the_client_and_go_back(gateway: Gateway, tmp_path: Path) -> None:
+    """Two everything servers use the same ids for their own requests; the gateway relays
+    each server's sampling, elicitation and roots requests under ids it mints, and each
+    answer goes back to the server that asked."""
+    from test_stdio_proxy import Callbacks
+
+    cb = Callbacks(roots=[tmp_path])
+    config = write_config(gateway, {"one": {"command": everything_command()}, "two": {"command": everything_command()}})
+    async with session(gateway, config, **cb.all()) as c:
+        sampled: dict[str, str] = {}
+
+        async def sample(server: str) -> None:
+            result = await c.session.call_tool(f"{server}__trigger-sampling-request", {"prompt": f"from {server}"})
+            sampled[server] = first_text(result)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(sample, "one")
+            group.start_soon(sample, "two")
+        assert all("a sampled answer from the client" in text for text in sampled.values()), sampled
+        prompts = sorted(json.dumps(dump(r)) for r in cb.sampling_requests)
+        assert len(prompts) == 2 and "from one" in prompts[0] and "from two" in prompts[1]
+
+        elicited = await c.session.call_tool("two__trigger-elicitation-request", {})
+        assert "Ada Lovelace" in json.dumps(dump(elicited))
+        roots = first_text(await c.session.call_tool("one__get-roots-list", {}))
+        assert tmp_path.resolve().as_uri() in roots
+
+        steps: list[float] = []
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            steps.append(progress)
+
+        done = await c.session.call_tool(
+            "two__trigger-long-running-operation", {"duration": 0.6, "steps": 3}, progress_callback=on_progress
+        )
+        assert not done.is_error and len(steps) == 3
