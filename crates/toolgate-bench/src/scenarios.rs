@@ -196,6 +196,11 @@ pub fn catalogue(sweeps: bool) -> Vec<Scenario> {
             toolgate(Store::Default, true, MAIN_POLICY_TOOLS),
             Some("direct-stdio"),
         ),
+        main(
+            "toolgate-gateway3-stdio",
+            Target::Gateway { servers: 3 },
+            Some("direct-stdio"),
+        ),
         over(
             Transport::Http,
             Transport::Http,
@@ -207,6 +212,15 @@ pub fn catalogue(sweeps: bool) -> Vec<Scenario> {
             main(
                 "toolgate-http",
                 toolgate(Store::Memory, false, MAIN_POLICY_TOOLS),
+                Some("direct-http"),
+            ),
+        ),
+        over(
+            Transport::Http,
+            Transport::Stdio,
+            main(
+                "toolgate-gateway3-http",
+                Target::Gateway { servers: 3 },
                 Some("direct-http"),
             ),
         ),
@@ -256,14 +270,6 @@ pub fn catalogue(sweeps: bool) -> Vec<Scenario> {
             ),
         ),
     ];
-    all.insert(
-        5,
-        main(
-            "toolgate-gateway3-stdio",
-            Target::Gateway { servers: 3 },
-            Some("direct-stdio"),
-        ),
-    );
     if !sweeps {
         return all;
     }
@@ -449,7 +455,7 @@ fn launch(
             }
             let config_path = dir.join("gateway.yaml");
             std::fs::write(&config_path, config).context("cannot write the gateway config")?;
-            let args: Vec<OsString> = vec![
+            let mut args: Vec<OsString> = vec![
                 "-c".into(),
                 config_path.into(),
                 "--state-dir".into(),
@@ -460,6 +466,9 @@ fn launch(
                 "warn".into(),
                 "--no-audit".into(),
             ];
+            if scenario.client == Transport::Http {
+                args.extend(["--transport", "http", "--port", "0"].map(OsString::from));
+            }
             Ok((
                 Launch {
                     program: toolgate,
@@ -717,7 +726,7 @@ mod tests {
                 assert_eq!(base.payload_bytes, s.payload_bytes, "{}", s.name);
             }
         }
-        assert_eq!(catalogue(false).len(), 13);
+        assert_eq!(catalogue(false).len(), 14);
     }
 
     #[test]
