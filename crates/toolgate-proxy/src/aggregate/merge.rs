@@ -59,6 +59,9 @@ impl Listing {
     }
 }
 
+/// The longest tool name Claude's clients (and others) accept: `^[a-zA-Z0-9_-]{1,64}$`.
+const CLIENT_NAME_LIMIT: usize = 64;
+
 /// One server's page: its items (renamed into the aggregated view) and its next cursor.
 pub struct Page {
     pub items: Vec<Value>,
@@ -82,6 +85,13 @@ pub fn page_of(listing: Listing, server: &str, mut result: Value) -> Page {
             .filter_map(|mut item| {
                 let name = item.get("name")?.as_str()?;
                 let renamed = names::prefixed(server, name);
+                if renamed.len() > CLIENT_NAME_LIMIT {
+                    tracing::warn!(
+                        tool = %renamed,
+                        "longer than the {CLIENT_NAME_LIMIT} characters many clients accept in a \
+                         tool name; a shorter server name in the gateway config helps"
+                    );
+                }
                 item["name"] = Value::String(renamed);
                 Some(item)
             })
