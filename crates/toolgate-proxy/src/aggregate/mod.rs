@@ -275,14 +275,6 @@ impl Aggregator {
         }
     }
 
-    /// Servers, in config order, and whether each is answering.
-    pub fn health(&self) -> Vec<(String, bool)> {
-        self.current()
-            .into_iter()
-            .map(|(_, m)| (m.spec.name.clone(), m.ready_session().is_some()))
-            .collect()
-    }
-
     fn member_index(&self, name: &str) -> Option<usize> {
         self.current()
             .into_iter()
