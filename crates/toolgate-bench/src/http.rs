@@ -150,6 +150,7 @@ impl HttpSession {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
+        install_crypto_provider();
         let client = reqwest::Client::builder()
             .timeout(stall)
             .no_proxy()
@@ -431,5 +432,12 @@ mod tests {
             vec![b"{\"a\":1}".to_vec(), b"{\"b\":2}".to_vec()]
         );
         assert_eq!(messages(false, b"{}"), vec![b"{}".to_vec()]);
+    }
+}
+
+/// The crypto provider reqwest needs when the workspace's build turned its TLS on.
+fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
     }
 }

@@ -26,6 +26,7 @@ pub mod secret_file;
 pub mod session;
 pub mod stdio;
 pub mod strict_json;
+pub mod tls;
 pub mod tool_listing;
 pub(crate) mod upstream_ids;
 pub mod wire;

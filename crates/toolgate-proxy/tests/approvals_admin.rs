@@ -30,6 +30,7 @@ async fn start_admin(g: &Gate) -> String {
 }
 
 fn client() -> reqwest::Client {
+    toolgate_proxy::tls::install_crypto_provider();
     reqwest::Client::new()
 }
 

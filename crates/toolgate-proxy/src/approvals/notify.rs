@@ -38,6 +38,7 @@ pub(crate) struct Notifier {
 
 impl Notifier {
     pub(crate) fn new(timeout: Duration) -> Option<Notifier> {
+        crate::tls::install_crypto_provider();
         let client = reqwest::Client::builder()
             .timeout(timeout)
             // A signed body goes where the policy says, not where a redirect points.

@@ -131,6 +131,7 @@ pub struct Client {
 
 impl Client {
     pub fn new(url: &str) -> Client {
+        toolgate_proxy::tls::install_crypto_provider();
         Client {
             http: reqwest::Client::builder()
                 .pool_max_idle_per_host(0)

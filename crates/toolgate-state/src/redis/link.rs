@@ -249,6 +249,6 @@ pub(crate) fn scrub(text: &str, password: Option<&str>) -> String {
 /// install the one the rest of toolgate uses, unless something already did.
 fn install_crypto_provider() {
     if rustls::crypto::CryptoProvider::get_default().is_none() {
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let _ = rustls::crypto::ring::default_provider().install_default();
     }
 }

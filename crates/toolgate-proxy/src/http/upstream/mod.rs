@@ -39,6 +39,7 @@ pub struct HttpClient {
 impl HttpClient {
     pub fn new(target: Arc<HttpUpstream>) -> Result<HttpClient, reqwest::Error> {
         let origin = target.url.origin();
+        crate::tls::install_crypto_provider();
         let client = reqwest::Client::builder()
             .connect_timeout(target.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(60))
