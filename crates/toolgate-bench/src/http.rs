@@ -419,6 +419,13 @@ fn messages(sse: bool, body: &[u8]) -> Vec<Vec<u8>> {
     out
 }
 
+/// The crypto provider reqwest needs when the workspace's build turned its TLS on.
+fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -432,12 +439,5 @@ mod tests {
             vec![b"{\"a\":1}".to_vec(), b"{\"b\":2}".to_vec()]
         );
         assert_eq!(messages(false, b"{}"), vec![b"{}".to_vec()]);
-    }
-}
-
-/// The crypto provider reqwest needs when the workspace's build turned its TLS on.
-fn install_crypto_provider() {
-    if rustls::crypto::CryptoProvider::get_default().is_none() {
-        let _ = rustls::crypto::ring::default_provider().install_default();
     }
 }
