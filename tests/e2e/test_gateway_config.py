@@ -9,7 +9,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -415,12 +415,12 @@ async def test_status_and_explain_speak_of_servers(gateway: Gateway) -> None:
 
 
 @contextmanager
-def gateway_listener(gateway: Gateway, config: Path) -> Iterator[str]:
+def gateway_listener(gateway: Gateway, config: Path, extra: Sequence[str] = ()) -> Iterator[str]:
     """`toolgate -c gateway.yaml --transport http` on a free port; yields its base URL."""
     argv = [
         str(toolgate_bin()), "-c", str(config), "--state-dsn", "memory:",
         "--state-dir", str(gateway.state_dir), "--audit-dir", str(gateway.audit_dir),
-        "--log-level", "debug", "--transport", "http", "--port", "0",
+        "--log-level", "debug", "--transport", "http", "--port", "0", *extra,
     ]
     log = gateway.new_log("gateway-http")
     with open(log, "ab") as err:
@@ -558,3 +558,32 @@ async def test_server_requests_from_two_servers_reach_the_client_and_go_back(gat
             "two__trigger-long-running-operation", {"duration": 0.6, "steps": 3}, progress_callback=on_progress
         )
         assert not done.is_error and len(steps) == 3
+
+
+def test_a_session_that_would_start_more_processes_than_are_left_is_refused(gateway: Gateway) -> None:
+    """Over HTTP every session starts a process per stdio server: a client cannot open
+    sessions past `--max-children`, counted in processes, not sessions."""
+    import urllib.error
+    import urllib.request
+
+    servers = {name: paging_server(name, tools=1, page=10) for name in ("a", "b", "c")}
+    config = write_config(gateway, servers)
+    initialize = json.dumps({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    }).encode()
+    with gateway_listener(gateway, config, extra=["--max-children", "5"]) as base:
+        def open_session() -> int:
+            request = urllib.request.Request(
+                base + "/mcp", data=initialize, method="POST",
+                headers={"Content-Type": "application/json", "Accept": "application/json, text/event-stream"},
+            )
+            opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+            try:
+                with opener.open(request, timeout=30) as answer:
+                    return answer.status
+            except urllib.error.HTTPError as refused:
+                return refused.code
+
+        assert open_session() == 200  # 3 of 5 processes
+        assert open_session() == 503  # 3 more would make 6

@@ -20,6 +20,19 @@ pub const MAX_SERVERS: usize = 64;
 /// What separates a server's name from its tool's in the aggregated view.
 pub const NAME_SEPARATOR: &str = "__";
 
+/// The aggregated name of a server's tool or prompt: `<server>__<name>`.
+pub fn aggregated_name(server: &str, name: &str) -> String {
+    format!("{server}{NAME_SEPARATOR}{name}")
+}
+
+/// The server and the server's own name of an aggregated name. Server names never contain
+/// the separator, so the first one splits; the rest (which may hold `__`) is the tool's.
+pub fn split_aggregated_name(aggregated: &str) -> Option<(&str, &str)> {
+    aggregated
+        .split_once(NAME_SEPARATOR)
+        .filter(|(server, name)| !server.is_empty() && !name.is_empty())
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct GatewayConfig {
     /// In the order the file lists them (the order of merged listings).
@@ -553,6 +566,20 @@ mod tests {
         assert!(is_gateway_config("version: \"1\"\nservers: {}\n"));
         assert!(!is_gateway_config("version: \"1\"\ntools: {}\n"));
         assert!(!is_gateway_config("{"));
+    }
+
+    #[test]
+    fn aggregated_names_split_at_the_first_separator() {
+        assert_eq!(
+            split_aggregated_name("files__read_file"),
+            Some(("files", "read_file"))
+        );
+        assert_eq!(split_aggregated_name("a__b__c"), Some(("a", "b__c")));
+        assert_eq!(split_aggregated_name("plain"), None);
+        assert_eq!(split_aggregated_name("__x"), None);
+        assert_eq!(split_aggregated_name("x__"), None);
+        let name = aggregated_name("mem", "get__it");
+        assert_eq!(split_aggregated_name(&name), Some(("mem", "get__it")));
     }
 
     #[test]

@@ -50,6 +50,13 @@ pub use ir::{
 };
 pub use window::{Window, WindowMode};
 
+/// A policy that allows every call and hides nothing: what decides where toolgate needs a
+/// gateway but the user gave no policy (listing a server's tools; a gateway config's server
+/// without a `policy`, or one without a gateway-wide policy).
+pub fn allow_all() -> Result<Policy, Vec<Diagnostic>> {
+    compile("version: \"1\"\ntools: {}\n")
+}
+
 /// Parses, validates and compiles policy text (YAML or JSON, any supported form).
 ///
 /// On failure, returns every problem found, sorted by position.

@@ -31,7 +31,10 @@ mod sqlite;
 mod store;
 mod windows;
 
-pub use self::redis::{RedisApprovals, RedisDsn, RedisOptions, RedisPins, RedisStore, RedisTime};
+pub use self::redis::{
+    install_crypto_provider, RedisApprovals, RedisDsn, RedisOptions, RedisPins, RedisStore,
+    RedisTime,
+};
 pub use approvals::{
     open_approvals, Admission, AdmitOutcome, ApprovalError, ApprovalRecord, ApprovalState,
     ApprovalStore, ListFilter, MemoryApprovals, NewApproval, SharedApprovals, SqliteApprovals,

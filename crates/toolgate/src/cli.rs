@@ -384,7 +384,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub allow_unauthenticated: bool,
 
-    /// Most server child processes alive at once (stdio upstreams: one per session).
+    /// Most server child processes alive at once (stdio upstreams: one per session; behind a
+    /// gateway config, one per stdio server per session).
     #[arg(long, value_name = "N", default_value_t = 256)]
     pub max_children: usize,
 

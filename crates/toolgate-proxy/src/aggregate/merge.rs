@@ -3,8 +3,6 @@
 
 use serde_json::{json, Map, Value};
 
-use super::names;
-
 /// The four listings merged across servers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Listing {
@@ -84,7 +82,7 @@ pub fn page_of(listing: Listing, server: &str, mut result: Value) -> Page {
             .into_iter()
             .filter_map(|mut item| {
                 let name = item.get("name")?.as_str()?;
-                let renamed = names::prefixed(server, name);
+                let renamed = toolgate_policy::gateway_config::aggregated_name(server, name);
                 if renamed.len() > CLIENT_NAME_LIMIT {
                     tracing::warn!(
                         tool = %renamed,

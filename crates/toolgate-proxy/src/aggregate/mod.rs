@@ -61,6 +61,9 @@ const MAX_LATE_PAGES: usize = 16;
 /// Resource URIs and templates remembered for routing: a server listing ever new ones
 /// cannot grow the map without end (past it, a URI is routed as an unlisted one is).
 const MAX_LEARNED_RESOURCES: usize = 100_000;
+/// Resource templates remembered: every unlisted URI is matched against each, so they are
+/// kept few (servers have a handful).
+const MAX_LEARNED_TEMPLATES: usize = 1_000;
 
 /// Settings for the connections to the servers.
 #[derive(Debug, Clone)]
@@ -471,7 +474,7 @@ impl Aggregator {
                 .await;
         };
         let aggregated = slot.as_str().unwrap_or_default().to_string();
-        let target = names::split(&aggregated)
+        let target = toolgate_policy::gateway_config::split_aggregated_name(&aggregated)
             .and_then(|(server, name)| Some((self.member_index(server)?, name)));
         let Some((index, name)) = target else {
             let message = wire::unknown_tool_message(&aggregated);
@@ -551,7 +554,8 @@ impl Aggregator {
         let Some((index, original)) =
             id.and_then(|id| self.state.lock().server_requests.remove(&id))
         else {
-            tracing::warn!("the client answered a request no server sent; dropped");
+            // Debug, not warn: a client could otherwise fill the log at its own pace.
+            tracing::debug!("the client answered a request no server sent; dropped");
             return;
         };
         let Some(text) = with_id(text, &original) else {
@@ -658,16 +662,11 @@ impl Aggregator {
                 }
             },
         };
-        // Each server once, however often a cursor names it: a forged cursor must not turn
-        // one request into thousands.
-        let mut seen = std::collections::HashSet::new();
+        // (`decode_cursor` names each server once.)
         let asks: Vec<(usize, Arc<Session>, Option<String>)> = resume
             .into_iter()
             .filter_map(|(name, cursor)| {
                 let index = self.member_index(&name)?;
-                if !seen.insert(index) {
-                    return None;
-                }
                 Some((index, self.member(index)?.ready_session()?, cursor))
             })
             .collect();
@@ -1114,7 +1113,7 @@ fn learn_resources(state: &mut State, listing: Listing, index: usize, items: &[V
         Listing::Templates => {
             for template in items.iter().filter_map(|t| t.get("uriTemplate")?.as_str()) {
                 let prefix = template.split('{').next().unwrap_or_default().to_string();
-                if state.templates.len() < MAX_LEARNED_RESOURCES
+                if state.templates.len() < MAX_LEARNED_TEMPLATES
                     && !state.templates.contains(&(prefix.clone(), index))
                 {
                     state.templates.push((prefix, index));
@@ -1153,5 +1152,30 @@ impl MessageHandler<ToServer> for FrontReturn {
                 None => false,
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn what_servers_list_is_remembered_within_bounds() {
+        let mut state = State::default();
+        let uris: Vec<Value> = (0..MAX_LEARNED_RESOURCES + 10)
+            .map(|i| serde_json::json!({"uri": format!("r://{i}")}))
+            .collect();
+        learn_resources(&mut state, Listing::Resources, 0, &uris);
+        assert_eq!(state.resources.len(), MAX_LEARNED_RESOURCES);
+        // A URI already known still learns its second server (and so is routed to neither).
+        learn_resources(&mut state, Listing::Resources, 1, &uris[..1]);
+        assert_eq!(state.resources["r://0"], vec![0, 1]);
+        let templates: Vec<Value> = (0..MAX_LEARNED_TEMPLATES + 10)
+            .map(|i| serde_json::json!({"uriTemplate": format!("t://{i}/{{id}}")}))
+            .collect();
+        learn_resources(&mut state, Listing::Templates, 0, &templates);
+        learn_resources(&mut state, Listing::Templates, 0, &templates[..5]);
+        assert_eq!(state.templates.len(), MAX_LEARNED_TEMPLATES);
     }
 }

@@ -1,21 +1,7 @@
-//! Names in the aggregated view (`<server>__<tool>`) and the cursors the aggregator mints
-//! for merged listings.
+//! The cursors the aggregator mints for merged listings. (Aggregated names are
+//! `toolgate_policy::gateway_config::{aggregated_name, split_aggregated_name}`.)
 
 use base64::Engine;
-use toolgate_policy::gateway_config::NAME_SEPARATOR;
-
-/// The aggregated name of a server's tool or prompt.
-pub fn prefixed(server: &str, name: &str) -> String {
-    format!("{server}{NAME_SEPARATOR}{name}")
-}
-
-/// The server and the server's own name of an aggregated name. Server names never contain
-/// the separator, so the first one splits; the rest (which may hold `__`) is the tool's.
-pub fn split(aggregated: &str) -> Option<(&str, &str)> {
-    aggregated
-        .split_once(NAME_SEPARATOR)
-        .filter(|(server, name)| !server.is_empty() && !name.is_empty())
-}
 
 /// Where a merged listing goes on: for each server with more to list, the cursor it gave.
 /// `None` is a server not listed yet.
@@ -30,7 +16,9 @@ pub fn encode_cursor(resume: &Resume) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
 }
 
-/// Reads a cursor the aggregator minted; `None` for anything else.
+/// Reads a cursor the aggregator minted; `None` for anything else. A server named more than
+/// once counts once (its first cursor): a forged cursor must not turn one request into
+/// thousands.
 pub fn decode_cursor(cursor: &str) -> Option<Resume> {
     if cursor.len() > MAX_CURSOR_BYTES {
         return None;
@@ -38,7 +26,9 @@ pub fn decode_cursor(cursor: &str) -> Option<Resume> {
     let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(cursor)
         .ok()?;
-    let resume: Resume = serde_json::from_slice(&json).ok()?;
+    let mut resume: Resume = serde_json::from_slice(&json).ok()?;
+    let mut seen = std::collections::HashSet::new();
+    resume.retain(|(server, _)| seen.insert(server.clone()));
     (!resume.is_empty()).then_some(resume)
 }
 
@@ -46,16 +36,6 @@ pub fn decode_cursor(cursor: &str) -> Option<Resume> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    #[test]
-    fn names_split_at_the_first_separator() {
-        assert_eq!(split("files__read_file"), Some(("files", "read_file")));
-        assert_eq!(split("a__b__c"), Some(("a", "b__c")));
-        assert_eq!(split("plain"), None);
-        assert_eq!(split("__x"), None);
-        assert_eq!(split("x__"), None);
-        assert_eq!(split(&prefixed("mem", "get__it")), Some(("mem", "get__it")));
-    }
 
     #[test]
     fn cursors_round_trip_and_refuse_foreign_text() {
@@ -67,5 +47,12 @@ mod tests {
         assert_eq!(decode_cursor("not base64!"), None);
         assert_eq!(decode_cursor(&encode_cursor(&Vec::new())), None);
         assert_eq!(decode_cursor(&"A".repeat(MAX_CURSOR_BYTES + 1)), None);
+        let repeated: Resume = (0..1000)
+            .map(|i| ("a".to_string(), Some(i.to_string())))
+            .collect();
+        assert_eq!(
+            decode_cursor(&encode_cursor(&repeated)),
+            Some(vec![("a".to_string(), Some("0".to_string()))])
+        );
     }
 }

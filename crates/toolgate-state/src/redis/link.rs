@@ -246,8 +246,9 @@ pub(crate) fn scrub(text: &str, password: Option<&str>) -> String {
 }
 
 /// rustls needs a process-wide crypto provider when more than one (or none) is compiled in;
-/// install the one the rest of toolgate uses, unless something already did.
-fn install_crypto_provider() {
+/// install the one every TLS connection of toolgate uses (ring), unless something already
+/// did. Idempotent; the proxy calls it too, before building an HTTPS client.
+pub fn install_crypto_provider() {
     if rustls::crypto::CryptoProvider::get_default().is_none() {
         let _ = rustls::crypto::ring::default_provider().install_default();
     }

@@ -33,6 +33,7 @@ use crate::store::{CounterStore, ReserveItem, ReserveOutcome, StoreError, Ticket
 
 pub use approvals::RedisApprovals;
 pub use dsn::RedisDsn;
+pub use link::install_crypto_provider;
 pub use pins::RedisPins;
 
 use keys::Namespace;

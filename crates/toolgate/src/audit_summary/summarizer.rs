@@ -197,7 +197,9 @@ impl Summarizer {
                         instance: line.instance.to_string(),
                         // Behind a gateway config, as the client names it.
                         tool: match &line.server {
-                            Some(server) => format!("{server}__{tool}"),
+                            Some(server) => {
+                                toolgate_policy::gateway_config::aggregated_name(server, tool)
+                            }
                             None => tool.to_string(),
                         },
                         rule: line.rule.as_deref().map(str::to_string),

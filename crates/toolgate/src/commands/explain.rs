@@ -42,12 +42,12 @@ fn explain_in_gateway(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
-    let separator = toolgate_policy::gateway_config::NAME_SEPARATOR;
+    use toolgate_policy::gateway_config::{aggregated_name, split_aggregated_name};
     let (server, tool) = match &args.server {
         Some(server) => (server.as_str(), args.tool.as_str()),
-        None => args.tool.split_once(separator).with_context(|| {
+        None => split_aggregated_name(&args.tool).with_context(|| {
             format!(
-                "--tool {:?} names no server: give `<server>{separator}<tool>`, or --server",
+                "--tool {:?} names no server: give `<server>__<tool>`, or --server",
                 args.tool
             )
         })?,
@@ -65,7 +65,7 @@ fn explain_in_gateway(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
             names.join(", ")
         );
     };
-    let aggregated = format!("{server}{separator}{tool}");
+    let aggregated = aggregated_name(server, tool);
     let front = match &gateway.policy {
         Some((_, policy)) => Some(explain(policy, &aggregated, args)?),
         None => None,

@@ -24,10 +24,6 @@ use super::policy_file;
 use super::run::{absolute, expand_home, gateway_options, open_audit, runtime, state_dsn};
 use crate::cli::{RunArgs, TransportArg};
 
-/// What a server is decided by when its config names no policy: everything allowed (the
-/// gateway-wide policy, if any, still applies).
-const ALLOW_ALL: &str = "version: \"1\"\ntools: {}\n";
-
 /// Whether the file at `path` is a gateway config (its top level has `servers`). A file
 /// that cannot be read is not: the policy reader then says why, as it always has.
 pub fn is_gateway_config(path: &Path) -> bool {
@@ -80,7 +76,7 @@ pub fn load(path: &Path) -> anyhow::Result<Result<LoadedGateway, String>> {
             Some(Some((file, policy))) => servers.push((server.clone(), Some(file), policy)),
             Some(None) => {}
             None => {
-                let policy = toolgate_policy::compile(ALLOW_ALL)
+                let policy = toolgate_policy::allow_all()
                     .map_err(|_| anyhow::anyhow!("the allow-all policy did not compile"))?;
                 servers.push((server.clone(), None, policy));
             }
@@ -138,7 +134,7 @@ pub fn run(args: RunArgs, config_path: PathBuf) -> anyhow::Result<ExitCode> {
         let (front_policy, front_path, front_audit) = match loaded.policy {
             Some((path, policy)) => (policy, Some(path), audit.clone()),
             None => (
-                toolgate_policy::compile(ALLOW_ALL)
+                toolgate_policy::allow_all()
                     .map_err(|_| anyhow::anyhow!("the allow-all policy did not compile"))?,
                 None,
                 AuditSink::disabled(audit.instance().to_string()),
