@@ -9,6 +9,8 @@ import json
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -467,6 +469,89 @@ async def test_the_http_listener_serves_every_server_to_each_session(gateway: Ga
         assert "a__alpha_1" in [t["name"] for t in json.loads(run.stdout)["tools"]]
     decisions = [e for e in gateway.audit_events() if e.get("event") == "decision"]
     assert {e["server"] for e in decisions} == {"a", "everything"}
+
+
+@pytest.mark.anyio
+async def test_each_server_alone_at_its_own_path_under_its_own_names(gateway: Gateway, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "readme.txt").write_text("hello from files")
+    # The gateway-wide policy is written with aggregated names; it must hold at /mcp/files,
+    # where the client calls the tool by its own name.
+    gateway.write_policy(
+        'version: "1"\ntools:\n  files__write_file:\n    rules:\n      - name: read only\n        action: deny\n'
+        '        message: "the docs are read-only"\n',
+        gateway.dir / "everyone.yaml",
+    )
+    config = write_config(
+        gateway,
+        {"files": {"command": filesystem_command(docs)}, "a": paging_server("alpha", tools=2, page=10)},
+        policy="everyone.yaml",
+    )
+    with gateway_listener(gateway, config) as base:
+        async with http_session(base + "/mcp/files") as c:
+            names, _ = await all_tools(c.session)
+            assert {"read_text_file", "write_file"} <= set(names)
+            assert not any("__" in n for n in names), names
+            read = await c.session.call_tool("read_text_file", {"path": str(docs / "readme.txt")})
+            assert "hello from files" in first_text(read)
+            refused = await c.session.call_tool("write_file", {"path": str(docs / "x.txt"), "content": "x"})
+            assert is_denial(refused) and "read-only" in first_text(refused)
+            assert not (docs / "x.txt").exists()
+            # Another server's tools are not reachable from here, by any name: this one is
+            # asked of the files server, which has no such tool.
+            elsewhere = await c.session.call_tool("a__alpha_0", {})
+            assert elsewhere.is_error and "alpha: alpha_0" not in first_text(elsewhere)
+        # The aggregated view beside it is unchanged.
+        async with http_session(base + "/mcp") as c:
+            names, _ = await all_tools(c.session)
+            assert {"files__write_file", "a__alpha_0"} <= set(names)
+        # A path naming no server is a 404, like any unknown path.
+        request = urllib.request.Request(
+            base + "/mcp/nowhere", data=b"{}", method="POST",
+            headers={"Content-Type": "application/json", "Accept": "application/json, text/event-stream"},
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused_path:
+            urllib.request.build_opener(urllib.request.ProxyHandler({})).open(request, timeout=10)
+        assert refused_path.value.code == 404
+        assert "no server" in refused_path.value.read().decode()
+    decisions = [e for e in gateway.audit_events() if e.get("event") == "decision" and e.get("tool") == "files__write_file"]
+    assert decisions and decisions[0]["decision"] == "deny"
+
+
+@pytest.mark.anyio
+async def test_bare_when_unique_names_converge_and_the_gateway_wide_policy_sees_aggregated_names(gateway: Gateway) -> None:
+    gateway.write_policy(
+        'version: "1"\ntools:\n  b__beta_1:\n    rules:\n      - name: not this one\n        action: deny\n',
+        gateway.dir / "everyone.yaml",
+    )
+    # `a` lists everything on one page, `b` two tools a page: both list `crash`, and `b`'s
+    # comes on a later page than `a`'s.
+    config = write_config(
+        gateway,
+        {"a": paging_server("alpha", tools=3, page=10), "b": paging_server("beta", tools=3, page=2)},
+        policy="everyone.yaml",
+        tool_names="bare_when_unique",
+    )
+    async with session(gateway, config) as c:
+        changes = c.recorder.count(types.ToolListChangedNotification)
+        first, _ = await all_tools(c.session)
+        assert {"alpha_0", "alpha_2", "beta_0", "beta_2"} <= set(first), first
+        # `crash` was shown bare on the first page, then `b` listed it too: the client is
+        # told to list again, and from then on both are prefixed.
+        assert await c.recorder.wait_for(types.ToolListChangedNotification, more_than=changes)
+        names, _ = await all_tools(c.session)
+        assert {"a__crash", "b__crash"} <= set(names) and "crash" not in names
+        assert len(names) == len(set(names)) == 8
+
+        assert first_text(await c.session.call_tool("alpha_0", {})) == "alpha: alpha_0"
+        assert first_text(await c.session.call_tool("a__alpha_1", {})) == "alpha: alpha_1"
+        # The gateway-wide rule names `b__beta_1`; calling it bare does not get around it.
+        assert is_denial(await c.session.call_tool("beta_1", {}))
+        with pytest.raises(MCPError, match="Unknown tool: crash"):
+            await c.session.call_tool("crash", {})
+    decisions = [e for e in gateway.audit_events() if e.get("event") == "decision" and not e.get("server")]
+    assert {e["tool"] for e in decisions} >= {"a__alpha_0", "a__alpha_1", "b__beta_1"}
 
 
 @pytest.mark.anyio

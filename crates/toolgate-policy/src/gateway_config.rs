@@ -92,6 +92,8 @@ pub enum ToolNames {
     /// `<server>__<tool>` for every tool.
     #[default]
     Prefixed,
+    /// A name only one server lists is left bare; the prefixed name works as well.
+    BareWhenUnique,
 }
 
 /// Whether `text` is a gateway config rather than a policy: its top level has `servers`.
@@ -179,12 +181,13 @@ impl ConfigReader<'_> {
             None => ToolNames::Prefixed,
             Some(node) => match self.reader.string(node, "tool_names")?.as_str() {
                 "prefixed" => ToolNames::Prefixed,
+                "bare_when_unique" => ToolNames::BareWhenUnique,
                 other => {
                     self.reader.error_with_hint(
                         node.location,
                         "tool_names",
                         format!("unknown tool naming {other:?}"),
-                        "the supported value is `prefixed` (`<server>__<tool>`)",
+                        "use `prefixed` (`<server>__<tool>`) or `bare_when_unique`",
                     );
                     return None;
                 }

@@ -8,6 +8,7 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc;
 use toolgate_state::Ticket;
 
+use crate::aggregate::ClientNames;
 use crate::audit::CounterRecord;
 use crate::message::{ToClient, ToServer};
 use crate::stdio::line_sink::LineSink;
@@ -23,6 +24,9 @@ pub struct Session {
     pub(crate) to_client: Outbox<ToClient>,
     pub(crate) to_server: Outbox<ToServer>,
     pub(crate) state: Mutex<SessionState>,
+    /// The names the client uses, when they are not the ones the gateway decides on (a
+    /// gateway config's `/mcp/<server>`, `tool_names: bare_when_unique`).
+    pub(crate) names: std::sync::OnceLock<std::sync::Arc<ClientNames>>,
 }
 
 /// Where a session's messages in one direction go: a channel its transport drains (an HTTP
@@ -250,13 +254,31 @@ impl Session {
             to_client,
             to_server,
             state: Mutex::new(SessionState::default()),
+            names: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Gives the session the client's names (before it carries any message).
+    pub fn set_names(&self, names: std::sync::Arc<ClientNames>) {
+        let _ = self.names.set(names);
     }
 
     /// Sends a message to the client; a closed client is not an error here (the transport
     /// notices and shuts the session down).
     pub(crate) async fn send_to_client(&self, message: ToClient) {
-        let _ = self.to_client.send(message).await;
+        let Some(names) = self.names.get() else {
+            let _ = self.to_client.send(message).await;
+            return;
+        };
+        let out = names.outbound(message);
+        let _ = self.to_client.send(out.message).await;
+        if let Some(listing) = out.relist {
+            let text = format!(
+                "{{\"jsonrpc\":\"2.0\",\"method\":\"{}\"}}",
+                listing.changed_notification()
+            );
+            let _ = self.to_client.send(ToClient::notice(text)).await;
+        }
     }
 
     pub(crate) async fn send_to_server(&self, message: ToServer) -> bool {

@@ -51,6 +51,15 @@ impl Listing {
         }
     }
 
+    /// The notification that tells the client the listing changed.
+    pub fn changed_notification(self) -> &'static str {
+        match self {
+            Listing::Tools => "notifications/tools/list_changed",
+            Listing::Prompts => "notifications/prompts/list_changed",
+            Listing::Resources | Listing::Templates => "notifications/resources/list_changed",
+        }
+    }
+
     /// Tools and prompts are named; resources are addressed by URI, which is not renamed.
     fn renames(self) -> bool {
         matches!(self, Listing::Tools | Listing::Prompts)

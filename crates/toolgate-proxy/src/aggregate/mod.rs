@@ -18,6 +18,7 @@
 //! which the front never mints. A server's requests to the client get ids the aggregator
 //! mints, mapped back when the client answers.
 
+mod client_names;
 mod member;
 pub(crate) mod merge;
 pub(crate) mod names;
@@ -34,6 +35,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use tokio::sync::watch;
 
+pub use client_names::ClientNames;
 use member::Member;
 pub use member::MemberSpec;
 pub(crate) use servers::serve_session;
@@ -306,12 +308,14 @@ impl Aggregator {
             .await;
     }
 
+    /// Applies `change` to the client's names; true when the client sees other names now.
+    fn client_names_changed(&self, change: impl FnOnce(&ClientNames) -> bool) -> bool {
+        let names = self.front_session.get().and_then(|s| s.names.get());
+        names.is_some_and(|names| change(names))
+    }
+
     async fn notify_changed(&self, listing: Listing) {
-        let method = match listing {
-            Listing::Tools => "notifications/tools/list_changed",
-            Listing::Prompts => "notifications/prompts/list_changed",
-            Listing::Resources | Listing::Templates => "notifications/resources/list_changed",
-        };
+        let method = listing.changed_notification();
         let told = {
             let state = self.state.lock();
             state.client_initialized

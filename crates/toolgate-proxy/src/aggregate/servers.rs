@@ -1,11 +1,13 @@
 //! The servers of a gateway config, shared by every client session's aggregator: what a new
 //! session starts, and what a changed config adds to and removes from the live ones.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
 use parking_lot::{Mutex, RwLock};
 
-use super::{Aggregator, AggregatorOptions, MemberSpec};
+use super::merge::Listing;
+use super::{Aggregator, AggregatorOptions, ClientNames, MemberSpec};
 use crate::gateway::Gateway;
 use crate::message::ToServer;
 use crate::session::Session;
@@ -13,48 +15,109 @@ use crate::session::Session;
 pub struct Servers {
     members: RwLock<Vec<MemberSpec>>,
     pub options: AggregatorOptions,
+    /// `tool_names: bare_when_unique`.
+    bare_when_unique: AtomicBool,
     /// Every aggregator serving a client now, told of changes to the server list.
-    live: Mutex<Vec<Weak<Aggregator>>>,
+    live: Mutex<Vec<Live>>,
+}
+
+/// A client session's aggregator, and the one server it serves alone (`/mcp/<server>`).
+struct Live {
+    aggregator: Weak<Aggregator>,
+    only: Option<String>,
+}
+
+/// Whether a session of every server (`None`) or of one serves the server `name`.
+fn serves(only: Option<&str>, name: &str) -> bool {
+    only.is_none_or(|only| only == name)
 }
 
 impl Servers {
-    pub fn new(members: Vec<MemberSpec>, options: AggregatorOptions) -> Servers {
+    pub fn new(
+        members: Vec<MemberSpec>,
+        options: AggregatorOptions,
+        bare_when_unique: bool,
+    ) -> Servers {
         Servers {
             members: RwLock::new(members),
             options,
+            bare_when_unique: AtomicBool::new(bare_when_unique),
             live: Mutex::new(Vec::new()),
         }
     }
 
-    /// The servers, in config order.
-    pub fn members(&self) -> Vec<MemberSpec> {
-        self.members.read().clone()
+    /// The servers, in config order (only the one named, when `only` names one).
+    pub fn members(&self, only: Option<&str>) -> Vec<MemberSpec> {
+        let members = self.members.read();
+        let wanted = |m: &&MemberSpec| serves(only, &m.name);
+        members.iter().filter(wanted).cloned().collect()
+    }
+
+    /// Whether the config has a server of this name.
+    pub fn has(&self, name: &str) -> bool {
+        self.members.read().iter().any(|m| m.name == name)
     }
 
     /// How many child processes one session's aggregator starts.
-    pub fn processes(&self) -> usize {
-        self.members
-            .read()
+    pub fn processes(&self, only: Option<&str>) -> usize {
+        self.members(only)
             .iter()
             .filter(|m| matches!(m.target, crate::http::UpstreamTarget::Command(_)))
             .count()
     }
 
-    /// An aggregator for one client session, told of later changes to the list.
+    /// The names a new client session uses: the aggregated view's (`tool_names`), or one
+    /// server's own.
+    pub fn client_names(&self, only: Option<&str>) -> Arc<ClientNames> {
+        Arc::new(match only {
+            Some(server) => ClientNames::one_server(server),
+            None => ClientNames::aggregated(self.bare_when_unique.load(Ordering::Relaxed)),
+        })
+    }
+
+    /// An aggregator for one client session (of every server, or of `only`), told of later
+    /// changes to the list.
     pub(crate) fn aggregator(
         &self,
         front: Arc<Gateway>,
         identity: Option<String>,
+        only: Option<&str>,
     ) -> Arc<Aggregator> {
         let options = AggregatorOptions {
             identity,
             ..self.options.clone()
         };
-        let aggregator = Aggregator::new(front, self.members(), options);
+        let aggregator = Aggregator::new(front, self.members(only), options);
         let mut live = self.live.lock();
-        live.retain(|a| a.strong_count() > 0);
-        live.push(Arc::downgrade(&aggregator));
+        live.retain(|l| l.aggregator.strong_count() > 0);
+        live.push(Live {
+            aggregator: Arc::downgrade(&aggregator),
+            only: only.map(str::to_string),
+        });
         aggregator
+    }
+
+    fn live(&self) -> Vec<(Arc<Aggregator>, Option<String>)> {
+        let live = self.live.lock();
+        live.iter()
+            .filter_map(|l| Some((l.aggregator.upgrade()?, l.only.clone())))
+            .collect()
+    }
+
+    /// Switches `tool_names: bare_when_unique` on or off, for new sessions and live ones
+    /// (whose clients are told to list again).
+    pub async fn set_bare_when_unique(&self, on: bool) {
+        if self.bare_when_unique.swap(on, Ordering::Relaxed) == on {
+            return;
+        }
+        for (aggregator, only) in self.live() {
+            if only.is_none()
+                && aggregator.client_names_changed(|names| names.set_bare_when_unique(on))
+            {
+                aggregator.notify_changed(Listing::Tools).await;
+                aggregator.notify_changed(Listing::Prompts).await;
+            }
+        }
     }
 
     /// Puts a new server list in force: a server whose name is gone, or whose config
@@ -73,13 +136,12 @@ impl Servers {
             .into_iter()
             .filter(|n| !old.iter().any(|o| same(o, n)))
             .collect();
-        let live: Vec<Arc<Aggregator>> =
-            self.live.lock().iter().filter_map(Weak::upgrade).collect();
-        for aggregator in live {
-            for name in &removed {
+        for (aggregator, only) in self.live() {
+            let only = only.as_deref();
+            for name in removed.iter().filter(|n| serves(only, n)) {
                 aggregator.remove(name).await;
             }
-            for spec in &added {
+            for spec in added.iter().filter(|s| serves(only, &s.name)) {
                 aggregator.add(spec.clone()).await;
             }
         }
@@ -89,21 +151,24 @@ impl Servers {
 
 impl std::fmt::Debug for Servers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<String> = self.members.read().iter().map(|m| m.name.clone()).collect();
+        let members = self.members.read();
+        let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
         f.debug_struct("Servers").field("members", &names).finish()
     }
 }
 
-/// Serves one client session of an HTTP listener: what its front gateway sends upstream
-/// arrives on `to_server` and goes to the servers, until the session ends.
+/// Serves one client session of an HTTP listener (of every server, or of `only`): what its
+/// front gateway sends upstream arrives on `to_server` and goes to the servers, until the
+/// session ends.
 pub(crate) async fn serve_session(
     servers: &Servers,
+    only: Option<&str>,
     front: Arc<Gateway>,
     session: Arc<Session>,
     mut to_server: tokio::sync::mpsc::Receiver<ToServer>,
     stop: Arc<tokio::sync::Notify>,
 ) -> String {
-    let aggregator = servers.aggregator(front, session.identity.clone());
+    let aggregator = servers.aggregator(front, session.identity.clone(), only);
     aggregator.start(session);
     loop {
         tokio::select! {

@@ -18,12 +18,13 @@ pub async fn run(
     options: StdioOptions,
 ) -> std::io::Result<i32> {
     let stdout = console::open_stdout()?;
-    let aggregator = servers.aggregator(Arc::clone(&front), options.identity.clone());
+    let aggregator = servers.aggregator(Arc::clone(&front), options.identity.clone(), None);
     let session = Session::open_with_outboxes(
         options.identity.clone(),
         Outbox::Pipe(Arc::clone(&stdout)),
         Outbox::Handler(aggregator.front_handler()),
     );
+    session.set_names(servers.client_names(None));
     front.register(&session);
     aggregator.start(Arc::clone(&session));
     tracing::info!(session = %session.id, "gateway started");

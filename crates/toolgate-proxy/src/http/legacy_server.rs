@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use super::listener::App;
 use super::reply::{self, HttpError};
+use super::sessions::Endpoint;
 use super::sse;
 use super::streamable_server::{read_body, stream_to_client, unparsable};
 use crate::message::ClientFrame;
@@ -25,7 +26,7 @@ pub(crate) struct SessionQuery {
 pub(crate) async fn open(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     let result = async {
         let identity = app.admit(&headers)?;
-        let hs = app.open_session(identity, true)?;
+        let hs = app.open_session(identity, Endpoint::Legacy)?;
         let endpoint = sse::named("endpoint", &format!("/message?sessionId={}", hs.id));
         Ok(stream_to_client(&app, hs, Some(endpoint)))
     }
@@ -42,7 +43,7 @@ pub(crate) async fn message(
     let result = async {
         let identity = app.admit(&headers)?;
         let id = query.session_id.ok_or(HttpError::SessionRequired)?;
-        let hs = app.session_for(&id, &identity, true)?;
+        let hs = app.session_for(&id, &identity, &Endpoint::Legacy)?;
         let frame = ClientFrame::read(read_body(&app, body).await?);
         if let Some(error) = unparsable(&frame) {
             return Err(error);

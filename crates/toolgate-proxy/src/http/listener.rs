@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, Semaphore};
 use super::guard::Guard;
 use super::options::{ListenerOptions, UpstreamTarget};
 use super::reply::HttpError;
-use super::sessions::{HttpSession, Outbound, SessionTable};
+use super::sessions::{Endpoint, HttpSession, Outbound, SessionTable};
 use super::spare::Spare;
 use super::upstream::{HttpClient, LinkSpec, SessionlessRequest, UpstreamLink};
 use super::v2026_07_28::ToolHeaders;
@@ -51,22 +51,41 @@ impl App {
         })
     }
 
-    /// The live session named by the request, if it belongs to the same identity and to the
-    /// same transport (another identity's session, or a legacy `/sse` session named on
-    /// `/mcp`, looks exactly like an unknown one).
+    /// The live session named by the request, if it belongs to the same identity and was
+    /// opened at the same endpoint (another identity's session, or a legacy `/sse` session
+    /// named on `/mcp`, looks exactly like an unknown one).
     pub fn session_for(
         &self,
         id: &str,
         identity: &Option<String>,
-        legacy: bool,
+        endpoint: &Endpoint,
     ) -> Result<Arc<HttpSession>, HttpError> {
         match self.sessions.get(id) {
-            Some(s) if &s.identity == identity && s.legacy == legacy => Ok(s),
+            Some(s) if &s.identity == identity && &s.endpoint == endpoint => Ok(s),
             _ => Err(HttpError::UnknownSession),
         }
     }
 
-    fn link_spec(&self, sessionless: Option<SessionlessRequest>) -> Result<LinkSpec, HttpError> {
+    /// The gateway config's server an endpoint serves alone, when it names one that exists
+    /// (one that does not is answered like any unknown path).
+    pub fn check_endpoint(&self, endpoint: &Endpoint) -> Result<(), HttpError> {
+        let Endpoint::OneServer(name) = endpoint else {
+            return Ok(());
+        };
+        match &self.target {
+            UpstreamTarget::Aggregate(servers) if servers.has(name) => Ok(()),
+            _ => Err(HttpError::MethodNotFound(
+                format!("Not found: the gateway config has no server {name:?}"),
+                None,
+            )),
+        }
+    }
+
+    fn link_spec(
+        &self,
+        sessionless: Option<SessionlessRequest>,
+        only_server: Option<String>,
+    ) -> Result<LinkSpec, HttpError> {
         let child_permit = match &self.target {
             UpstreamTarget::Command(_) => {
                 let acquire = || Arc::clone(&self.children).try_acquire_owned().ok();
@@ -78,7 +97,8 @@ impl App {
             }
             // A session in front of a gateway config starts a process per stdio server.
             UpstreamTarget::Aggregate(servers) => {
-                let wanted = u32::try_from(servers.processes()).unwrap_or(u32::MAX);
+                let processes = servers.processes(only_server.as_deref());
+                let wanted = u32::try_from(processes).unwrap_or(u32::MAX);
                 let permit = Arc::clone(&self.children)
                     .try_acquire_many_owned(wanted)
                     .ok();
@@ -88,7 +108,10 @@ impl App {
             }
             UpstreamTarget::Http(_) => None,
         };
-        Ok(self.spec_with(child_permit, sessionless))
+        Ok(LinkSpec {
+            only_server,
+            ..self.spec_with(child_permit, sessionless)
+        })
     }
 
     fn spec_with(
@@ -104,6 +127,7 @@ impl App {
             child_permit,
             sessionless,
             end_on_session_loss: true,
+            only_server: None,
         }
     }
 
@@ -111,7 +135,7 @@ impl App {
     pub fn open_session(
         self: &Arc<Self>,
         identity: Option<String>,
-        legacy: bool,
+        endpoint: Endpoint,
     ) -> Result<Arc<HttpSession>, HttpError> {
         if self.sessions.len() >= self.options.max_sessions {
             return Err(HttpError::Busy("Too many sessions; try again later"));
@@ -125,7 +149,12 @@ impl App {
                 "Too many sessions for this identity; end one (DELETE) or try again later",
             ));
         }
-        let spec = self.link_spec(None)?;
+        let only_server = match &endpoint {
+            Endpoint::OneServer(name) => Some(name.clone()),
+            _ => None,
+        };
+        let spec = self.link_spec(None, only_server.clone())?;
+        let legacy = endpoint == Endpoint::Legacy;
         let outbound = Arc::new(Outbound::new(legacy));
         let (to_server, server_rx) = mpsc::channel(CHANNEL_DEPTH);
         let router = Arc::clone(&outbound);
@@ -134,6 +163,9 @@ impl App {
             Outbox::Direct(Arc::new(move |message| router.deliver(message))),
             Outbox::Channel(to_server),
         );
+        if let UpstreamTarget::Aggregate(servers) = &self.target {
+            session.set_names(servers.client_names(only_server.as_deref()));
+        }
         self.gateway.register(&session);
         let link = UpstreamLink::start(
             spec,
@@ -145,9 +177,9 @@ impl App {
             tracing::error!(error = %e, "cannot start the upstream");
             HttpError::Upstream("The MCP server could not be started".to_string())
         })?;
-        let hs = Arc::new(HttpSession::new(session, outbound, legacy, link));
+        let hs = Arc::new(HttpSession::new(session, outbound, endpoint, link));
         self.sessions.insert(Arc::clone(&hs));
-        tracing::info!(session = %hs.id, identity = ?hs.identity, legacy, "session opened");
+        tracing::info!(session = %hs.id, identity = ?hs.identity, endpoint = ?hs.endpoint, "session opened");
         tokio::spawn(end_when_upstream_ends(Arc::clone(self), Arc::clone(&hs)));
         Ok(hs)
     }
@@ -178,7 +210,7 @@ impl App {
                 server_rx,
             ),
             None => UpstreamLink::start(
-                self.link_spec(Some(sessionless))?,
+                self.link_spec(Some(sessionless), None)?,
                 gateway,
                 Arc::clone(&session),
                 server_rx,
@@ -308,6 +340,14 @@ fn router(app: Arc<App>) -> Router {
             post(streamable_server::post)
                 .get(streamable_server::get)
                 .delete(streamable_server::delete),
+        );
+    }
+    if app.options.endpoints.streamable && matches!(app.target, UpstreamTarget::Aggregate(_)) {
+        router = router.route(
+            "/mcp/{server}",
+            post(streamable_server::post_one)
+                .get(streamable_server::get_one)
+                .delete(streamable_server::delete_one),
         );
     }
     if app.options.endpoints.legacy_sse {

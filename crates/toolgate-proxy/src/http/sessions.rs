@@ -22,11 +22,23 @@ use crate::session::Session;
 /// Messages waiting for a stream are capped; the oldest are dropped past this.
 const BACKLOG_LIMIT: usize = 1024;
 
+/// Where a session was opened, which is the only place it is served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    /// `/mcp`.
+    Streamable,
+    /// `/sse` and `/message`.
+    Legacy,
+    /// `/mcp/<server>`: one server of a gateway config, under its own names.
+    OneServer(String),
+}
+
 /// One client session of the listener.
 pub(crate) struct HttpSession {
     pub id: String,
     pub session: Arc<Session>,
     pub identity: Option<String>,
+    pub endpoint: Endpoint,
     pub legacy: bool,
     pub outbound: Arc<Outbound>,
     link: Mutex<Option<UpstreamLink>>,
@@ -42,7 +54,7 @@ impl HttpSession {
     pub fn new(
         session: Arc<Session>,
         outbound: Arc<Outbound>,
-        legacy: bool,
+        endpoint: Endpoint,
         link: UpstreamLink,
     ) -> HttpSession {
         HttpSession {
@@ -50,7 +62,8 @@ impl HttpSession {
             identity: session.identity.clone(),
             watcher: link.watcher(),
             session,
-            legacy,
+            legacy: endpoint == Endpoint::Legacy,
+            endpoint,
             outbound,
             link: Mutex::new(Some(link)),
             last_seen: Mutex::new(Instant::now()),

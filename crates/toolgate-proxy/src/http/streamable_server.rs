@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::Event;
 use axum::response::Response;
@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use super::listener::App;
 use super::reply::{self, HttpError};
-use super::sessions::{Expected, HttpSession};
+use super::sessions::{Endpoint, Expected, HttpSession};
 use super::sse;
 use super::v2026_07_28;
 use crate::envelope::{id_key, EnvelopeError, Kind};
@@ -163,14 +163,29 @@ pub(crate) async fn read_body(app: &App, body: Body) -> Result<String, HttpError
 }
 
 pub(crate) async fn post(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
-    match handle_post(app, headers, body).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    }
+    let result = handle_post(app, Endpoint::Streamable, headers, body).await;
+    result.unwrap_or_else(HttpError::into_response)
 }
 
-async fn handle_post(app: Arc<App>, headers: HeaderMap, body: Body) -> Result<Response, HttpError> {
+/// POST at `/mcp/<server>`: one server of a gateway config, under its own names.
+pub(crate) async fn post_one(
+    State(app): State<Arc<App>>,
+    Path(server): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = handle_post(app, Endpoint::OneServer(server), headers, body).await;
+    result.unwrap_or_else(HttpError::into_response)
+}
+
+async fn handle_post(
+    app: Arc<App>,
+    endpoint: Endpoint,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, HttpError> {
     let identity = app.admit(&headers)?;
+    app.check_endpoint(&endpoint)?;
     let content_type = header_text(&headers, header::CONTENT_TYPE.as_str()).unwrap_or("");
     if !content_type
         .to_ascii_lowercase()
@@ -193,7 +208,7 @@ async fn handle_post(app: Arc<App>, headers: HeaderMap, body: Body) -> Result<Re
         v2026_07_28::check_routing_headers(&headers, message)?;
     }
     let session = match header_text(&headers, SESSION_HEADER) {
-        Some(id) => app.session_for(id, &identity, false)?,
+        Some(id) => app.session_for(id, &identity, &endpoint)?,
         None => {
             // The per-request era first: an `initialize` that claims it is not a handshake.
             match &frame {
@@ -216,7 +231,7 @@ async fn handle_post(app: Arc<App>, headers: HeaderMap, body: Body) -> Result<Re
                 .iter()
                 .any(|m| m.method.as_deref() == Some("initialize"));
             if initialize && !batch {
-                let hs = app.open_session(identity, false)?;
+                let hs = app.open_session(identity, endpoint)?;
                 return Ok(exchange(&app, hs, frame, &messages, batch, accepts, true).await);
             }
             check_version(&headers)?;
@@ -392,15 +407,29 @@ fn settle_pending(pending: &mut HashSet<String>, id_key: &str) {
 }
 
 pub(crate) async fn get(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    open_get_stream(app, Endpoint::Streamable, headers).await
+}
+
+/// GET at `/mcp/<server>`.
+pub(crate) async fn get_one(
+    State(app): State<Arc<App>>,
+    Path(server): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    open_get_stream(app, Endpoint::OneServer(server), headers).await
+}
+
+async fn open_get_stream(app: Arc<App>, endpoint: Endpoint, headers: HeaderMap) -> Response {
     let result = async {
         let identity = app.admit(&headers)?;
+        app.check_endpoint(&endpoint)?;
         if !Accepts::of(&headers).sse {
             return Err(HttpError::NotAcceptable(
                 "the GET stream is text/event-stream",
             ));
         }
         let id = header_text(&headers, SESSION_HEADER).ok_or(HttpError::SessionRequired)?;
-        let hs = app.session_for(id, &identity, false)?;
+        let hs = app.session_for(id, &identity, &endpoint)?;
         check_version(&headers)?;
         Ok(stream_to_client(&app, hs, None))
     }
@@ -446,10 +475,23 @@ pub(crate) fn stream_to_client(
 }
 
 pub(crate) async fn delete(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    end_session(app, Endpoint::Streamable, headers).await
+}
+
+/// DELETE at `/mcp/<server>`.
+pub(crate) async fn delete_one(
+    State(app): State<Arc<App>>,
+    Path(server): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    end_session(app, Endpoint::OneServer(server), headers).await
+}
+
+async fn end_session(app: Arc<App>, endpoint: Endpoint, headers: HeaderMap) -> Response {
     let result = async {
         let identity = app.admit(&headers)?;
         let id = header_text(&headers, SESSION_HEADER).ok_or(HttpError::SessionRequired)?;
-        let hs = app.session_for(id, &identity, false)?;
+        let hs = app.session_for(id, &identity, &endpoint)?;
         app.end_session(&hs.id, "the client ended it").await;
         let mut response = Response::new(Body::empty());
         *response.status_mut() = StatusCode::OK;

@@ -170,6 +170,17 @@ impl ClientRequest {
         self.body.with_id(new)
     }
 
+    /// The params as the strict reader reads them (read once, then kept).
+    pub fn strict_params(&self) -> Option<&Result<Value, StrictJsonError>> {
+        self.body.strict_params()
+    }
+
+    /// The text with `part` (a slice of it, such as a member's value) replaced by `new`;
+    /// none when `part` is not a slice of the text.
+    pub fn with_part_replaced(&self, part: &str, new: &str) -> Option<String> {
+        self.body.with_replaced(part, new)
+    }
+
     /// The params as the strict reader reads them, taken out (the pipeline takes them to
     /// decide the call; a layer before it may have read them already).
     pub fn take_strict_params(&mut self) -> Option<Result<Value, StrictJsonError>> {

@@ -92,7 +92,11 @@ struct Body {
 
 /// Where a part the envelope reader borrowed lies in the text it read.
 fn span(text: &str, part: Option<&RawValue>) -> Option<Range<usize>> {
-    let part = part?.get();
+    slice_span(text, part?.get())
+}
+
+/// Where a slice of `text` lies in it; none when it is not a slice of it.
+fn slice_span(text: &str, part: &str) -> Option<Range<usize>> {
     let start = (part.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
     let end = start.checked_add(part.len())?;
     (end <= text.len()).then_some(start..end)
@@ -140,9 +144,17 @@ impl Body {
     }
 
     fn with_id(&self, new: &str) -> String {
-        let Some(span) = self.id.clone() else {
-            return self.text.clone();
-        };
+        match self.id.clone() {
+            Some(span) => self.spliced(span, new),
+            None => self.text.clone(),
+        }
+    }
+
+    fn with_replaced(&self, part: &str, new: &str) -> Option<String> {
+        Some(self.spliced(slice_span(&self.text, part)?, new))
+    }
+
+    fn spliced(&self, span: Range<usize>, new: &str) -> String {
         let mut out = String::with_capacity(self.text.len() + new.len());
         out.push_str(&self.text[..span.start]);
         out.push_str(new);

@@ -94,6 +94,9 @@ impl Gateway {
             let why = MintRefusal::IdInUse;
             return self.refuse_unforwardable(session, &request, why).await;
         }
+        if let Some(names) = session.names.get() {
+            request = names.inbound(request);
+        }
         let follow = match request.method {
             Method::ToolsCall => return self.call_from_client(session, request).await,
             Method::ToolsList => Some(InFlight::ToolsList),

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use toolgate_policy::gateway_config::{
-    read_gateway_config, PolicyRef, ServerConfig, ServerTransport,
+    read_gateway_config, PolicyRef, ServerConfig, ServerTransport, ToolNames,
 };
 use toolgate_policy::{Diagnostic, Policy};
 use toolgate_proxy::aggregate::{AggregatorOptions, MemberSpec, Servers};
@@ -37,6 +37,8 @@ pub struct LoadedGateway {
     pub policy: Option<(PathBuf, Policy)>,
     /// Each server's policy and its file (none: everything allowed).
     pub servers: Vec<(ServerConfig, Option<PathBuf>, Policy)>,
+    /// `tool_names: bare_when_unique`.
+    pub bare_when_unique: bool,
 }
 
 /// Reads the config and every policy it names; when anything is wrong, every problem (each
@@ -91,6 +93,7 @@ pub fn load(path: &Path) -> anyhow::Result<Result<LoadedGateway, String>> {
     Ok(Ok(LoadedGateway {
         policy: policy.flatten(),
         servers,
+        bare_when_unique: config.tool_names == ToolNames::BareWhenUnique,
     }))
 }
 
@@ -196,6 +199,7 @@ pub fn run(args: RunArgs, config_path: PathBuf) -> anyhow::Result<ExitCode> {
                 shutdown_grace: stdio.shutdown_grace,
                 max_line_bytes: stdio.max_line_bytes,
             },
+            loaded.bare_when_unique,
         ));
         let _config_watch = if args.no_watch {
             None
@@ -390,7 +394,7 @@ impl ConfigReload {
                 self.path.display()
             )]);
         }
-        let current = self.servers.members();
+        let current = self.servers.members(None);
         let mut specs = Vec::new();
         let mut built = HashMap::new();
         for (server, policy_path, policy) in loaded.servers {
@@ -410,6 +414,9 @@ impl ConfigReload {
                 Err(e) => return self.failed(vec![format!("{e:#}")]),
             }
         }
+        self.servers
+            .set_bare_when_unique(loaded.bare_when_unique)
+            .await;
         let (removed, added) = self.servers.replace(specs).await;
         for name in &removed {
             running.remove(name);

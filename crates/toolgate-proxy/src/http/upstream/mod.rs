@@ -72,6 +72,8 @@ pub(crate) struct LinkSpec {
     /// sees 404 and starts over), or stays and answers each later request with an error (the
     /// bridge: its stdio client cannot be told to reconnect).
     pub end_on_session_loss: bool,
+    /// A gateway config's one server the session serves alone (`/mcp/<server>`).
+    pub only_server: Option<String>,
 }
 
 /// A running upstream connection.
@@ -142,8 +144,9 @@ impl UpstreamLink {
                 let (gateway, session) = (Arc::clone(&ctx.gateway), Arc::clone(&ctx.session));
                 let stop = Arc::clone(&ctx.stop);
                 tokio::spawn(async move {
+                    let only = spec.only_server.as_deref();
                     let reason = crate::aggregate::serve_session(
-                        &servers, gateway, session, to_server, stop,
+                        &servers, only, gateway, session, to_server, stop,
                     )
                     .await;
                     drop(spec.child_permit);
