@@ -15,12 +15,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::Value;
 use toolgate_policy::gateway_config::{aggregated_name, split_aggregated_name, NAME_SEPARATOR};
 
 use super::merge::Listing;
+use super::names::named_in;
 use crate::message::{ClientMessage, ClientRequest, Method, Route, ToClient};
 
 /// Bare names remembered per session (`bare_when_unique`): past this, new names stay
@@ -140,7 +139,7 @@ impl ClientNames {
         }
         let renamed = request
             .params()
-            .and_then(|params| name_in(params, &request.method))
+            .and_then(|params| named_in(params, request.method.as_str()))
             .and_then(|part| {
                 let name: String = serde_json::from_str(part.get()).ok()?;
                 let aggregated = self.aggregated_name_of(listing, &name)?;
@@ -248,40 +247,10 @@ impl ClientNames {
     }
 }
 
-/// Where a request names its tool or prompt: `params.name`, or a prompt completion's
-/// `params.ref.name` (a resource's completion names a URI, which is never renamed).
-fn name_in<'a>(params: &'a str, method: &Method) -> Option<&'a RawValue> {
-    #[derive(Deserialize)]
-    struct Named<'a> {
-        #[serde(borrow)]
-        name: &'a RawValue,
-    }
-    #[derive(Deserialize)]
-    struct Reference<'a> {
-        #[serde(rename = "type")]
-        kind: String,
-        #[serde(borrow)]
-        name: &'a RawValue,
-    }
-    #[derive(Deserialize)]
-    struct Completion<'a> {
-        #[serde(borrow, rename = "ref")]
-        reference: Reference<'a>,
-    }
-    match method {
-        Method::ToolsCall | Method::PromptsGet => {
-            Some(serde_json::from_str::<Named>(params).ok()?.name)
-        }
-        _ => {
-            let reference = serde_json::from_str::<Completion>(params).ok()?.reference;
-            (reference.kind == "ref/prompt").then_some(reference.name)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::value::RawValue;
 
     fn request(text: &str) -> ClientRequest {
         ClientMessage::read(text.to_string())

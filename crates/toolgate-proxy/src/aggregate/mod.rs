@@ -281,10 +281,10 @@ impl Aggregator {
     }
 
     fn member_index(&self, name: &str) -> Option<usize> {
-        self.current()
-            .into_iter()
-            .find(|(_, m)| m.spec.name == name)
-            .map(|(i, _)| i)
+        let members = self.members.read();
+        members
+            .iter()
+            .position(|m| m.as_ref().is_some_and(|m| m.spec.name == name))
     }
 
     // ---- to the client ----
@@ -415,21 +415,21 @@ impl Aggregator {
             "initialize" => self.initialize(front_id, envelope.params).await,
             "ping" => self.answer(front_id, &serde_json::json!({})).await,
             "tools/call" | "prompts/get" => {
-                self.route_by_name(front_id, text, &["params", "name"])
-                    .await
+                let name = envelope
+                    .params
+                    .and_then(|p| names::named_in(p.get(), method));
+                self.route_by_name(front_id, text, name).await
             }
             "completion/complete" => {
-                let params: Value = parse_params(envelope.params);
-                match params.pointer("/ref/type").and_then(Value::as_str) {
-                    Some("ref/prompt") => {
-                        self.route_by_name(front_id, text, &["params", "ref", "name"])
-                            .await
-                    }
-                    _ => {
-                        let uri = params.pointer("/ref/uri").and_then(Value::as_str);
-                        self.route_by_uri(front_id, uri, text).await
-                    }
+                if let Some(name) = envelope
+                    .params
+                    .and_then(|p| names::named_in(p.get(), method))
+                {
+                    return self.route_by_name(front_id, text, Some(name)).await;
                 }
+                let params: Value = parse_params(envelope.params);
+                let uri = params.pointer("/ref/uri").and_then(Value::as_str);
+                self.route_by_uri(front_id, uri, text).await
             }
             "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
                 let params: Value = parse_params(envelope.params);
@@ -460,34 +460,31 @@ impl Aggregator {
         }
     }
 
-    /// A request naming a server's tool or prompt as `<server>__<name>`: relayed with the
-    /// server's own name.
-    async fn route_by_name(&self, front_id: u64, text: &str, path: &[&str]) {
-        let Ok(mut message) = serde_json::from_str::<Value>(text) else {
-            return self
-                .fail(front_id, ErrorCode::InvalidRequest, "Invalid request")
-                .await;
+    /// A request naming a server's tool or prompt as `<server>__<name>` (`name`, a slice of
+    /// `text`): relayed with the server's own name in its place, the rest byte for byte.
+    async fn route_by_name(&self, front_id: u64, text: &str, name: Option<&RawValue>) {
+        // The front gateway read the request strictly, so it has one name, a string.
+        let aggregated = name.and_then(|n| serde_json::from_str::<String>(n.get()).ok());
+        let Some((name, aggregated)) = name.zip(aggregated) else {
+            let message = "Invalid params: no name";
+            return self.fail(front_id, ErrorCode::InvalidParams, message).await;
         };
-        let Some(slot) = path.iter().try_fold(&mut message, |v, key| v.get_mut(*key)) else {
-            return self
-                .fail(
-                    front_id,
-                    ErrorCode::InvalidParams,
-                    "Invalid params: no name",
-                )
-                .await;
-        };
-        let aggregated = slot.as_str().unwrap_or_default().to_string();
         let target = toolgate_policy::gateway_config::split_aggregated_name(&aggregated)
-            .and_then(|(server, name)| Some((self.member_index(server)?, name)));
-        let Some((index, name)) = target else {
+            .and_then(|(server, own)| Some((self.member_index(server)?, own)));
+        let renamed = target.and_then(|(index, own)| {
+            let quoted = serde_json::to_string(own).ok()?;
+            Some((
+                index,
+                crate::message::replace_slice(text, name.get(), &quoted)?,
+            ))
+        });
+        let Some((index, text)) = renamed else {
             let message = wire::unknown_tool_message(&aggregated);
             return self
                 .fail(front_id, ErrorCode::InvalidParams, &message)
                 .await;
         };
-        *slot = Value::String(name.to_string());
-        self.relay(index, front_id, message.to_string()).await;
+        self.relay(index, front_id, text).await;
     }
 
     /// A request about a resource: relayed to the one server that listed the URI, or whose

@@ -1,7 +1,10 @@
-//! The cursors the aggregator mints for merged listings. (Aggregated names are
+//! The cursors the aggregator mints for merged listings, and where a request names its tool
+//! or prompt. (Aggregated names are
 //! `toolgate_policy::gateway_config::{aggregated_name, split_aggregated_name}`.)
 
 use base64::Engine;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
 /// Where a merged listing goes on: for each server with more to list, the cursor it gave.
 /// `None` is a server not listed yet.
@@ -30,6 +33,36 @@ pub fn decode_cursor(cursor: &str) -> Option<Resume> {
     let mut seen = std::collections::HashSet::new();
     resume.retain(|(server, _)| seen.insert(server.clone()));
     (!resume.is_empty()).then_some(resume)
+}
+
+/// Where a request names its tool or prompt: `params.name`, or a prompt completion's
+/// `params.ref.name` (a resource's completion names a URI, which is never renamed).
+pub(crate) fn named_in<'a>(params: &'a str, method: &str) -> Option<&'a RawValue> {
+    #[derive(Deserialize)]
+    struct Named<'a> {
+        #[serde(borrow)]
+        name: &'a RawValue,
+    }
+    #[derive(Deserialize)]
+    struct Reference<'a> {
+        #[serde(rename = "type")]
+        kind: String,
+        #[serde(borrow)]
+        name: &'a RawValue,
+    }
+    #[derive(Deserialize)]
+    struct Completion<'a> {
+        #[serde(borrow, rename = "ref")]
+        reference: Reference<'a>,
+    }
+    match method {
+        "tools/call" | "prompts/get" => Some(serde_json::from_str::<Named>(params).ok()?.name),
+        "completion/complete" => {
+            let reference = serde_json::from_str::<Completion>(params).ok()?.reference;
+            (reference.kind == "ref/prompt").then_some(reference.name)
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -95,6 +95,20 @@ fn span(text: &str, part: Option<&RawValue>) -> Option<Range<usize>> {
     slice_span(text, part?.get())
 }
 
+/// `text` with `part` (a slice of it, such as a member's value a reader borrowed) replaced
+/// by `new`; none when `part` is not a slice of `text`.
+pub(crate) fn replace_slice(text: &str, part: &str, new: &str) -> Option<String> {
+    Some(splice(text, slice_span(text, part)?, new))
+}
+
+fn splice(text: &str, span: Range<usize>, new: &str) -> String {
+    let mut out = String::with_capacity(text.len() + new.len());
+    out.push_str(&text[..span.start]);
+    out.push_str(new);
+    out.push_str(&text[span.end..]);
+    out
+}
+
 /// Where a slice of `text` lies in it; none when it is not a slice of it.
 fn slice_span(text: &str, part: &str) -> Option<Range<usize>> {
     let start = (part.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
@@ -151,15 +165,11 @@ impl Body {
     }
 
     fn with_replaced(&self, part: &str, new: &str) -> Option<String> {
-        Some(self.spliced(slice_span(&self.text, part)?, new))
+        replace_slice(&self.text, part, new)
     }
 
     fn spliced(&self, span: Range<usize>, new: &str) -> String {
-        let mut out = String::with_capacity(self.text.len() + new.len());
-        out.push_str(&self.text[..span.start]);
-        out.push_str(new);
-        out.push_str(&self.text[span.end..]);
-        out
+        splice(&self.text, span, new)
     }
 }
 
