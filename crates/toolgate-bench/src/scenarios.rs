@@ -40,6 +40,8 @@ pub enum Target {
         store: Store,
         audit: bool,
         policy_tools: usize,
+        /// Prometheus metrics on (`--metrics-listen`), counting every call.
+        metrics: bool,
     },
     /// Another MCP proxy (no policy), installed by `setup-peers.sh`.
     Peer(Peer),
@@ -158,6 +160,7 @@ pub fn catalogue(sweeps: bool) -> Vec<Scenario> {
         store,
         audit,
         policy_tools,
+        metrics: false,
     };
     let main = |name: &str, target, baseline: Option<&str>| Scenario {
         name: name.to_owned(),
@@ -179,6 +182,16 @@ pub fn catalogue(sweeps: bool) -> Vec<Scenario> {
         main(
             "toolgate-stdio",
             toolgate(Store::Memory, false, MAIN_POLICY_TOOLS),
+            Some("direct-stdio"),
+        ),
+        main(
+            "toolgate-stdio-metrics",
+            Target::Toolgate {
+                store: Store::Memory,
+                audit: false,
+                policy_tools: MAIN_POLICY_TOOLS,
+                metrics: true,
+            },
             Some("direct-stdio"),
         ),
         main(
@@ -482,6 +495,7 @@ fn launch(
             store,
             audit,
             policy_tools,
+            metrics,
         } => {
             let toolgate = programs
                 .toolgate
@@ -518,6 +532,9 @@ fn launch(
                 } else {
                     args.push("--no-audit".into());
                 }
+            }
+            if metrics {
+                args.extend(["--metrics-listen".into(), "127.0.0.1:0".into()]);
             }
             if scenario.client == Transport::Http {
                 args.extend([

@@ -19,6 +19,7 @@ pub mod gateway;
 pub mod http;
 pub(crate) mod idempotency;
 pub mod message;
+pub mod metrics;
 pub mod pinning;
 pub mod pipeline;
 pub mod reload;

@@ -423,6 +423,18 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE", requires = "admin_listen")]
     pub admin_token_file: Option<PathBuf>,
 
+    /// Serve Prometheus metrics at /metrics on this address, without a token, for a
+    /// scraper: PORT, IP:PORT or localhost:PORT (0 picks a free port; the URL is printed on
+    /// stderr). Loopback only, unless --metrics-public. The admin API (--admin-listen)
+    /// serves them too, behind its token. See docs/OBSERVABILITY.md.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+
+    /// Let --metrics-listen bind an address other machines can reach (the metrics name
+    /// tools, rules and servers, never arguments or identities).
+    #[arg(long, requires = "metrics_listen")]
+    pub metrics_public: bool,
+
     /// The MCP server to run, after `--`: command and arguments (none with a gateway config,
     /// which names its servers).
     #[arg(last = true, value_name = "SERVER_COMMAND")]

@@ -124,6 +124,18 @@ fn is_loopback_authority(authority: &str) -> bool {
 /// Reads `--admin-listen`: `PORT`, `IP:PORT` or `localhost:PORT`. Only loopback addresses
 /// are accepted: the API can approve tool calls.
 pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    let addr = parse_addr(text)?;
+    if !addr.ip().is_loopback() {
+        return Err(format!(
+            "{:?} is not a loopback address: the admin API only listens on this machine (127.0.0.1, [::1])",
+            text.trim()
+        ));
+    }
+    Ok(addr)
+}
+
+/// Reads a listen address: PORT (on 127.0.0.1), localhost:PORT, or IP:PORT.
+pub fn parse_addr(text: &str) -> Result<SocketAddr, String> {
     let text = text.trim();
     if let Ok(port) = text.parse::<u16>() {
         return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
@@ -134,15 +146,8 @@ pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
             .map_err(|_| format!("{text:?}: the port is not a number"))?;
         return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
     }
-    let addr: SocketAddr = text
-        .parse()
-        .map_err(|_| format!("{text:?} is not PORT, IP:PORT or localhost:PORT"))?;
-    if !addr.ip().is_loopback() {
-        return Err(format!(
-            "{text:?} is not a loopback address: the admin API only listens on this machine (127.0.0.1, [::1])"
-        ));
-    }
-    Ok(addr)
+    text.parse()
+        .map_err(|_| format!("{text:?} is not PORT, IP:PORT or localhost:PORT"))
 }
 
 /// Reads the token from `path`, or makes a random one there (mode 0600) when the file does

@@ -26,10 +26,12 @@ use tokio::net::TcpListener;
 use crate::approvals::Approvals;
 use crate::gateway::Gateway;
 
-pub use auth::{load_or_create_token, parse_listen, AdminRefusal, AdminToken, MIN_TOKEN_LEN};
+pub use auth::{
+    load_or_create_token, parse_addr, parse_listen, AdminRefusal, AdminToken, MIN_TOKEN_LEN,
+};
 
 /// What the admin listener needs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AdminOptions {
     /// A loopback address (see [`parse_listen`]).
     pub bind: SocketAddr,
@@ -38,6 +40,8 @@ pub struct AdminOptions {
     pub poll_interval: Duration,
     /// How often an idle event stream sends a comment, so proxies keep it open.
     pub keepalive: Duration,
+    /// The process's metrics, served at `/metrics` (none: metrics are off).
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl AdminOptions {
@@ -47,6 +51,7 @@ impl AdminOptions {
             token,
             poll_interval: Duration::from_secs(1),
             keepalive: Duration::from_secs(15),
+            metrics: None,
         }
     }
 }

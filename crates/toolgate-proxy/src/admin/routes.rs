@@ -32,6 +32,7 @@ pub(super) fn router(app: Arc<AdminApp>) -> Router {
         .route("/v1/approvals/{id}", get(show))
         .route("/v1/approvals/{id}/approve", post(approve))
         .route("/v1/approvals/{id}/deny", post(deny))
+        .route("/metrics", get(metrics))
         .fallback(
             |State(app): State<Arc<AdminApp>>, headers: HeaderMap| async move {
                 match refused(&app, &headers) {
@@ -65,6 +66,23 @@ fn refused(app: &AdminApp, headers: &HeaderMap) -> Option<Response> {
 struct ListQuery {
     all: Option<String>,
     limit: Option<usize>,
+}
+
+/// The gateway's metrics, behind the admin token like everything here.
+async fn metrics(State(app): State<Arc<AdminApp>>, headers: HeaderMap) -> Response {
+    if let Some(refusal) = refused(&app, &headers) {
+        return refusal;
+    }
+    match &app.options.metrics {
+        Some(metrics) => {
+            let exposition = crate::metrics::Exposition {
+                metrics: Arc::clone(metrics),
+                approvals: Some(Arc::clone(&app.approvals)),
+            };
+            exposition.response().await
+        }
+        None => error(StatusCode::NOT_FOUND, "Not found: metrics are off"),
+    }
 }
 
 async fn list(

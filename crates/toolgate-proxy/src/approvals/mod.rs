@@ -133,6 +133,20 @@ impl Approvals {
         &self.store
     }
 
+    /// How many requests wait for a person now (up to 10,000); none when the store cannot
+    /// be read.
+    pub async fn pending_count(&self) -> Option<usize> {
+        let filter = toolgate_state::ListFilter {
+            all: false,
+            limit: 10_000,
+        };
+        self.store
+            .list(filter)
+            .await
+            .ok()
+            .map(|pending| pending.len())
+    }
+
     /// The time approvals are judged by (the store's clock).
     pub(crate) fn now_ms(&self) -> u64 {
         self.clock.now_ms()

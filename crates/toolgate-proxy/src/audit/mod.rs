@@ -258,6 +258,8 @@ pub struct AuditSink {
     queue: Option<Arc<writer::Queue>>,
     /// Written as `server` on every line of this sink (a gateway fronting many servers).
     server: Option<Arc<str>>,
+    /// Told of every event, whether or not a log is written.
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl AuditSink {
@@ -267,6 +269,7 @@ impl AuditSink {
             instance,
             queue: None,
             server: None,
+            metrics: None,
         }
     }
 
@@ -277,7 +280,26 @@ impl AuditSink {
             instance,
             queue: Some(Arc::new(queue)),
             server: None,
+            metrics: None,
         })
+    }
+
+    /// The same sink, counting every event in `metrics` too.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> AuditSink {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// The metrics every event is counted in, when they are on.
+    pub fn metrics(&self) -> Option<&Arc<crate::metrics::Metrics>> {
+        self.metrics.as_ref()
+    }
+
+    /// Tells the metrics which tools a listing named (their calls are counted by name).
+    pub(crate) fn tools_listed<'a>(&self, tools: impl IntoIterator<Item = &'a str>) {
+        if let Some(metrics) = &self.metrics {
+            metrics.tools_listed(self.server.as_deref(), tools);
+        }
     }
 
     /// The same log, with every line saying which server it is about.
@@ -315,6 +337,9 @@ impl AuditSink {
 
     /// Queues an event; false when it was dropped (or there is no log).
     fn enqueue(&self, event: AuditEvent, written: Option<std::sync::mpsc::SyncSender<()>>) -> bool {
+        if let Some(metrics) = &self.metrics {
+            metrics.observe(&event, self.server.as_deref());
+        }
         let Some(queue) = &self.queue else {
             return false;
         };

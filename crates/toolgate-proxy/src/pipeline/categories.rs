@@ -71,6 +71,8 @@ impl Gateway {
             .iter()
             .filter_map(|t| ToolDef::from_json(t).ok())
             .collect();
+        self.audit
+            .tools_listed(definitions.iter().map(|d| d.name.as_str()));
         let results = classify_all(&definitions, None);
         let mut known = self.tool_categories.write();
         for (tool, classification) in definitions.iter().zip(results) {

@@ -68,6 +68,7 @@ pub(super) async fn start_for_gateway(
     gateway: &Arc<Gateway>,
     args: &RunArgs,
     state_dir: &Path,
+    metrics: Option<&Arc<toolgate_proxy::metrics::Metrics>>,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     let mut tasks: Vec<tokio::task::JoinHandle<()>> =
         approvals::spawn_sweeper(gateway).into_iter().collect();
@@ -98,7 +99,11 @@ pub(super) async fn start_for_gateway(
         }
     };
     let token = AdminToken::new(&token).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (addr, task) = admin::spawn(Arc::clone(gateway), AdminOptions::new(bind, token))
+    let options = AdminOptions {
+        metrics: metrics.cloned(),
+        ..AdminOptions::new(bind, token)
+    };
+    let (addr, task) = admin::spawn(Arc::clone(gateway), options)
         .await
         .context("cannot start the admin API")?;
     eprintln!("toolgate: admin API on http://{addr}/v1/approvals");

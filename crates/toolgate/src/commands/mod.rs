@@ -7,6 +7,7 @@ mod diff;
 mod explain;
 mod init;
 mod junit;
+mod metrics;
 mod pins;
 mod policy_file;
 mod replay;

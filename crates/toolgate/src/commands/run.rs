@@ -54,7 +54,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let gateway = Gateway::new(policy, store, clock, audit, hasher, options);
         gateway.set_pin_lock(lock);
         let _pin_watcher = gateway.spawn_pin_watcher();
-        let _approvals = super::approvals::start_for_gateway(&gateway, &args, &state_dir).await?;
+        let metrics = gateway.audit().metrics().cloned();
+        let _approvals =
+            super::approvals::start_for_gateway(&gateway, &args, &state_dir, metrics.as_ref())
+                .await?;
+        let _metrics = super::metrics::serve(metrics, gateway.approvals().cloned(), &args).await?;
         let _watch = if args.no_watch {
             None
         } else {
@@ -106,8 +110,14 @@ pub(super) fn open_audit(
         std::process::id(),
         &toolgate_proxy::session::random_id()[..6]
     );
+    // Metrics count what the audit sink is told, so they ride on it (on only when served).
+    let with_metrics =
+        |sink: AuditSink| match args.metrics_listen.is_some() || args.admin_listen.is_some() {
+            true => sink.with_metrics(Arc::new(toolgate_proxy::metrics::Metrics::new())),
+            false => sink,
+        };
     if args.no_audit {
-        return Ok((AuditSink::disabled(instance), None));
+        return Ok((with_metrics(AuditSink::disabled(instance)), None));
     }
     let dir = args
         .audit_dir
@@ -117,7 +127,7 @@ pub(super) fn open_audit(
         .with_context(|| format!("cannot open the audit directory {}", dir.display()))?;
     let hasher = ArgsHasher::load_or_create(&state_dir.join("audit.key"))
         .context("cannot load the audit hashing key")?;
-    Ok((sink, Some(hasher)))
+    Ok((with_metrics(sink), Some(hasher)))
 }
 
 /// What the command line sets for a gateway.

@@ -178,7 +178,13 @@ pub fn run(args: RunArgs, config_path: PathBuf) -> anyhow::Result<ExitCode> {
             members.push(spec);
         }
         let mut watches = Vec::new();
-        let _approvals = super::approvals::start_for_gateway(&front, &args, &state_dir).await?;
+        // (The front's own sink counts nothing without a gateway-wide policy: the metrics
+        // are those of the sink every server's shares.)
+        let metrics = audit.metrics().cloned();
+        let _approvals =
+            super::approvals::start_for_gateway(&front, &args, &state_dir, metrics.as_ref())
+                .await?;
+        let _metrics = super::metrics::serve(metrics, Some(Arc::clone(&approvals)), &args).await?;
         if let (Some(path), false) = (&front_path, args.no_watch) {
             let watch = toolgate_proxy::reload::watch(Arc::clone(&front), absolute(path)?)
                 .context("cannot watch the gateway-wide policy file")?;
