@@ -87,6 +87,13 @@ async def test_a_scrape_counts_every_decision_and_times_every_call(gateway: Gate
         for i in range(4):
             assert (await c.session.call_tool(f"made_up_{i}", {})).is_error
 
+        # A reload is counted by its result.
+        gateway.write_policy(POLICY.replace('value: "NO"', 'value: "NEVER"'))
+        deadline = time.monotonic() + 10
+        while value(samples(fetch(metrics_url)[2]), "toolgate_policy_reloads_total", result="ok") < 1:
+            assert time.monotonic() < deadline, "the reload was never counted"
+            time.sleep(0.1)
+
         status, content_type, text = fetch(metrics_url)
         assert status == 200 and content_type.startswith("application/openmetrics-text"), (status, content_type)
         found = samples(text)
@@ -108,6 +115,13 @@ async def test_a_scrape_counts_every_decision_and_times_every_call(gateway: Gate
         assert ordered[-1].labels["le"] == "+Inf"
         assert value(found, "toolgate_build_info") == 1
         assert value(found, "toolgate_approvals_pending") == 0
+
+        # Every series the shipped Grafana dashboard queries is one toolgate exports.
+        dashboard = (E2E_DIR.parent.parent / "examples" / "grafana-dashboard.json").read_text()
+        queried = set(re.findall(r"\b((?:toolgate|mcp)_[a-z_]+)", dashboard))
+        exported = {name for name in found if name.startswith(("toolgate_", "mcp_"))}
+        exported |= {"toolgate_upstream_up"}  # (a gateway config's; the test below scrapes it)
+        assert queried and queried <= exported, queried - exported
 
         # The scrape-only listener serves nothing else; the admin listener serves the same
         # metrics behind its token.
