@@ -46,6 +46,8 @@ pub struct GatewayOptions {
     pub server_name: String,
     /// Where pins are kept; without it (and without a lock file), nothing is pinned.
     pub pins: Option<toolgate_state::SharedPins>,
+    /// Spans of calls, when tracing is configured (`OTEL_EXPORTER_OTLP_ENDPOINT`).
+    pub tracer: Option<Arc<crate::otel::Tracer>>,
 }
 
 impl GatewayOptions {
@@ -69,6 +71,7 @@ impl Default for GatewayOptions {
             shadow: false,
             server_name: "server".into(),
             pins: None,
+            tracer: None,
         }
     }
 }

@@ -150,6 +150,8 @@ pub(crate) struct CallExtras {
     /// What the `redact` rules found in the result, and the rule that withheld it.
     pub redactions: Option<toolgate_policy::redact::RedactionCounts>,
     pub withheld_by: Option<String>,
+    /// The call's trace span, when tracing samples it.
+    pub span: Option<crate::otel::CallSpan>,
 }
 
 impl CallInFlight {

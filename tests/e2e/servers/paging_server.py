@@ -4,7 +4,8 @@ gateway config.
 
 PAGING_NAME: the tools' name stem (tools are `<stem>_0` … `<stem>_<N-1>`, plus `crash`);
 PAGING_TOOLS: N (default 9); PAGING_PAGE: tools per page (default 3); PAGING_LIST_DELAY:
-seconds each tools/list takes (default 0). A call answers
+seconds each tools/list takes (default 0); PAGING_ECHO_TRACEPARENT=1: a call's answer ends
+with ` traceparent=<its _meta.traceparent>` when it has one. A call answers
 `<stem>: <tool>`; `crash` exits the process with status 3 right after answering."""
 
 import os
@@ -21,6 +22,7 @@ STEM = os.environ.get("PAGING_NAME", "tool")
 COUNT = int(os.environ.get("PAGING_TOOLS", "9"))
 PAGE = int(os.environ.get("PAGING_PAGE", "3"))
 LIST_DELAY = float(os.environ.get("PAGING_LIST_DELAY", "0"))
+ECHO_TRACEPARENT = os.environ.get("PAGING_ECHO_TRACEPARENT") == "1"
 
 TOOLS = [
     types.Tool(name=f"{STEM}_{i}", description=f"Tool {i} of {STEM}.", input_schema={"type": "object"})
@@ -39,7 +41,11 @@ async def list_tools(ctx: ServerRequestContext[Any, Any], params: Any) -> types.
 async def call_tool(ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams) -> types.CallToolResult:
     if params.name == "crash":
         threading.Timer(0.2, lambda: os._exit(3)).start()
-    return types.CallToolResult(content=[types.TextContent(type="text", text=f"{STEM}: {params.name}")])
+    text = f"{STEM}: {params.name}"
+    traceparent = (params.meta or {}).get("traceparent") if ECHO_TRACEPARENT else None
+    if traceparent:
+        text += f" traceparent={traceparent}"
+    return types.CallToolResult(content=[types.TextContent(type="text", text=text)])
 
 
 async def main() -> None:

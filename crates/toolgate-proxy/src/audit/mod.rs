@@ -290,6 +290,11 @@ impl AuditSink {
         self
     }
 
+    /// The server this sink's lines are about (behind a gateway config).
+    pub fn server(&self) -> Option<&str> {
+        self.server.as_deref()
+    }
+
     /// The metrics every event is counted in, when they are on.
     pub fn metrics(&self) -> Option<&Arc<crate::metrics::Metrics>> {
         self.metrics.as_ref()

@@ -76,6 +76,7 @@ pub struct Metrics {
     upstream_up: Family<ServerLabels, Gauge>,
     reloads: Family<ResultLabels, Counter>,
     approvals_pending: Gauge,
+    spans_dropped: Counter,
     /// The tools some listing named, by server.
     listed: RwLock<HashMap<String, HashSet<String>>>,
 }
@@ -124,6 +125,12 @@ impl Metrics {
             "Approval requests waiting for a person",
             approvals_pending.clone(),
         );
+        let spans_dropped = Counter::default();
+        registry.register(
+            "toolgate_spans_dropped",
+            "Trace spans not exported: the queue was full or the collector refused their batch",
+            spans_dropped.clone(),
+        );
         registry.register(
             "toolgate_build",
             "The toolgate build",
@@ -136,6 +143,7 @@ impl Metrics {
             upstream_up,
             reloads,
             approvals_pending,
+            spans_dropped,
             listed: RwLock::new(HashMap::new()),
         }
     }
@@ -204,6 +212,11 @@ impl Metrics {
         }
     }
 
+    /// Counts trace spans that were not exported.
+    pub fn spans_dropped(&self, spans: u64) {
+        self.spans_dropped.inc_by(spans);
+    }
+
     /// The metrics in the text exposition format, with the approvals waiting now.
     pub fn render(&self, approvals_pending: Option<usize>) -> String {
         if let Some(pending) = approvals_pending {
@@ -217,7 +230,7 @@ impl Metrics {
     }
 }
 
-fn decision_label(decision: AuditDecision) -> &'static str {
+pub(crate) fn decision_label(decision: AuditDecision) -> &'static str {
     match decision {
         AuditDecision::Allow => "allow",
         AuditDecision::Deny => "deny",
@@ -233,7 +246,7 @@ fn decision_label(decision: AuditDecision) -> &'static str {
 }
 
 /// The conventions' `error.type` of a call: empty when it succeeded.
-fn error_type(decision: AuditDecision, outcome: Outcome) -> &'static str {
+pub(crate) fn error_type(decision: AuditDecision, outcome: Outcome) -> &'static str {
     match decision {
         AuditDecision::Deny => return "denied",
         AuditDecision::Hidden => return "unknown_tool",

@@ -48,6 +48,8 @@ struct CallParams {
     arguments: Value,
     /// `_meta.progressToken`, when it is one (a string or a number).
     progress_token: Option<Value>,
+    /// `_meta.traceparent`, when it is a string.
+    traceparent: Option<String>,
 }
 
 /// The members of `tools/call` params that MCP defines and servers read.
@@ -85,15 +87,20 @@ fn read_params(params: Option<Result<Value, StrictJsonError>>) -> Result<CallPar
         Some(args @ Value::Object(_)) => args,
         Some(_) => return Err("tools/call \"arguments\" must be an object".into()),
     };
-    let progress_token = map
-        .get("_meta")
+    let meta = map.get("_meta");
+    let progress_token = meta
         .and_then(|meta| meta.get("progressToken"))
         .filter(|token| token.is_string() || token.is_number())
         .cloned();
+    let traceparent = meta
+        .and_then(|meta| meta.get("traceparent"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
     Ok(CallParams {
         tool,
         arguments,
         progress_token,
+        traceparent,
     })
 }
 
@@ -199,6 +206,12 @@ impl Gateway {
             ))),
             AuditArguments::Full => Some(AuditedArguments::Full(params.arguments.clone())),
         };
+        if let Some(tracer) = &self.options.tracer {
+            let span = tracer.start_call(params.traceparent.as_deref(), request.id.get());
+            if span.is_some() {
+                in_flight.extras_mut().span = span;
+            }
+        }
         if audited.is_some() {
             in_flight.extras_mut().arguments = audited;
         }
@@ -412,6 +425,18 @@ impl Gateway {
     /// reused the call's id meanwhile, or has too many requests waiting), the call is refused
     /// and settled unforwarded.
     pub(crate) async fn forward_call(&self, session: &Session, request: &ClientRequest) {
+        // A traced call goes on with toolgate's span as the server's parent.
+        let traced = self.options.tracer.as_ref().and_then(|_| {
+            let context = {
+                let state = session.state.lock();
+                let Some(InFlight::Call(call)) = state.inflight.get(&request.key) else {
+                    return None;
+                };
+                call.extras.as_ref()?.span.as_ref()?.context
+            };
+            crate::otel::with_traceparent(request, &context.format())
+        });
+        let request = traced.as_ref().unwrap_or(request);
         if let Err(why) = self.forward_request(session, request).await {
             self.end_unforwarded(session, request, CallEnd::Unforwardable(why))
                 .await;

@@ -409,9 +409,9 @@ impl Gateway {
         };
         // A call let through although a dry-run rule would have refused it is audited as
         // what that rule would have done.
-        let (shadow, arguments, redactions, withheld_by) = match call.extras {
-            Some(e) => (e.shadow, e.arguments, e.redactions, e.withheld_by),
-            None => (None, None, None, None),
+        let (shadow, arguments, redactions, withheld_by, span) = match call.extras {
+            Some(e) => (e.shadow, e.arguments, e.redactions, e.withheld_by, e.span),
+            None => (None, None, None, None, None),
         };
         let (decision, rule, message) = match (end.decision(), shadow) {
             (AuditDecision::Allow, Some(shadow)) => (
@@ -426,6 +426,16 @@ impl Gateway {
             ),
         };
         drop(policy);
+        let outcome = end.outcome(call.phase);
+        if let (Some(span), Some(tracer)) = (span, &self.options.tracer) {
+            let about = SpanFacts {
+                tool: &call.tool,
+                decision,
+                rule: rule.as_deref(),
+                outcome,
+            };
+            tracer.finish(self.call_span(session, span, &about));
+        }
         self.audit.record(AuditEvent::Decision(DecisionRecord {
             session: session.id.clone(),
             identity: session.identity.clone(),
@@ -433,7 +443,7 @@ impl Gateway {
             rule,
             message,
             policy: call.policy,
-            outcome: end.outcome(call.phase),
+            outcome,
             not_counted: call.not_counted,
             latency_us: call.started.elapsed().as_micros() as u64,
             args_hash: call.args_hash.map(String::from),
@@ -459,5 +469,58 @@ impl Gateway {
             self.end_duplicates(key, &end, &context).await;
         }
         answer
+    }
+}
+
+/// What a call's span says about how it ended.
+struct SpanFacts<'a> {
+    tool: &'a str,
+    decision: AuditDecision,
+    rule: Option<&'a str>,
+    outcome: Outcome,
+}
+
+impl Gateway {
+    /// A call's finished span, with the conventions' attributes and toolgate's own.
+    fn call_span(
+        &self,
+        session: &Session,
+        span: crate::otel::CallSpan,
+        facts: &SpanFacts<'_>,
+    ) -> crate::otel::FinishedSpan {
+        use crate::otel::AttributeValue::Str;
+        let error_type = crate::metrics::error_type(facts.decision, facts.outcome);
+        let mut attributes = vec![
+            ("mcp.method.name", Str("tools/call".into())),
+            ("gen_ai.operation.name", Str("execute_tool".into())),
+            ("gen_ai.tool.name", Str(facts.tool.to_string())),
+            ("mcp.session.id", Str(session.id.clone())),
+            ("jsonrpc.request.id", Str(span.request_id)),
+            (
+                "toolgate.decision",
+                Str(crate::metrics::decision_label(facts.decision).into()),
+            ),
+        ];
+        if let Some(version) = session.protocol_version() {
+            attributes.push(("mcp.protocol.version", Str(version)));
+        }
+        if !error_type.is_empty() {
+            attributes.push(("error.type", Str(error_type.into())));
+        }
+        if let Some(rule) = facts.rule {
+            attributes.push(("toolgate.rule", Str(rule.into())));
+        }
+        if let Some(server) = self.audit.server() {
+            attributes.push(("toolgate.server", Str(server.into())));
+        }
+        crate::otel::FinishedSpan {
+            context: span.context,
+            parent: span.parent,
+            name: format!("tools/call {}", facts.tool),
+            start_unix_nanos: span.start_unix_nanos,
+            end_unix_nanos: crate::otel::unix_nanos(),
+            attributes,
+            error: (!error_type.is_empty()).then(|| error_type.to_string()),
+        }
     }
 }

@@ -21,6 +21,7 @@ mod starter_tests;
 mod status;
 mod test;
 mod tool_source;
+mod traces;
 mod validate;
 
 use std::process::ExitCode;

@@ -50,7 +50,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             args.upstream.as_deref(),
             &args.command,
         );
-        let options = gateway_options(&args, approvals, Some(pins), server_name);
+        let tracer = super::traces::start(audit.metrics())?;
+        let options = gateway_options(&args, approvals, Some(pins), server_name, tracer);
         let gateway = Gateway::new(policy, store, clock, audit, hasher, options);
         gateway.set_pin_lock(lock);
         let _pin_watcher = gateway.spawn_pin_watcher();
@@ -136,8 +137,10 @@ pub(super) fn gateway_options(
     approvals: Arc<toolgate_proxy::approvals::Approvals>,
     pins: Option<toolgate_state::SharedPins>,
     server_name: String,
+    tracer: Option<Arc<toolgate_proxy::otel::Tracer>>,
 ) -> GatewayOptions {
     GatewayOptions {
+        tracer,
         deny_prefix: args.deny_prefix.clone(),
         fail_mode: match args.state_fail_mode {
             FailModeArg::Closed => FailMode::Closed,

@@ -145,7 +145,16 @@ pub fn run(args: RunArgs, config_path: PathBuf) -> anyhow::Result<ExitCode> {
         };
         let store = toolgate_state::open_store(&dsn, &args.state_prefix, clock.clone())
             .context("cannot open the counter store")?;
-        let options = gateway_options(&args, Arc::clone(&approvals), None, "gateway".into());
+        let tracer = super::traces::start(audit.metrics())?;
+        // The gateway-wide policy's calls are traced (as audited) only when there is one.
+        let front_tracer = front_path.as_ref().and(tracer.clone());
+        let options = gateway_options(
+            &args,
+            Arc::clone(&approvals),
+            None,
+            "gateway".into(),
+            front_tracer,
+        );
         let front = Gateway::new(
             front_policy,
             store,
@@ -167,6 +176,7 @@ pub fn run(args: RunArgs, config_path: PathBuf) -> anyhow::Result<ExitCode> {
                 Arc::clone(&approvals),
                 Some(Arc::clone(&pins)),
                 String::new(),
+                tracer,
             ),
         });
         // What each server's gateway runs beside it (its policy watcher, its tasks), by name.
