@@ -28,6 +28,8 @@ use crate::workload::Workload;
 pub struct Launch {
     pub program: PathBuf,
     pub args: Vec<OsString>,
+    /// Added to the environment the bench itself runs in.
+    pub env: Vec<(OsString, OsString)>,
     /// Kept in a file so a failure can quote the child's last words.
     pub stderr_path: PathBuf,
 }
@@ -75,6 +77,7 @@ impl Session {
         let spawned = Instant::now();
         let mut child = Command::new(&launch.program)
             .args(&launch.args)
+            .envs(launch.env.iter().cloned())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(stderr)

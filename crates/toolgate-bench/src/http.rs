@@ -36,6 +36,7 @@ impl Listener {
         let spawned = Instant::now();
         let child = Command::new(&launch.program)
             .args(&launch.args)
+            .envs(launch.env.iter().cloned())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
@@ -86,6 +87,7 @@ impl Listener {
         let spawned = Instant::now();
         let child = Command::new(&launch.program)
             .args(&launch.args)
+            .envs(launch.env.iter().cloned())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)

@@ -10,6 +10,7 @@ mod driver;
 mod fixture;
 mod http;
 mod metrics;
+mod otlp_sink;
 mod procfs;
 mod report;
 mod scenarios;

@@ -9,11 +9,12 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 
 use crate::driver::{Launch, Session};
 use crate::http::{free_port, HttpSession, Listener};
 use crate::metrics::{Latency, Measurement};
+use crate::otlp_sink::OtlpSink;
 use crate::procfs;
 use crate::workload::Workload;
 
@@ -40,8 +41,8 @@ pub enum Target {
         store: Store,
         audit: bool,
         policy_tools: usize,
-        /// Prometheus metrics on (`--metrics-listen`), counting every call.
-        metrics: bool,
+        /// Metrics and traces, off or on.
+        observe: Observe,
     },
     /// Another MCP proxy (no policy), installed by `setup-peers.sh`.
     Peer(Peer),
@@ -49,6 +50,17 @@ pub enum Target {
     /// (memory store, no audit): `toolgate-stdio` plus what aggregation adds. Calls go to
     /// the middle server.
     Gateway { servers: usize },
+}
+
+/// What toolgate is told to report while it is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observe {
+    Off,
+    /// Prometheus metrics (`--metrics-listen`), counting every call.
+    Metrics,
+    /// Metrics, and a span per call exported over OTLP/HTTP to a local sink
+    /// (`otlp_sink.rs`), which must receive some for the run to count.
+    MetricsAndTraces,
 }
 
 /// The peer proxies `setup-peers.sh` installs under `crates/toolgate-bench/peers/`.
@@ -160,7 +172,7 @@ pub fn catalogue(sweeps: bool) -> Vec<Scenario> {
         store,
         audit,
         policy_tools,
-        metrics: false,
+        observe: Observe::Off,
     };
     let main = |name: &str, target, baseline: Option<&str>| Scenario {
         name: name.to_owned(),
@@ -190,7 +202,17 @@ pub fn catalogue(sweeps: bool) -> Vec<Scenario> {
                 store: Store::Memory,
                 audit: false,
                 policy_tools: MAIN_POLICY_TOOLS,
-                metrics: true,
+                observe: Observe::Metrics,
+            },
+            Some("direct-stdio"),
+        ),
+        main(
+            "toolgate-stdio-observed",
+            Target::Toolgate {
+                store: Store::Memory,
+                audit: false,
+                policy_tools: MAIN_POLICY_TOOLS,
+                observe: Observe::MetricsAndTraces,
             },
             Some("direct-stdio"),
         ),
@@ -355,7 +377,21 @@ pub fn run_once(
         _ => None,
     };
     let upstream_url = upstream.as_ref().map(|u| u.url.as_str());
-    let (launch, tools) = launch(scenario, programs, dir.path(), upstream_url)?;
+    let sink = match scenario.target {
+        Target::Toolgate {
+            observe: Observe::MetricsAndTraces,
+            ..
+        } => Some(OtlpSink::start()?),
+        _ => None,
+    };
+    let (mut launch, tools) = launch(scenario, programs, dir.path(), upstream_url)?;
+    if let Some(sink) = &sink {
+        let endpoint = (
+            "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
+            sink.url.clone().into(),
+        );
+        launch.env.push(endpoint);
+    }
     let launch = peer_launch(scenario, launch, upstream_url);
     let workload = match scenario.target {
         Target::Gateway { servers } => {
@@ -408,6 +444,14 @@ pub fn run_once(
         Some(cpu_ticks as f64 * 1e6 / procfs::clock_ticks_per_sec() as f64 / calls as f64);
     m.calls_verified = calls + warmup_calls as u64;
     session.close()?;
+    if let Some(sink) = &sink {
+        // Spans are sent at least once a second; a run with none exported measured nothing.
+        let (requests, bytes) = sink.received();
+        if requests == 0 {
+            bail!("toolgate exported no trace spans to the sink during the run");
+        }
+        eprintln!("    (traces: {requests} OTLP exports, {bytes} bytes)");
+    }
     Ok(m)
 }
 
@@ -441,6 +485,7 @@ fn launch(
             let program = PathBuf::from(args.remove(0));
             Ok((
                 Launch {
+                    env: Vec::new(),
                     program,
                     args,
                     stderr_path,
@@ -484,6 +529,7 @@ fn launch(
             }
             Ok((
                 Launch {
+                    env: Vec::new(),
                     program: toolgate,
                     args,
                     stderr_path,
@@ -495,7 +541,7 @@ fn launch(
             store,
             audit,
             policy_tools,
-            metrics,
+            observe,
         } => {
             let toolgate = programs
                 .toolgate
@@ -533,7 +579,7 @@ fn launch(
                     args.push("--no-audit".into());
                 }
             }
-            if metrics {
+            if observe != Observe::Off {
                 args.extend(["--metrics-listen".into(), "127.0.0.1:0".into()]);
             }
             if scenario.client == Transport::Http {
@@ -553,6 +599,7 @@ fn launch(
             }
             Ok((
                 Launch {
+                    env: Vec::new(),
                     program: toolgate,
                     args,
                     stderr_path,
@@ -585,6 +632,7 @@ fn peer_launch(scenario: &Scenario, launch: Launch, upstream_url: Option<&str>) 
         }
     }
     Launch {
+        env: Vec::new(),
         program: peer.program(),
         args,
         stderr_path: launch.stderr_path,
@@ -594,6 +642,7 @@ fn peer_launch(scenario: &Scenario, launch: Launch, upstream_url: Option<&str>) 
 /// The HTTP fixture on a free loopback port.
 fn fixture_http(programs: &Programs, tools: usize, stderr_path: PathBuf) -> Launch {
     Launch {
+        env: Vec::new(),
         program: programs.fixture.clone(),
         args: vec![
             "fixture-http".into(),
