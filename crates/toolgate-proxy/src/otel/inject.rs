@@ -123,3 +123,135 @@ mod tests {
         );
     }
 }
+
+/// Properties of both request rewrites (this one, and the client names' `inbound`): whatever
+/// the params look like, the rewritten request reads strictly and differs from the original
+/// in the one member it sets, and nowhere else.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::{json, Map, Value};
+
+    use super::*;
+    use crate::aggregate::ClientNames;
+
+    /// A JSON value as text with arbitrary whitespace around its tokens.
+    fn gap(gaps: &[u8], at: &mut usize) -> String {
+        *at += 1;
+        let width = gaps.get(*at % gaps.len().max(1)).copied().unwrap_or(0) % 3;
+        " ".repeat(usize::from(width))
+    }
+
+    fn spaced(value: &Value, gaps: &[u8], at: &mut usize) -> String {
+        match value {
+            Value::Object(map) => {
+                let mut members = Vec::new();
+                for (k, v) in map {
+                    let key = serde_json::to_string(k).expect("a key");
+                    let (before, after) = (gap(gaps, at), gap(gaps, at));
+                    let value = spaced(v, gaps, at);
+                    members.push(format!("{before}{key}{after}:{value}{}", gap(gaps, at)));
+                }
+                format!("{{{}{}}}", members.join(","), gap(gaps, at))
+            }
+            Value::Array(items) => {
+                let items: Vec<String> = items.iter().map(|v| spaced(v, gaps, at)).collect();
+                format!("[{}]", items.join(","))
+            }
+            other => other.to_string(),
+        }
+    }
+
+    fn params() -> impl Strategy<Value = Value> {
+        let name = prop_oneof![
+            "[a-z_é\"\\\\]{0,8}".prop_map(Value::String),
+            Just(Value::from(7)),
+        ];
+        let meta = prop_oneof![
+            Just(None),
+            Just(Some(Value::Null)),
+            Just(Some(json!([1]))),
+            Just(Some(json!({}))),
+            Just(Some(json!({"progressToken": 3}))),
+            "[0-9a-f-]{0,12}".prop_map(|t| Some(json!({"traceparent": t, "x": {"y": [1, 2]}}))),
+            Just(Some(json!({"traceparent": 5}))),
+        ];
+        let arguments = prop_oneof![
+            Just(None),
+            Just(Some(json!({}))),
+            Just(Some(json!({"n": 1.5, "s": "é\n", "name": "inner"}))),
+        ];
+        (name, meta, arguments, any::<bool>()).prop_map(|(name, meta, arguments, name_last)| {
+            let mut map = Map::new();
+            if !name_last {
+                map.insert("name".into(), name.clone());
+            }
+            if let Some(meta) = meta {
+                map.insert("_meta".into(), meta);
+            }
+            if let Some(arguments) = arguments {
+                map.insert("arguments".into(), arguments);
+            }
+            if name_last {
+                map.insert("name".into(), name);
+            }
+            Value::Object(map)
+        })
+    }
+
+    fn request_with(params: &Value, gaps: &[u8]) -> ClientRequest {
+        let text = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}}"#,
+            spaced(params, gaps, &mut 0)
+        );
+        ClientMessage::read(text)
+            .expect("reads")
+            .into_request()
+            .expect("a request")
+    }
+
+    fn params_of(request: &ClientRequest) -> Value {
+        match request.strict_params() {
+            Some(Ok(params)) => params.clone(),
+            other => panic!("the rewritten request must read strictly: {other:?}"),
+        }
+    }
+
+    const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    proptest! {
+        #[test]
+        fn the_traceparent_is_the_only_change(params in params(), gaps in proptest::collection::vec(any::<u8>(), 1..16)) {
+            let request = request_with(&params, &gaps);
+            let meta = params.get("_meta");
+            match with_traceparent(&request, PARENT) {
+                Some(out) => {
+                    let mut expected = params.clone();
+                    let meta = expected
+                        .as_object_mut()
+                        .expect("an object")
+                        .entry("_meta")
+                        .or_insert_with(|| json!({}));
+                    meta["traceparent"] = Value::String(PARENT.into());
+                    prop_assert_eq!(params_of(&out), expected);
+                }
+                None => prop_assert!(meta.is_some_and(|m| !m.is_object())),
+            }
+        }
+
+        #[test]
+        fn a_renamed_call_differs_only_in_its_name(params in params(), gaps in proptest::collection::vec(any::<u8>(), 1..16)) {
+            let request = request_with(&params, &gaps);
+            let original = request.text().to_string();
+            let out = ClientNames::one_server("files").inbound(request);
+            match params.get("name").and_then(Value::as_str) {
+                Some(name) => {
+                    let mut expected = params.clone();
+                    expected["name"] = Value::String(format!("files__{name}"));
+                    prop_assert_eq!(params_of(&out), expected);
+                }
+                None => prop_assert_eq!(out.text(), original),
+            }
+        }
+    }
+}
