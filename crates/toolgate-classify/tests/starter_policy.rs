@@ -23,6 +23,7 @@ fn decide(policy: &toolgate_policy::Policy, tool: &str) -> Decision {
         arguments: &args,
         session: Some("s"),
         identity: None,
+        caller: None,
     })
 }
 

@@ -61,6 +61,7 @@ fn bench_decision(bencher: Bencher, tools: usize, tool: &str) {
         arguments: &arguments,
         session: Some("session-1"),
         identity: Some("alice"),
+        caller: None,
     };
     assert!(matches!(policy.decide(&call), Decision::Allow(_)));
     bencher.bench_local(|| policy.decide(black_box(&call)));

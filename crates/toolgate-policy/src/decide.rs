@@ -19,9 +19,11 @@ use serde_json::Value;
 
 use crate::amount::Amount;
 use crate::args::Lookup;
+use crate::caller::Caller;
 use crate::counter_key::KeyError;
 use crate::ir::{
-    ApprovalSettings, Condition, DefaultAction, Effect, Increment, Limit, Policy, PolicyMode, Rule,
+    ApprovalSettings, Condition, ConditionPath, DefaultAction, Effect, Increment, Limit, Policy,
+    PolicyMode, Rule,
 };
 use crate::operators::{evaluate, Truth};
 use crate::window::Window;
@@ -38,6 +40,9 @@ pub struct Call<'a> {
     pub session: Option<&'a str>,
     /// Who is calling, for `scope: identity` counters.
     pub identity: Option<&'a str>,
+    /// What `identity.…` conditions read: the caller's name, and its token's scopes and
+    /// claims (none: every such path is missing).
+    pub caller: Option<&'a Caller>,
 }
 
 /// What to do with a call.
@@ -267,7 +272,7 @@ impl Policy {
         let mut approval: Option<(&Rule, &ApprovalSettings)> = None;
         for rule in own.iter().chain(self.wildcard.iter()) {
             let shadowed = shadow_all || rule.dry_run;
-            let verdict = match judge(rule, call.arguments) {
+            let verdict = match judge(rule, call.arguments, call.caller) {
                 Ok(v) => v,
                 Err(message) => {
                     tracer.step(rule, "ambiguous", || message.clone());
@@ -464,17 +469,28 @@ struct Verdict<'r> {
 
 /// Evaluates every condition of a rule (none is skipped, so an ambiguous member anywhere in
 /// a rule the call reaches is always found).
-fn judge<'r>(rule: &'r Rule, arguments: &Value) -> Result<Verdict<'r>, String> {
+fn judge<'r>(
+    rule: &'r Rule,
+    arguments: &Value,
+    caller: Option<&Caller>,
+) -> Result<Verdict<'r>, String> {
     let mut verdict = Verdict {
         first_not_true: None,
         first_false: None,
         unknown: false,
     };
     for condition in &rule.conditions {
-        let truth = match condition.path.lookup(arguments) {
-            Lookup::Found(value) => evaluate(&condition.operator, Some(value)),
-            Lookup::Missing => evaluate(&condition.operator, None),
-            Lookup::Ambiguous { member, path } => return Err(ambiguous_member(&member, &path)),
+        let truth = match &condition.path {
+            ConditionPath::Argument(path) => match path.lookup(arguments) {
+                Lookup::Found(value) => evaluate(&condition.operator, Some(value)),
+                Lookup::Missing => evaluate(&condition.operator, None),
+                Lookup::Ambiguous { member, path } => return Err(ambiguous_member(&member, &path)),
+            },
+            // The caller comes from the listener's token check, not from the client's
+            // message: there is no second reader to disagree with.
+            ConditionPath::Identity(path) => {
+                evaluate(&condition.operator, path.value(caller).as_ref())
+            }
         };
         if truth != Truth::True && verdict.first_not_true.is_none() {
             verdict.first_not_true = Some((condition, truth));

@@ -155,6 +155,8 @@ pub struct Policy {
     pub categories: HashMap<String, Vec<Rule>>,
     /// Bearer-token identities for HTTP listeners (`identities`); empty when not configured.
     pub identities: crate::identities::Identities,
+    /// The HTTP listener as an OAuth 2.1 resource server (`oauth`); none when not configured.
+    pub oauth: Option<OAuthSettings>,
     /// The `approvals` block: defaults (already applied to the rules) and notifications.
     pub approvals: crate::approvals::ApprovalsConfig,
     /// `idempotency_window` in milliseconds, by tool (`"*"`: every tool).
@@ -240,10 +242,26 @@ impl Default for ApprovalSettings {
     }
 }
 
+/// What a condition reads: the call's arguments, or the caller.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ConditionPath {
+    Argument(ArgPath),
+    Identity(crate::caller::IdentityPath),
+}
+
+impl std::fmt::Display for ConditionPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConditionPath::Argument(path) => path.fmt(f),
+            ConditionPath::Identity(path) => path.fmt(f),
+        }
+    }
+}
+
 /// A test on one argument.
 #[derive(Debug, Clone)]
 pub struct Condition {
-    pub path: ArgPath,
+    pub path: ConditionPath,
     pub operator: Operator,
     /// The condition as written, e.g. `args.amount lte 50000`, for traces.
     pub text: String,
@@ -334,3 +352,28 @@ pub const CATEGORY_NAMES: [&str; 6] = [
     "Financial",
     "Other",
 ];
+
+/// `oauth`: how the HTTP listener accepts access tokens from an authorization server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthSettings {
+    /// The authorization server's issuer URL (tokens' `iss`).
+    pub issuer: String,
+    /// This gateway's canonical URL: tokens must name it in `aud`.
+    pub resource: String,
+    pub scopes_supported: Vec<String>,
+    /// Scopes every request's token must carry.
+    pub required_scopes: Vec<String>,
+    /// The claim that names the caller (limits, approvals, audit).
+    pub identity_claim: String,
+    /// For opaque tokens: RFC 7662 introspection with these credentials.
+    pub introspection: Option<OAuthIntrospection>,
+    /// How far `exp` and `nbf` may be off this machine's clock.
+    pub leeway_seconds: u64,
+}
+
+/// The environment variables holding the client credentials toolgate introspects with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthIntrospection {
+    pub client_id_env: String,
+    pub client_secret_env: String,
+}

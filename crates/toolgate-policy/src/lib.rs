@@ -15,6 +15,7 @@
 pub mod amount;
 pub mod approvals;
 pub mod args;
+pub mod caller;
 pub mod canonical;
 mod compile;
 pub mod counter_key;
@@ -36,6 +37,7 @@ pub mod window;
 
 pub use amount::Amount;
 pub use approvals::ApprovalsConfig;
+pub use caller::{Caller, IdentityPath};
 pub use compile::{json_schema, SchemaForm, OPERATORS, REGEX_MAX_LEN, REGEX_SIZE_LIMIT};
 pub use decide::{
     ApprovalRequest, Call, Decision, Denial, Permit, Reservation, ShadowDecision, ShadowVerdict,

@@ -25,7 +25,10 @@ impl Policy {
         };
         let mut paths = Vec::new();
         for rule in own.iter().chain(&self.wildcard) {
-            paths.extend(rule.conditions.iter().map(|c| &c.path));
+            paths.extend(rule.conditions.iter().filter_map(|c| match &c.path {
+                crate::ir::ConditionPath::Argument(path) => Some(path),
+                crate::ir::ConditionPath::Identity(_) => None,
+            }));
             for limit in &rule.limits {
                 if let Increment::FromArgument(path) = &limit.increment {
                     paths.push(path);

@@ -390,6 +390,7 @@ tools:
             arguments: &no_title,
             session: None,
             identity: None,
+            caller: None,
         },
         &counters,
     );

@@ -26,6 +26,7 @@ fn explain(
             arguments: &arguments,
             session: Some("s1"),
             identity: Some("alice"),
+            caller: None,
         },
         &counters,
     )
@@ -300,6 +301,7 @@ fn explain_agrees_with_decide_when_counters_are_empty() {
             arguments: &args,
             session: Some("s1"),
             identity: Some("alice"),
+            caller: None,
         });
         let e = explain(&p, tool, args.clone(), &[]);
         assert_eq!(e.decision, expected, "{tool} {args}");

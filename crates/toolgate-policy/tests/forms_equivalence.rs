@@ -61,6 +61,7 @@ fn decide(policy: &Policy, c: &TestCall) -> Decision {
         arguments: &c.arguments,
         session: c.session,
         identity: c.identity,
+        caller: None,
     })
 }
 
@@ -72,6 +73,7 @@ fn explained(policy: &Policy, c: &TestCall, counters: &HashMap<String, Amount>) 
             arguments: &c.arguments,
             session: c.session,
             identity: c.identity,
+            caller: None,
         },
         counters,
     );

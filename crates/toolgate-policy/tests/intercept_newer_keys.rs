@@ -52,6 +52,7 @@ fn spend_limit_block_names_the_argument_scope_and_window() {
         arguments: &arguments,
         session: None,
         identity: Some("alice"),
+        caller: None,
     };
     assert_eq!(
         summary(&p.decide(&call)),

@@ -107,6 +107,7 @@ fn call<'a>(tool: &'a str, arguments: &'a Value, session: Option<&'a str>) -> Ca
         arguments,
         session,
         identity: session,
+        caller: None,
     }
 }
 

@@ -177,6 +177,7 @@ fn a_full_shadow_counter_makes_the_call_would_deny_in_explain() {
         arguments: &arguments,
         session: None,
         identity: None,
+        caller: None,
     };
     let counters = HashMap::from([(
         "shadow:create_issue._rate_day".to_string(),

@@ -628,7 +628,7 @@ fn paths_and_operators_are_checked() {
     );
     assert_eq!(
         e[0].hint.as_deref(),
-        Some("argument paths look like args.amount or args.items.0.id; counters like state.<tool>.<counter>")
+        Some("argument paths look like args.amount or args.items.0.id; the caller's like identity.scopes; counters like state.<tool>.<counter>")
     );
     assert_errors(
         &rules("- name: r\n  conditions:\n    - {path: args.a..b, op: lte, value: 5}"),

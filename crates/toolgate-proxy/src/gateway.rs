@@ -165,11 +165,13 @@ impl Gateway {
             .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// Whether installing `new` would turn the listener's authentication off.
+    /// Whether installing `new` would turn the listener's authentication off (neither
+    /// `identities` nor `oauth` left where there was one).
     pub(crate) fn would_drop_authentication(&self, new: &Policy) -> bool {
+        let authenticates = |p: &Policy| !p.identities.is_empty() || p.oauth.is_some();
         self.serves_http.load(std::sync::atomic::Ordering::SeqCst)
-            && !self.policy().identities.is_empty()
-            && new.identities.is_empty()
+            && authenticates(&self.policy())
+            && !authenticates(new)
     }
 
     /// Registers a session so reloads can reach it.

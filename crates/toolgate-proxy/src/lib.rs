@@ -20,6 +20,7 @@ pub mod http;
 pub(crate) mod idempotency;
 pub mod message;
 pub mod metrics;
+pub mod oauth;
 pub mod otel;
 pub mod pinning;
 pub mod pipeline;

@@ -53,9 +53,9 @@ pub async fn reload_from(gateway: &Gateway, path: &Path) -> bool {
             }
             if gateway.would_drop_authentication(&policy) {
                 let error = format!(
-                    "{}: the new policy has no `identities`, but the HTTP listener requires \
-                     tokens; a reload cannot turn authentication off (restart toolgate to do \
-                     that deliberately)",
+                    "{}: the new policy has neither `identities` nor `oauth`, but the HTTP \
+                     listener requires tokens; a reload cannot turn authentication off \
+                     (restart toolgate to do that deliberately)",
                     path.display()
                 );
                 tracing::error!("{error}; keeping the current policy");

@@ -27,6 +27,9 @@ pub struct Session {
     /// The names the client uses, when they are not the ones the gateway decides on (a
     /// gateway config's `/mcp/<server>`, `tool_names: bare_when_unique`).
     pub(crate) names: std::sync::OnceLock<std::sync::Arc<ClientNames>>,
+    /// What `identity.…` conditions read: the caller as the latest request's credentials
+    /// describe it (an OAuth token's scopes may change within a session: step-up).
+    caller: Mutex<Option<std::sync::Arc<toolgate_policy::Caller>>>,
 }
 
 /// Where a session's messages in one direction go: a channel its transport drains (an HTTP
@@ -249,15 +252,32 @@ impl Session {
         to_client: Outbox<ToClient>,
         to_server: Outbox<ToServer>,
     ) -> Session {
+        let caller = identity.clone().map(|name| {
+            std::sync::Arc::new(toolgate_policy::Caller {
+                name,
+                ..Default::default()
+            })
+        });
         Session {
             counter_session: id.clone(),
             id,
             identity,
+            caller: Mutex::new(caller),
             to_client,
             to_server,
             state: Mutex::new(SessionState::default()),
             names: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The caller the next calls are decided for (set by the listener from each request's
+    /// credentials).
+    pub fn set_caller(&self, caller: std::sync::Arc<toolgate_policy::Caller>) {
+        *self.caller.lock() = Some(caller);
+    }
+
+    pub fn caller(&self) -> Option<std::sync::Arc<toolgate_policy::Caller>> {
+        self.caller.lock().clone()
     }
 
     /// Gives the session the client's names (before it carries any message).

@@ -594,9 +594,19 @@ pub struct ExplainArgs {
     #[arg(long, value_name = "JSON", default_value = "{}")]
     pub args: String,
 
-    /// Identity making the call (for scope: identity counters).
+    /// Identity making the call (for scope: identity counters, and identity.name in
+    /// conditions).
     #[arg(long, value_name = "ID")]
     pub identity: Option<String>,
+
+    /// The caller's OAuth scopes, space- or comma-separated (identity.scopes in conditions).
+    #[arg(long, value_name = "SCOPES", requires = "identity")]
+    pub scopes: Option<String>,
+
+    /// A claim of the caller's token, as CLAIM=VALUE (VALUE is read as JSON when it is JSON,
+    /// else as text; repeatable). For identity.claims.<claim> in conditions.
+    #[arg(long = "claim", value_name = "CLAIM=VALUE", requires = "identity")]
+    pub claims: Vec<String>,
 
     /// Session making the call (for scope: session counters).
     #[arg(long, value_name = "ID")]

@@ -125,6 +125,7 @@ impl<'p> Replayer<'p> {
             arguments: &arguments,
             session: Some(&call.session),
             identity: call.identity.as_deref(),
+            caller: None,
         });
         let (new, rule) = match decision {
             Decision::Allow(permit) => {

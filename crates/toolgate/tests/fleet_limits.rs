@@ -84,6 +84,7 @@ fn counter(dsn: &str, prefix: &str) -> Amount {
         arguments: &arguments,
         session: Some("any"),
         identity: None,
+        caller: None,
     };
     let Decision::Allow(permit) = policy.decide(&call) else {
         panic!("the policy should allow echo");

@@ -7,8 +7,9 @@ use serde_json::Value;
 use super::reader::{child_path, index_path, Reader};
 use crate::amount::Amount;
 use crate::args::ArgPath;
+use crate::caller::IdentityPath;
 use crate::diagnostics::Location;
-use crate::ir::{Condition, Operator};
+use crate::ir::{Condition, ConditionPath, Operator};
 use crate::source::{json_number, Node, NodeKind};
 
 /// Largest compiled size of a user regex; keeps one pattern from eating memory or time.
@@ -127,6 +128,27 @@ pub fn compile_condition(
         }));
     }
 
+    if let Some(identity) = IdentityPath::parse(&path_text) {
+        let identity = match identity {
+            Ok(p) => p,
+            Err(e) => {
+                reader.error_with_hint(
+                    path_node.location,
+                    &child_path(path, "path"),
+                    e,
+                    "identity.scopes with op contains tests a scope of the caller's token",
+                );
+                return None;
+            }
+        };
+        let operator = compile_operator(reader, &op, value_node, &value_path)?;
+        let text = format!("{path_text} {op} {}", value_node.to_json());
+        return Some(CompiledCondition::Argument(Condition {
+            path: ConditionPath::Identity(identity),
+            operator,
+            text,
+        }));
+    }
     let arg_path = match ArgPath::parse(&path_text) {
         Ok(p) => p,
         Err(e) => {
@@ -134,7 +156,7 @@ pub fn compile_condition(
                 path_node.location,
                 &child_path(path, "path"),
                 e.to_string(),
-                "argument paths look like args.amount or args.items.0.id; counters like state.<tool>.<counter>",
+                "argument paths look like args.amount or args.items.0.id; the caller's like identity.scopes; counters like state.<tool>.<counter>",
             );
             return None;
         }
@@ -142,7 +164,7 @@ pub fn compile_condition(
     let operator = compile_operator(reader, &op, value_node, &value_path)?;
     let text = format!("{path_text} {op} {}", value_node.to_json());
     Some(CompiledCondition::Argument(Condition {
-        path: arg_path,
+        path: ConditionPath::Argument(arg_path),
         operator,
         text,
     }))

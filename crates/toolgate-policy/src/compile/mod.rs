@@ -6,6 +6,7 @@ mod conditions;
 mod identities;
 mod intercept;
 mod limits;
+mod oauth;
 mod pinning;
 mod policylayer;
 pub(crate) mod reader;
@@ -36,6 +37,7 @@ pub(crate) const INTERCEPT_KEYS: &[&str] = &[
     "tools",
     "deny_prefix",
     "identities",
+    "oauth",
     "approvals",
     "categories",
     "mode",
@@ -53,6 +55,7 @@ pub(crate) const POLICYLAYER_KEYS: &[&str] = &[
     "all_tools",
     "deny_prefix",
     "identities",
+    "oauth",
     "approvals",
     "categories",
     "mode",
@@ -206,6 +209,7 @@ fn compile_root(
     let identities = get("identities")
         .map(|n| identities::compile_identities(reader, n))
         .unwrap_or_default();
+    let oauth = get("oauth").and_then(|n| oauth::compile_oauth(reader, n));
     // Before the tools: the block's defaults apply to every `require_approval` rule.
     let approvals = get("approvals")
         .map(|n| approvals::compile_approvals(reader, n))
@@ -274,6 +278,7 @@ fn compile_root(
         wildcard,
         categories,
         identities,
+        oauth,
         approvals,
         idempotency_windows: std::mem::take(&mut reader.idempotency),
         audit_arguments,

@@ -12,6 +12,7 @@ use super::approvals::{BLOCK_KEYS, NOTIFY_KEYS, WEBHOOK_KEYS};
 use super::conditions::{CONDITION_KEYS, OPERATORS};
 use super::identities::IDENTITY_KEYS;
 use super::intercept::{RATE_BLOCK_KEYS, RULE_KEYS, STATE_KEYS, TOOL_ENTRY_KEYS};
+use super::oauth::{INTROSPECTION_KEYS, OAUTH_KEYS};
 use super::pinning::PINNING_KEYS;
 use super::policylayer::{APPROVAL_KEYS, DENY_IF_KEYS, LIMIT_KEYS, TOOL_KEYS};
 use super::redact::RULE_KEYS as REDACT_RULE_KEYS;
@@ -111,6 +112,7 @@ fn top_level(keys: &[&str], tool: &str) -> Result<Value, String> {
                 "Replaces [POLICY DENIED] at the start of denial messages, e.g. \"[INTERCEPT POLICY DENIED]\".",
             ),
             "identities" => json!({"$ref": "#/$defs/identities"}),
+            "oauth" => json!({"$ref": "#/$defs/oauth"}),
             "approvals" => json!({"$ref": "#/$defs/approvals"}),
             "categories" => described(
                 json!({
@@ -373,6 +375,31 @@ fn definitions() -> Result<Value, String> {
                 ]},
             }),
             "Identity name → the SHA-256 of its bearer token(s), for HTTP listeners. Never tokens.",
+        ),
+    );
+    let scopes =
+        json!({"type": "array", "items": {"type": "string", "pattern": "^[!#-\\[\\]-~]+$"}});
+    let url = json!({"type": "string", "pattern": "^https?://"});
+    let introspection = closed("oauth.introspection", INTROSPECTION_KEYS, |_| {
+        Some(json!({"type": "string", "minLength": 1}))
+    })?;
+    let mut oauth = closed("oauth", OAUTH_KEYS, |key| {
+        Some(match key {
+            "issuer" => described(url.clone(), "The authorization server's issuer URL (https; http only to 127.0.0.1 or localhost)."),
+            "resource" => described(url.clone(), "This gateway's canonical URL: tokens must name it in `aud`."),
+            "scopes_supported" | "required_scopes" => scopes.clone(),
+            "identity_claim" => described(json!({"type": "string", "minLength": 1}), "The claim that names the caller (default sub)."),
+            "introspection" => described(introspection.clone(), "Environment variables with the client credentials for RFC 7662 introspection of opaque tokens."),
+            "leeway_seconds" => json!({"type": "integer", "minimum": 0, "maximum": 300}),
+            _ => return None,
+        })
+    })?;
+    oauth["required"] = json!(["issuer", "resource"]);
+    defs.insert(
+        "oauth".into(),
+        described(
+            oauth,
+            "The HTTP listener as an OAuth 2.1 resource server: it accepts the issuer's access tokens for `resource` (docs/AUTH.md).",
         ),
     );
     defs.insert(

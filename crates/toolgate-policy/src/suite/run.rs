@@ -48,6 +48,7 @@ impl Case {
             arguments: &self.arguments,
             session: self.session.as_deref(),
             identity: self.identity.as_deref(),
+            caller: None,
         };
         let refused = colliding_members(&self.arguments);
         for (index, &expected) in self.expect.iter().enumerate() {

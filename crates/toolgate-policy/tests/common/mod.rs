@@ -54,6 +54,7 @@ pub fn decide_as(
         arguments: &arguments,
         session,
         identity,
+        caller: None,
     })
 }
 

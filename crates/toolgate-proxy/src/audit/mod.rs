@@ -147,6 +147,10 @@ pub enum AuditEvent {
     Shutdown {
         reason: String,
     },
+    /// The HTTP listener refused an OAuth access token, and why (never the token).
+    TokenRefused {
+        reason: String,
+    },
     /// A server behind the gateway became ready, or went away (with why); the line's
     /// `server` names it.
     ServerHealth {
@@ -434,6 +438,7 @@ impl AuditEvent {
                     ..
                 } => session.len() + text(identity) + counts_len(redactions) + text(withheld_by),
                 AuditEvent::Reload { errors, .. } => errors.iter().map(String::len).sum(),
+                AuditEvent::TokenRefused { reason } => reason.len(),
                 AuditEvent::Shutdown { reason } => reason.len(),
                 AuditEvent::Dropped {
                     session,

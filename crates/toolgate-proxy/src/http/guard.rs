@@ -85,11 +85,22 @@ impl Guard {
         }
     }
 
-    /// Checks a request's headers; on success, the identity it acts as.
-    pub fn check(&self, headers: &HeaderMap, policy: &Policy) -> Result<Option<String>, Refusal> {
+    /// Checks a request's headers; on success, the identity it acts as, or the OAuth token
+    /// still to verify.
+    pub fn check<'h>(
+        &self,
+        headers: &'h HeaderMap,
+        policy: &Policy,
+    ) -> Result<Credential<'h>, Refusal> {
         self.check_host(headers)?;
         self.check_origin(headers)?;
         self.identity(headers, policy)
+    }
+
+    /// Only the Host check (for the OAuth metadata, which is public but must not be served
+    /// to a rebound DNS name).
+    pub fn check_host_only(&self, headers: &HeaderMap) -> Result<(), Refusal> {
+        self.check_host(headers)
     }
 
     fn check_host(&self, headers: &HeaderMap) -> Result<(), Refusal> {
@@ -134,9 +145,13 @@ impl Guard {
         Err(Refusal::Origin(origin))
     }
 
-    fn identity(&self, headers: &HeaderMap, policy: &Policy) -> Result<Option<String>, Refusal> {
-        if policy.identities.is_empty() {
-            return Ok(self.default_identity.clone());
+    fn identity<'h>(
+        &self,
+        headers: &'h HeaderMap,
+        policy: &Policy,
+    ) -> Result<Credential<'h>, Refusal> {
+        if policy.identities.is_empty() && policy.oauth.is_none() {
+            return Ok(Credential::Identity(self.default_identity.clone()));
         }
         let mut values = headers.get_all(header::AUTHORIZATION).iter();
         let Some(value) = values.next() else {
@@ -152,12 +167,24 @@ impl Guard {
             Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
             _ => return Err(Refusal::Unauthenticated("a bearer token is required")),
         };
+        // A static identity's token first, then the authorization server's.
         let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        match policy.identities.find(&hash) {
-            Some(name) => Ok(Some(name.to_string())),
-            None => Err(Refusal::Unauthenticated("the token is not valid")),
+        match (policy.identities.find(&hash), &policy.oauth) {
+            (Some(name), _) => Ok(Credential::Identity(Some(name.to_string()))),
+            (None, Some(_)) if !token.is_empty() => Ok(Credential::OAuthToken(token)),
+            (None, Some(_)) => Err(Refusal::Unauthenticated("a bearer token is required")),
+            (None, None) => Err(Refusal::Unauthenticated("the token is not valid")),
         }
     }
+}
+
+/// Who a request that passed the checks is.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Credential<'h> {
+    /// A static identity (or the listener's default, without identities or `oauth`).
+    Identity(Option<String>),
+    /// A bearer token for the policy's authorization server, still to verify.
+    OAuthToken(&'h str),
 }
 
 #[cfg(test)]
@@ -225,13 +252,15 @@ mod tests {
         ));
         let guard = Guard::new("127.0.0.1:0".parse().unwrap(), &[], &[], None);
         let with = |auth: &str| headers(&[("host", "localhost"), ("authorization", auth)]);
+        let alice = with("Bearer a-token");
         assert_eq!(
-            guard.check(&with("Bearer a-token"), &p).unwrap().as_deref(),
-            Some("alice")
+            guard.check(&alice, &p).unwrap(),
+            Credential::Identity(Some("alice".into()))
         );
+        let bob = with("bearer b-token");
         assert_eq!(
-            guard.check(&with("bearer b-token"), &p).unwrap().as_deref(),
-            Some("bob")
+            guard.check(&bob, &p).unwrap(),
+            Credential::Identity(Some("bob".into()))
         );
         for bad in ["Bearer nope", "Basic a-token", "a-token"] {
             assert_eq!(
@@ -242,6 +271,26 @@ mod tests {
         let none = headers(&[("host", "localhost")]);
         assert_eq!(
             guard.check(&none, &p).unwrap_err().status(),
+            StatusCode::UNAUTHORIZED
+        );
+
+        // With `oauth` too, a token no static identity has is the authorization server's
+        // to judge; a static one still names its identity.
+        let both = policy(&format!(
+            "version: \"1\"\nidentities:\n  alice:\n    token_sha256: {}\noauth:\n  issuer: https://login.example.com\n  resource: https://tools.example.com/mcp\n",
+            hash("a-token")
+        ));
+        assert_eq!(
+            guard.check(&alice, &both).unwrap(),
+            Credential::Identity(Some("alice".into()))
+        );
+        let jwt = with("Bearer eyJ.x.y");
+        assert_eq!(
+            guard.check(&jwt, &both).unwrap(),
+            Credential::OAuthToken("eyJ.x.y")
+        );
+        assert_eq!(
+            guard.check(&none, &both).unwrap_err().status(),
             StatusCode::UNAUTHORIZED
         );
     }

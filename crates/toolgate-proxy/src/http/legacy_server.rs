@@ -25,8 +25,9 @@ pub(crate) struct SessionQuery {
 
 pub(crate) async fn open(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     let result = async {
-        let identity = app.admit(&headers)?;
-        let hs = app.open_session(identity, Endpoint::Legacy)?;
+        let admitted = app.admit(&headers).await?;
+        let hs = app.open_session(admitted.identity.clone(), Endpoint::Legacy)?;
+        admitted.apply(&hs.session);
         let endpoint = sse::named("endpoint", &format!("/message?sessionId={}", hs.id));
         Ok(stream_to_client(&app, hs, Some(endpoint)))
     }
@@ -41,9 +42,10 @@ pub(crate) async fn message(
     body: Body,
 ) -> Response {
     let result = async {
-        let identity = app.admit(&headers)?;
+        let admitted = app.admit(&headers).await?;
         let id = query.session_id.ok_or(HttpError::SessionRequired)?;
-        let hs = app.session_for(&id, &identity, &Endpoint::Legacy)?;
+        let hs = app.session_for(&id, &admitted.identity, &Endpoint::Legacy)?;
+        admitted.apply(&hs.session);
         let frame = ClientFrame::read(read_body(&app, body).await?);
         if let Some(error) = unparsable(&frame) {
             return Err(error);

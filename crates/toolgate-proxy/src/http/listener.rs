@@ -14,7 +14,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Semaphore};
 
-use super::guard::Guard;
+use super::guard::{Credential, Guard, Refusal};
 use super::options::{ListenerOptions, UpstreamTarget};
 use super::reply::HttpError;
 use super::sessions::{Endpoint, HttpSession, Outbound, SessionTable};
@@ -25,6 +25,33 @@ use super::{legacy_server, streamable_server};
 use crate::gateway::Gateway;
 use crate::message::ToClient;
 use crate::session::{Outbox, Session, SessionChannels, CHANNEL_DEPTH};
+
+/// Who an admitted request acts as.
+#[derive(Debug, Clone)]
+pub(crate) struct Admitted {
+    pub identity: Option<String>,
+    /// What `identity.…` conditions read for the request's calls.
+    pub caller: Option<Arc<toolgate_policy::Caller>>,
+}
+
+impl Admitted {
+    fn named(identity: Option<String>) -> Admitted {
+        let caller = identity.clone().map(|name| {
+            Arc::new(toolgate_policy::Caller {
+                name,
+                ..Default::default()
+            })
+        });
+        Admitted { identity, caller }
+    }
+
+    /// The session's calls are decided for this request's caller from now on.
+    pub fn apply(&self, session: &Session) {
+        if let Some(caller) = &self.caller {
+            session.set_caller(Arc::clone(caller));
+        }
+    }
+}
 
 /// Everything a request handler reaches.
 pub(crate) struct App {
@@ -39,16 +66,53 @@ pub(crate) struct App {
     children: Arc<Semaphore>,
     /// A stdio server started ahead of the next 2026-07-28 request.
     spare: Spare,
+    /// Checks OAuth access tokens, for the policy's `oauth` in force.
+    oauth: super::oauth_challenge::Verifiers,
 }
 
 impl App {
-    /// Host, Origin and token checks; the identity the request acts as.
-    pub fn admit(&self, headers: &HeaderMap) -> Result<Option<String>, HttpError> {
+    /// Host, Origin and token checks (an OAuth token verified with the issuer); who the
+    /// request acts as.
+    pub async fn admit(&self, headers: &HeaderMap) -> Result<Admitted, HttpError> {
         let policy = self.gateway.policy();
-        self.guard.check(headers, &policy).map_err(|refusal| {
+        let credential = self.guard.check(headers, &policy).map_err(|refusal| {
             tracing::info!(reason = %refusal.message(), "refused an HTTP request");
-            HttpError::Refused(refusal)
-        })
+            match (&refusal, &policy.oauth) {
+                (Refusal::Unauthenticated(_), Some(oauth)) => {
+                    super::oauth_challenge::missing_token(oauth, &refusal.message())
+                }
+                _ => HttpError::Refused(refusal),
+            }
+        })?;
+        let token = match credential {
+            Credential::Identity(identity) => return Ok(Admitted::named(identity)),
+            Credential::OAuthToken(token) => token,
+        };
+        let Some(settings) = &policy.oauth else {
+            return Err(HttpError::Refused(Refusal::Unauthenticated(
+                "the token is not valid",
+            )));
+        };
+        let verifier = self.oauth.verifier(settings).map_err(|why| {
+            tracing::error!(%why, "cannot check OAuth tokens");
+            HttpError::Busy("The authorization server cannot be used; see the gateway's log")
+        })?;
+        match verifier.verify(token).await {
+            Ok(caller) => Ok(Admitted {
+                identity: Some(caller.name.clone()),
+                caller: Some(Arc::new(caller)),
+            }),
+            Err(refusal) => {
+                let reason = refusal.reason();
+                tracing::info!(%reason, "refused an access token");
+                self.gateway
+                    .audit()
+                    .record(crate::audit::AuditEvent::TokenRefused {
+                        reason: reason.clone(),
+                    });
+                Err(super::oauth_challenge::refused(settings, &refusal))
+            }
+        }
     }
 
     /// The live session named by the request, if it belongs to the same identity and was
@@ -282,6 +346,7 @@ impl HttpServer {
             tool_headers: ToolHeaders::default(),
             children: Arc::new(Semaphore::new(options.max_children.max(1))),
             spare: Spare::default(),
+            oauth: Default::default(),
             options,
         });
         Ok(HttpServer { app, listener })
@@ -350,6 +415,15 @@ fn router(app: Arc<App>) -> Router {
                 .delete(streamable_server::delete_one),
         );
     }
+    router = router
+        .route(
+            "/.well-known/oauth-protected-resource",
+            get(super::oauth_challenge::metadata),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/{*path}",
+            get(super::oauth_challenge::metadata),
+        );
     if app.options.endpoints.legacy_sse {
         router = router
             .route("/sse", get(legacy_server::open))
@@ -358,7 +432,7 @@ fn router(app: Arc<App>) -> Router {
     }
     router
         .fallback(|headers: HeaderMap, axum::extract::State(app): axum::extract::State<Arc<App>>| async move {
-            match app.admit(&headers) {
+            match app.admit(&headers).await {
                 Err(e) => e.into_response(),
                 Ok(_) => super::reply::json_response(
                     axum::http::StatusCode::NOT_FOUND,

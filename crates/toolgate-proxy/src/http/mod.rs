@@ -6,12 +6,14 @@
 //! [`Gateway::from_client`](crate::Gateway::from_client) and every server message through
 //! [`Gateway::from_server`](crate::Gateway::from_server), so denials, hidden tools, counters
 //! and audit behave the same whichever transports are at either end. What the HTTP side adds
-//! is its own: sessions, streams, Host/Origin checks and bearer-token identities.
+//! is its own: sessions, streams, Host/Origin checks, bearer-token identities and OAuth access
+//! tokens.
 
 pub mod bridge;
 mod guard;
 mod legacy_server;
 mod listener;
+mod oauth_challenge;
 pub mod options;
 mod reply;
 mod sessions;

@@ -43,6 +43,12 @@ pub(crate) enum HttpError {
     Busy(&'static str),
     /// The upstream could not be started.
     Upstream(String),
+    /// A refusal with a `WWW-Authenticate` challenge of its own (OAuth: RFC 6750, RFC 9728).
+    Challenge {
+        status: StatusCode,
+        message: String,
+        challenge: String,
+    },
 }
 
 /// JSON-RPC code toolgate uses for the HTTP-level refusal of a 2026-07-28 header mismatch.
@@ -147,6 +153,19 @@ impl HttpError {
             }
             HttpError::Busy(m) => (StatusCode::SERVICE_UNAVAILABLE, -32000, m.to_string(), None),
             HttpError::Upstream(m) => (StatusCode::BAD_GATEWAY, -32000, m, None),
+            HttpError::Challenge {
+                status,
+                message,
+                challenge,
+            } => {
+                let mut response = error_body(status, -32600, &message, None);
+                if let Ok(value) = HeaderValue::from_str(&challenge) {
+                    response
+                        .headers_mut()
+                        .insert(header::WWW_AUTHENTICATE, value);
+                }
+                return response;
+            }
         };
         error_body(status, code, &message, id)
     }

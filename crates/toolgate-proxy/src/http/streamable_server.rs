@@ -184,7 +184,8 @@ async fn handle_post(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, HttpError> {
-    let identity = app.admit(&headers)?;
+    let admitted = app.admit(&headers).await?;
+    let identity = admitted.identity.clone();
     app.check_endpoint(&endpoint)?;
     let content_type = header_text(&headers, header::CONTENT_TYPE.as_str()).unwrap_or("");
     if !content_type
@@ -208,7 +209,11 @@ async fn handle_post(
         v2026_07_28::check_routing_headers(&headers, message)?;
     }
     let session = match header_text(&headers, SESSION_HEADER) {
-        Some(id) => app.session_for(id, &identity, &endpoint)?,
+        Some(id) => {
+            let hs = app.session_for(id, &identity, &endpoint)?;
+            admitted.apply(&hs.session);
+            hs
+        }
         None => {
             // The per-request era first: an `initialize` that claims it is not a handshake.
             match &frame {
@@ -216,7 +221,7 @@ async fn handle_post(
                     if let Some(request) =
                         v2026_07_28::classify(&headers, message, &app.tool_headers)?
                     {
-                        return v2026_07_28::handle(&app, identity, request, frame, accepts).await;
+                        return v2026_07_28::handle(&app, admitted, request, frame, accepts).await;
                     }
                 }
                 ClientFrame::One(Err(unreadable)) if v2026_07_28::claims_era(&headers) => {
@@ -232,6 +237,7 @@ async fn handle_post(
                 .any(|m| m.method.as_deref() == Some("initialize"));
             if initialize && !batch {
                 let hs = app.open_session(identity, endpoint)?;
+                admitted.apply(&hs.session);
                 return Ok(exchange(&app, hs, frame, &messages, batch, accepts, true).await);
             }
             check_version(&headers)?;
@@ -421,7 +427,7 @@ pub(crate) async fn get_one(
 
 async fn open_get_stream(app: Arc<App>, endpoint: Endpoint, headers: HeaderMap) -> Response {
     let result = async {
-        let identity = app.admit(&headers)?;
+        let identity = app.admit(&headers).await?.identity;
         app.check_endpoint(&endpoint)?;
         if !Accepts::of(&headers).sse {
             return Err(HttpError::NotAcceptable(
@@ -489,7 +495,7 @@ pub(crate) async fn delete_one(
 
 async fn end_session(app: Arc<App>, endpoint: Endpoint, headers: HeaderMap) -> Response {
     let result = async {
-        let identity = app.admit(&headers)?;
+        let identity = app.admit(&headers).await?.identity;
         let id = header_text(&headers, SESSION_HEADER).ok_or(HttpError::SessionRequired)?;
         let hs = app.session_for(id, &identity, &endpoint)?;
         app.end_session(&hs.id, "the client ended it").await;

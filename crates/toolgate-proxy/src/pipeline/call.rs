@@ -163,11 +163,13 @@ impl Gateway {
         let category = self
             .category_of(&params.tool)
             .or_else(|| super::categories::fail_closed_category(&policy));
+        let caller = session.caller();
         let call = Call {
             tool: &params.tool,
             arguments: &params.arguments,
             session: Some(&session.counter_session),
             identity: session.identity.as_deref(),
+            caller: caller.as_deref(),
         };
         let decision = if self.hides_as_poisoned(&params.tool, &policy) {
             Decision::Hidden

@@ -122,13 +122,44 @@ fn explain(
             );
         }
     }
+    let caller = caller_of(args)?;
     let call = Call {
         tool,
         arguments: &arguments,
         session: args.session.as_deref(),
         identity: args.identity.as_deref(),
+        caller: caller.as_ref(),
     };
     Ok(policy.explain_in_category(&call, args.category.as_deref(), &counters))
+}
+
+/// The caller `--identity`, `--scopes` and `--claim` describe.
+fn caller_of(args: &ExplainArgs) -> anyhow::Result<Option<toolgate_policy::Caller>> {
+    let Some(name) = &args.identity else {
+        return Ok(None);
+    };
+    let scopes = args
+        .scopes
+        .as_deref()
+        .unwrap_or_default()
+        .split([' ', ','])
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    let mut claims = serde_json::Map::new();
+    for pair in &args.claims {
+        let Some((claim, value)) = pair.split_once('=') else {
+            bail!("--claim {pair:?} must be CLAIM=VALUE, e.g. org=acme");
+        };
+        let value = serde_json::from_str(value)
+            .unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
+        claims.insert(claim.to_string(), value);
+    }
+    Ok(Some(toolgate_policy::Caller {
+        name: name.clone(),
+        scopes,
+        claims,
+    }))
 }
 
 fn parse_counters(pairs: &[String]) -> anyhow::Result<HashMap<String, Amount>> {

@@ -78,13 +78,22 @@ pub async fn listen(
         .bind
         .parse()
         .with_context(|| format!("--bind {:?} is not an IP address", args.bind))?;
-    if !ip.is_loopback() && !args.allow_unauthenticated && gateway.policy().identities.is_empty() {
+    let policy_now = gateway.policy();
+    let authenticates = !policy_now.identities.is_empty() || policy_now.oauth.is_some();
+    if !ip.is_loopback() && !args.allow_unauthenticated && !authenticates {
         anyhow::bail!(
             "refusing to listen on {ip} without authentication: the policy has no `identities`, \
-             so anyone who can reach the port could call tools. Add `identities` to the policy \
-             (see docs/HTTP.md), bind to 127.0.0.1, or pass --allow-unauthenticated"
+             so anyone who can reach the port could call tools. Add `identities` or `oauth` to \
+             the policy (see docs/HTTP.md and docs/AUTH.md), bind to 127.0.0.1, or pass \
+             --allow-unauthenticated"
         );
     }
+    if let Some(oauth) = &policy_now.oauth {
+        // An unset introspection variable stops toolgate now, not at the first token.
+        toolgate_proxy::oauth::OAuthVerifier::new(oauth.clone(), &|name| std::env::var(name).ok())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    drop(policy_now);
     let options = ListenerOptions {
         bind: SocketAddr::new(ip, args.port),
         allowed_hosts: args.allow_hosts.clone(),

@@ -99,6 +99,7 @@ fn reserved_keys(policy: &Policy, tool: &str) -> Vec<String> {
         arguments: &arguments,
         session: None,
         identity: None,
+        caller: None,
     };
     match policy.decide(&call) {
         toolgate_policy::Decision::Allow(permit) => {

@@ -17,7 +17,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::Value;
 
-use super::listener::App;
+use super::listener::{Admitted, App};
 mod param_headers;
 
 use super::reply::{self, HttpError};
@@ -271,7 +271,7 @@ fn status_of(code: i64) -> StatusCode {
 /// (and, on an SSE answer, the notifications that came before it).
 pub(crate) async fn handle(
     app: &Arc<App>,
-    identity: Option<String>,
+    admitted: Admitted,
     request: SessionlessRequest,
     frame: ClientFrame,
     accepts: Accepts,
@@ -282,7 +282,9 @@ pub(crate) async fn handle(
         return Ok(reply::accepted());
     }
     let method = request.method.clone();
-    let (session, mut client_rx, link) = app.open_single_exchange(identity, request)?;
+    let (session, mut client_rx, link) =
+        app.open_single_exchange(admitted.identity.clone(), request)?;
+    admitted.apply(&session);
     app.gateway.from_client_frame(&session, frame).await;
     let mut notes: Vec<ToClient> = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
