@@ -355,11 +355,16 @@ impl OAuthVerifier {
         Ok(caller)
     }
 
-    /// The caller a token's claims describe: its name from `identity_claim`, its scopes from
-    /// `scope` (space-separated, RFC 9068) or `scp`.
+    /// The caller a token's claims describe: its name from `identity_claim` (for the default,
+    /// `sub`, a token without one — a client's own, as introspection describes it — is named
+    /// by its `client_id`), its scopes from `scope` (space-separated, RFC 9068) or `scp`.
     fn caller_from(&self, claims: Map<String, Value>) -> Result<Caller, TokenRefusal> {
         let claim = &self.settings.identity_claim;
-        let name = match claims.get(claim) {
+        let named = match claims.get(claim) {
+            None if claim == "sub" => claims.get("client_id"),
+            found => found,
+        };
+        let name = match named {
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
             Some(Value::Number(n)) => n.to_string(),
             _ => {
