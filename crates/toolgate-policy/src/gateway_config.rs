@@ -72,6 +72,8 @@ pub enum ServerTransport {
     Url {
         url: String,
         headers: BTreeMap<String, String>,
+        /// A client-credentials token toolgate fetches for this server.
+        upstream_auth: Option<crate::ir::UpstreamAuth>,
     },
 }
 
@@ -145,7 +147,14 @@ pub fn valid_server_name(name: &str) -> bool {
 
 const TOP_KEYS: &[&str] = &["version", "servers", "policy", "tool_names"];
 const SERVER_KEYS: &[&str] = &[
-    "command", "env", "cwd", "url", "headers", "policy", "restart",
+    "command",
+    "env",
+    "cwd",
+    "url",
+    "headers",
+    "upstream_auth",
+    "policy",
+    "restart",
 ];
 
 struct ConfigReader<'e> {
@@ -260,12 +269,14 @@ impl ConfigReader<'_> {
         self.reader.mapping(node, path, SERVER_KEYS)?;
         let transport = match (node.get("command"), node.get("url")) {
             (Some(command), None) => {
-                if let Some(n) = node.get("headers") {
-                    self.reader.error(
-                        n.location,
-                        &child_path(path, "headers"),
-                        "`headers` applies to a `url` server, not to a `command`",
-                    );
+                for key in ["headers", "upstream_auth"] {
+                    if let Some(n) = node.get(key) {
+                        self.reader.error(
+                            n.location,
+                            &child_path(path, key),
+                            format!("`{key}` applies to a `url` server, not to a `command`"),
+                        );
+                    }
                 }
                 self.command(node, command, path)?
             }
@@ -380,7 +391,19 @@ impl ConfigReader<'_> {
             Some(n) => self.string_map(n, &child_path(path, "headers"), false)?,
             None => BTreeMap::new(),
         };
-        Some(ServerTransport::Url { url, headers })
+        let upstream_auth = match server.get("upstream_auth") {
+            Some(n) => Some(crate::compile::upstream_auth::compile_upstream_auth(
+                &mut self.reader,
+                n,
+                &child_path(path, "upstream_auth"),
+            )?),
+            None => None,
+        };
+        Some(ServerTransport::Url {
+            url,
+            headers,
+            upstream_auth,
+        })
     }
 
     /// A mapping of names to strings (`env`, `headers`), values expanded.

@@ -157,6 +157,8 @@ pub struct Policy {
     pub identities: crate::identities::Identities,
     /// The HTTP listener as an OAuth 2.1 resource server (`oauth`); none when not configured.
     pub oauth: Option<OAuthSettings>,
+    /// The token toolgate sends to an `--upstream` server (`upstream_auth`).
+    pub upstream_auth: Option<UpstreamAuth>,
     /// The `approvals` block: defaults (already applied to the rules) and notifications.
     pub approvals: crate::approvals::ApprovalsConfig,
     /// `idempotency_window` in milliseconds, by tool (`"*"`: every tool).
@@ -376,4 +378,15 @@ pub struct OAuthSettings {
 pub struct OAuthIntrospection {
     pub client_id_env: String,
     pub client_secret_env: String,
+}
+
+/// `upstream_auth`: an OAuth client-credentials token toolgate fetches and sends upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamAuth {
+    pub token_url: String,
+    pub client_id_env: String,
+    pub client_secret_env: String,
+    pub scopes: Vec<String>,
+    /// The RFC 8707 resource indicator to ask the token for.
+    pub resource: Option<String>,
 }

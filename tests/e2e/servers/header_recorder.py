@@ -3,11 +3,12 @@ Authorization header of every request it gets: for showing what credentials a pr
 front of it sends upstream.
 
 Listens on 127.0.0.1 (RECORDER_PORT, default any) and prints `recorder on <url>`; appends
-each request's Authorization header (or `-` without one) as a line to RECORDER_LOG. One
-tool, `whoami`, answers `ok`."""
+a line to RECORDER_LOG for each request: the Unix time it arrived and its Authorization
+header (`-` without one). One tool, `whoami`, answers `ok`."""
 
 import json
 import os
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOG = os.environ["RECORDER_LOG"]
@@ -16,7 +17,7 @@ LOG = os.environ["RECORDER_LOG"]
 class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 (the handler's name)
         with open(LOG, "a", encoding="utf-8") as log:
-            log.write(self.headers.get("Authorization", "-") + "\n")
+            log.write(f"{time.time():.3f} {self.headers.get('Authorization', '-')}\n")
         message = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
         method = message.get("method")
         if "id" not in message or method is None:

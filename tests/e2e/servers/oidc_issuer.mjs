@@ -12,6 +12,7 @@
 //   shortlived  the same, tokens valid for 1 second
 //   opaque      the same, opaque (introspectable) tokens
 //   gateway     the resource server's own client, which introspects tokens
+//   upstream    a gateway's client for its upstream: tokens valid for 3 seconds
 import Provider from "oidc-provider";
 
 const port = Number(process.env.ISSUER_PORT || 0);
@@ -33,7 +34,7 @@ async function main() {
   await new Promise((resolve) => server.listen(port, "127.0.0.1", resolve));
   const issuer = `http://127.0.0.1:${server.address().port}`;
   const provider = new Provider(issuer, {
-    clients: [client("svc"), client("shortlived"), client("opaque"), client("gateway")],
+    clients: [client("svc"), client("shortlived"), client("opaque"), client("gateway"), client("upstream")],
     jwks: { keys },
     scopes: SCOPES.split(" "),
     features: {
@@ -47,7 +48,7 @@ async function main() {
         getResourceServerInfo: (ctx, indicator, requester) => ({
           scope: SCOPES,
           audience: indicator,
-          accessTokenTTL: requester.clientId === "shortlived" ? 1 : 300,
+          accessTokenTTL: { shortlived: 1, upstream: 3 }[requester.clientId] ?? 300,
           accessTokenFormat: requester.clientId === "opaque" ? "opaque" : "jwt",
           jwt: { sign: { alg: "RS256" } },
         }),

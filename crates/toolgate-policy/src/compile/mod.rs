@@ -13,6 +13,7 @@ pub(crate) mod reader;
 mod redact;
 mod schema;
 mod spend;
+pub(crate) mod upstream_auth;
 
 use std::collections::{HashMap, HashSet};
 
@@ -38,6 +39,7 @@ pub(crate) const INTERCEPT_KEYS: &[&str] = &[
     "deny_prefix",
     "identities",
     "oauth",
+    "upstream_auth",
     "approvals",
     "categories",
     "mode",
@@ -56,6 +58,7 @@ pub(crate) const POLICYLAYER_KEYS: &[&str] = &[
     "deny_prefix",
     "identities",
     "oauth",
+    "upstream_auth",
     "approvals",
     "categories",
     "mode",
@@ -210,6 +213,8 @@ fn compile_root(
         .map(|n| identities::compile_identities(reader, n))
         .unwrap_or_default();
     let oauth = get("oauth").and_then(|n| oauth::compile_oauth(reader, n));
+    let upstream_auth = get("upstream_auth")
+        .and_then(|n| upstream_auth::compile_upstream_auth(reader, n, "upstream_auth"));
     // Before the tools: the block's defaults apply to every `require_approval` rule.
     let approvals = get("approvals")
         .map(|n| approvals::compile_approvals(reader, n))
@@ -279,6 +284,7 @@ fn compile_root(
         categories,
         identities,
         oauth,
+        upstream_auth,
         approvals,
         idempotency_windows: std::mem::take(&mut reader.idempotency),
         audit_arguments,

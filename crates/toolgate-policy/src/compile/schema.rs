@@ -17,6 +17,7 @@ use super::pinning::PINNING_KEYS;
 use super::policylayer::{APPROVAL_KEYS, DENY_IF_KEYS, LIMIT_KEYS, TOOL_KEYS};
 use super::redact::RULE_KEYS as REDACT_RULE_KEYS;
 use super::spend::SPEND_BLOCK_KEYS;
+use super::upstream_auth::UPSTREAM_AUTH_KEYS;
 use super::{AUDIT_KEYS, INTERCEPT_KEYS, POISONING_KEYS, POLICYLAYER_KEYS};
 use crate::ir::CATEGORY_NAMES;
 use crate::redact::DETECTORS;
@@ -113,6 +114,7 @@ fn top_level(keys: &[&str], tool: &str) -> Result<Value, String> {
             ),
             "identities" => json!({"$ref": "#/$defs/identities"}),
             "oauth" => json!({"$ref": "#/$defs/oauth"}),
+            "upstream_auth" => json!({"$ref": "#/$defs/upstream_auth"}),
             "approvals" => json!({"$ref": "#/$defs/approvals"}),
             "categories" => described(
                 json!({
@@ -395,6 +397,22 @@ fn definitions() -> Result<Value, String> {
         })
     })?;
     oauth["required"] = json!(["issuer", "resource"]);
+    let mut upstream_auth = closed("upstream_auth", UPSTREAM_AUTH_KEYS, |key| {
+        Some(match key {
+            "token_url" | "resource" => url.clone(),
+            "client_id_env" | "client_secret_env" => json!({"type": "string", "minLength": 1}),
+            "scopes" => json!({"type": "array", "items": {"type": "string"}}),
+            _ => return None,
+        })
+    })?;
+    upstream_auth["required"] = json!(["token_url", "client_id_env", "client_secret_env"]);
+    defs.insert(
+        "upstream_auth".into(),
+        described(
+            upstream_auth,
+            "An OAuth client-credentials token toolgate fetches (and refreshes) for the --upstream server; the client's own token never goes upstream.",
+        ),
+    );
     defs.insert(
         "oauth".into(),
         described(

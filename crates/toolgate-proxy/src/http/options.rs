@@ -39,6 +39,9 @@ pub struct HttpUpstream {
     pub headers: HeaderMap,
     /// How long to wait for an upstream's response headers.
     pub connect_timeout: Duration,
+    /// A client-credentials token toolgate fetches for this upstream (`upstream_auth`),
+    /// sent as `Authorization: Bearer` on every request.
+    pub token: Option<std::sync::Arc<crate::oauth::ClientCredentials>>,
 }
 
 /// The URL may carry a credential (userinfo, a token in the query): Debug shows only what
@@ -84,6 +87,7 @@ impl HttpUpstream {
             protocol,
             headers: HeaderMap::new(),
             connect_timeout: Duration::from_secs(30),
+            token: None,
         })
     }
 

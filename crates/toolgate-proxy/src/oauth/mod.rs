@@ -12,6 +12,7 @@
 //! Tokens are never logged or kept: introspection results are cached under the token's
 //! SHA-256.
 
+mod client_credentials;
 mod discovery;
 
 use std::collections::HashMap;
@@ -26,6 +27,7 @@ use sha2::{Digest, Sha256};
 use toolgate_policy::ir::OAuthSettings;
 use toolgate_policy::Caller;
 
+pub use client_credentials::ClientCredentials;
 use discovery::{fetch_json, fetch_metadata, read_json, IssuerMetadata, FETCH_TIMEOUT};
 
 /// The least time between two fetches of the issuer's keys.

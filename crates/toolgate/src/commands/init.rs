@@ -269,6 +269,7 @@ fn transport_of(server: &Value) -> anyhow::Result<ServerTransport> {
         return Ok(ServerTransport::Url {
             url: url.to_string(),
             headers: strings("headers")?,
+            upstream_auth: None,
         });
     }
     let command = server
@@ -393,7 +394,7 @@ fn gateway_yaml(servers: &[Adopted], policies: &BTreeMap<String, String>, redact
                     out.push_str(&format!("    cwd: {}\n", quoted(cwd)));
                 }
             }
-            ServerTransport::Url { url, headers } => {
+            ServerTransport::Url { url, headers, .. } => {
                 out.push_str(&format!("    url: {}\n", quoted(url)));
                 write_map(&mut out, "headers", headers, &quoted, redact);
             }
@@ -533,6 +534,7 @@ mod tests {
             transport: ServerTransport::Url {
                 url: "http://x.invalid".into(),
                 headers: BTreeMap::new(),
+                upstream_auth: None,
             },
             problem: None,
         }];
@@ -589,6 +591,7 @@ mod tests {
                     transport: ServerTransport::Url {
                         url: format!("https://example.invalid/{url_path}"),
                         headers,
+                        upstream_auth: None,
                     },
                     problem: Some("it said\nno".into()),
                 },

@@ -266,11 +266,16 @@ pub(super) fn target_of(
                 cwd: cwd.as_ref().map(|dir| config_dir.join(dir)),
             }))
         }
-        ServerTransport::Url { url, headers } => {
+        ServerTransport::Url {
+            url,
+            headers,
+            upstream_auth,
+        } => {
             let mut target = HttpUpstream::new(url, UpstreamProtocol::Auto)?;
             for (name, value) in headers {
                 target.add_header(&format!("{name}: {value}"))?;
             }
+            target.token = super::run_http::upstream_token(upstream_auth.as_ref())?;
             UpstreamTarget::Http(Arc::new(target))
         }
     })

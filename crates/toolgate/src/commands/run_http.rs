@@ -32,6 +32,7 @@ pub async fn run(gateway: Arc<Gateway>, args: &RunArgs, policy: PathBuf) -> anyh
             for header in &args.headers {
                 target.add_header(header)?;
             }
+            target.token = upstream_token(gateway.policy().upstream_auth.as_ref())?;
             Some(Arc::new(target))
         }
         None => {
@@ -64,6 +65,21 @@ pub async fn run(gateway: Arc<Gateway>, args: &RunArgs, policy: PathBuf) -> anyh
         None => UpstreamTarget::Command(Arc::new(ServerCommand::new(args.command.clone()))),
     };
     listen(gateway, target, args, Some(policy)).await
+}
+
+/// The client-credentials token source an `upstream_auth` block describes (its variables
+/// read now, so an unset one stops toolgate at start).
+pub(super) fn upstream_token(
+    auth: Option<&toolgate_policy::ir::UpstreamAuth>,
+) -> anyhow::Result<Option<Arc<toolgate_proxy::oauth::ClientCredentials>>> {
+    let Some(auth) = auth else {
+        return Ok(None);
+    };
+    let source = toolgate_proxy::oauth::ClientCredentials::new(auth.clone(), &|name| {
+        std::env::var(name).ok()
+    })
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(Some(Arc::new(source)))
 }
 
 /// Serves `target` behind `gateway` on the listener the flags describe, until a signal.

@@ -21,9 +21,8 @@ pub(super) async fn run(
     first: Option<ToServer>,
 ) -> String {
     let request = http
-        .client
-        .get(http.target.url.clone())
-        .headers(http.target.headers.clone())
+        .authorized(http.client.get(http.target.url.clone()))
+        .await
         .header(ACCEPT, "text/event-stream");
     let response = match request.send().await {
         Ok(r) if r.status().is_success() => r,
@@ -105,9 +104,8 @@ pub(super) async fn run(
         let (ctx, http, endpoint) = (ctx.clone(), http.clone(), endpoint.clone());
         posts.spawn(async move {
             let request = http
-                .client
-                .post(endpoint)
-                .headers(http.target.headers.clone())
+                .authorized(http.client.post(endpoint))
+                .await
                 .header(CONTENT_TYPE, "application/json")
                 .body(out.text.clone());
             let failure = match request.send().await {

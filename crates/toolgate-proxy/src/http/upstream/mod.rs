@@ -37,6 +37,27 @@ pub struct HttpClient {
 }
 
 impl HttpClient {
+    /// A request with what toolgate sends every upstream request: the `--header` values and,
+    /// with `upstream_auth`, its own bearer token (never anything the client sent). A token
+    /// that cannot be had is logged, and the request goes without it (the server then
+    /// refuses it, and the client is told).
+    pub(crate) async fn authorized(
+        &self,
+        builder: reqwest::RequestBuilder,
+    ) -> reqwest::RequestBuilder {
+        let builder = builder.headers(self.target.headers.clone());
+        let Some(token) = &self.target.token else {
+            return builder;
+        };
+        match token.bearer().await {
+            Ok(bearer) => builder.bearer_auth(bearer),
+            Err(why) => {
+                tracing::warn!(%why, "no upstream access token");
+                builder
+            }
+        }
+    }
+
     pub fn new(target: Arc<HttpUpstream>) -> Result<HttpClient, reqwest::Error> {
         let origin = target.url.origin();
         crate::tls::install_crypto_provider();

@@ -127,8 +127,8 @@ pub(super) async fn run(
 }
 
 impl Link {
-    fn request(&self, builder: RequestBuilder) -> RequestBuilder {
-        let mut builder = builder.headers(self.http.target.headers.clone());
+    async fn request(&self, builder: RequestBuilder) -> RequestBuilder {
+        let mut builder = self.http.authorized(builder).await;
         if let Some(id) = self.session_id.read().as_deref() {
             builder = builder.header(SESSION_HEADER, id);
         }
@@ -141,6 +141,7 @@ impl Link {
     async fn post(&self, out: &ToServer, may_fall_back: bool) -> PostResult {
         let mut builder = self
             .request(self.http.client.post(self.http.target.url.clone()))
+            .await
             .header(ACCEPT, "application/json, text/event-stream")
             .header(CONTENT_TYPE, "application/json")
             .body(out.text.clone());
@@ -338,6 +339,7 @@ impl Link {
             }
             let mut builder = self
                 .request(self.http.client.get(self.http.target.url.clone()))
+                .await
                 .header(ACCEPT, "text/event-stream");
             if let Some(id) = &last_event_id {
                 builder = builder.header("last-event-id", id.as_str());
@@ -395,7 +397,9 @@ impl Link {
         if self.session_id.read().is_none() || self.gone.read().is_some() {
             return;
         }
-        let request = self.request(self.http.client.delete(self.http.target.url.clone()));
+        let request = self
+            .request(self.http.client.delete(self.http.target.url.clone()))
+            .await;
         match tokio::time::timeout(Duration::from_secs(5), request.send()).await {
             Ok(Ok(r)) => tracing::debug!(status = %r.status(), "upstream session deleted"),
             Ok(Err(e)) => {
