@@ -355,3 +355,22 @@ async def test_the_upstream_token_is_toolgates_own_and_is_refreshed_before_it_ex
         assert claims["client_id"] == "upstream" and claims["aud"] == upstream
         # Each token was used while it was still good, with time to spare.
         assert float(at) < claims["exp"], (at, claims["exp"])
+
+
+def test_an_mcp_client_logs_in_from_nothing_but_the_gateway_url(gateway: Gateway) -> None:
+    """The TypeScript SDK's client does the whole dance: 401 → protected-resource metadata →
+    the issuer's metadata → dynamic registration → authorization code with PKCE (the issuer's
+    login and consent pages filled in headlessly) → a token for the gateway → a tool call."""
+    jwk, _ = private_jwk("k1")
+    with gateway_behind_issuer(gateway, [jwk]) as served:
+        node = str(NODE22) if NODE22.exists() else "node"
+        run = subprocess.run(
+            [node, str(E2E_DIR / "clients" / "oauth_login.mjs"), served.mcp, "alice", "alpha_0"],
+            capture_output=True, text=True, timeout=60, cwd=E2E_DIR, env=gateway.env(),
+        )
+        assert run.returncode == 0, f"{run.stdout}\n{run.stderr}"
+        answer = json.loads(run.stdout.strip().splitlines()[-1])
+        assert answer["text"] == "alpha: alpha_0"
+        assert "tools:call" in answer["scope"].split()
+    decisions = [e for e in gateway.audit_events() if e.get("event") == "decision"]
+    assert decisions and {e.get("identity") for e in decisions} == {"alice"}

@@ -1,6 +1,7 @@
 // A real OAuth 2.1 authorization server for the end-to-end tests: `oidc-provider` on
 // 127.0.0.1, issuing JWT access tokens (RFC 9068) for a resource (RFC 8707 resource
-// indicators) through client credentials, with introspection on.
+// indicators) through client credentials or an authorization-code login with PKCE (dynamic
+// client registration on), with introspection on.
 //
 // Environment:
 //   ISSUER_PORT     port to listen on (0: any; the URL is printed as "issuer on <url>")
@@ -38,7 +39,11 @@ async function main() {
     jwks: { keys },
     scopes: SCOPES.split(" "),
     features: {
-      devInteractions: { enabled: false },
+      // Its login and consent pages (any login name, no password check): what
+      // `clients/oauth_login.mjs` drives for an authorization-code login.
+      devInteractions: { enabled: true },
+      // Clients register themselves, as MCP clients do (RFC 7591).
+      registration: { enabled: true },
       clientCredentials: { enabled: true },
       introspection: { enabled: true },
       resourceIndicators: {
