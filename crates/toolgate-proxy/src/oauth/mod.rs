@@ -14,6 +14,7 @@
 
 mod client_credentials;
 mod discovery;
+mod ring_jws;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -130,6 +131,7 @@ impl OAuthVerifier {
             }
         };
         crate::tls::install_crypto_provider();
+        ring_jws::install();
         let http = reqwest::Client::builder()
             .timeout(FETCH_TIMEOUT)
             // The issuer's documents are fetched where the policy says, not where a redirect
