@@ -38,6 +38,9 @@ const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Tracer {
     sampler: Sampler,
     queue: mpsc::Sender<FinishedSpan>,
+    /// Wakes the exporter early, when a full batch is waiting (otherwise it wakes once per
+    /// [`BATCH_DELAY`]: a span never wakes it on its own).
+    full_batch: Arc<tokio::sync::Notify>,
     dropped: Arc<AtomicU64>,
     metrics: Option<Arc<Metrics>>,
 }
@@ -65,11 +68,13 @@ impl Tracer {
     pub fn start(config: OtelConfig, metrics: Option<Arc<Metrics>>) -> Result<Arc<Tracer>, String> {
         let (queue, spans) = mpsc::channel(QUEUE_SPANS);
         let dropped = Arc::new(AtomicU64::new(0));
+        let full_batch = Arc::new(tokio::sync::Notify::new());
         let exporter = Exporter::new(&config, Arc::clone(&dropped), metrics.clone())?;
-        tokio::spawn(exporter.run(spans));
+        tokio::spawn(exporter.run(spans, Arc::clone(&full_batch)));
         Ok(Arc::new(Tracer {
             sampler: config.sampler,
             queue,
+            full_batch,
             dropped,
             metrics,
         }))
@@ -112,6 +117,9 @@ impl Tracer {
         if self.queue.try_send(span).is_err() {
             count_dropped(&self.dropped, self.metrics.as_deref(), 1);
         }
+        if QUEUE_SPANS - self.queue.capacity() >= MAX_BATCH {
+            self.full_batch.notify_one();
+        }
     }
 
     /// Spans dropped so far.
@@ -140,14 +148,32 @@ fn by_ratio(trace_id: &[u8; 16], ratio: f64) -> bool {
     (value as f64) < ratio * (u64::MAX >> 1) as f64
 }
 
+/// Trace and span ids: unique, not secret (they travel in plain `traceparent` headers), so
+/// they come from a per-thread generator seeded once from the operating system, not from a
+/// system call per id.
 fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut bytes = [0u8; N];
-    // An all-zero id is invalid; a failing generator is caught where sessions are made.
-    while bytes.iter().all(|b| *b == 0) {
-        if getrandom::fill(&mut bytes).is_err() {
-            bytes[0] = 1;
-        }
+    thread_local! {
+        static STATE: std::cell::Cell<u64> = std::cell::Cell::new({
+            let mut seed = [0u8; 8];
+            let _ = getrandom::fill(&mut seed);
+            u64::from_le_bytes(seed) | 1
+        });
     }
+    let mut bytes = [0u8; N];
+    STATE.with(|state| {
+        // An all-zero id is invalid: draw again (practically never).
+        while bytes.iter().all(|b| *b == 0) {
+            for chunk in bytes.chunks_mut(8) {
+                // SplitMix64.
+                let mut z = state.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
+                state.set(z);
+                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                z ^= z >> 31;
+                chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
+            }
+        }
+    });
     bytes
 }
 
@@ -213,27 +239,44 @@ impl Exporter {
         })
     }
 
-    async fn run(self, mut spans: mpsc::Receiver<FinishedSpan>) {
-        let mut batch = Vec::new();
+    /// Sends what the queue holds once per [`BATCH_DELAY`], or as soon as a full batch waits:
+    /// never woken per span, which would cost a task switch for every call.
+    async fn run(
+        self,
+        mut spans: mpsc::Receiver<FinishedSpan>,
+        full_batch: Arc<tokio::sync::Notify>,
+    ) {
+        let mut tick = tokio::time::interval(BATCH_DELAY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let deadline = tokio::time::sleep(BATCH_DELAY);
-            tokio::pin!(deadline);
-            // Waits for the first span of a batch as long as it takes, then for more until
-            // the batch is full or has waited long enough.
-            match spans.recv().await {
-                Some(span) => batch.push(span),
-                None => return,
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = full_batch.notified() => {}
             }
-            while batch.len() < MAX_BATCH {
-                tokio::select! {
-                    span = spans.recv() => match span {
-                        Some(span) => batch.push(span),
-                        None => break,
-                    },
-                    _ = &mut deadline => break,
+            loop {
+                let mut batch = Vec::new();
+                let mut closed = false;
+                while batch.len() < MAX_BATCH {
+                    match spans.try_recv() {
+                        Ok(span) => batch.push(span),
+                        Err(mpsc::error::TryRecvError::Empty) => break,
+                        Err(mpsc::error::TryRecvError::Disconnected) => {
+                            closed = true;
+                            break;
+                        }
+                    }
+                }
+                let full = batch.len() == MAX_BATCH;
+                if !batch.is_empty() {
+                    self.export(batch).await;
+                }
+                if closed {
+                    return;
+                }
+                if !full {
+                    break;
                 }
             }
-            self.export(std::mem::take(&mut batch)).await;
         }
     }
 
