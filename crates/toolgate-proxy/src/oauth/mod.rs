@@ -9,8 +9,9 @@
 //! make toolgate hammer the issuer. An opaque token is introspected (RFC 7662) when the
 //! policy gives credentials for it, and a positive answer kept for a short while.
 //!
-//! Tokens are never logged or kept: introspection results are cached under the token's
-//! SHA-256.
+//! An accepted token is remembered (under its SHA-256, never itself) for up to a minute and
+//! never past its `exp`, so a session's requests do not each pay for a signature check or a
+//! round trip to the issuer. Tokens are never logged.
 
 mod client_credentials;
 mod discovery;
@@ -36,10 +37,12 @@ pub const MIN_REFRESH: Duration = Duration::from_secs(10);
 /// Keys older than this are fetched again on the next token (a key the issuer withdrew stops
 /// working within this time).
 const KEYS_MAX_AGE: Duration = Duration::from_secs(3600);
-/// How long an introspected token is taken as active without asking again.
-const INTROSPECTION_CACHE: Duration = Duration::from_secs(60);
-/// Introspected tokens remembered at most.
-const MAX_INTROSPECTED: usize = 10_000;
+/// How long an accepted token is taken as good without checking it again (never past its
+/// `exp`): a session's every request carries the token, and checking an RSA signature or
+/// asking the issuer each time would cost more than the request.
+const ACCEPTED_FOR: Duration = Duration::from_secs(60);
+/// Accepted tokens remembered at most.
+const MAX_ACCEPTED: usize = 10_000;
 
 /// The algorithms a token may be signed with: the issuer's own (asymmetric) keys only.
 const ACCEPTED: &[Algorithm] = &[
@@ -89,7 +92,8 @@ pub struct OAuthVerifier {
     keys: Mutex<Keys>,
     /// One fetch of the issuer at a time; tokens that need it wait for it.
     fetching: tokio::sync::Mutex<()>,
-    introspected: Mutex<HashMap<TokenHash, (Arc<Caller>, Instant)>>,
+    /// Tokens accepted lately, by their SHA-256, with the caller and until when.
+    accepted: Mutex<HashMap<TokenHash, (Arc<Caller>, Instant)>>,
 }
 
 /// A token's SHA-256: what introspection results are kept under.
@@ -145,7 +149,7 @@ impl OAuthVerifier {
             introspection,
             keys: Mutex::new(Keys::default()),
             fetching: tokio::sync::Mutex::new(()),
-            introspected: Mutex::new(HashMap::new()),
+            accepted: Mutex::new(HashMap::new()),
         })
     }
 
@@ -155,15 +159,23 @@ impl OAuthVerifier {
 
     /// Checks a bearer token: the caller it names, with its scopes and claims.
     pub async fn verify(&self, token: &str) -> Result<Caller, TokenRefusal> {
-        let caller = if token.split('.').count() == 3 {
-            self.verify_jwt(token).await?
-        } else if self.introspection.is_some() {
-            self.introspect(token).await?
-        } else {
-            return Err(TokenRefusal::Invalid(
-                "the token is not a JWT, and the policy configures no introspection for opaque tokens"
-                    .into(),
-            ));
+        let hash: TokenHash = Sha256::digest(token.as_bytes()).into();
+        let caller = match self.remembered(&hash) {
+            Some(caller) => caller,
+            None => {
+                let (caller, expires) = if token.split('.').count() == 3 {
+                    self.verify_jwt(token).await?
+                } else if self.introspection.is_some() {
+                    self.introspect(token).await?
+                } else {
+                    return Err(TokenRefusal::Invalid(
+                        "the token is not a JWT, and the policy configures no introspection for opaque tokens"
+                            .into(),
+                    ));
+                };
+                self.remember(hash, &caller, expires);
+                caller
+            }
         };
         let missing: Vec<String> = self
             .settings
@@ -179,7 +191,31 @@ impl OAuthVerifier {
         }
     }
 
-    async fn verify_jwt(&self, token: &str) -> Result<Caller, TokenRefusal> {
+    /// A token accepted lately, while it is remembered.
+    fn remembered(&self, hash: &TokenHash) -> Option<Caller> {
+        let accepted = self.accepted.lock();
+        let (caller, until) = accepted.get(hash)?;
+        (Instant::now() < *until).then(|| Caller::clone(caller))
+    }
+
+    fn remember(&self, hash: TokenHash, caller: &Caller, expires: Option<u64>) {
+        let now = now_seconds();
+        let keep = expires.map_or(ACCEPTED_FOR, |exp| {
+            ACCEPTED_FOR.min(Duration::from_secs(exp.saturating_sub(now)))
+        });
+        let mut accepted = self.accepted.lock();
+        if accepted.len() >= MAX_ACCEPTED {
+            let now = Instant::now();
+            accepted.retain(|_, (_, until)| *until > now);
+            if accepted.len() >= MAX_ACCEPTED {
+                accepted.clear();
+            }
+        }
+        accepted.insert(hash, (Arc::new(caller.clone()), Instant::now() + keep));
+    }
+
+    /// A JWT's caller, and its `exp`.
+    async fn verify_jwt(&self, token: &str) -> Result<(Caller, Option<u64>), TokenRefusal> {
         let invalid = |why: String| TokenRefusal::Invalid(why);
         let header = jsonwebtoken::decode_header(token).map_err(|e| {
             invalid(format!(
@@ -212,7 +248,8 @@ impl OAuthVerifier {
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
             .map_err(|e| invalid(format!("the token was refused: {}", jwt_error(&e))))?;
-        self.caller_from(data.claims)
+        let expires = data.claims.get("exp").and_then(Value::as_u64);
+        Ok((self.caller_from(data.claims)?, expires))
     }
 
     /// The key a token names: from the cache, or fetched again when it is not there (or the
@@ -292,15 +329,8 @@ impl OAuthVerifier {
         Ok(())
     }
 
-    /// RFC 7662 introspection of an opaque token; an active answer is kept for a short
-    /// while under the token's hash.
-    async fn introspect(&self, token: &str) -> Result<Caller, TokenRefusal> {
-        let hash: TokenHash = Sha256::digest(token.as_bytes()).into();
-        if let Some((caller, until)) = self.introspected.lock().get(&hash) {
-            if Instant::now() < *until {
-                return Ok(Caller::clone(caller));
-            }
-        }
+    /// RFC 7662 introspection of an opaque token: its caller, and its `exp`.
+    async fn introspect(&self, token: &str) -> Result<(Caller, Option<u64>), TokenRefusal> {
         let Some((client_id, secret)) = &self.introspection else {
             return Err(TokenRefusal::Invalid("no introspection configured".into()));
         };
@@ -343,20 +373,7 @@ impl OAuthVerifier {
         if expires.is_some_and(|exp| exp + self.settings.leeway_seconds <= now) {
             return Err(TokenRefusal::Invalid("the token has expired".into()));
         }
-        let caller = self.caller_from(answer)?;
-        let keep = expires.map_or(INTROSPECTION_CACHE, |exp| {
-            INTROSPECTION_CACHE.min(Duration::from_secs(exp.saturating_sub(now)))
-        });
-        let mut cache = self.introspected.lock();
-        if cache.len() >= MAX_INTROSPECTED {
-            let now = Instant::now();
-            cache.retain(|_, (_, until)| *until > now);
-            if cache.len() >= MAX_INTROSPECTED {
-                cache.clear();
-            }
-        }
-        cache.insert(hash, (Arc::new(caller.clone()), Instant::now() + keep));
-        Ok(caller)
+        Ok((self.caller_from(answer)?, expires))
     }
 
     /// The caller a token's claims describe: its name from `identity_claim` (for the default,
@@ -475,5 +492,31 @@ mod tests {
             }
         }
         assert!(v.keys.lock().last_attempt.is_none());
+    }
+
+    #[tokio::test]
+    async fn an_accepted_token_is_remembered_but_never_past_its_expiry() {
+        let v = verifier();
+        let caller = Caller {
+            name: "svc".into(),
+            scopes: vec!["tools:call".into()],
+            ..Default::default()
+        };
+        let hash = |t: &str| -> TokenHash { Sha256::digest(t.as_bytes()).into() };
+        v.remember(hash("fresh"), &caller, Some(now_seconds() + 3600));
+        v.remember(hash("lapsed"), &caller, Some(now_seconds().saturating_sub(1)));
+        assert_eq!(v.verify("fresh").await.map(|c| c.name), Ok("svc".to_string()));
+        // Without the cache, "lapsed" is no JWT and there is no introspection: refused.
+        assert!(matches!(v.verify("lapsed").await, Err(TokenRefusal::Invalid(_))));
+        // Scopes are checked on a remembered token too (the policy may have changed them).
+        let narrow = Caller {
+            scopes: vec![],
+            ..caller
+        };
+        v.remember(hash("narrow"), &narrow, None);
+        assert!(matches!(
+            v.verify("narrow").await,
+            Err(TokenRefusal::InsufficientScope(_))
+        ));
     }
 }
