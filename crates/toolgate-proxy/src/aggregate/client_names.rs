@@ -159,13 +159,17 @@ impl ClientNames {
     /// A message as it leaves the front gateway: a listing's answer is renamed into the
     /// client's names.
     pub(crate) fn outbound(&self, message: ToClient) -> Outbound {
-        let listing = match &message.route {
-            Route::Answer { id_key, .. } => self.state.lock().listings.remove(id_key),
-            _ => None,
-        };
         let unchanged = |message| Outbound {
             message,
             relist: None,
+        };
+        // (Prefixed names, the default, rename nothing: no answer is looked at.)
+        if !self.renames() {
+            return unchanged(message);
+        }
+        let listing = match &message.route {
+            Route::Answer { id_key, .. } => self.state.lock().listings.remove(id_key),
+            _ => None,
         };
         let Some(listing) = listing else {
             return unchanged(message);

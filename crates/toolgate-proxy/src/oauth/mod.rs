@@ -504,10 +504,20 @@ mod tests {
         };
         let hash = |t: &str| -> TokenHash { Sha256::digest(t.as_bytes()).into() };
         v.remember(hash("fresh"), &caller, Some(now_seconds() + 3600));
-        v.remember(hash("lapsed"), &caller, Some(now_seconds().saturating_sub(1)));
-        assert_eq!(v.verify("fresh").await.map(|c| c.name), Ok("svc".to_string()));
+        v.remember(
+            hash("lapsed"),
+            &caller,
+            Some(now_seconds().saturating_sub(1)),
+        );
+        assert_eq!(
+            v.verify("fresh").await.map(|c| c.name),
+            Ok("svc".to_string())
+        );
         // Without the cache, "lapsed" is no JWT and there is no introspection: refused.
-        assert!(matches!(v.verify("lapsed").await, Err(TokenRefusal::Invalid(_))));
+        assert!(matches!(
+            v.verify("lapsed").await,
+            Err(TokenRefusal::Invalid(_))
+        ));
         // Scopes are checked on a remembered token too (the policy may have changed them).
         let narrow = Caller {
             scopes: vec![],

@@ -107,8 +107,11 @@ impl Tracer {
             },
             parent: parent.map(|p| p.span_id),
             start_unix_nanos: unix_nanos(),
-            request_id: serde_json::from_str::<String>(request_id)
-                .unwrap_or_else(|_| request_id.to_string()),
+            // A string id without its quotes; a number as its digits.
+            request_id: match request_id.starts_with('"') {
+                true => serde_json::from_str(request_id).unwrap_or_else(|_| request_id.to_string()),
+                false => request_id.to_string(),
+            },
         })
     }
 
