@@ -792,7 +792,7 @@ mod tests {
                 assert_eq!(base.payload_bytes, s.payload_bytes, "{}", s.name);
             }
         }
-        assert_eq!(catalogue(false).len(), 14);
+        assert_eq!(catalogue(false).len(), 16);
     }
 
     #[test]
