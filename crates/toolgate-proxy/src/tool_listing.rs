@@ -78,7 +78,7 @@ pub async fn list_tools(
         child_permit: None,
         sessionless: None,
         end_on_session_loss: true,
-        only_server: None,
+        aggregator: None,
     };
     let link = UpstreamLink::start(spec, Arc::clone(&gateway), Arc::clone(&session), server_rx)
         .map_err(|e| ListingError::Connect(e.to_string()))?;

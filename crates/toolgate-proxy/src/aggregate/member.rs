@@ -314,7 +314,7 @@ pub(super) fn start(aggregator: &Arc<Aggregator>, index: usize, member: &Member)
                 child_permit: None,
                 sessionless: None,
                 end_on_session_loss: false,
-                only_server: None,
+                aggregator: None,
             };
             let link =
                 UpstreamLink::start(spec, Arc::clone(gateway), Arc::clone(&session), server_rx)?;

@@ -9,8 +9,6 @@ use parking_lot::{Mutex, RwLock};
 use super::merge::Listing;
 use super::{Aggregator, AggregatorOptions, ClientNames, MemberSpec};
 use crate::gateway::Gateway;
-use crate::message::ToServer;
-use crate::session::Session;
 
 pub struct Servers {
     members: RwLock<Vec<MemberSpec>>,
@@ -157,28 +155,14 @@ impl std::fmt::Debug for Servers {
     }
 }
 
-/// Serves one client session of an HTTP listener (of every server, or of `only`): what its
-/// front gateway sends upstream arrives on `to_server` and goes to the servers, until the
-/// session ends.
+/// Keeps one client session's aggregator (started when the session opened) until the session
+/// ends, then stops its servers. (The session's front gateway hands the aggregator each
+/// message itself, through `Aggregator::front_handler`, with no task in between.)
 pub(crate) async fn serve_session(
-    servers: &Servers,
-    only: Option<&str>,
-    front: Arc<Gateway>,
-    session: Arc<Session>,
-    mut to_server: tokio::sync::mpsc::Receiver<ToServer>,
+    aggregator: Arc<Aggregator>,
     stop: Arc<tokio::sync::Notify>,
 ) -> String {
-    let aggregator = servers.aggregator(front, session.identity.clone(), only);
-    aggregator.start(session);
-    loop {
-        tokio::select! {
-            message = to_server.recv() => match message {
-                Some(message) => aggregator.on_client_message(message).await,
-                None => break,
-            },
-            _ = stop.notified() => break,
-        }
-    }
+    stop.notified().await;
     aggregator.stop().await;
     "The session ended".to_string()
 }

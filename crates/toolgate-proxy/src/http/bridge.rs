@@ -43,7 +43,7 @@ pub async fn run(
         child_permit: None,
         sessionless: None,
         end_on_session_loss: false,
-        only_server: None,
+        aggregator: None,
     };
     let link = UpstreamLink::start(spec, Arc::clone(&gateway), Arc::clone(&session), server_rx)?;
     let mut watcher = link.watcher();

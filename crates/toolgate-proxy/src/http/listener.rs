@@ -148,7 +148,7 @@ impl App {
     fn link_spec(
         &self,
         sessionless: Option<SessionlessRequest>,
-        only_server: Option<String>,
+        only_server: Option<&str>,
     ) -> Result<LinkSpec, HttpError> {
         let child_permit = match &self.target {
             UpstreamTarget::Command(_) => {
@@ -161,7 +161,7 @@ impl App {
             }
             // A session in front of a gateway config starts a process per stdio server.
             UpstreamTarget::Aggregate(servers) => {
-                let processes = servers.processes(only_server.as_deref());
+                let processes = servers.processes(only_server);
                 let wanted = u32::try_from(processes).unwrap_or(u32::MAX);
                 let permit = Arc::clone(&self.children)
                     .try_acquire_many_owned(wanted)
@@ -172,10 +172,7 @@ impl App {
             }
             UpstreamTarget::Http(_) => None,
         };
-        Ok(LinkSpec {
-            only_server,
-            ..self.spec_with(child_permit, sessionless)
-        })
+        Ok(self.spec_with(child_permit, sessionless))
     }
 
     fn spec_with(
@@ -191,7 +188,7 @@ impl App {
             child_permit,
             sessionless,
             end_on_session_loss: true,
-            only_server: None,
+            aggregator: None,
         }
     }
 
@@ -205,8 +202,11 @@ impl App {
             return Err(HttpError::Busy("Too many sessions; try again later"));
         }
         // One identity cannot take every session slot from the others.
+        let policy = self.gateway.policy();
+        let authenticates = !policy.identities.is_empty() || policy.oauth.is_some();
+        drop(policy);
         if identity.is_some()
-            && !self.gateway.policy().identities.is_empty()
+            && authenticates
             && self.sessions.count_of(&identity) >= self.options.max_sessions_per_identity
         {
             return Err(HttpError::Busy(
@@ -217,18 +217,35 @@ impl App {
             Endpoint::OneServer(name) => Some(name.clone()),
             _ => None,
         };
-        let spec = self.link_spec(None, only_server.clone())?;
+        let mut spec = self.link_spec(None, only_server.as_deref())?;
         let legacy = endpoint == Endpoint::Legacy;
         let outbound = Arc::new(Outbound::new(legacy));
         let (to_server, server_rx) = mpsc::channel(CHANNEL_DEPTH);
+        // A gateway config's session hands its messages to its aggregator on the thread that
+        // has them, as over stdio; another upstream's link drains a channel.
+        let to_server = match &self.target {
+            UpstreamTarget::Aggregate(servers) => {
+                let only = only_server.as_deref();
+                let aggregator =
+                    servers.aggregator(Arc::clone(&self.gateway), identity.clone(), only);
+                let handler = aggregator.front_handler();
+                spec.aggregator = Some(aggregator);
+                Outbox::Handler(handler)
+            }
+            _ => Outbox::Channel(to_server),
+        };
         let router = Arc::clone(&outbound);
         let session = Session::open_with_outboxes(
             identity,
             Outbox::Direct(Arc::new(move |message| router.deliver(message))),
-            Outbox::Channel(to_server),
+            to_server,
         );
-        if let UpstreamTarget::Aggregate(servers) = &self.target {
+        if let (UpstreamTarget::Aggregate(servers), Some(aggregator)) =
+            (&self.target, &spec.aggregator)
+        {
             session.set_names(servers.client_names(only_server.as_deref()));
+            // Bound to the session (and its servers started) before any message can reach it.
+            aggregator.start(Arc::clone(&session));
         }
         self.gateway.register(&session);
         let link = UpstreamLink::start(

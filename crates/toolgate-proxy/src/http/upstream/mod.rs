@@ -93,8 +93,9 @@ pub(crate) struct LinkSpec {
     /// sees 404 and starts over), or stays and answers each later request with an error (the
     /// bridge: its stdio client cannot be told to reconnect).
     pub end_on_session_loss: bool,
-    /// A gateway config's one server the session serves alone (`/mcp/<server>`).
-    pub only_server: Option<String>,
+    /// The aggregator of a gateway config's session (the session's messages reach it
+    /// directly; the link starts it and stops it with the session).
+    pub aggregator: Option<Arc<crate::aggregate::Aggregator>>,
 }
 
 /// A running upstream connection.
@@ -161,15 +162,16 @@ impl UpstreamLink {
                     ctx.finish(&reason, &ended_tx).await;
                 })
             }
-            UpstreamTarget::Aggregate(servers) => {
-                let (gateway, session) = (Arc::clone(&ctx.gateway), Arc::clone(&ctx.session));
+            UpstreamTarget::Aggregate(_) => {
+                let aggregator = spec.aggregator.ok_or_else(|| {
+                    std::io::Error::other("a gateway config's session has no aggregator")
+                })?;
                 let stop = Arc::clone(&ctx.stop);
+                // The session's messages go to the aggregator directly (`Outbox::Handler`):
+                // nothing arrives on the channel.
+                drop(to_server);
                 tokio::spawn(async move {
-                    let only = spec.only_server.as_deref();
-                    let reason = crate::aggregate::serve_session(
-                        &servers, only, gateway, session, to_server, stop,
-                    )
-                    .await;
+                    let reason = crate::aggregate::serve_session(aggregator, stop).await;
                     drop(spec.child_permit);
                     ctx.finish(&reason, &ended_tx).await;
                 })
