@@ -192,7 +192,7 @@ fn scope_list(reader: &mut Reader, node: Option<&Node>, key: &str) -> Vec<String
 
 /// An absolute `https` URL, or `http` to this machine (a local authorization server in
 /// development and tests); no credentials, no fragment.
-fn check_url(text: &str) -> Result<(), String> {
+pub(super) fn check_url(text: &str) -> Result<(), String> {
     let (scheme, rest) = text
         .split_once("://")
         .ok_or_else(|| format!("{text:?} is not an absolute URL"))?;

@@ -61,14 +61,11 @@ pub(crate) fn compile_upstream_auth(
     let client_id_env = required(reader, "client_id_env", env_hint);
     let client_secret_env = required(reader, "client_secret_env", env_hint);
     if let (Some(url), Some(node)) = (&token_url, get("token_url")) {
-        let local = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
-            .iter()
-            .any(|p| url.starts_with(p));
-        if !url.starts_with("https://") && !local {
+        if let Err(why) = super::oauth::check_url(url) {
             reader.error_with_hint(
                 node.location,
                 &child_path(path, "token_url"),
-                format!("{url:?} is not an https URL"),
+                why,
                 "the client secret is sent there: https (plain http only to 127.0.0.1 or localhost)",
             );
         }
