@@ -105,6 +105,8 @@ pub struct Gateway {
     pub(crate) pin_lock: arc_swap::ArcSwapOption<crate::pinning::LockFile>,
     /// Tools whose definitions depart from their pins.
     pub(crate) pin_watch: parking_lot::RwLock<crate::pipeline::pins::PinWatch>,
+    /// The file the policy was read from, for the console (none: built in).
+    policy_file: parking_lot::RwLock<Option<std::path::PathBuf>>,
 }
 
 impl Gateway {
@@ -137,6 +139,7 @@ impl Gateway {
             pins: options.pins.clone(),
             pin_lock: Default::default(),
             pin_watch: Default::default(),
+            policy_file: Default::default(),
             options,
         })
     }
@@ -148,6 +151,26 @@ impl Gateway {
 
     pub fn audit(&self) -> &AuditSink {
         &self.audit
+    }
+
+    /// Names the file the policy is read from (and reloaded from).
+    pub fn set_policy_file(&self, path: std::path::PathBuf) {
+        *self.policy_file.write() = Some(path);
+    }
+
+    /// The file the policy is read from, when it has one.
+    pub fn policy_file(&self) -> Option<std::path::PathBuf> {
+        self.policy_file.read().clone()
+    }
+
+    /// The counter store the gateway's limits are kept in.
+    pub fn store(&self) -> &Arc<dyn CounterStore> {
+        &self.store
+    }
+
+    /// The name the server goes under (pins, the console).
+    pub fn server_name(&self) -> &str {
+        &self.options.server_name
     }
 
     pub(crate) fn deny_prefix<'a>(&'a self, policy: &'a Policy) -> &'a str {

@@ -13,6 +13,7 @@ pub mod aggregate;
 pub mod approvals;
 pub mod audit;
 pub mod authority;
+pub mod console;
 pub mod envelope;
 pub mod framing;
 pub mod gateway;

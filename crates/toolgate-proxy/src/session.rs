@@ -135,6 +135,10 @@ pub(crate) struct CallInFlight {
     /// `str`: every entry of the in-flight map carries this field.)
     pub approval: Option<Box<str>>,
     pub phase: CallPhase,
+    /// How long after `started` the call was forwarded (none: not forwarded yet): the part
+    /// of the call's time that is the gateway's own.
+    /// (Microseconds, saturating at ~71 minutes: every entry of the in-flight map has it.)
+    pub forwarded_after_us: Option<std::num::NonZeroU32>,
     /// When toolgate stops waiting for the server.
     pub deadline: Instant,
     /// What few calls carry (boxed: every entry of the in-flight map has the field).
@@ -158,6 +162,22 @@ pub(crate) struct CallExtras {
 }
 
 impl CallInFlight {
+    /// The call goes to the server now.
+    pub fn mark_forwarded(&mut self) {
+        self.phase = CallPhase::Forwarded;
+        let us = u32::try_from(self.started.elapsed().as_micros()).unwrap_or(u32::MAX);
+        self.forwarded_after_us = std::num::NonZeroU32::new(us.max(1));
+    }
+
+    /// The gateway's own share of the call's time: until it was forwarded, or all of it for
+    /// a call the gateway answered itself.
+    pub fn gateway_us(&self) -> u64 {
+        match self.forwarded_after_us {
+            Some(us) => u64::from(us.get()),
+            None => self.started.elapsed().as_micros() as u64,
+        }
+    }
+
     pub fn extras_mut(&mut self) -> &mut CallExtras {
         self.extras.get_or_insert_with(Default::default)
     }

@@ -10,11 +10,12 @@
 //! | `POST /v1/approvals/{id}/deny` | body `{"reason": "…"}` (required; the agent is told it) |
 //! | `GET /v1/approvals/events` | `text/event-stream`: `requested` for every new request (those pending when the stream opens first), and this gateway's other transitions |
 //!
-//! Every request needs `Authorization: Bearer <admin token>` (see `auth`). It is a separate
+//! Every request needs `Authorization: Bearer <admin token>` (see `auth`), or the web
+//! console's sign-in cookie (`console/logins.rs`; with its CSRF header for approve and deny). It is a separate
 //! listener, not a path of the MCP listener, so the MCP port can be exposed to agents while
 //! the admin port stays on this machine, and the stdio transport can have one too.
 
-mod auth;
+pub(crate) mod auth;
 mod routes;
 
 use std::net::SocketAddr;
@@ -42,6 +43,8 @@ pub struct AdminOptions {
     pub keepalive: Duration,
     /// The process's metrics, served at `/metrics` (none: metrics are off).
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// The web console, served at `/` (none: it is off).
+    pub console: Option<Arc<crate::console::Console>>,
 }
 
 impl AdminOptions {
@@ -52,6 +55,7 @@ impl AdminOptions {
             poll_interval: Duration::from_secs(1),
             keepalive: Duration::from_secs(15),
             metrics: None,
+            console: None,
         }
     }
 }
@@ -59,6 +63,7 @@ impl AdminOptions {
 pub(crate) struct AdminApp {
     pub gateway: Arc<Gateway>,
     pub approvals: Arc<Approvals>,
+    pub console: Option<Arc<crate::console::Console>>,
     pub options: AdminOptions,
 }
 
@@ -107,6 +112,7 @@ impl AdminServer {
             app: Arc::new(AdminApp {
                 gateway,
                 approvals,
+                console: options.console.clone(),
                 options,
             }),
             listener,

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc};
 use toolgate_state::{ApprovalError, ListFilter, StoreError, Verdict};
 
-use super::auth::admit;
+use super::auth::{admit_bearer, admit_origin, AdminRefusal};
 use super::AdminApp;
 use crate::approvals::{check_verdict, is_approval_id, record_json, Transition};
 use crate::http::sse;
@@ -26,7 +26,11 @@ const MAX_BY_CHARS: usize = 64;
 const MAX_LIMIT: usize = 1_000;
 
 pub(super) fn router(app: Arc<AdminApp>) -> Router {
-    Router::new()
+    let router = match app.console {
+        Some(_) => crate::console::routes::routes(Router::new()),
+        None => Router::new(),
+    };
+    router
         .route("/v1/approvals", get(list))
         .route("/v1/approvals/events", get(events))
         .route("/v1/approvals/{id}", get(show))
@@ -35,7 +39,7 @@ pub(super) fn router(app: Arc<AdminApp>) -> Router {
         .route("/metrics", get(metrics))
         .fallback(
             |State(app): State<Arc<AdminApp>>, headers: HeaderMap| async move {
-                match refused(&app, &headers) {
+                match refused(&app, &headers, false) {
                     Some(refusal) => refusal,
                     None => error(
                         StatusCode::NOT_FOUND,
@@ -47,9 +51,31 @@ pub(super) fn router(app: Arc<AdminApp>) -> Router {
         .with_state(app)
 }
 
+/// Whether a request may use the API: from this machine, with the admin token, or from the
+/// console signed in (and, for a request that changes something, with its CSRF token).
+fn admit(app: &AdminApp, headers: &HeaderMap, changes: bool) -> Result<(), AdminRefusal> {
+    admit_origin(headers)?;
+    let bearer = admit_bearer(headers, &app.options.token);
+    let has_bearer = headers.contains_key(header::AUTHORIZATION);
+    match &app.console {
+        Some(console) if bearer.is_err() && !has_bearer => {
+            let signed_in = if changes {
+                console.logins.check_with_csrf(headers)
+            } else {
+                console.logins.check(headers).is_some()
+            };
+            match signed_in {
+                true => Ok(()),
+                false => bearer,
+            }
+        }
+        _ => bearer,
+    }
+}
+
 /// The answer to a request that may not use the API; `None` when it may.
-fn refused(app: &AdminApp, headers: &HeaderMap) -> Option<Response> {
-    admit(headers, &app.options.token).err().map(|refusal| {
+fn refused(app: &AdminApp, headers: &HeaderMap, changes: bool) -> Option<Response> {
+    admit(app, headers, changes).err().map(|refusal| {
         tracing::info!(reason = refusal.message(), "admin API refused a request");
         let mut response = error(refusal.status(), refusal.message());
         if refusal.status() == StatusCode::UNAUTHORIZED {
@@ -70,7 +96,7 @@ struct ListQuery {
 
 /// The gateway's metrics, behind the admin token like everything here.
 async fn metrics(State(app): State<Arc<AdminApp>>, headers: HeaderMap) -> Response {
-    if let Some(refusal) = refused(&app, &headers) {
+    if let Some(refusal) = refused(&app, &headers, false) {
         return refusal;
     }
     match &app.options.metrics {
@@ -90,7 +116,7 @@ async fn list(
     headers: HeaderMap,
     Query(query): Query<ListQuery>,
 ) -> Response {
-    if let Some(refusal) = refused(&app, &headers) {
+    if let Some(refusal) = refused(&app, &headers, false) {
         return refusal;
     }
     let all = match query.all.as_deref() {
@@ -116,7 +142,7 @@ async fn show(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Some(refusal) = refused(&app, &headers) {
+    if let Some(refusal) = refused(&app, &headers, false) {
         return refusal;
     }
     if !is_approval_id(&id) {
@@ -149,7 +175,7 @@ async fn approve(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    if let Some(refusal) = refused(&app, &headers) {
+    if let Some(refusal) = refused(&app, &headers, true) {
         return refusal;
     }
     let parsed: ApproveBody = if body.iter().all(u8::is_ascii_whitespace) {
@@ -169,7 +195,7 @@ async fn deny(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    if let Some(refusal) = refused(&app, &headers) {
+    if let Some(refusal) = refused(&app, &headers, true) {
         return refusal;
     }
     let parsed: DenyBody = match serde_json::from_slice(&body) {
@@ -226,7 +252,7 @@ fn valid_by(text: &str) -> bool {
 /// `GET /v1/approvals/events`: what is pending now, then each new request (from any process
 /// sharing the store) and this process's other transitions.
 async fn events(State(app): State<Arc<AdminApp>>, headers: HeaderMap) -> Response {
-    if let Some(refusal) = refused(&app, &headers) {
+    if let Some(refusal) = refused(&app, &headers, false) {
         return refusal;
     }
     let (tx, rx) = mpsc::channel::<Event>(64);

@@ -76,6 +76,7 @@ impl Gateway {
             not_counted: false,
             approval: None,
             phase: CallPhase::Admitting,
+            forwarded_after_us: None,
             deadline: call.started + self.options.call_timeout,
             extras: None,
         };
@@ -342,7 +343,7 @@ impl Waiting {
                     // The wait for a person is not the server's time to answer.
                     call.deadline = Instant::now() + self.gateway.options.call_timeout;
                     if no_counters {
-                        call.phase = CallPhase::Forwarded;
+                        call.mark_forwarded();
                     }
                     None
                 }

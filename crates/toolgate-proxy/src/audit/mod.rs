@@ -27,6 +27,9 @@ pub struct CounterRecord {
     pub key: String,
     pub amount: toolgate_policy::Amount,
     pub max: toolgate_policy::Amount,
+    /// The counter's window (not in the line: the key and the policy revision name it).
+    #[serde(skip)]
+    pub window: toolgate_policy::Window,
 }
 
 /// A decision on a `tools/call` and what became of it.
@@ -49,6 +52,9 @@ pub struct DecisionRecord {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub not_counted: bool,
     pub latency_us: u64,
+    /// The part of `latency_us` that was the gateway's: until the call was forwarded, or
+    /// all of it when the gateway answered the call itself.
+    pub gateway_us: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub args_hash: Option<String>,
     /// The approval request the call waited on or consumed (`apr_…`).
@@ -264,6 +270,8 @@ pub struct AuditSink {
     server: Option<Arc<str>>,
     /// Told of every event, whether or not a log is written.
     metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// Told of every event too, for the web console.
+    console: Option<Arc<crate::console::ConsoleData>>,
 }
 
 impl AuditSink {
@@ -274,6 +282,7 @@ impl AuditSink {
             queue: None,
             server: None,
             metrics: None,
+            console: None,
         }
     }
 
@@ -285,6 +294,7 @@ impl AuditSink {
             queue: Some(Arc::new(queue)),
             server: None,
             metrics: None,
+            console: None,
         })
     }
 
@@ -292,6 +302,17 @@ impl AuditSink {
     pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> AuditSink {
         self.metrics = Some(metrics);
         self
+    }
+
+    /// The same sink, telling the web console of every event too.
+    pub fn with_console(mut self, console: Arc<crate::console::ConsoleData>) -> AuditSink {
+        self.console = Some(console);
+        self
+    }
+
+    /// What the web console knows, when it is on.
+    pub fn console(&self) -> Option<&Arc<crate::console::ConsoleData>> {
+        self.console.as_ref()
     }
 
     /// The server this sink's lines are about (behind a gateway config).
@@ -304,10 +325,20 @@ impl AuditSink {
         self.metrics.as_ref()
     }
 
-    /// Tells the metrics which tools a listing named (their calls are counted by name).
-    pub(crate) fn tools_listed<'a>(&self, tools: impl IntoIterator<Item = &'a str>) {
+    /// Tells the metrics which tools a listing named (their calls are counted by name), and
+    /// the console what they are.
+    pub(crate) fn tools_listed(
+        &self,
+        definitions: &[toolgate_classify::ToolDef],
+        results: &[toolgate_classify::Classification],
+    ) {
         if let Some(metrics) = &self.metrics {
-            metrics.tools_listed(self.server.as_deref(), tools);
+            let names = definitions.iter().map(|d| d.name.as_str());
+            metrics.tools_listed(self.server.as_deref(), names);
+        }
+        if let Some(console) = &self.console {
+            let server = self.server.as_deref().unwrap_or_default();
+            console.catalogue.listed(server, definitions, results);
         }
     }
 
@@ -348,6 +379,11 @@ impl AuditSink {
     fn enqueue(&self, event: AuditEvent, written: Option<std::sync::mpsc::SyncSender<()>>) -> bool {
         if let Some(metrics) = &self.metrics {
             metrics.observe(&event, self.server.as_deref());
+        }
+        if let Some(console) = &self.console {
+            console
+                .feed
+                .observe(&event, self.server.as_deref(), now_ms());
         }
         let Some(queue) = &self.queue else {
             return false;

@@ -284,6 +284,7 @@ mod tests {
             outcome: Outcome::Result,
             not_counted: false,
             latency_us: 1_500,
+            gateway_us: 1_500,
             args_hash: None,
             approval: None,
             redactions: None,

@@ -198,6 +198,7 @@ impl Gateway {
             not_counted: false,
             approval: None,
             phase: CallPhase::Admitting,
+            forwarded_after_us: None,
             deadline: started + self.options.call_timeout,
             extras: None,
         };
@@ -268,7 +269,7 @@ impl Gateway {
         };
         in_flight.counters = counter_records(&permit);
         if permit.reservations.is_empty() {
-            in_flight.phase = CallPhase::Forwarded;
+            in_flight.mark_forwarded();
         }
         let registered = {
             let mut state = session.state.lock();
@@ -364,7 +365,7 @@ impl Gateway {
             let mut state = session.state.lock();
             match state.inflight.get_mut(key) {
                 Some(InFlight::Call(call)) if call.phase == CallPhase::Admitting => {
-                    call.phase = CallPhase::Forwarded;
+                    call.mark_forwarded();
                     call.not_counted = ticket.is_none();
                     call.ticket = ticket.clone();
                     AfterReserving::Forward
@@ -502,6 +503,7 @@ pub(crate) fn counter_records(permit: &Permit) -> Vec<CounterRecord> {
             key: r.key.clone(),
             amount: r.amount,
             max: r.max,
+            window: r.window,
         })
         .collect()
 }

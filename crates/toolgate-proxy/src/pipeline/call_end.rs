@@ -409,6 +409,7 @@ impl Gateway {
         };
         // A call let through although a dry-run rule would have refused it is audited as
         // what that rule would have done.
+        let gateway_us = call.gateway_us();
         let (shadow, arguments, redactions, withheld_by, span) = match call.extras {
             Some(e) => (e.shadow, e.arguments, e.redactions, e.withheld_by, e.span),
             None => (None, None, None, None, None),
@@ -446,6 +447,7 @@ impl Gateway {
             outcome,
             not_counted: call.not_counted,
             latency_us: call.started.elapsed().as_micros() as u64,
+            gateway_us,
             args_hash: call.args_hash.map(String::from),
             approval: end.approval().or(call.approval.map(String::from)),
             arguments,

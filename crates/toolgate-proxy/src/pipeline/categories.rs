@@ -71,9 +71,8 @@ impl Gateway {
             .iter()
             .filter_map(|t| ToolDef::from_json(t).ok())
             .collect();
-        self.audit
-            .tools_listed(definitions.iter().map(|d| d.name.as_str()));
         let results = classify_all(&definitions, None);
+        self.audit.tools_listed(&definitions, &results);
         let mut known = self.tool_categories.write();
         for (tool, classification) in definitions.iter().zip(results) {
             known.insert(tool.name.clone(), classification.category.as_str());

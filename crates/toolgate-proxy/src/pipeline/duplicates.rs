@@ -174,6 +174,7 @@ impl Gateway {
             outcome,
             not_counted: false,
             latency_us: started.elapsed().as_micros() as u64,
+            gateway_us: started.elapsed().as_micros() as u64,
             args_hash: None,
             approval: None,
             arguments: None,

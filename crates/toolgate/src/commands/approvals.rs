@@ -21,6 +21,7 @@ use toolgate_proxy::approvals::{
     Approvals, Transition,
 };
 use toolgate_proxy::audit::{format_rfc3339_ms, AuditEvent};
+use toolgate_proxy::console::{Console, ConsoleData, Directory};
 use toolgate_proxy::Gateway;
 use toolgate_state::{
     ApprovalError, ApprovalRecord, Clock, Dsn, ListFilter, SharedApprovals, SystemClock, Verdict,
@@ -62,13 +63,15 @@ pub(super) fn open_for_gateway(
     Ok(Approvals::with_clock(store, options, clock))
 }
 
-/// Starts what runs beside the gateway: the expiry sweeper, and the admin API when
-/// `--admin-listen` asks for it. The handles live as long as the returned value.
+/// Starts what runs beside the gateway: the expiry sweeper, and the admin API (with the web
+/// console, when the audit sink feeds one) when `--admin-listen` asks for it. The handles live as long as the returned value.
 pub(super) async fn start_for_gateway(
     gateway: &Arc<Gateway>,
     args: &RunArgs,
     state_dir: &Path,
     metrics: Option<&Arc<toolgate_proxy::metrics::Metrics>>,
+    console: Option<Arc<ConsoleData>>,
+    directory: Directory,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     let mut tasks: Vec<tokio::task::JoinHandle<()>> =
         approvals::spawn_sweeper(gateway).into_iter().collect();
@@ -99,14 +102,17 @@ pub(super) async fn start_for_gateway(
         }
     };
     let token = AdminToken::new(&token).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let console = console.map(|data| Arc::new(Console::new(data, directory)));
     let options = AdminOptions {
         metrics: metrics.cloned(),
+        console,
         ..AdminOptions::new(bind, token)
     };
     let (addr, task) = admin::spawn(Arc::clone(gateway), options)
         .await
         .context("cannot start the admin API")?;
     eprintln!("toolgate: admin API on http://{addr}/v1/approvals");
+    eprintln!("toolgate: web console on http://{addr}/ (sign in with the admin token)");
     tasks.push(task);
     Ok(tasks)
 }

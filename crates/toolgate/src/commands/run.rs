@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use toolgate_proxy::audit::{ArgsHasher, AuditConfig, AuditSink};
+use toolgate_proxy::console::Directory;
 use toolgate_proxy::pinning::{server_name, LockFile};
 use toolgate_proxy::stdio::StdioOptions;
 use toolgate_proxy::{FailMode, Gateway, GatewayOptions};
@@ -54,11 +55,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let options = gateway_options(&args, approvals, Some(pins), server_name, tracer);
         let gateway = Gateway::new(policy, store, clock, audit, hasher, options);
         gateway.set_pin_lock(lock);
+        gateway.set_policy_file(absolute(&config)?);
         let _pin_watcher = gateway.spawn_pin_watcher();
         let metrics = gateway.audit().metrics().cloned();
-        let _approvals =
-            super::approvals::start_for_gateway(&gateway, &args, &state_dir, metrics.as_ref())
-                .await?;
+        let directory = Directory::One(Arc::clone(&gateway));
+        let _approvals = super::approvals::start_for_gateway(
+            &gateway,
+            &args,
+            &state_dir,
+            metrics.as_ref(),
+            gateway.audit().console().cloned(),
+            directory,
+        )
+        .await?;
         let _metrics = super::metrics::serve(metrics, gateway.approvals().cloned(), &args).await?;
         let _watch = if args.no_watch {
             None
@@ -111,12 +120,17 @@ pub(super) fn open_audit(
         std::process::id(),
         &toolgate_proxy::session::random_id()[..6]
     );
-    // Metrics count what the audit sink is told, so they ride on it (on only when served).
-    let with_metrics =
-        |sink: AuditSink| match args.metrics_listen.is_some() || args.admin_listen.is_some() {
-            true => sink.with_metrics(Arc::new(toolgate_proxy::metrics::Metrics::new())),
-            false => sink,
-        };
+    // Metrics and the web console learn from what the audit sink is told, so they ride on
+    // it (on only when served: the console with the admin listener).
+    let with_metrics = |mut sink: AuditSink| {
+        if args.metrics_listen.is_some() || args.admin_listen.is_some() {
+            sink = sink.with_metrics(Arc::new(toolgate_proxy::metrics::Metrics::new()));
+        }
+        if args.admin_listen.is_some() {
+            sink = sink.with_console(Arc::new(toolgate_proxy::console::ConsoleData::default()));
+        }
+        sink
+    };
     if args.no_audit {
         return Ok((with_metrics(AuditSink::disabled(instance)), None));
     }

@@ -14,6 +14,7 @@ use toolgate_policy::gateway_config::{
 use toolgate_policy::{Diagnostic, Policy};
 use toolgate_proxy::aggregate::{AggregatorOptions, MemberSpec, Servers};
 use toolgate_proxy::audit::AuditSink;
+use toolgate_proxy::console::Directory;
 use toolgate_proxy::http::{HttpUpstream, UpstreamProtocol, UpstreamTarget};
 use toolgate_proxy::pinning::LockFile;
 use toolgate_proxy::stdio::{ServerCommand, StdioOptions};
@@ -163,6 +164,9 @@ pub fn run(args: RunArgs, config_path: PathBuf) -> anyhow::Result<ExitCode> {
             hasher.clone(),
             options,
         );
+        if let Some(path) = &front_path {
+            front.set_policy_file(absolute(path)?);
+        }
         let factory = Arc::new(MemberFactory {
             dsn: dsn.clone(),
             state_prefix: args.state_prefix.clone(),
@@ -191,10 +195,8 @@ pub fn run(args: RunArgs, config_path: PathBuf) -> anyhow::Result<ExitCode> {
         // (The front's own sink counts nothing without a gateway-wide policy: the metrics
         // are those of the sink every server's shares.)
         let metrics = audit.metrics().cloned();
-        let _approvals =
-            super::approvals::start_for_gateway(&front, &args, &state_dir, metrics.as_ref())
-                .await?;
-        let _metrics = super::metrics::serve(metrics, Some(Arc::clone(&approvals)), &args).await?;
+        let _metrics =
+            super::metrics::serve(metrics.clone(), Some(Arc::clone(&approvals)), &args).await?;
         if let (Some(path), false) = (&front_path, args.no_watch) {
             let watch = toolgate_proxy::reload::watch(Arc::clone(&front), absolute(path)?)
                 .context("cannot watch the gateway-wide policy file")?;
@@ -217,6 +219,19 @@ pub fn run(args: RunArgs, config_path: PathBuf) -> anyhow::Result<ExitCode> {
             },
             loaded.bare_when_unique,
         ));
+        let directory = Directory::Many {
+            front: Arc::clone(&front),
+            servers: Arc::clone(&servers),
+        };
+        let _approvals = super::approvals::start_for_gateway(
+            &front,
+            &args,
+            &state_dir,
+            metrics.as_ref(),
+            audit.console().cloned(),
+            directory,
+        )
+        .await?;
         let _config_watch = if args.no_watch {
             None
         } else {
@@ -336,6 +351,9 @@ impl MemberFactory {
             options,
         );
         gateway.set_pin_lock(lock);
+        if let Some(path) = &policy_path {
+            gateway.set_policy_file(absolute(path)?);
+        }
         let mut tasks: Vec<_> = gateway.spawn_pin_watcher().into_iter().collect();
         tasks.extend(toolgate_proxy::approvals::spawn_sweeper(&gateway));
         let watch = match (&policy_path, self.watch) {
