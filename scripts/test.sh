@@ -8,6 +8,8 @@
 #   - redis-server             from Debian's packages, only when a test needs Redis
 #   - go                       from Debian's packages (golang-go), only when missing: the
 #                              end-to-end tests build a small Go server (tests/e2e/servers/gojson)
+#   - chromium                 from Debian's packages, only when missing: the web console's
+#                              browser tests (tests/e2e/test_console.py)
 # then builds the workspace, runs `cargo test --workspace` and the end-to-end tests
 # (`pytest tests/e2e`) against the freshly built binary.
 #
@@ -15,6 +17,7 @@
 #   TOOLGATE_BIN             binary the end-to-end tests run (default: <target>/debug/toolgate)
 #   TOOLGATE_TEST_REDIS=1    start Redis even if no test seems to ask for it
 #   TOOLGATE_TEST_REDIS_URL  use this Redis instead of starting one
+#   TOOLGATE_CHROMIUM        the browser the console tests drive (default: chromium on PATH)
 #   PYTEST_ARGS              extra arguments for pytest (e.g. "-k rate_limit -x")
 #
 # Sourcing this file (`source scripts/test.sh`) defines its functions without running
@@ -246,6 +249,19 @@ ensure_go() {
 }
 
 # --------------------------------------------------------------------------------------
+# Chromium, for the web console's browser tests (Playwright drives Debian's browser: it
+# cannot download one of its own here)
+# --------------------------------------------------------------------------------------
+ensure_chromium() {
+    if [[ -n "${TOOLGATE_CHROMIUM:-}" ]] || command -v chromium >/dev/null 2>&1; then
+        note "$("${TOOLGATE_CHROMIUM:-chromium}" --version 2>/dev/null | head -n 1)"
+        return 0
+    fi
+    note "chromium is missing; installing it from Debian's packages"
+    apt_install chromium || note "could not install chromium: the console's browser tests will fail"
+}
+
+# --------------------------------------------------------------------------------------
 # Main
 # --------------------------------------------------------------------------------------
 main() {
@@ -257,6 +273,7 @@ main() {
     ensure_node_modules
     ensure_venv
     ensure_go
+    ensure_chromium
     if tests_need_redis; then
         ensure_redis || true
     fi

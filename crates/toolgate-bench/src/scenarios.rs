@@ -61,6 +61,9 @@ pub enum Observe {
     /// Metrics, and a span per call exported over OTLP/HTTP to a local sink
     /// (`otlp_sink.rs`), which must receive some for the run to count.
     MetricsAndTraces,
+    /// The admin listener (`--admin-listen`): metrics, and the web console's record of
+    /// every call.
+    Console,
 }
 
 /// The peer proxies `setup-peers.sh` installs under `crates/toolgate-bench/peers/`.
@@ -213,6 +216,16 @@ pub fn catalogue(sweeps: bool) -> Vec<Scenario> {
                 audit: false,
                 policy_tools: MAIN_POLICY_TOOLS,
                 observe: Observe::MetricsAndTraces,
+            },
+            Some("direct-stdio"),
+        ),
+        main(
+            "toolgate-stdio-console",
+            Target::Toolgate {
+                store: Store::Memory,
+                audit: false,
+                policy_tools: MAIN_POLICY_TOOLS,
+                observe: Observe::Console,
             },
             Some("direct-stdio"),
         ),
@@ -579,8 +592,22 @@ fn launch(
                     args.push("--no-audit".into());
                 }
             }
-            if observe != Observe::Off {
-                args.extend(["--metrics-listen".into(), "127.0.0.1:0".into()]);
+            match observe {
+                Observe::Off => {}
+                Observe::Metrics | Observe::MetricsAndTraces => {
+                    args.extend(["--metrics-listen".into(), "127.0.0.1:0".into()]);
+                }
+                Observe::Console => {
+                    let token = dir.join("admin.token");
+                    std::fs::write(&token, "bench-admin-token-0123456789abcdef")
+                        .with_context(|| format!("cannot write {}", token.display()))?;
+                    args.extend([
+                        "--admin-listen".into(),
+                        "127.0.0.1:0".into(),
+                        "--admin-token-file".into(),
+                        token.into(),
+                    ]);
+                }
             }
             if scenario.client == Transport::Http {
                 args.extend([
@@ -792,7 +819,7 @@ mod tests {
                 assert_eq!(base.payload_bytes, s.payload_bytes, "{}", s.name);
             }
         }
-        assert_eq!(catalogue(false).len(), 16);
+        assert_eq!(catalogue(false).len(), 17);
     }
 
     #[test]

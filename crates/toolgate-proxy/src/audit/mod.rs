@@ -136,6 +136,22 @@ pub enum Outcome {
     NotForwarded,
 }
 
+impl Outcome {
+    /// The name the audit line gives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Result => "result",
+            Outcome::ToolError => "tool_error",
+            Outcome::Error => "error",
+            Outcome::RefusedDownstream => "refused_downstream",
+            Outcome::Timeout => "timeout",
+            Outcome::Cancelled => "cancelled",
+            Outcome::UpstreamGone => "upstream_gone",
+            Outcome::NotForwarded => "not_forwarded",
+        }
+    }
+}
+
 /// Everything that goes into the log.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -543,6 +559,25 @@ pub fn default_audit_dir(state_dir: &std::path::Path) -> PathBuf {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn outcome_names_are_those_of_the_line() {
+        use Outcome::*;
+        let all = [
+            Result,
+            ToolError,
+            Error,
+            RefusedDownstream,
+            Timeout,
+            Cancelled,
+            UpstreamGone,
+            NotForwarded,
+        ];
+        for outcome in all {
+            let serialized = serde_json::to_value(outcome).unwrap();
+            assert_eq!(serialized.as_str(), Some(outcome.as_str()));
+        }
+    }
 
     #[test]
     fn the_queue_is_bounded_by_bytes() {

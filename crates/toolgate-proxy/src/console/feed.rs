@@ -42,7 +42,7 @@ pub struct LiveDecision {
     pub message: Option<String>,
     pub identity: Option<String>,
     pub session: String,
-    pub outcome: String,
+    pub outcome: &'static str,
     pub latency_us: u64,
     pub gateway_us: u64,
     pub approval: Option<String>,
@@ -59,10 +59,7 @@ impl LiveDecision {
             message: record.message.clone(),
             identity: record.identity.clone(),
             session: record.session.clone(),
-            outcome: serde_json::to_value(record.outcome)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
+            outcome: record.outcome.as_str(),
             latency_us: record.latency_us,
             gateway_us: record.gateway_us,
             approval: record.approval.clone(),

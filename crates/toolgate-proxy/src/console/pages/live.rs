@@ -136,7 +136,7 @@ mod tests {
             message: None,
             identity: None,
             session: "s".into(),
-            outcome: "not_forwarded".into(),
+            outcome: "not_forwarded",
             latency_us: 1,
             gateway_us: 1,
             approval: None,

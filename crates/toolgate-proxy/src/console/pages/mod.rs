@@ -39,7 +39,7 @@ pub fn decision_rows(decisions: &[std::sync::Arc<LiveDecision>], show_server: bo
             d.decision,
             esc(d.rule.as_deref().unwrap_or("")),
             esc(d.identity.as_deref().unwrap_or("")),
-            esc(&d.outcome),
+            d.outcome,
             micros(d.latency_us),
         );
     }
