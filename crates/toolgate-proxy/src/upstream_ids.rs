@@ -54,8 +54,13 @@ impl MintRefusal {
 
 /// What an upstream request was.
 pub(crate) enum Pending {
-    /// A client's request; its answer goes back with the client's own id.
-    Client { id: Box<RawValue>, key: String },
+    /// A client's request; its answer goes back with the client's own id (and ends its
+    /// span, when it is traced).
+    Client {
+        id: Box<RawValue>,
+        key: String,
+        span: Option<Box<crate::pipeline::RequestSpan>>,
+    },
     /// The gateway's own request; its answer goes to the waiting task.
     Internal(oneshot::Sender<ServerMessage>),
 }
@@ -99,9 +104,17 @@ impl UpstreamIds {
             Pending::Client {
                 id: id.to_owned(),
                 key: key.to_string(),
+                span: None,
             },
         );
         Ok(upstream)
+    }
+
+    /// Traces a client request minted an id: its span ends with the answer.
+    pub fn trace(&mut self, upstream: u64, traced: Box<crate::pipeline::RequestSpan>) {
+        if let Some(Pending::Client { span, .. }) = self.pending.get_mut(&upstream) {
+            *span = Some(traced);
+        }
     }
 
     /// Mints an id for a request of the gateway's own.
@@ -176,7 +189,7 @@ impl UpstreamIds {
         self.pending
             .drain()
             .filter_map(|(_, p)| match p {
-                Pending::Client { id, key } => Some((key, id)),
+                Pending::Client { id, key, .. } => Some((key, id)),
                 Pending::Internal(_) => None,
             })
             .collect()

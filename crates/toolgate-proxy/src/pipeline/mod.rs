@@ -14,6 +14,7 @@ mod initialize;
 pub(crate) mod pins;
 pub(crate) mod poisoning;
 pub mod redact_result;
+mod request_span;
 mod server;
 mod settle;
 mod tools_list;
@@ -35,6 +36,7 @@ use poisoning::PromptAsked;
 pub(crate) use call::counter_records;
 pub(crate) use call_end::CallEnd;
 pub use initialize::patch_initialize_result;
+pub(crate) use request_span::RequestSpan;
 pub use tools_list::filter_tools_page;
 
 /// The protocol version in which JSON-RPC batches are part of MCP.
@@ -160,11 +162,15 @@ impl Gateway {
         session: &Session,
         request: &ClientRequest,
     ) -> Result<(), MintRefusal> {
-        let upstream = session
-            .state
-            .lock()
-            .upstream_ids
-            .mint_for_client(&request.id, &request.key)?;
+        let span = self.start_request_span(request);
+        let upstream = {
+            let ids = &mut session.state.lock().upstream_ids;
+            let upstream = ids.mint_for_client(&request.id, &request.key)?;
+            if let Some(span) = span {
+                ids.trace(upstream, span);
+            }
+            upstream
+        };
         let text = request.with_id(&upstream.to_string());
         let out = ToServer::request(text, upstream, request.method.clone());
         self.send_upstream(session, out).await;

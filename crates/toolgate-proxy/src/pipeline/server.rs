@@ -73,7 +73,12 @@ impl Gateway {
                 let _ = waiter.send(message);
                 return;
             }
-            Answer::Pending(Pending::Client { id, key }) => (id, key),
+            Answer::Pending(Pending::Client { id, key, span }) => {
+                if let Some(span) = span {
+                    self.finish_request_span(session, span, &message);
+                }
+                (id, key)
+            }
             Answer::Ended { tool } => {
                 return self.drop_answer(session, tool, DroppedMessage::LateResult, id)
             }
