@@ -17,7 +17,12 @@ const RECENT_ON_PAGE: usize = 25;
 
 pub fn render_list(console: &Console, now_ms: u64) -> String {
     let many = console.directory.is_many();
-    let tools = console.data.catalogue.all();
+    let mut tools = console.data.catalogue.all();
+    // Behind a gateway config, a gateway-wide policy sees every server's tools again under
+    // their aggregated names: each is listed once, under its server.
+    if many {
+        tools.retain(|t| !t.server.is_empty());
+    }
     if tools.is_empty() {
         return "<p class=\"muted\">No server has listed its tools yet. Tools appear here once a \
                 client (or the gateway, for a `categories` rule) lists them.</p>"
