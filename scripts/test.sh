@@ -258,7 +258,7 @@ ensure_chromium() {
         return 0
     fi
     note "chromium is missing; installing it from Debian's packages"
-    apt_install chromium || note "could not install chromium: the console's browser tests will fail"
+    apt_install chromium fonts-liberation || note "could not install chromium: the console's browser tests will fail"
 }
 
 # --------------------------------------------------------------------------------------
