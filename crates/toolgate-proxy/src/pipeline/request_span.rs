@@ -65,7 +65,7 @@ impl Gateway {
     pub(crate) fn finish_request_span(
         &self,
         session: &Session,
-        span: Box<RequestSpan>,
+        span: RequestSpan,
         answer: &ServerMessage,
     ) {
         let Some(tracer) = &self.options.tracer else {
@@ -75,7 +75,7 @@ impl Gateway {
             span,
             method,
             target,
-        } = *span;
+        } = span;
         let error = answer.is_error().then(|| {
             answer
                 .error_code()

@@ -75,7 +75,7 @@ impl Gateway {
             }
             Answer::Pending(Pending::Client { id, key, span }) => {
                 if let Some(span) = span {
-                    self.finish_request_span(session, span, &message);
+                    self.finish_request_span(session, *span, &message);
                 }
                 (id, key)
             }
