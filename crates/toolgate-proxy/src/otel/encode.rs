@@ -38,26 +38,30 @@ const KIND_SERVER: u64 = 2;
 const STATUS_ERROR: u64 = 2;
 const SCOPE: &str = "toolgate";
 
+/// Bytes a span takes, about: the request's first allocation.
+const SPAN_BYTES: usize = 400;
+
 pub fn protobuf(resource: &Resource<'_>, spans: &[FinishedSpan]) -> Vec<u8> {
-    let mut scope_spans = Vec::new();
-    message(&mut scope_spans, 1, |scope| {
-        string(scope, 1, SCOPE);
-        string(scope, 2, env!("CARGO_PKG_VERSION"));
-    });
-    for span in spans {
-        message(&mut scope_spans, 2, |out| span_protobuf(out, span));
-    }
-    let mut resource_spans = Vec::new();
-    message(&mut resource_spans, 1, |out| {
-        for (key, value) in resource.attributes {
-            message(out, 1, |kv| {
-                key_value(kv, key, &AttributeValue::Str(value.clone()))
+    let mut request = Vec::with_capacity(256 + spans.len() * SPAN_BYTES);
+    message(&mut request, 1, |resource_spans| {
+        message(resource_spans, 1, |out| {
+            for (key, value) in resource.attributes {
+                message(out, 1, |kv| {
+                    string(kv, 1, key);
+                    message(kv, 2, |any| string(any, 1, value));
+                });
+            }
+        });
+        message(resource_spans, 2, |scope_spans| {
+            message(scope_spans, 1, |scope| {
+                string(scope, 1, SCOPE);
+                string(scope, 2, env!("CARGO_PKG_VERSION"));
             });
-        }
+            for span in spans {
+                message(scope_spans, 2, |out| span_protobuf(out, span));
+            }
+        });
     });
-    bytes(&mut resource_spans, 2, &scope_spans);
-    let mut request = Vec::new();
-    bytes(&mut request, 1, &resource_spans);
     request
 }
 
@@ -127,10 +131,25 @@ fn string(out: &mut Vec<u8>, field: u64, value: &str) {
     bytes(out, field, value.as_bytes());
 }
 
+/// A nested message, written in place: its content first, then its tag and length are
+/// inserted before it (one move of the content, no buffer of its own).
 fn message(out: &mut Vec<u8>, field: u64, write: impl FnOnce(&mut Vec<u8>)) {
-    let mut inner = Vec::new();
-    write(&mut inner);
-    bytes(out, field, &inner);
+    let start = out.len();
+    write(out);
+    let len = (out.len() - start) as u64;
+    // A tag and a length: two varints of at most 10 bytes each.
+    let mut head = [0u8; 20];
+    let mut n = 0;
+    for mut value in [(field << 3) | 2, len] {
+        while value >= 0x80 {
+            head[n] = (value as u8) | 0x80;
+            value >>= 7;
+            n += 1;
+        }
+        head[n] = value as u8;
+        n += 1;
+    }
+    out.splice(start..start, head[..n].iter().copied());
 }
 
 /// The same request in OTLP/JSON: ids as hex, 64-bit integers as strings.
@@ -187,6 +206,23 @@ mod tests {
         out.clear();
         varint(&mut out, (-1i64) as u64);
         assert_eq!(out.len(), 10);
+    }
+
+    #[test]
+    fn a_nested_message_is_prefixed_with_its_tag_and_length_in_place() {
+        let mut out = vec![9];
+        message(&mut out, 1, |outer| {
+            message(outer, 2, |inner| inner.extend_from_slice(&[1; 200]));
+            outer.push(5);
+        });
+        // Inner: tag 0x12, length 200 (0xc8 0x01), content; outer: tag 0x0a, length 204.
+        let mut want = vec![9, 0x0a, 0xcc, 0x01, 0x12, 0xc8, 0x01];
+        want.extend_from_slice(&[1; 200]);
+        want.push(5);
+        assert_eq!(out, want);
+        let mut empty = Vec::new();
+        message(&mut empty, 3, |_| {});
+        assert_eq!(empty, [0x1a, 0]);
     }
 
     #[test]
