@@ -412,8 +412,9 @@ pub struct RunArgs {
     pub max_pending_approvals: usize,
 
     /// Serve the admin API for approval requests (list, show, approve, deny, event stream)
-    /// on this loopback address: PORT, IP:PORT or localhost:PORT (0 picks a free port; the
-    /// URL is printed on stderr). Every request needs the admin bearer token.
+    /// and the web console (docs/CONSOLE.md) on this loopback address: PORT, IP:PORT or
+    /// localhost:PORT (0 picks a free port; the URLs are printed on stderr). Every request
+    /// needs the admin bearer token; the console signs in with it at /?token=<token>.
     #[arg(long, value_name = "ADDR")]
     pub admin_listen: Option<String>,
 

@@ -14,7 +14,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::html::{esc, page, respond};
 use super::logins::clear_cookie;
-use super::pages::{self, live::LiveFilter, now_ms};
+use super::pages::{self, live::LiveFilter};
 use super::{assets, Console};
 use crate::admin::auth::{admit_origin, AdminRefusal};
 use crate::admin::AdminApp;
@@ -139,7 +139,7 @@ async fn overview(
         .await
         .ok()
         .map(|p| p.len());
-    let body = pages::overview::render(&console, now_ms(), pending).await;
+    let body = pages::overview::render(&console, app.gateway.clock.now_ms(), pending).await;
     respond(
         StatusCode::OK,
         page(
@@ -196,7 +196,7 @@ async fn tools(State(app): State<Arc<AdminApp>>, headers: HeaderMap) -> Response
         Ok(ok) => ok,
         Err(response) => return *response,
     };
-    let body = pages::tools::render_list(&console, now_ms());
+    let body = pages::tools::render_list(&console, app.gateway.clock.now_ms());
     respond(StatusCode::OK, page("/tools", "Tools", &csrf, &body))
 }
 
@@ -210,7 +210,7 @@ async fn tool(
         Err(response) => return *response,
     };
     let server = if server == "-" { String::new() } else { server };
-    match pages::tools::render_tool(&console, &server, &tool, now_ms()).await {
+    match pages::tools::render_tool(&console, &server, &tool, app.gateway.clock.now_ms()).await {
         Some(body) => respond(StatusCode::OK, page("/tools", &tool, &csrf, &body)),
         None => respond(
             StatusCode::NOT_FOUND,
@@ -250,7 +250,7 @@ async fn counters(State(app): State<Arc<AdminApp>>, headers: HeaderMap) -> Respo
         Ok(ok) => ok,
         Err(response) => return *response,
     };
-    let body = pages::counters::render(&console, now_ms()).await;
+    let body = pages::counters::render(&console, app.gateway.clock.now_ms()).await;
     respond(StatusCode::OK, page("/counters", "Counters", &csrf, &body))
 }
 

@@ -162,6 +162,7 @@ impl Gateway {
         policy: &str,
     ) {
         let error = (outcome == Outcome::Error).then_some(None);
+        let took_us = started.elapsed().as_micros() as u64;
         self.audit.record(AuditEvent::Decision(DecisionRecord {
             session: session.id.clone(),
             identity: session.identity.clone(),
@@ -173,8 +174,9 @@ impl Gateway {
             counters: Vec::new(),
             outcome,
             not_counted: false,
-            latency_us: started.elapsed().as_micros() as u64,
-            gateway_us: started.elapsed().as_micros() as u64,
+            // Answered by the gateway: all of it is the gateway's.
+            latency_us: took_us,
+            gateway_us: took_us,
             args_hash: None,
             approval: None,
             arguments: None,

@@ -64,7 +64,8 @@ pub(super) fn open_for_gateway(
 }
 
 /// Starts what runs beside the gateway: the expiry sweeper, and the admin API (with the web
-/// console, when the audit sink feeds one) when `--admin-listen` asks for it. The handles live as long as the returned value.
+/// console, when the audit sink feeds one) when `--admin-listen` asks for it. The handles
+/// live as long as the returned value.
 pub(super) async fn start_for_gateway(
     gateway: &Arc<Gateway>,
     args: &RunArgs,

@@ -122,7 +122,7 @@ pub(super) fn open_audit(
     );
     // Metrics and the web console learn from what the audit sink is told, so they ride on
     // it (on only when served: the console with the admin listener).
-    let with_metrics = |mut sink: AuditSink| {
+    let with_observers = |mut sink: AuditSink| {
         if args.metrics_listen.is_some() || args.admin_listen.is_some() {
             sink = sink.with_metrics(Arc::new(toolgate_proxy::metrics::Metrics::new()));
         }
@@ -132,7 +132,7 @@ pub(super) fn open_audit(
         sink
     };
     if args.no_audit {
-        return Ok((with_metrics(AuditSink::disabled(instance)), None));
+        return Ok((with_observers(AuditSink::disabled(instance)), None));
     }
     let dir = args
         .audit_dir
@@ -142,7 +142,7 @@ pub(super) fn open_audit(
         .with_context(|| format!("cannot open the audit directory {}", dir.display()))?;
     let hasher = ArgsHasher::load_or_create(&state_dir.join("audit.key"))
         .context("cannot load the audit hashing key")?;
-    Ok((with_metrics(sink), Some(hasher)))
+    Ok((with_observers(sink), Some(hasher)))
 }
 
 /// What the command line sets for a gateway.

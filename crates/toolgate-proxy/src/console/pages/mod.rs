@@ -54,11 +54,3 @@ pub fn decision_head(show_server: bool) -> String {
          <th>Identity</th><th>Outcome</th><th>Took</th></tr></thead>"
     )
 }
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}

@@ -2,7 +2,11 @@
 //! force; and a page per tool with its definition, the recommended policy, the rules that
 //! apply now, its recent decisions and its counters against their limits.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
+
+use toolgate_policy::Policy;
 
 use toolgate_classify::{starter_policy_json, starter_policy_yaml, ToolDef};
 
@@ -29,12 +33,15 @@ pub fn render_list(console: &Console, now_ms: u64) -> String {
             .into();
     }
     let hour = console.data.feed.tool_hour(now_ms);
+    let policies: HashMap<String, Arc<Policy>> = console
+        .directory
+        .gateways()
+        .into_iter()
+        .map(|served| (served.server, served.gateway.policy()))
+        .collect();
     let mut rows = String::new();
     for entry in &tools {
-        let policy = console
-            .directory
-            .gateway_of(&entry.server)
-            .map(|g| g.policy());
+        let policy = policies.get(&entry.server);
         let category = entry.classification.category.as_str();
         let (rule_names, standing) = match &policy {
             Some(p) => {
