@@ -305,7 +305,6 @@ async def test_a_held_call_is_approved_and_another_denied_from_the_approvals_pag
             await card.first.wait_for(timeout=10_000)
             assert secret not in await page.content(), "argument values stay out of the HTML"
             await screenshot(page, gateway, "approvals")
-            await card.first.locator("summary").click()
             await card.first.locator("button[data-reveal]").click()
             await page.wait_for_function(
                 f"document.querySelector('pre.arguments').textContent.includes({json.dumps(secret)})"

@@ -93,7 +93,7 @@ fn pending_card(r: &ApprovalRecord) -> String {
          <dl><dt>Request</dt><dd><code>{id}</code></dd><dt>Identity</dt><dd>{}</dd>\
          <dt>Rule</dt><dd>{}</dd><dt>Why</dt><dd>{}</dd>\
          <dt>Asked</dt><dd>{}</dd><dt>Expires</dt><dd>{}</dd></dl>\
-         <details><summary>Arguments</summary><pre class=\"arguments\">{}</pre>\
+         <details open><summary>Arguments (redacted)</summary><pre class=\"arguments\">{}</pre>\
          <button type=\"button\" data-reveal=\"{id}\">Show the values</button></details>\
          <div class=\"actions\"><button type=\"button\" class=\"approve\" data-approve=\"{id}\">Approve</button>\
          <input type=\"text\" placeholder=\"Reason (required to deny)\" aria-label=\"Reason\" data-reason-for=\"{id}\">\
