@@ -12,7 +12,8 @@ What is shown:
   denied there with a reason the agent receives; argument values are not in the page until
   someone asks for them; the API refuses a signed-in browser's change without its CSRF token;
 * a tool page's recommended YAML, copied with its button, passes `toolgate validate`;
-* behind a gateway config, tools and health are shown per server.
+* behind a gateway config, tools and health are shown per server;
+* markup in a server's tool names and descriptions is shown as text, never as elements.
 
 Screenshots of every page go to the test's directory, and to `docs/img/` when
 `TOOLGATE_UPDATE_SCREENSHOTS=1`.
@@ -24,6 +25,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -31,6 +33,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import anyio
 import pytest
@@ -402,3 +405,33 @@ async def test_a_gateway_config_shows_each_servers_tools_and_health(gateway: Gat
         policy = await page.goto(f"{base}/policy")
         text = await policy.text()
         assert "files-policy.yaml" in text and "writes need a person" in text
+
+
+@needs_gateway
+@pytest.mark.anyio
+async def test_markup_in_a_servers_tool_names_is_shown_as_text(gateway: Gateway, tmp_path: Path) -> None:
+    hostile = "<img src=x onerror=alert(1)>"
+    gateway.write_policy('version: "1"\ndefault: allow\n')
+    token_file = tmp_path / "admin.token"
+    token_file.write_text(TOKEN)
+    extra = ["--admin-listen", "127.0.0.1:0", "--admin-token-file", str(token_file)]
+    server = [sys.executable, str(E2E_DIR / "servers" / "paging_server.py")]
+    log = gateway.new_log("toolgate-hostile")
+    env = {**gateway.env(), "PAGING_NAME": hostile, "PAGING_TOOLS": "2"}
+    async with mcp_session(gateway.argv(server, extra=extra), stderr_path=log, env=env) as c, browser() as b:
+        await c.session.list_tools()
+        await c.session.call_tool(f"{hostile}_1", {})
+        base = await console_url(log)
+        page = await signed_in_page(b, base)
+        dialogs: list[str] = []
+        page.on("dialog", lambda d: dialogs.append(d.message))
+        for path in ("/tools", "/live", f"/tools/-/{quote(hostile + '_1', safe='')}", "/"):
+            response = await page.goto(base + path)
+            assert response is not None and response.status == 200, path
+            main = page.locator("main")
+            assert await main.locator("img").count() == 0, path
+            if path != "/":
+                assert f"{hostile}_1" in await main.inner_text(), path
+        await page.goto(f"{base}/tools/-/{quote(hostile + '_1', safe='')}")
+        assert f"Tool 1 of {hostile}." in await page.inner_text("main")
+        assert dialogs == []

@@ -557,4 +557,45 @@ mod tests {
         let json = serde_json::to_string(&*seen).unwrap();
         assert!(!json.contains("arguments"), "{json}");
     }
+
+    proptest::proptest! {
+        /// Whatever decisions arrive when, the hour's figures are those of the decisions
+        /// made in the last sixty minutes, counted once.
+        #[test]
+        fn the_hour_counts_exactly_the_decisions_of_the_last_sixty_minutes(
+            events in proptest::collection::vec((0u64..180, 0usize..4, proptest::bool::ANY), 0..200),
+            now_minute in 0u64..240,
+        ) {
+            let feed = Feed::new();
+            let base = 1_700_000_000_000u64 / 60_000 * 60_000;
+            let kinds = [
+                AuditDecision::Allow,
+                AuditDecision::Deny,
+                AuditDecision::Hidden,
+                AuditDecision::ApprovalRequired,
+            ];
+            let mut sorted = events.clone();
+            sorted.sort_by_key(|e| e.0);
+            for (minute, kind, ruled) in &sorted {
+                let rule = ruled.then_some("r");
+                let at = base + minute * 60_000 + 123;
+                feed.observe(&decision("t", kinds[*kind], rule, 5), None, at);
+            }
+            let now = base + now_minute * 60_000 + 59_000;
+            let last = *sorted.last().map(|(m, _, _)| m).unwrap_or(&0);
+            // The feed is told of decisions as they happen: "now" is never before the last.
+            proptest::prop_assume!(now_minute >= last);
+            let hour = feed.hour(now);
+            let window = |m: u64| m + (MINUTES as u64) > now_minute && m <= now_minute;
+            let kept: Vec<_> = sorted.iter().filter(|(m, _, _)| window(*m)).collect();
+            proptest::prop_assert_eq!(hour.calls, kept.len() as u64);
+            let refused = kept.iter().filter(|(_, k, _)| matches!(k, 1 | 2)).count() as u64;
+            proptest::prop_assert_eq!(hour.refused, refused);
+            let charted: u64 = hour.minutes.iter().map(|(_, c)| c.iter().sum::<u64>()).sum();
+            proptest::prop_assert_eq!(charted, kept.len() as u64);
+            let ruled = kept.iter().filter(|(_, k, r)| *r && matches!(k, 1 | 2)).count() as u64;
+            let rules: u64 = hour.deny_rules.iter().map(|(_, n)| n).sum();
+            proptest::prop_assert_eq!(rules, ruled);
+        }
+    }
 }
