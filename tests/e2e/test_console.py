@@ -248,6 +248,16 @@ async def test_sign_in_then_every_page_is_safe_and_fits_a_phone(gateway: Gateway
         foreign = {**cookie_header, "Origin": "https://evil.example"}
         assert post(f"{base}/v1/approvals/apr_x/approve", {}, foreign) == 403
 
+        # A wrong token is answered late (a guesser gets few tries a second), a right one not.
+        for path, headers in (
+            ("/v1/approvals", {"Authorization": "Bearer wrong-token-wrong-token"}),
+            ("/?token=wrong-token-wrong-token", {}),
+        ):
+            started = time.monotonic()
+            with pytest.raises(urllib.error.HTTPError) as wrong:
+                urllib.request.urlopen(urllib.request.Request(base + path, headers=headers), timeout=10)
+            assert wrong.value.code == 401 and time.monotonic() - started >= 0.45, path
+
         # Signing out ends the login on the server, not only in this browser.
         await page.goto(base + "/")
         await page.click("header .logout button")

@@ -3,13 +3,19 @@
 //! admin bearer token.
 //!
 //! The token is compared as SHA-256 digests in constant time, so neither its length nor a
-//! matching prefix shows in the timing. The token itself is never logged.
+//! matching prefix shows in the timing. The token itself is never logged. A wrong token is
+//! answered only after [`WRONG_TOKEN_DELAY`]: with the listener's connection limit, a
+//! program on this machine guessing tokens gets a little over a hundred tries a second.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
+use std::time::Duration;
 
 use axum::http::{header, HeaderMap, StatusCode};
 use sha2::{Digest, Sha256};
+
+/// How long the answer to a wrong admin token waits.
+pub const WRONG_TOKEN_DELAY: Duration = Duration::from_millis(500);
 
 /// Why a request was refused, each with its status.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,13 +23,15 @@ pub enum AdminRefusal {
     Host,
     Origin,
     Unauthenticated(&'static str),
+    /// A token was given, and it is not the admin token.
+    WrongToken,
 }
 
 impl AdminRefusal {
     pub fn status(&self) -> StatusCode {
         match self {
             AdminRefusal::Host | AdminRefusal::Origin => StatusCode::FORBIDDEN,
-            AdminRefusal::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            AdminRefusal::Unauthenticated(_) | AdminRefusal::WrongToken => StatusCode::UNAUTHORIZED,
         }
     }
 
@@ -32,6 +40,7 @@ impl AdminRefusal {
             AdminRefusal::Host => "Forbidden: the Host header must name this machine's loopback",
             AdminRefusal::Origin => "Forbidden: browser requests from other origins are refused",
             AdminRefusal::Unauthenticated(why) => why,
+            AdminRefusal::WrongToken => "Unauthorized: the admin token is not valid",
         }
     }
 }
@@ -112,9 +121,7 @@ pub fn admit_bearer(headers: &HeaderMap, token: &AdminToken) -> Result<(), Admin
     if token.matches(presented) {
         Ok(())
     } else {
-        Err(AdminRefusal::Unauthenticated(
-            "Unauthorized: the admin token is not valid",
-        ))
+        Err(AdminRefusal::WrongToken)
     }
 }
 

@@ -39,7 +39,7 @@ pub(super) fn router(app: Arc<AdminApp>) -> Router {
         .route("/metrics", get(metrics))
         .fallback(
             |State(app): State<Arc<AdminApp>>, headers: HeaderMap| async move {
-                match refused(&app, &headers, false) {
+                match refused(&app, &headers, false).await {
                     Some(refusal) => refusal,
                     None => error(
                         StatusCode::NOT_FOUND,
@@ -73,19 +73,22 @@ fn admit(app: &AdminApp, headers: &HeaderMap, changes: bool) -> Result<(), Admin
     }
 }
 
-/// The answer to a request that may not use the API; `None` when it may.
-fn refused(app: &AdminApp, headers: &HeaderMap, changes: bool) -> Option<Response> {
-    admit(app, headers, changes).err().map(|refusal| {
-        tracing::info!(reason = refusal.message(), "admin API refused a request");
-        let mut response = error(refusal.status(), refusal.message());
-        if refusal.status() == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"toolgate-admin\""),
-            );
-        }
-        response
-    })
+/// The answer to a request that may not use the API (a wrong token's, late); `None` when
+/// it may.
+async fn refused(app: &AdminApp, headers: &HeaderMap, changes: bool) -> Option<Response> {
+    let refusal = admit(app, headers, changes).err()?;
+    if refusal == AdminRefusal::WrongToken {
+        tokio::time::sleep(super::auth::WRONG_TOKEN_DELAY).await;
+    }
+    tracing::info!(reason = refusal.message(), "admin API refused a request");
+    let mut response = error(refusal.status(), refusal.message());
+    if refusal.status() == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"toolgate-admin\""),
+        );
+    }
+    Some(response)
 }
 
 #[derive(Deserialize)]
@@ -96,7 +99,7 @@ struct ListQuery {
 
 /// The gateway's metrics, behind the admin token like everything here.
 async fn metrics(State(app): State<Arc<AdminApp>>, headers: HeaderMap) -> Response {
-    if let Some(refusal) = refused(&app, &headers, false) {
+    if let Some(refusal) = refused(&app, &headers, false).await {
         return refusal;
     }
     match &app.options.metrics {
@@ -116,7 +119,7 @@ async fn list(
     headers: HeaderMap,
     Query(query): Query<ListQuery>,
 ) -> Response {
-    if let Some(refusal) = refused(&app, &headers, false) {
+    if let Some(refusal) = refused(&app, &headers, false).await {
         return refusal;
     }
     let all = match query.all.as_deref() {
@@ -142,7 +145,7 @@ async fn show(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Some(refusal) = refused(&app, &headers, false) {
+    if let Some(refusal) = refused(&app, &headers, false).await {
         return refusal;
     }
     if !is_approval_id(&id) {
@@ -175,7 +178,7 @@ async fn approve(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    if let Some(refusal) = refused(&app, &headers, true) {
+    if let Some(refusal) = refused(&app, &headers, true).await {
         return refusal;
     }
     let parsed: ApproveBody = if body.iter().all(u8::is_ascii_whitespace) {
@@ -195,7 +198,7 @@ async fn deny(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    if let Some(refusal) = refused(&app, &headers, true) {
+    if let Some(refusal) = refused(&app, &headers, true).await {
         return refusal;
     }
     let parsed: DenyBody = match serde_json::from_slice(&body) {
@@ -252,7 +255,7 @@ fn valid_by(text: &str) -> bool {
 /// `GET /v1/approvals/events`: what is pending now, then each new request (from any process
 /// sharing the store) and this process's other transitions.
 async fn events(State(app): State<Arc<AdminApp>>, headers: HeaderMap) -> Response {
-    if let Some(refusal) = refused(&app, &headers, false) {
+    if let Some(refusal) = refused(&app, &headers, false).await {
         return refusal;
     }
     let (tx, rx) = mpsc::channel::<Event>(64);

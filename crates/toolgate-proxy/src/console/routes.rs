@@ -16,7 +16,7 @@ use super::html::{esc, page, respond};
 use super::logins::clear_cookie;
 use super::pages::{self, live::LiveFilter};
 use super::{assets, Console};
-use crate::admin::auth::{admit_origin, AdminRefusal};
+use crate::admin::auth::{admit_origin, AdminRefusal, WRONG_TOKEN_DELAY};
 use crate::admin::AdminApp;
 use crate::http::sse;
 
@@ -85,7 +85,7 @@ fn sign_in_page(status: StatusCode, error: Option<&str>) -> Response {
 
 /// Signs in when the token is right: a cookie, and back to `/` (so the token leaves the
 /// address bar).
-fn start_login(app: &AdminApp, headers: &HeaderMap, token: &str) -> Response {
+async fn start_login(app: &AdminApp, headers: &HeaderMap, token: &str) -> Response {
     if let Err(refusal) = admit_origin(headers) {
         return refused_page(&refusal);
     }
@@ -94,6 +94,7 @@ fn start_login(app: &AdminApp, headers: &HeaderMap, token: &str) -> Response {
     };
     if !app.options.token.matches(token.trim()) {
         tracing::info!("console: a sign-in with a wrong token");
+        tokio::time::sleep(WRONG_TOKEN_DELAY).await;
         return sign_in_page(
             StatusCode::UNAUTHORIZED,
             Some("That is not the admin token."),
@@ -126,7 +127,7 @@ async fn overview(
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     if let Some(token) = query.get("token") {
-        return start_login(&app, &headers, token);
+        return start_login(&app, &headers, token).await;
     }
     let (console, csrf) = match signed_in(&app, &headers) {
         Ok(ok) => ok,
@@ -161,7 +162,7 @@ async fn login(
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
-    start_login(&app, &headers, &form.token)
+    start_login(&app, &headers, &form.token).await
 }
 
 async fn logout(State(app): State<Arc<AdminApp>>, headers: HeaderMap) -> Response {
