@@ -416,6 +416,24 @@ async def test_a_gateway_config_shows_each_servers_tools_and_health(gateway: Gat
         text = await policy.text()
         assert "files-policy.yaml" in text and "writes need a person" in text
 
+        # A request waiting for a person names its server, and is approved from the page.
+        written: dict[str, Any] = {}
+
+        async def write() -> None:
+            args = {"path": str(root / "held.txt"), "content": "held"}
+            written["result"] = await c.session.call_tool("files__write_file", args)
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(write)
+            [request] = await pending(base)
+            await page.goto(f"{base}/approvals")
+            card = page.locator(f"article#approval-{request}")
+            await card.wait_for(timeout=10_000)
+            assert re.search(r"Server\s+files", await card.inner_text()), await card.inner_text()
+            await card.locator("button[data-approve]").click()
+        assert not written["result"].is_error, first_text(written["result"])
+        assert (root / "held.txt").read_text() == "held"
+
 
 @needs_gateway
 @pytest.mark.anyio

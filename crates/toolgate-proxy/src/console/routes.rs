@@ -226,11 +226,11 @@ async fn tool(
 }
 
 async fn approvals(State(app): State<Arc<AdminApp>>, headers: HeaderMap) -> Response {
-    let (_, csrf) = match signed_in(&app, &headers) {
+    let (console, csrf) = match signed_in(&app, &headers) {
         Ok(ok) => ok,
         Err(response) => return *response,
     };
-    let body = pages::approvals::render(&app.approvals).await;
+    let body = pages::approvals::render(&app.approvals, &console.directory).await;
     respond(
         StatusCode::OK,
         page("/approvals", "Approvals", &csrf, &body),

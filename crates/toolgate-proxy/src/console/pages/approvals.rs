@@ -6,7 +6,13 @@
 //! The page shows each call's arguments in their redacted form (keys, types, booleans, small
 //! numbers): values are fetched from `/v1/approvals/{id}` only when someone asks to see
 //! them, so they are never in the page's HTML.
+//!
+//! Behind a gateway config a request is shown with its server. The approval store does not
+//! keep one, so it is found by the request's policy revision: the server whose policy in
+//! force has it (every server whose does, when several servers share one policy file; none
+//! once that policy has been reloaded).
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use toolgate_state::{ApprovalRecord, ListFilter};
@@ -14,11 +20,34 @@ use toolgate_state::{ApprovalRecord, ListFilter};
 use crate::approvals::{redact_arguments, Approvals};
 use crate::audit::format_rfc3339_ms;
 use crate::console::html::esc;
+use crate::console::Directory;
 
 /// Decided requests the history shows.
 const HISTORY: usize = 50;
 
-pub async fn render(approvals: &Approvals) -> String {
+/// The servers whose policy in force has each revision (empty for a gateway of one server).
+fn servers_by_revision(directory: &Directory) -> HashMap<String, Vec<String>> {
+    let mut map: HashMap<String, Vec<String>> = HashMap::new();
+    if directory.is_many() {
+        for served in directory.gateways() {
+            let revision = served.gateway.policy().revision.clone();
+            map.entry(revision)
+                .or_default()
+                .push(served.label().to_string());
+        }
+    }
+    map
+}
+
+pub async fn render(approvals: &Approvals, directory: &Directory) -> String {
+    let servers = servers_by_revision(directory);
+    let server_of = |r: &ApprovalRecord| -> Option<String> {
+        directory.is_many().then(|| {
+            servers
+                .get(&r.policy)
+                .map_or("(policy since reloaded)".to_string(), |s| s.join(" or "))
+        })
+    };
     let store = approvals.store();
     let pending = store.list(ListFilter::default()).await;
     let all = store
@@ -39,7 +68,7 @@ pub async fn render(approvals: &Approvals) -> String {
         out.push_str("<p class=\"muted\" id=\"no-pending\">Nothing is waiting for a decision.</p>");
     }
     for record in &pending {
-        out.push_str(&pending_card(record));
+        out.push_str(&pending_card(record, server_of(record).as_deref()));
     }
     out.push_str("</section><section><h2>History</h2>");
     let decided: Vec<&ApprovalRecord> = all
@@ -50,14 +79,21 @@ pub async fn render(approvals: &Approvals) -> String {
     if decided.is_empty() {
         out.push_str("<p class=\"muted\">No request has been decided yet.</p>");
     } else {
-        out.push_str(
-            "<table><thead><tr><th>Request</th><th>Tool</th><th>Identity</th><th>State</th>\
+        let server_head = if directory.is_many() {
+            "<th>Server</th>"
+        } else {
+            ""
+        };
+        let _ = write!(
+            out,
+            "<table><thead><tr><th>Request</th>{server_head}<th>Tool</th><th>Identity</th><th>State</th>\
              <th>By</th><th>Note or reason</th><th>Decided</th></tr></thead><tbody>",
         );
         for r in decided {
+            let server = server_of(r).map_or(String::new(), |s| format!("<td>{}</td>", esc(&s)));
             let _ = write!(
                 out,
-                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td><span class=\"tag {}\">{}</span></td>\
+                "<tr><td><code>{}</code></td>{server}<td>{}</td><td>{}</td><td><span class=\"tag {}\">{}</span></td>\
                  <td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(&r.id),
                 esc(&r.tool),
@@ -83,14 +119,17 @@ fn state_class(state: &str) -> &'static str {
     }
 }
 
-fn pending_card(r: &ApprovalRecord) -> String {
+fn pending_card(r: &ApprovalRecord, server: Option<&str>) -> String {
     let arguments: serde_json::Value = serde_json::from_str(&r.arguments).unwrap_or_default();
     let redacted = serde_json::to_string_pretty(&redact_arguments(&arguments)).unwrap_or_default();
     let id = esc(&r.id);
+    let server = server.map_or(String::new(), |s| {
+        format!("<dt>Server</dt><dd>{}</dd>", esc(s))
+    });
     format!(
         "<article class=\"approval\" id=\"approval-{id}\" data-approval=\"{id}\">\
          <h3><code>{}</code> wants <strong>{}</strong></h3>\
-         <dl><dt>Request</dt><dd><code>{id}</code></dd><dt>Identity</dt><dd>{}</dd>\
+         <dl><dt>Request</dt><dd><code>{id}</code></dd>{server}<dt>Identity</dt><dd>{}</dd>\
          <dt>Rule</dt><dd>{}</dd><dt>Why</dt><dd>{}</dd>\
          <dt>Asked</dt><dd>{}</dd><dt>Expires</dt><dd>{}</dd></dl>\
          <details open><summary>Arguments (redacted)</summary><pre class=\"arguments\">{}</pre>\
