@@ -4,12 +4,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::{Form, Router};
-use serde::Deserialize;
+use axum::Router;
 use tokio::sync::{broadcast, mpsc};
 
 use super::html::{esc, page, respond};
@@ -21,16 +21,23 @@ use crate::admin::AdminApp;
 use crate::http::sse;
 
 pub(crate) fn routes(router: Router<Arc<AdminApp>>) -> Router<Arc<AdminApp>> {
+    // One handler for every page: each route of its own would be its own instance of
+    // axum's handler machinery in the binary.
+    let pages = [
+        "/",
+        "/live",
+        "/tools",
+        "/tools/{server}/{tool}",
+        "/approvals",
+        "/policy",
+        "/counters",
+    ];
+    let router = pages
+        .into_iter()
+        .fold(router, |router, path| router.route(path, get(show_page)));
     router
-        .route("/", get(overview))
         .route("/login", post(login))
         .route("/logout", post(logout))
-        .route("/live", get(live))
-        .route("/tools", get(tools))
-        .route("/tools/{server}/{tool}", get(tool))
-        .route("/approvals", get(approvals))
-        .route("/policy", get(policy))
-        .route("/counters", get(counters))
         .route("/console/events", get(events))
         .route("/assets/{file}", get(asset))
         // Browsers ask for it on every page; there is none.
@@ -121,48 +128,119 @@ fn redirect(to: &'static str) -> Response {
     response
 }
 
-async fn overview(
+/// Every page: the sign-in (`/?token=`), or the page at the path, signed in and framed.
+async fn show_page(
     State(app): State<Arc<AdminApp>>,
     headers: HeaderMap,
+    uri: Uri,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Some(token) = query.get("token") {
+    let path = uri.path();
+    if let ("/", Some(token)) = (path, query.get("token")) {
         return start_login(&app, &headers, token).await;
     }
     let (console, csrf) = match signed_in(&app, &headers) {
         Ok(ok) => ok,
         Err(response) => return *response,
     };
-    let pending = app
-        .approvals
-        .store()
-        .list(toolgate_state::ListFilter::default())
-        .await
-        .ok()
-        .map(|p| p.len());
-    let body = pages::overview::render(&console, app.gateway.clock.now_ms(), pending).await;
-    respond(
-        StatusCode::OK,
-        page(
-            "/",
-            "Overview",
-            &csrf,
-            &format!("<div data-refresh=\"10\">{body}</div>"),
+    let now_ms = app.gateway.clock.now_ms();
+    let (active, title, body) = match path {
+        "/" => {
+            let pending = app
+                .approvals
+                .store()
+                .list(toolgate_state::ListFilter::default())
+                .await
+                .ok()
+                .map(|p| p.len());
+            let body = pages::overview::render(&console, now_ms, pending).await;
+            (
+                "/",
+                "Overview".to_string(),
+                format!("<div data-refresh=\"10\">{body}</div>"),
+            )
+        }
+        "/live" => {
+            let filter = LiveFilter::from_query(&query);
+            (
+                "/live",
+                "Live".to_string(),
+                pages::live::render(&console, &filter),
+            )
+        }
+        "/tools" => (
+            "/tools",
+            "Tools".to_string(),
+            pages::tools::render_list(&console, now_ms),
         ),
-    )
+        "/approvals" => {
+            let body = pages::approvals::render(&app.approvals, &console.directory).await;
+            ("/approvals", "Approvals".to_string(), body)
+        }
+        "/policy" => (
+            "/policy",
+            "Policy".to_string(),
+            pages::policy::render(&console).await,
+        ),
+        "/counters" => {
+            let body = pages::counters::render(&console, now_ms).await;
+            ("/counters", "Counters".to_string(), body)
+        }
+        other => {
+            let found = match tool_of_path(other) {
+                Some((server, tool)) => pages::tools::render_tool(&console, &server, &tool, now_ms)
+                    .await
+                    .map(|body| (tool, body)),
+                None => None,
+            };
+            match found {
+                Some((tool, body)) => ("/tools", tool, body),
+                None => {
+                    let missing = "<p>No server has listed a tool of that name. \
+                                   <a href=\"/tools\">Every tool</a></p>";
+                    let html = page("/tools", "No such tool", &csrf, missing);
+                    return respond(StatusCode::NOT_FOUND, html);
+                }
+            }
+        }
+    };
+    respond(StatusCode::OK, page(active, &title, &csrf, &body))
 }
 
-#[derive(Deserialize)]
-struct LoginForm {
-    token: String,
+/// The server and tool a tool page's path names (`/tools/<server>/<tool>`, each
+/// percent-encoded; `-` is the server of a gateway of one server).
+fn tool_of_path(path: &str) -> Option<(String, String)> {
+    let (server, tool) = path.strip_prefix("/tools/")?.split_once('/')?;
+    let server = percent_decode(server)?;
+    let server = if server == "-" { String::new() } else { server };
+    Some((server, percent_decode(tool)?))
 }
 
-async fn login(
-    State(app): State<Arc<AdminApp>>,
-    headers: HeaderMap,
-    Form(form): Form<LoginForm>,
-) -> Response {
-    start_login(&app, &headers, &form.token).await
+/// `%XX` escapes decoded; `None` when one is malformed or the result is not UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// `POST /login` with `token=…` (the sign-in form).
+async fn login(State(app): State<Arc<AdminApp>>, headers: HeaderMap, body: Bytes) -> Response {
+    let token = form_urlencoded::parse(&body)
+        .find(|(name, _)| name == "token")
+        .map(|(_, value)| value.into_owned())
+        .unwrap_or_default();
+    start_login(&app, &headers, &token).await
 }
 
 async fn logout(State(app): State<Arc<AdminApp>>, headers: HeaderMap) -> Response {
@@ -179,89 +257,14 @@ async fn logout(State(app): State<Arc<AdminApp>>, headers: HeaderMap) -> Respons
     response
 }
 
-async fn live(
-    State(app): State<Arc<AdminApp>>,
-    headers: HeaderMap,
-    Query(filter): Query<LiveFilter>,
-) -> Response {
-    let (console, csrf) = match signed_in(&app, &headers) {
-        Ok(ok) => ok,
-        Err(response) => return *response,
-    };
-    let body = pages::live::render(&console, &filter);
-    respond(StatusCode::OK, page("/live", "Live", &csrf, &body))
-}
-
-async fn tools(State(app): State<Arc<AdminApp>>, headers: HeaderMap) -> Response {
-    let (console, csrf) = match signed_in(&app, &headers) {
-        Ok(ok) => ok,
-        Err(response) => return *response,
-    };
-    let body = pages::tools::render_list(&console, app.gateway.clock.now_ms());
-    respond(StatusCode::OK, page("/tools", "Tools", &csrf, &body))
-}
-
-async fn tool(
-    State(app): State<Arc<AdminApp>>,
-    headers: HeaderMap,
-    Path((server, tool)): Path<(String, String)>,
-) -> Response {
-    let (console, csrf) = match signed_in(&app, &headers) {
-        Ok(ok) => ok,
-        Err(response) => return *response,
-    };
-    let server = if server == "-" { String::new() } else { server };
-    match pages::tools::render_tool(&console, &server, &tool, app.gateway.clock.now_ms()).await {
-        Some(body) => respond(StatusCode::OK, page("/tools", &tool, &csrf, &body)),
-        None => respond(
-            StatusCode::NOT_FOUND,
-            page(
-                "/tools",
-                "No such tool",
-                &csrf,
-                "<p>No server has listed a tool of that name. <a href=\"/tools\">Every tool</a></p>",
-            ),
-        ),
-    }
-}
-
-async fn approvals(State(app): State<Arc<AdminApp>>, headers: HeaderMap) -> Response {
-    let (console, csrf) = match signed_in(&app, &headers) {
-        Ok(ok) => ok,
-        Err(response) => return *response,
-    };
-    let body = pages::approvals::render(&app.approvals, &console.directory).await;
-    respond(
-        StatusCode::OK,
-        page("/approvals", "Approvals", &csrf, &body),
-    )
-}
-
-async fn policy(State(app): State<Arc<AdminApp>>, headers: HeaderMap) -> Response {
-    let (console, csrf) = match signed_in(&app, &headers) {
-        Ok(ok) => ok,
-        Err(response) => return *response,
-    };
-    let body = pages::policy::render(&console).await;
-    respond(StatusCode::OK, page("/policy", "Policy", &csrf, &body))
-}
-
-async fn counters(State(app): State<Arc<AdminApp>>, headers: HeaderMap) -> Response {
-    let (console, csrf) = match signed_in(&app, &headers) {
-        Ok(ok) => ok,
-        Err(response) => return *response,
-    };
-    let body = pages::counters::render(&console, app.gateway.clock.now_ms()).await;
-    respond(StatusCode::OK, page("/counters", "Counters", &csrf, &body))
-}
-
 /// `GET /console/events`: each decision the filter keeps, as a `decision` event, as it is
 /// made; `lagged` when this stream fell behind and missed some.
 async fn events(
     State(app): State<Arc<AdminApp>>,
     headers: HeaderMap,
-    Query(filter): Query<LiveFilter>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Response {
+    let filter = LiveFilter::from_query(&query);
     let (console, _) = match signed_in(&app, &headers) {
         Ok(ok) => ok,
         Err(response) => return *response,
@@ -310,5 +313,26 @@ async fn asset(Path(file): Path<String>) -> Response {
             response
         }
         None => respond(StatusCode::NOT_FOUND, "<p>No such file.</p>".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tool_pages_path_names_its_server_and_tool() {
+        assert_eq!(
+            tool_of_path("/tools/-/read%20it"),
+            Some((String::new(), "read it".to_string()))
+        );
+        assert_eq!(
+            tool_of_path("/tools/files/a%2Fb%C3%A9"),
+            Some(("files".to_string(), "a/bé".to_string()))
+        );
+        assert_eq!(tool_of_path("/tools/files/%zz"), None);
+        assert_eq!(tool_of_path("/tools/files/%C3"), None);
+        assert_eq!(tool_of_path("/tools/files/%4"), None);
+        assert_eq!(tool_of_path("/live"), None);
     }
 }

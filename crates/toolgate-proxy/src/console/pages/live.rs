@@ -4,8 +4,6 @@
 
 use std::fmt::Write as _;
 
-use serde::Deserialize;
-
 use super::{decision_head, decision_rows};
 use crate::console::feed::LiveDecision;
 use crate::console::html::esc;
@@ -29,19 +27,25 @@ const DECISIONS: [&str; 10] = [
 ];
 
 /// The filter, from the query string (empty fields match everything).
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone)]
 pub struct LiveFilter {
-    #[serde(default)]
     pub server: String,
-    #[serde(default)]
     pub tool: String,
-    #[serde(default)]
     pub decision: String,
-    #[serde(default)]
     pub identity: String,
 }
 
 impl LiveFilter {
+    pub fn from_query(query: &std::collections::HashMap<String, String>) -> LiveFilter {
+        let field = |name: &str| query.get(name).cloned().unwrap_or_default();
+        LiveFilter {
+            server: field("server"),
+            tool: field("tool"),
+            decision: field("decision"),
+            identity: field("identity"),
+        }
+    }
+
     pub fn keeps(&self, d: &LiveDecision) -> bool {
         let matches = |want: &str, have: &str| want.is_empty() || want == have;
         matches(&self.server, &d.server)
