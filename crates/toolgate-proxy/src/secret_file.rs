@@ -7,6 +7,13 @@
 use std::io::Write;
 use std::path::Path;
 
+/// 32 random bytes from the system, in hex.
+pub fn random_hex_secret() -> std::io::Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(hex::encode(bytes))
+}
+
 /// The secret's text from `path`, trimmed, creating a new random one when the file is missing.
 pub fn load_or_create_hex_secret(path: &Path) -> std::io::Result<String> {
     match std::fs::read_to_string(path) {
@@ -14,9 +21,7 @@ pub fn load_or_create_hex_secret(path: &Path) -> std::io::Result<String> {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
         Err(_) => {}
     }
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
-    let secret = hex::encode(bytes);
+    let secret = random_hex_secret()?;
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)?;
     }

@@ -396,17 +396,20 @@ impl AuditSink {
         if let Some(metrics) = &self.metrics {
             metrics.observe(&event, self.server.as_deref());
         }
+        if self.console.is_none() && self.queue.is_none() {
+            return false;
+        }
+        // One clock read for the console and the line alike.
+        let ts_ms = now_ms();
         if let Some(console) = &self.console {
-            console
-                .feed
-                .observe(&event, self.server.as_deref(), now_ms());
+            console.feed.observe(&event, self.server.as_deref(), ts_ms);
         }
         let Some(queue) = &self.queue else {
             return false;
         };
         let size = event.estimated_len();
         let queued = writer::Queued {
-            ts_ms: now_ms(),
+            ts_ms,
             event,
             server: self.server.clone(),
             written,

@@ -201,6 +201,9 @@ struct State {
     health: BTreeMap<String, Health>,
     reloads: BTreeMap<String, ReloadStatus>,
     counters: HashMap<(String, String), SeenCounter>,
+    /// When full counters were last swept for passed windows: at most once a second, so
+    /// calls naming ever new counters cannot make every call scan them all.
+    counters_swept_ms: u64,
 }
 
 pub struct Feed {
@@ -299,7 +302,11 @@ impl Feed {
                 continue;
             }
             if state.counters.len() >= MAX_COUNTERS {
+                if now_ms < state.counters_swept_ms + 1_000 {
+                    continue;
+                }
                 // Forget counters whose window has passed since they last moved.
+                state.counters_swept_ms = now_ms;
                 state
                     .counters
                     .retain(|_, c| c.last_ms + c.window.length_ms * 2 > now_ms);
@@ -508,6 +515,35 @@ mod tests {
         assert!((500..=710).contains(&p50), "{p50}");
         assert!((990..=1_420).contains(&p99), "{p99}");
         assert_eq!(LatencyBuckets::default().quantile(0.5), None);
+    }
+
+    #[test]
+    fn counters_are_bounded_and_old_ones_make_room_at_most_once_a_second() {
+        let feed = Feed::new();
+        let with_counters = |keys: std::ops::Range<usize>| {
+            let AuditEvent::Decision(mut record) = decision("t", AuditDecision::Allow, None, 1)
+            else {
+                unreachable!()
+            };
+            record.counters = keys
+                .map(|i| crate::audit::CounterRecord {
+                    key: format!("t.c@args.x={i}"),
+                    amount: toolgate_policy::Amount::from_units(1).unwrap(),
+                    max: toolgate_policy::Amount::from_units(5).unwrap(),
+                    window: Window::fixed(60_000),
+                })
+                .collect();
+            AuditEvent::Decision(record)
+        };
+        let t0 = 10_000_000;
+        feed.observe(&with_counters(0..MAX_COUNTERS), None, t0);
+        // Full, and nothing has passed: a new counter is left out.
+        feed.observe(&with_counters(MAX_COUNTERS..MAX_COUNTERS + 1), None, t0 + 1);
+        assert_eq!(feed.counters().len(), MAX_COUNTERS);
+        // Two windows later the old ones are swept, and the new one is kept.
+        let later = t0 + 120_001;
+        feed.observe(&with_counters(MAX_COUNTERS..MAX_COUNTERS + 1), None, later);
+        assert_eq!(feed.counters().len(), 1);
     }
 
     #[test]

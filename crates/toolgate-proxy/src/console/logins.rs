@@ -43,8 +43,8 @@ impl Logins {
     /// Signs someone in (the caller has checked the admin token); `None` when the system
     /// has no randomness to give.
     pub fn start(&self) -> Option<NewLogin> {
-        let cookie = random_hex()?;
-        let csrf = random_hex()?;
+        let cookie = crate::secret_file::random_hex_secret().ok()?;
+        let csrf = crate::secret_file::random_hex_secret().ok()?;
         let now = Instant::now();
         let mut logins = self.by_digest.lock();
         logins.retain(|_, l| l.expires > now);
@@ -119,12 +119,6 @@ fn cookie_value(headers: &HeaderMap) -> Option<&str> {
 
 fn digest(cookie: &str) -> [u8; 32] {
     Sha256::digest(cookie.as_bytes()).into()
-}
-
-fn random_hex() -> Option<String> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).ok()?;
-    Some(hex::encode(bytes))
 }
 
 #[cfg(test)]

@@ -115,8 +115,12 @@ impl Tracer {
         })
     }
 
-    /// Hands a finished span to the exporter; a full queue drops it (counted).
-    pub fn finish(&self, span: FinishedSpan) {
+    /// Hands a finished span to the exporter; a full queue drops it (counted). Its name and
+    /// text attributes are cut to [`MAX_VALUE_BYTES`] first: many come from the client (a
+    /// tool's or prompt's name, a resource URI, a request id), and the queue is bounded in
+    /// spans, not bytes.
+    pub fn finish(&self, mut span: FinishedSpan) {
+        bound_text(&mut span);
         if self.queue.try_send(span).is_err() {
             count_dropped(&self.dropped, self.metrics.as_deref(), 1);
         }
@@ -128,6 +132,30 @@ impl Tracer {
     /// Spans dropped so far.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// Longest span name or text attribute kept, in bytes (cut at a character boundary).
+pub const MAX_VALUE_BYTES: usize = 256;
+
+fn bound_text(span: &mut FinishedSpan) {
+    fn cut(text: &mut String) {
+        if text.len() > MAX_VALUE_BYTES {
+            let mut end = MAX_VALUE_BYTES;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+        }
+    }
+    cut(&mut span.name);
+    for (_, value) in &mut span.attributes {
+        if let AttributeValue::Str(text) = value {
+            cut(text);
+        }
+    }
+    if let Some(error) = &mut span.error {
+        cut(error);
     }
 }
 
@@ -314,6 +342,36 @@ impl Exporter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_text_in_a_span_is_cut_at_a_character_boundary() {
+        let long = "é".repeat(MAX_VALUE_BYTES); // two bytes each
+        let mut span = FinishedSpan {
+            context: SpanContext {
+                trace_id: [1; 16],
+                span_id: [2; 8],
+                sampled: true,
+            },
+            parent: None,
+            name: format!("prompts/get {long}"),
+            start_unix_nanos: 1,
+            end_unix_nanos: 2,
+            attributes: vec![
+                ("mcp.resource.uri", AttributeValue::Str(long.clone())),
+                ("n", AttributeValue::Int(7)),
+                ("short", AttributeValue::Str("kept".into())),
+            ],
+            error: Some(long.clone()),
+        };
+        bound_text(&mut span);
+        assert!(span.name.len() <= MAX_VALUE_BYTES && span.name.starts_with("prompts/get é"));
+        let AttributeValue::Str(uri) = &span.attributes[0].1 else {
+            panic!("a text attribute")
+        };
+        assert_eq!(uri.len(), MAX_VALUE_BYTES);
+        assert_eq!(span.attributes[2].1, AttributeValue::Str("kept".into()));
+        assert_eq!(span.error.as_deref().map(str::len), Some(MAX_VALUE_BYTES));
+    }
 
     #[test]
     fn ratio_sampling_keeps_about_its_share_and_the_ends_are_exact() {

@@ -74,9 +74,15 @@ pub async fn rows_for(
     }
     seen.sort_by_key(|c| std::cmp::Reverse(c.last_ms));
     seen.truncate(READ);
+    let gateways: std::collections::HashMap<String, _> = console
+        .directory
+        .gateways()
+        .into_iter()
+        .map(|served| (served.server, served.gateway))
+        .collect();
     let mut rows = Vec::with_capacity(seen.len());
     for counter in seen {
-        let used = match console.directory.gateway_of(&counter.server) {
+        let used = match gateways.get(&counter.server) {
             Some(g) => g.store().current(&counter.key, counter.window).await.ok(),
             None => None,
         };
