@@ -6,11 +6,14 @@
 //! read was half the cost of tracing a call): the request's own params read strictly (one of
 //! each member: checked, from the reading the pipeline already made), and the splice either
 //! replaces the value of `_meta`'s one `traceparent`, or adds `traceparent` to a `_meta` that
-//! has none, or adds `_meta` to params that have none. No member is duplicated, and no other
-//! byte moves. The tests read every result strictly.
+//! has none, or adds `_meta` to params that have none — and not when a member that folds to
+//! the name set (`_Meta`, `TraceParent`) is there. No member is duplicated or folds together
+//! with another, and no other byte moves. The tests read every result strictly.
 
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use toolgate_policy::fold::same_member;
 
 use crate::message::{replace_slice, ClientMessage, ClientRequest};
 
@@ -41,8 +44,22 @@ pub(crate) fn with_traceparent(
 ) -> Option<ClientRequest> {
     let text = request.text();
     let params = request.params()?;
-    if !matches!(request.strict_params(), Some(Ok(_))) {
+    let Some(Ok(Value::Object(strict))) = request.strict_params() else {
         return None;
+    };
+    // A member that folds to a name the splice sets, without being it (`_Meta`,
+    // `TraceParent`), would sit beside the one set, and the result would no longer read
+    // strictly: such requests are left as they are.
+    let folds_beside = |object: &Map<String, Value>, name: &str| {
+        object.keys().any(|k| k != name && same_member(k, name))
+    };
+    if folds_beside(strict, "_meta") {
+        return None;
+    }
+    if let Some(Value::Object(meta)) = strict.get("_meta") {
+        if folds_beside(meta, "traceparent") {
+            return None;
+        }
     }
     let quoted = serde_json::to_string(traceparent).ok()?;
     let members: Params = serde_json::from_str(params).ok()?;
@@ -138,6 +155,12 @@ mod tests {
             )))
         );
         assert_eq!(injected(&call(r#"{"name":"x","_meta":null}"#)), None);
+        // Inserting beside a member that folds to the same name would fold together.
+        assert_eq!(injected(&call(r#"{"name":"x","_Meta":{"a":1}}"#)), None);
+        assert_eq!(
+            injected(&call(r#"{"name":"x","_meta":{"TraceParent":"00-aa"}}"#)),
+            None
+        );
         assert_eq!(injected(&call(r#"{"name":"x","_meta":[1]}"#)), None);
         assert_eq!(
             injected(&call(
@@ -199,28 +222,33 @@ mod properties {
             Just(Some(json!({"progressToken": 3}))),
             "[0-9a-f-]{0,12}".prop_map(|t| Some(json!({"traceparent": t, "x": {"y": [1, 2]}}))),
             Just(Some(json!({"traceparent": 5}))),
+            Just(Some(json!({"TraceParent": "00-aa"}))),
         ];
         let arguments = prop_oneof![
             Just(None),
             Just(Some(json!({}))),
             Just(Some(json!({"n": 1.5, "s": "é\n", "name": "inner"}))),
         ];
-        (name, meta, arguments, any::<bool>()).prop_map(|(name, meta, arguments, name_last)| {
-            let mut map = Map::new();
-            if !name_last {
-                map.insert("name".into(), name.clone());
-            }
-            if let Some(meta) = meta {
-                map.insert("_meta".into(), meta);
-            }
-            if let Some(arguments) = arguments {
-                map.insert("arguments".into(), arguments);
-            }
-            if name_last {
-                map.insert("name".into(), name);
-            }
-            Value::Object(map)
-        })
+        let shapes = (any::<bool>(), any::<bool>());
+        (name, meta, arguments, shapes).prop_map(
+            |(name, meta, arguments, (name_last, meta_key_folded))| {
+                let mut map = Map::new();
+                if !name_last {
+                    map.insert("name".into(), name.clone());
+                }
+                if let Some(meta) = meta {
+                    let key = if meta_key_folded { "_Meta" } else { "_meta" };
+                    map.insert(key.into(), meta);
+                }
+                if let Some(arguments) = arguments {
+                    map.insert("arguments".into(), arguments);
+                }
+                if name_last {
+                    map.insert("name".into(), name);
+                }
+                Value::Object(map)
+            },
+        )
     }
 
     fn request_with(params: &Value, gaps: &[u8]) -> ClientRequest {
@@ -259,7 +287,13 @@ mod properties {
                     meta["traceparent"] = Value::String(PARENT.into());
                     prop_assert_eq!(params_of(&out), expected);
                 }
-                None => prop_assert!(meta.is_some_and(|m| !m.is_object())),
+                None => {
+                    // Left alone only when `_meta` is not an object, or a member folds to a
+                    // name the splice would set.
+                    let folds = params.get("_Meta").is_some()
+                        || meta.is_some_and(|m| m.get("TraceParent").is_some());
+                    prop_assert!(meta.is_some_and(|m| !m.is_object()) || folds);
+                }
             }
         }
 
