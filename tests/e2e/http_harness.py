@@ -12,6 +12,7 @@ import subprocess
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any, Iterator
 
 import anyio
@@ -91,12 +92,14 @@ def listener(
     *,
     upstream: str | None = None,
     extra: Sequence[str] = (),
+    config: Path | None = None,
 ) -> Iterator[str]:
-    """toolgate --transport http on a free port; yields its base URL (http://127.0.0.1:N)."""
+    """toolgate --transport http on a free port; yields its base URL (http://127.0.0.1:N).
+    `config`: a policy or gateway config other than the gateway's policy file."""
     flags = ["--transport", "http", "--port", "0", *extra]
     if upstream is not None:
         flags += ["--upstream", upstream]
-    argv = gateway.argv(list(server), extra=flags)
+    argv = gateway.argv(list(server), policy=config, extra=flags)
     if upstream is not None:
         argv = argv[: argv.index("--")]  # no server command with --upstream
     log = gateway.new_log("toolgate-http")

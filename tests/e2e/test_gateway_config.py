@@ -672,3 +672,88 @@ def test_a_session_that_would_start_more_processes_than_are_left_is_refused(gate
 
         assert open_session() == 200  # 3 of 5 processes
         assert open_session() == 503  # 3 more would make 6
+
+
+CONFORMANCE_FIXTURE_PY = E2E_DIR / "servers" / "conformance_fixture.py"
+SESSIONLESS = "2026-07-28"
+
+
+def post_sessionless(url: str, method: str, params: dict[str, Any], name: str | None = None) -> tuple[dict[str, str], Any]:
+    """One 2026-07-28 request, without a session: its answer's headers and body."""
+    meta = {"io.modelcontextprotocol/protocolVersion": SESSIONLESS, "io.modelcontextprotocol/clientCapabilities": {}}
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": {**params, "_meta": meta}}).encode()
+    headers = {
+        "Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+        "MCP-Protocol-Version": SESSIONLESS, "Mcp-Method": method,
+    }
+    if name is not None:
+        headers["Mcp-Name"] = name
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(request, timeout=60) as answer:
+        return {k.lower(): v for k, v in answer.headers.items()}, json.loads(answer.read())
+
+
+@pytest.mark.anyio
+async def test_requests_without_a_session_reach_the_servers_they_name_under_both_policies(gateway: Gateway) -> None:
+    """The 2026-07-28 era over a gateway config: each request is served alone, starting only
+    the servers it can reach, which are asked `server/discover` first. Both policies decide,
+    and their per-session limits hold across requests, as for a single server."""
+    gateway.write_policy(
+        'version: "1"\ntools:\n  one__test_simple_text:\n    rules:\n      - name: two per session\n'
+        "        rate_limit: {max: 2, window: 60}\n",
+        gateway.dir / "everyone.yaml",
+    )
+    gateway.write_policy(
+        'version: "1"\ntools:\n  test_simple_text:\n    rules:\n      - name: not from two\n        action: deny\n'
+        "  test_image_content:\n    rules:\n      - name: one image per session\n"
+        "        rate_limit: {max: 1, window: 60}\n",
+        gateway.dir / "two.yaml",
+    )
+    fixture = [sys.executable, str(CONFORMANCE_FIXTURE_PY), "stdio"]
+    config = write_config(
+        gateway, {"one": {"command": fixture}, "two": {"command": fixture, "policy": "two.yaml"}}, policy="everyone.yaml"
+    )
+    from mcp.client.client import Client
+
+    with gateway_listener(gateway, config) as base:
+        # A call names its server: only that one is started for it.
+        headers, answer = post_sessionless(
+            base + "/mcp", "tools/call", {"name": "one__test_simple_text", "arguments": {}}, "one__test_simple_text"
+        )
+        assert "mcp-session-id" not in headers
+        assert answer["result"]["content"][0]["text"].startswith("This is a simple text response")
+        started = [e.get("server") for e in gateway.audit_events() if e.get("event") == "server_health"]
+        assert started and set(started) == {"one"}, started
+
+        _, listed = post_sessionless(base + "/mcp", "tools/list", {})
+        result = listed["result"]
+        assert (result["resultType"], result["ttlMs"], result["cacheScope"]) == ("complete", 0, "private")
+        _, discovered = post_sessionless(base + "/mcp", "server/discover", {})
+        assert SESSIONLESS in discovered["result"]["supportedVersions"]
+        assert "tools" in discovered["result"]["capabilities"]
+
+        async with Client(base + "/mcp", mode="auto", cache=None) as client:
+            assert client.session.protocol_version == SESSIONLESS
+            names = {t.name for t in (await client.list_tools()).tools}
+            assert {"one__test_simple_text", "two__test_simple_text", "two__test_image_content"} <= names
+            assert all("__" in n for n in names)
+            # The first request above was the session limit's first call.
+            assert not (await client.call_tool("one__test_simple_text", {})).is_error
+            limited = await client.call_tool("one__test_simple_text", {})
+            assert is_denial(limited) and "two per session" in first_text(limited)
+            refused = await client.call_tool("two__test_simple_text", {})
+            assert is_denial(refused) and "not from two" in first_text(refused)
+            assert not (await client.call_tool("two__test_image_content", {})).is_error
+            again = await client.call_tool("two__test_image_content", {})
+            assert is_denial(again) and "one image per session" in first_text(again)
+            with pytest.raises(MCPError, match="Unknown tool: three__anything"):
+                await client.call_tool("three__anything", {})
+
+        async with Client(base + "/mcp/two", mode="auto", cache=None) as client:
+            names = {t.name for t in (await client.list_tools()).tools}
+            assert "test_simple_text" in names and not any("__" in n for n in names)
+            refused = await client.call_tool("test_simple_text", {})
+            assert is_denial(refused) and "not from two" in first_text(refused)
+    decisions = [e for e in gateway.audit_events() if e.get("event") == "decision"]
+    assert {e["server"] for e in decisions if "server" in e} == {"one", "two"}

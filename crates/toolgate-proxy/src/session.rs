@@ -216,14 +216,19 @@ impl Session {
     /// unauthenticated caller (`sessionless:null`). A random id per request would let every
     /// request start a fresh counter. Real session ids are hex, so the two never meet.
     pub fn open_sessionless(identity: Option<String>) -> SessionChannels {
-        let counter_session = match &identity {
+        let counter_session = Session::sessionless_counter_key(identity.as_deref());
+        Session::open_with(identity, Some(counter_session))
+    }
+
+    /// The key a sessionless request's `scope: session` counters are kept under.
+    pub fn sessionless_counter_key(identity: Option<&str>) -> String {
+        match identity {
             Some(name) => format!(
                 "sessionless:{}",
                 serde_json::to_string(name).unwrap_or_default()
             ),
             None => "sessionless:null".to_string(),
-        };
-        Session::open_with(identity, Some(counter_session))
+        }
     }
 
     /// A session with a fresh random id and its two bounded channels.
@@ -262,7 +267,21 @@ impl Session {
         to_client: Outbox<ToClient>,
         to_server: Outbox<ToServer>,
     ) -> std::sync::Arc<Session> {
-        let session = Session::with_outboxes(random_id(), identity, to_client, to_server);
+        Session::open_counted_with_outboxes(identity, to_client, to_server, None)
+    }
+
+    /// As `open_with_outboxes`, with its `scope: session` counters kept under
+    /// `counter_session` when given (a sessionless request's, `sessionless_counter_key`).
+    pub fn open_counted_with_outboxes(
+        identity: Option<String>,
+        to_client: Outbox<ToClient>,
+        to_server: Outbox<ToServer>,
+        counter_session: Option<String>,
+    ) -> std::sync::Arc<Session> {
+        let mut session = Session::with_outboxes(random_id(), identity, to_client, to_server);
+        if let Some(key) = counter_session {
+            session.counter_session = key;
+        }
         std::sync::Arc::new(session)
     }
 

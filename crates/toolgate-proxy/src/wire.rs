@@ -89,10 +89,13 @@ pub fn denial_result(id: &RawValue, prefix: &str, message: &str, meta: &DenialMe
 }
 
 /// A tool result with `isError` and one text block, with toolgate's decision in `_meta`.
+/// It is marked complete (`resultType`), as the 2026-07-28 era requires of every result;
+/// clients of earlier versions ignore a member they do not know.
 pub fn tool_error_result(id: &RawValue, text: &str, decision: Value) -> String {
     let result = json!({
         "content": [{"type": "text", "text": text}],
         "isError": true,
+        "resultType": "complete",
         "_meta": {DECISION_META_KEY: decision},
     });
     format!(

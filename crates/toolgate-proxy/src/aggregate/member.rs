@@ -54,6 +54,8 @@ pub(super) struct Live {
     /// Whether it has been sent `initialize` (the client's, or the aggregator's own on its
     /// behalf): it is sent once.
     pub introduced: bool,
+    /// Whether it answered `initialize` with an error.
+    pub refused: bool,
 }
 
 impl Member {
@@ -85,6 +87,15 @@ impl Member {
         let live = live.as_mut().filter(|l| !l.introduced)?;
         live.introduced = true;
         Some(Arc::clone(&live.session))
+    }
+
+    /// Whether the server is ready, refused `initialize`, or is not running: nothing more
+    /// will come of its start.
+    pub fn settled(&self) -> bool {
+        self.live
+            .lock()
+            .as_ref()
+            .is_none_or(|l| l.ready || l.refused)
     }
 
     /// Whether the server, as initialized, has this capability.
@@ -277,12 +288,15 @@ pub(super) fn start(aggregator: &Arc<Aggregator>, index: usize, member: &Member)
         index,
     }));
     let identity = aggregator.options.identity.clone();
+    let counter_session = aggregator.counter_session();
+    let open = move |to_server| {
+        Session::open_counted_with_outboxes(identity, back, to_server, counter_session)
+    };
     let gateway = &member.spec.gateway;
     let (session, connection) = match &member.spec.target {
         UpstreamTarget::Command(command) => {
             let (child, stdin, stdout) = crate::stdio::spawn_piped(command)?;
-            let session =
-                Session::open_with_outboxes(identity, back, Outbox::Pipe(Arc::clone(&stdin)));
+            let session = open(Outbox::Pipe(Arc::clone(&stdin)));
             gateway.register(&session);
             let reader = crate::stdio::read_server_on_thread(
                 Arc::clone(gateway),
@@ -304,7 +318,7 @@ pub(super) fn start(aggregator: &Arc<Aggregator>, index: usize, member: &Member)
         }
         UpstreamTarget::Http(_) => {
             let (to_server, server_rx) = mpsc::channel(CHANNEL_DEPTH);
-            let session = Session::open_with_outboxes(identity, back, Outbox::Channel(to_server));
+            let session = open(Outbox::Channel(to_server));
             gateway.register(&session);
             let spec = LinkSpec {
                 target: member.spec.target.clone(),
@@ -327,6 +341,7 @@ pub(super) fn start(aggregator: &Arc<Aggregator>, index: usize, member: &Member)
         ready: false,
         initialized: None,
         introduced: false,
+        refused: false,
     });
     Ok(Running {
         connection,

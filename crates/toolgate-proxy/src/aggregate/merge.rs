@@ -165,6 +165,34 @@ pub fn initialize_result(requested: Option<&str>, answers: &[(String, Value)]) -
     result
 }
 
+/// The `server/discover` result a sessionless client gets: what the servers that answered
+/// theirs can do, together (as `initialize_result` merges it), and the versions every one
+/// of them supports, in the first one's order.
+pub fn discover_result(answers: &[(String, Value)]) -> Value {
+    let merged = initialize_result(None, answers);
+    let versions_of = |r: &Value| -> Vec<String> {
+        let listed = r.get("supportedVersions").and_then(Value::as_array);
+        let strings = listed.into_iter().flatten().filter_map(Value::as_str);
+        strings.map(str::to_string).collect()
+    };
+    let mut versions = answers
+        .first()
+        .map(|(_, r)| versions_of(r))
+        .unwrap_or_default();
+    for (_, answer) in answers.iter().skip(1) {
+        let theirs = versions_of(answer);
+        versions.retain(|v| theirs.contains(v));
+    }
+    let mut result = json!({
+        "supportedVersions": versions,
+        "capabilities": merged["capabilities"],
+    });
+    if let Some(instructions) = merged.get("instructions") {
+        result["instructions"] = instructions.clone();
+    }
+    result
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -212,5 +240,41 @@ mod tests {
             initialize_result(Some("1999-01-01"), &answers)["protocolVersion"],
             "2025-06-18"
         );
+    }
+
+    #[test]
+    fn discover_keeps_the_versions_every_server_supports() {
+        let answers = vec![
+            (
+                "a".to_string(),
+                json!({"supportedVersions": ["2026-07-28", "2027-01-01"],
+                       "capabilities": {"tools": {}}, "instructions": "Use a."}),
+            ),
+            (
+                "b".to_string(),
+                json!({"supportedVersions": ["2027-01-01", "2026-07-28"],
+                       "capabilities": {"prompts": {}}}),
+            ),
+        ];
+        let merged = discover_result(&answers);
+        assert_eq!(
+            merged["supportedVersions"],
+            json!(["2026-07-28", "2027-01-01"])
+        );
+        assert!(merged["capabilities"].get("prompts").is_some());
+        assert_eq!(merged["instructions"], "[a] Use a.");
+        let (one, _) = answers.split_at(1);
+        let without_b = [
+            one[0].clone(),
+            (
+                "c".to_string(),
+                json!({"supportedVersions": ["2027-01-01"]}),
+            ),
+        ];
+        assert_eq!(
+            discover_result(&without_b)["supportedVersions"],
+            json!(["2027-01-01"])
+        );
+        assert!(merged.get("protocolVersion").is_none());
     }
 }

@@ -51,7 +51,7 @@ use crate::wire::{self, ErrorCode};
 
 /// How long the client's `initialize` waits for servers; one that answers later joins with
 /// `list_changed`.
-const INITIALIZE_WAIT: Duration = Duration::from_secs(10);
+pub(crate) const INITIALIZE_WAIT: Duration = Duration::from_secs(10);
 /// How long a merged listing waits for each server's page: a slow server is left out of
 /// that page (and the client told to list again when it answers) rather than delaying the
 /// others.
@@ -76,8 +76,36 @@ pub struct AggregatorOptions {
     pub max_line_bytes: usize,
 }
 
+/// What one client session asks of its aggregator beyond the servers' settings.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SessionShape {
+    /// The one server served alone (`/mcp/<server>`): a request the aggregator has no rule
+    /// for is relayed to it as it is (the aggregated view refuses one: no server is "the"
+    /// server there).
+    pub only: Option<String>,
+    /// A single request of the 2026-07-28 era, without a session.
+    pub sessionless: Option<Sessionless>,
+}
+
+/// A single request of the 2026-07-28 era: the servers are asked `server/discover` instead
+/// of `initialize` (nothing is sent them before it, and `notifications/initialized` never),
+/// every request of the aggregator's own carries the client's `_meta` (the era's version
+/// and capabilities), and what the aggregator answers itself is marked complete.
+#[derive(Debug, Clone)]
+pub(crate) struct Sessionless {
+    /// The client request's `params._meta`.
+    pub meta: Value,
+    /// The key every server's gateway counts `scope: session` under: the front's, so a
+    /// server's session counters last across requests as the gateway-wide ones do.
+    pub counter_session: String,
+}
+
 pub struct Aggregator {
     front: Arc<Gateway>,
+    shape: SessionShape,
+    /// Bumped whenever a server becomes ready or gives up (a sessionless request waits on
+    /// it for every server to be one or the other).
+    settled: watch::Sender<u64>,
     front_session: OnceLock<Arc<Session>>,
     /// By index, which never changes for a server (ids, routes and pages name servers by
     /// it); a server removed from the config leaves its slot empty.
@@ -171,14 +199,17 @@ struct Envelope<'a> {
 }
 
 impl Aggregator {
-    pub fn new(
+    pub(crate) fn new(
         front: Arc<Gateway>,
         members: Vec<MemberSpec>,
         options: AggregatorOptions,
+        shape: SessionShape,
     ) -> Arc<Aggregator> {
         Arc::new_cyclic(|me| Aggregator {
             me: Weak::clone(me),
             front,
+            shape,
+            settled: watch::channel(0).0,
             front_session: OnceLock::new(),
             members: parking_lot::RwLock::new(
                 members
@@ -206,6 +237,26 @@ impl Aggregator {
         for (index, member) in self.current() {
             self.launch(index, member);
         }
+    }
+
+    /// Waits, at most `limit`, until every server has answered `server/discover` (or
+    /// `initialize`), refused it, or gone away: a sessionless request is relayed only then,
+    /// as a session's first request waits for `initialize`.
+    pub(crate) async fn settle(&self, limit: Duration) {
+        let mut settled = self.settled.subscribe();
+        let all_settled = |_: &u64| self.current().iter().all(|(_, m)| m.settled());
+        let _ = tokio::time::timeout(limit, settled.wait_for(all_settled)).await;
+    }
+
+    /// The key the servers' gateways count `scope: session` under, when not their own
+    /// session's.
+    fn counter_session(&self) -> Option<String> {
+        let sessionless = self.shape.sessionless.as_ref()?;
+        Some(sessionless.counter_session.clone())
+    }
+
+    fn mark_settled(&self) {
+        self.settled.send_modify(|n| *n += 1);
     }
 
     /// Starts a server and the task that watches it.
@@ -296,6 +347,32 @@ impl Aggregator {
     }
 
     async fn answer(&self, front_id: u64, result: &Value) {
+        self.send_result(front_id, result, false).await;
+    }
+
+    /// An answer of the kind the 2026-07-28 era lets a client cache (`server/discover`, a
+    /// listing). A merged one is marked never to be cached (`ttlMs: 0`) and never to be
+    /// shared (`private`): it changes with every server and with the policy in force, whose
+    /// hidden tools may differ by caller.
+    async fn answer_cacheable(&self, front_id: u64, result: &Value) {
+        self.send_result(front_id, result, true).await;
+    }
+
+    async fn send_result(&self, front_id: u64, result: &Value, cacheable: bool) {
+        let marked;
+        let result = match (&self.shape.sessionless, result.as_object()) {
+            (Some(_), Some(members)) => {
+                let mut members = members.clone();
+                members.entry("resultType").or_insert("complete".into());
+                if cacheable {
+                    members.entry("ttlMs").or_insert(0.into());
+                    members.entry("cacheScope").or_insert("private".into());
+                }
+                marked = Value::Object(members);
+                &marked
+            }
+            _ => result,
+        };
         self.to_front(format!(
             "{{\"jsonrpc\":\"2.0\",\"id\":{front_id},\"result\":{result}}}"
         ))
@@ -353,6 +430,19 @@ impl Aggregator {
             let id = state.last_own;
             state.own.insert(id, own);
             id
+        };
+        let with_meta;
+        let params = match &self.shape.sessionless {
+            Some(sessionless) => {
+                let mut value = params
+                    .and_then(|p| serde_json::from_str::<Value>(p).ok())
+                    .filter(Value::is_object)
+                    .unwrap_or_else(|| serde_json::json!({}));
+                value["_meta"] = sessionless.meta.clone();
+                with_meta = value.to_string();
+                Some(with_meta.as_str())
+            }
+            None => params,
         };
         let text = match params {
             Some(p) => format!(
@@ -413,7 +503,12 @@ impl Aggregator {
         }
         match method {
             "initialize" => self.initialize(front_id, envelope.params).await,
-            "ping" => self.answer(front_id, &serde_json::json!({})).await,
+            "server/discover" if self.shape.sessionless.is_some() => self.discover(front_id).await,
+            // Neither is a method of the 2026-07-28 era: a sessionless request for one is
+            // refused as the server would (or relayed to the one server served alone).
+            "ping" if self.shape.sessionless.is_none() => {
+                self.answer(front_id, &serde_json::json!({})).await
+            }
             "tools/call" | "prompts/get" => {
                 let name = envelope
                     .params
@@ -436,7 +531,7 @@ impl Aggregator {
                 let uri = params.get("uri").and_then(Value::as_str);
                 self.route_by_uri(front_id, uri, text).await
             }
-            "logging/setLevel" => {
+            "logging/setLevel" if self.shape.sessionless.is_none() => {
                 let params = envelope.params.map(RawValue::get);
                 for (index, member) in self.current() {
                     if let (true, Some(session)) =
@@ -447,6 +542,17 @@ impl Aggregator {
                     }
                 }
                 self.answer(front_id, &serde_json::json!({})).await
+            }
+            _ if self.shape.only.is_some() => {
+                // The one server served alone is the only one the request can be for.
+                match self.current().first() {
+                    Some((index, _)) => self.relay(*index, front_id, text.to_string()).await,
+                    None => {
+                        let message =
+                            "The server is not available: it was removed from the gateway config";
+                        self.fail(front_id, ErrorCode::UpstreamHttp, message).await
+                    }
+                }
             }
             _ => {
                 let id = RawValue::from_string(front_id.to_string()).ok();
@@ -608,6 +714,25 @@ impl Aggregator {
         self.spawn_deadline(INITIALIZE_WAIT, Deadline::Initialize(front_id));
     }
 
+    /// `server/discover` of a sessionless request: what the servers that answered theirs
+    /// can do, together (the servers were asked before the request was relayed).
+    async fn discover(&self, front_id: u64) {
+        let result = merge::discover_result(&self.initialized_answers());
+        self.answer_cacheable(front_id, &result).await;
+    }
+
+    /// The `initialize` (or `server/discover`) results of the servers ready now, by name.
+    fn initialized_answers(&self) -> Vec<(String, Value)> {
+        self.current()
+            .into_iter()
+            .filter_map(|(_, m)| {
+                let live = m.live.lock();
+                let result = live.as_ref().filter(|l| l.ready)?.initialized.clone()?;
+                Some((m.spec.name.clone(), result))
+            })
+            .collect()
+    }
+
     async fn finish_initialize(&self, front_id: u64) {
         let Some(job) = self.state.lock().initializations.remove(&front_id) else {
             return;
@@ -620,16 +745,8 @@ impl Aggregator {
                 }
             }
         }
-        let answers: Vec<(String, Value)> = self
-            .current()
-            .into_iter()
-            .filter_map(|(_, m)| {
-                let live = m.live.lock();
-                let result = live.as_ref().filter(|l| l.ready)?.initialized.clone()?;
-                Some((m.spec.name.clone(), result))
-            })
-            .collect();
-        let result = merge::initialize_result(job.requested.as_deref(), &answers);
+        let result =
+            merge::initialize_result(job.requested.as_deref(), &self.initialized_answers());
         self.answer(front_id, &result).await;
         let mut state = self.state.lock();
         state.client_initialized = true;
@@ -768,7 +885,8 @@ impl Aggregator {
                 Value::String(names::encode_cursor(&resume)),
             );
         }
-        self.answer(front_id, &Value::Object(result)).await;
+        self.answer_cacheable(front_id, &Value::Object(result))
+            .await;
     }
 
     fn spawn_deadline(&self, after: Duration, deadline: Deadline) {
@@ -953,6 +1071,10 @@ impl Aggregator {
         let Some(result) = result else {
             tracing::error!(server = %member.spec.name, "the server refused initialize");
             *member.down_reason.lock() = "it refused initialize".to_string();
+            if let Some(live) = member.live.lock().as_mut() {
+                live.refused = true;
+            }
+            self.mark_settled();
             return false;
         };
         let session = {
@@ -964,6 +1086,7 @@ impl Aggregator {
             live.initialized = Some(result);
             Arc::clone(&live.session)
         };
+        self.mark_settled();
         tracing::info!(server = %member.spec.name, "server ready");
         member
             .spec
@@ -973,14 +1096,27 @@ impl Aggregator {
                 up: true,
                 reason: None,
             });
-        let note = "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}";
-        self.to_member(&session, index, note.to_string()).await;
+        if self.shape.sessionless.is_none() {
+            let note = "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}";
+            self.to_member(&session, index, note.to_string()).await;
+        }
         true
     }
 
     /// A server started: if the client has already initialized, the aggregator introduces
     /// it with the client's own `initialize` params.
     async fn member_started(&self, index: usize) {
+        if self.shape.sessionless.is_some() {
+            // Nothing comes before `server/discover` in the era, and nothing waits for the
+            // client: there is no `initialize` to wait for.
+            let Some(session) = self.member(index).and_then(|m| m.introduce()) else {
+                return;
+            };
+            let own = Own::Handshake { member: index };
+            return self
+                .ask(&session, index, "server/discover", None, own)
+                .await;
+        }
         let introduced = {
             let state = self.state.lock();
             let params = state.client_initialize.clone();
@@ -1009,6 +1145,7 @@ impl Aggregator {
     /// told its tools are gone.
     async fn forget(&self, index: usize, member: &Member, reason: &str) {
         let was_ready = member.live.lock().take().is_some_and(|live| live.ready);
+        self.mark_settled();
         *member.down_reason.lock() = reason.to_string();
         member
             .spec

@@ -7,7 +7,7 @@ use std::sync::{Arc, Weak};
 use parking_lot::{Mutex, RwLock};
 
 use super::merge::Listing;
-use super::{Aggregator, AggregatorOptions, ClientNames, MemberSpec};
+use super::{Aggregator, AggregatorOptions, ClientNames, MemberSpec, SessionShape, Sessionless};
 use crate::gateway::Gateway;
 
 pub struct Servers {
@@ -73,6 +73,15 @@ impl Servers {
         })
     }
 
+    /// The names a single 2026-07-28 request uses: it has no listing of its own to make a
+    /// name unique against, so the aggregated view's names are always prefixed.
+    pub fn sessionless_names(&self, only: Option<&str>) -> Arc<ClientNames> {
+        Arc::new(match only {
+            Some(server) => ClientNames::one_server(server),
+            None => ClientNames::aggregated(false),
+        })
+    }
+
     /// An aggregator for one client session (of every server, or of `only`), told of later
     /// changes to the list.
     pub(crate) fn aggregator(
@@ -81,11 +90,12 @@ impl Servers {
         identity: Option<String>,
         only: Option<&str>,
     ) -> Arc<Aggregator> {
-        let options = AggregatorOptions {
-            identity,
-            ..self.options.clone()
+        let shape = SessionShape {
+            only: only.map(str::to_string),
+            sessionless: None,
         };
-        let aggregator = Aggregator::new(front, self.members(only), options);
+        let aggregator =
+            Aggregator::new(front, self.members(only), self.options_for(identity), shape);
         let mut live = self.live.lock();
         live.retain(|l| l.aggregator.strong_count() > 0);
         live.push(Live {
@@ -93,6 +103,33 @@ impl Servers {
             only: only.map(str::to_string),
         });
         aggregator
+    }
+
+    /// An aggregator for a single request of the 2026-07-28 era (of every server, of
+    /// `only`, or of `route_to` alone: the server a request's `<server>__` name points at,
+    /// the only one it needs started). It serves one request, so a changed config is not
+    /// its concern.
+    pub(crate) fn sessionless_aggregator(
+        &self,
+        front: Arc<Gateway>,
+        identity: Option<String>,
+        only: Option<&str>,
+        route_to: Option<&str>,
+        sessionless: Sessionless,
+    ) -> Arc<Aggregator> {
+        let shape = SessionShape {
+            only: only.map(str::to_string),
+            sessionless: Some(sessionless),
+        };
+        let members = self.members(only.or(route_to));
+        Aggregator::new(front, members, self.options_for(identity), shape)
+    }
+
+    fn options_for(&self, identity: Option<String>) -> AggregatorOptions {
+        AggregatorOptions {
+            identity,
+            ..self.options.clone()
+        }
     }
 
     fn live(&self) -> Vec<(Arc<Aggregator>, Option<String>)> {

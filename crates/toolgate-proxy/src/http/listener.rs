@@ -254,10 +254,7 @@ impl App {
             Arc::clone(&session),
             server_rx,
         )
-        .map_err(|e| {
-            tracing::error!(error = %e, "cannot start the upstream");
-            HttpError::Upstream("The MCP server could not be started".to_string())
-        })?;
+        .map_err(not_started)?;
         let hs = Arc::new(HttpSession::new(session, outbound, endpoint, link));
         self.sessions.insert(Arc::clone(&hs));
         tracing::info!(session = %hs.id, identity = ?hs.identity, endpoint = ?hs.endpoint, "session opened");
@@ -266,21 +263,24 @@ impl App {
     }
 
     /// A one-request session for a 2026-07-28 request: its own upstream exchange, not kept.
-    pub fn open_single_exchange(
+    /// `meta` is the request's `params._meta`.
+    pub async fn open_single_exchange(
         &self,
         identity: Option<String>,
         sessionless: SessionlessRequest,
-    ) -> Result<(Arc<Session>, mpsc::Receiver<ToClient>, UpstreamLink), HttpError> {
+        endpoint: &Endpoint,
+        meta: serde_json::Value,
+    ) -> Result<SingleExchange, HttpError> {
+        if let UpstreamTarget::Aggregate(servers) = &self.target {
+            return self
+                .open_aggregate_exchange(servers, identity, &sessionless, endpoint, meta)
+                .await;
+        }
         let SessionChannels {
             session,
             to_client: client_rx,
             to_server: server_rx,
         } = Session::open_sessionless(identity);
-        if matches!(self.target, UpstreamTarget::Aggregate(_)) {
-            return Err(HttpError::Upstream(
-                "A gateway config's servers are served in sessions: initialize first".to_string(),
-            ));
-        }
         let gateway = Arc::clone(&self.gateway);
         let started = match self.spare.take() {
             Some(spare) => UpstreamLink::start_with_child(
@@ -297,13 +297,67 @@ impl App {
                 server_rx,
             ),
         };
-        let link = started.map_err(|e| {
-            tracing::error!(error = %e, "cannot start the upstream");
-            HttpError::Upstream("The MCP server could not be started".to_string())
-        })?;
+        let link = started.map_err(not_started)?;
         if let UpstreamTarget::Command(command) = &self.target {
             self.spare.refill(command, &self.children);
         }
+        Ok((session, client_rx, link))
+    }
+
+    /// A 2026-07-28 request to a gateway config. The servers it can reach (every one, the
+    /// one its endpoint serves, or the one its `<server>__` name points at) are started for
+    /// it alone, under its identity's sessionless counters, and asked `server/discover`;
+    /// the request is relayed once each has answered or given up.
+    async fn open_aggregate_exchange(
+        &self,
+        servers: &crate::aggregate::Servers,
+        identity: Option<String>,
+        request: &SessionlessRequest,
+        endpoint: &Endpoint,
+        meta: serde_json::Value,
+    ) -> Result<SingleExchange, HttpError> {
+        let only = match endpoint {
+            Endpoint::OneServer(name) => Some(name.as_str()),
+            _ => None,
+        };
+        // A name that points at no server reaches none: nothing is started for it, and the
+        // aggregator answers that the tool is unknown.
+        let route_to = match (only, request.method.as_str(), &request.name) {
+            (None, "tools/call" | "prompts/get", Some(name)) => Some(
+                toolgate_policy::gateway_config::split_aggregated_name(name)
+                    .map_or(name.as_str(), |(server, _)| server),
+            ),
+            _ => None,
+        };
+        let mut spec = self.link_spec(None, only.or(route_to))?;
+        let counter_session = Session::sessionless_counter_key(identity.as_deref());
+        let sessionless = crate::aggregate::Sessionless {
+            meta,
+            counter_session: counter_session.clone(),
+        };
+        let gateway = Arc::clone(&self.gateway);
+        let aggregator =
+            servers.sessionless_aggregator(gateway, identity.clone(), only, route_to, sessionless);
+        let (to_client, client_rx) = mpsc::channel(CHANNEL_DEPTH);
+        let session = Session::open_counted_with_outboxes(
+            identity,
+            Outbox::Channel(to_client),
+            Outbox::Handler(aggregator.front_handler()),
+            Some(counter_session),
+        );
+        session.set_names(servers.sessionless_names(only));
+        aggregator.start(Arc::clone(&session));
+        spec.aggregator = Some(Arc::clone(&aggregator));
+        // The session's messages reach the aggregator directly: the channel stays empty.
+        let (_, server_rx) = mpsc::channel(1);
+        let link = UpstreamLink::start(
+            spec,
+            Arc::clone(&self.gateway),
+            Arc::clone(&session),
+            server_rx,
+        )
+        .map_err(not_started)?;
+        aggregator.settle(crate::aggregate::INITIALIZE_WAIT).await;
         Ok((session, client_rx, link))
     }
 
@@ -316,6 +370,16 @@ impl App {
         hs.close(self.options.shutdown_grace).await;
     }
 }
+
+/// An upstream link that could not start (a child process that could not be spawned):
+/// logged with its cause, answered without it.
+fn not_started(e: std::io::Error) -> HttpError {
+    tracing::error!(error = %e, "cannot start the upstream");
+    HttpError::Upstream("The MCP server could not be started".to_string())
+}
+
+/// A one-request session, what it sends the client, and its upstream.
+pub(crate) type SingleExchange = (Arc<Session>, mpsc::Receiver<ToClient>, UpstreamLink);
 
 /// Ends a session when its upstream goes away (what the upstream left unanswered has been
 /// answered by then, each answer routed as it was sent).

@@ -221,7 +221,10 @@ async fn handle_post(
                     if let Some(request) =
                         v2026_07_28::classify(&headers, message, &app.tool_headers)?
                     {
-                        return v2026_07_28::handle(&app, admitted, request, frame, accepts).await;
+                        return v2026_07_28::handle(
+                            &app, admitted, request, frame, accepts, &endpoint,
+                        )
+                        .await;
                     }
                 }
                 ClientFrame::One(Err(unreadable)) if v2026_07_28::claims_era(&headers) => {

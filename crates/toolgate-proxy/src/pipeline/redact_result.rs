@@ -59,13 +59,15 @@ pub fn redact_answer(
     })
 }
 
-/// The error result a client gets for a result a `block` rule withheld.
+/// The error result a client gets for a result a `block` rule withheld (complete, as
+/// `wire::tool_error_result` marks its own).
 fn withheld(rule: &str, revision: &str) -> Value {
     json!({
         "content": [{"type": "text", "text": format!(
             "[REDACTED] The server's result was withheld: it matched redaction rule {rule:?}. The tool did run."
         )}],
         "isError": true,
+        "resultType": "complete",
         "_meta": {DECISION_META_KEY: {"decision": "withheld", "rule": rule, "policy": revision}},
     })
 }

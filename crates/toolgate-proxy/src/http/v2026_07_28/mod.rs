@@ -18,6 +18,7 @@ use axum::response::Response;
 use serde_json::Value;
 
 use super::listener::{Admitted, App};
+use super::sessions::Endpoint;
 mod param_headers;
 
 use super::reply::{self, HttpError};
@@ -275,15 +276,24 @@ pub(crate) async fn handle(
     request: SessionlessRequest,
     frame: ClientFrame,
     accepts: Accepts,
+    endpoint: &Endpoint,
 ) -> Result<Response, HttpError> {
-    let is_request = matches!(&frame, ClientFrame::One(Ok(m)) if m.kind() == Kind::Request);
-    if !is_request {
+    let ClientFrame::One(Ok(message)) = &frame else {
+        return Ok(reply::accepted());
+    };
+    if message.kind() != Kind::Request {
         // No client notification means anything without a session in this era.
         return Ok(reply::accepted());
     }
+    let meta = read(message)
+        .params
+        .and_then(|p| p.get("_meta"))
+        .cloned()
+        .unwrap_or_default();
     let method = request.method.clone();
-    let (session, mut client_rx, link) =
-        app.open_single_exchange(admitted.identity.clone(), request)?;
+    let (session, mut client_rx, link) = app
+        .open_single_exchange(admitted.identity.clone(), request, endpoint, meta)
+        .await?;
     admitted.apply(&session);
     app.gateway.from_client_frame(&session, frame).await;
     let mut notes: Vec<ToClient> = Vec::new();
