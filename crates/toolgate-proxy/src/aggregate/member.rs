@@ -145,16 +145,44 @@ pub(super) fn backoff(failures: u32) -> Duration {
 
 /// How the aggregator reaches a started server.
 pub(super) enum Connection {
-    /// A stdio server, the way the stdio proxy runs one: its stdin a sink the pipeline
-    /// writes to directly, its stdout read on a thread that runs the pipeline, so a call
-    /// crosses no thread hand-off on its way there or back.
+    /// A stdio server: its stdin a sink the pipeline writes to directly, its stdout read
+    /// where the client's answers are written from (see `StdoutReader`), so a call crosses
+    /// no thread hand-off on its way there or back.
     Piped {
         child: tokio::process::Child,
         stdin: Arc<LineSink>,
-        reader: ReaderThread,
+        reader: StdoutReader,
     },
     /// An HTTP server, through the listener's upstream link.
     Link(UpstreamLink),
+}
+
+/// What reads a stdio server's stdout and runs the pipeline on each message.
+pub(super) enum StdoutReader {
+    /// A thread of its own, as the stdio proxy reads one: behind a stdio client, the answer
+    /// then goes from that thread straight into the client's stdout.
+    Thread(ReaderThread),
+    /// A task of the runtime: behind the HTTP listener, the answer goes to the POST waiting
+    /// for it, which runs on the runtime. Read on a thread, each answer would wake the
+    /// thread and then a runtime thread; on a task, the reactor's wake-up is the only one.
+    Task(tokio::task::JoinHandle<()>),
+}
+
+impl StdoutReader {
+    /// Waits, at most `limit`, for the server's last words to be read, then reads no more.
+    async fn finish(self, limit: Duration) {
+        match self {
+            StdoutReader::Thread(mut thread) => {
+                let _ = tokio::time::timeout(limit, &mut thread.done).await;
+                thread.stop();
+            }
+            StdoutReader::Task(mut task) => {
+                if tokio::time::timeout(limit, &mut task).await.is_err() {
+                    task.abort();
+                }
+            }
+        }
+    }
 }
 
 /// A started server: its connection, its session and its call-expiry sweeper.
@@ -242,7 +270,7 @@ async fn run_until_ended(
         Connection::Piped {
             mut child,
             stdin,
-            mut reader,
+            reader,
         } => {
             let exited = tokio::select! {
                 status = child.wait() => Some(match status {
@@ -256,8 +284,7 @@ async fn run_until_ended(
                 let _ = child::stop(&mut child, grace).await;
             }
             // Its last words first, then errors for whatever it left unanswered.
-            let _ = tokio::time::timeout(Duration::from_secs(2), &mut reader.done).await;
-            reader.stop();
+            reader.finish(Duration::from_secs(2)).await;
             stdin.close();
             gateway
                 .upstream_gone(&session, "The server exited before answering")
@@ -298,12 +325,17 @@ pub(super) fn start(aggregator: &Arc<Aggregator>, index: usize, member: &Member)
             let (child, stdin, stdout) = crate::stdio::spawn_piped(command)?;
             let session = open(Outbox::Pipe(Arc::clone(&stdin)));
             gateway.register(&session);
-            let reader = crate::stdio::read_server_on_thread(
-                Arc::clone(gateway),
-                Arc::clone(&session),
-                stdout,
-                aggregator.options.max_line_bytes,
-            )?;
+            let (gateway, reading) = (Arc::clone(gateway), Arc::clone(&session));
+            let max_line_bytes = aggregator.options.max_line_bytes;
+            let reader = if aggregator.shape.over_http {
+                let task =
+                    crate::stdio::spawn_server_reader(gateway, reading, stdout, max_line_bytes);
+                StdoutReader::Task(task)
+            } else {
+                let thread =
+                    crate::stdio::read_server_on_thread(gateway, reading, stdout, max_line_bytes)?;
+                StdoutReader::Thread(thread)
+            };
             let connection = Connection::Piped {
                 child,
                 stdin,

@@ -85,6 +85,8 @@ pub(crate) struct SessionShape {
     pub only: Option<String>,
     /// A single request of the 2026-07-28 era, without a session.
     pub sessionless: Option<Sessionless>,
+    /// The client is served over HTTP (`member::StdoutReader` says why that matters).
+    pub over_http: bool,
 }
 
 /// A single request of the 2026-07-28 era: the servers are asked `server/discover` instead

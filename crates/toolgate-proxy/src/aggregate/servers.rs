@@ -82,25 +82,22 @@ impl Servers {
         })
     }
 
-    /// An aggregator for one client session (of every server, or of `only`), told of later
-    /// changes to the list.
+    /// An aggregator for one client session (of every server, or of `shape.only`), told of
+    /// later changes to the list.
     pub(crate) fn aggregator(
         &self,
         front: Arc<Gateway>,
         identity: Option<String>,
-        only: Option<&str>,
+        shape: SessionShape,
     ) -> Arc<Aggregator> {
-        let shape = SessionShape {
-            only: only.map(str::to_string),
-            sessionless: None,
-        };
-        let aggregator =
-            Aggregator::new(front, self.members(only), self.options_for(identity), shape);
+        let members = self.members(shape.only.as_deref());
+        let only = shape.only.clone();
+        let aggregator = Aggregator::new(front, members, self.options_for(identity), shape);
         let mut live = self.live.lock();
         live.retain(|l| l.aggregator.strong_count() > 0);
         live.push(Live {
             aggregator: Arc::downgrade(&aggregator),
-            only: only.map(str::to_string),
+            only,
         });
         aggregator
     }
@@ -120,6 +117,7 @@ impl Servers {
         let shape = SessionShape {
             only: only.map(str::to_string),
             sessionless: Some(sessionless),
+            over_http: true,
         };
         let members = self.members(only.or(route_to));
         Aggregator::new(front, members, self.options_for(identity), shape)

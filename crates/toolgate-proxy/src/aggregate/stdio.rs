@@ -18,7 +18,8 @@ pub async fn run(
     options: StdioOptions,
 ) -> std::io::Result<i32> {
     let stdout = console::open_stdout()?;
-    let aggregator = servers.aggregator(Arc::clone(&front), options.identity.clone(), None);
+    let shape = super::SessionShape::default();
+    let aggregator = servers.aggregator(Arc::clone(&front), options.identity.clone(), shape);
     let session = Session::open_with_outboxes(
         options.identity.clone(),
         Outbox::Pipe(Arc::clone(&stdout)),

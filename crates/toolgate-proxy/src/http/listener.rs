@@ -226,8 +226,13 @@ impl App {
         let to_server = match &self.target {
             UpstreamTarget::Aggregate(servers) => {
                 let only = only_server.as_deref();
+                let shape = crate::aggregate::SessionShape {
+                    only: only.map(str::to_string),
+                    over_http: true,
+                    ..Default::default()
+                };
                 let aggregator =
-                    servers.aggregator(Arc::clone(&self.gateway), identity.clone(), only);
+                    servers.aggregator(Arc::clone(&self.gateway), identity.clone(), shape);
                 let handler = aggregator.front_handler();
                 spec.aggregator = Some(aggregator);
                 Outbox::Handler(handler)
