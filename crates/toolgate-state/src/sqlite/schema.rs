@@ -134,3 +134,31 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use rusqlite::Connection;
+
+    fn compiled_with(conn: &Connection, option: &str) -> bool {
+        conn.query_row("SELECT sqlite_compileoption_used(?1)", [option], |row| {
+            row.get::<_, i64>(0)
+        })
+        .unwrap()
+            == 1
+    }
+
+    /// `.cargo/config.toml` builds SQLite without what the store never uses; an extension
+    /// loader in particular would be a way to run code from a file.
+    #[test]
+    fn sqlite_is_built_without_extensions_or_full_text_search() {
+        let conn = Connection::open_in_memory().unwrap();
+        assert!(compiled_with(&conn, "OMIT_LOAD_EXTENSION"));
+        for unused in ["ENABLE_FTS3", "ENABLE_FTS5", "ENABLE_RTREE", "ENABLE_STAT4"] {
+            assert!(!compiled_with(&conn, unused), "{unused}");
+        }
+        assert!(conn
+            .execute_batch("CREATE VIRTUAL TABLE t USING fts5(x)")
+            .is_err());
+    }
+}
