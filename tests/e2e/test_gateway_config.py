@@ -698,16 +698,17 @@ def post_sessionless(url: str, method: str, params: dict[str, Any], name: str | 
 async def test_requests_without_a_session_reach_the_servers_they_name_under_both_policies(gateway: Gateway) -> None:
     """The 2026-07-28 era over a gateway config: each request is served alone, starting only
     the servers it can reach, which are asked `server/discover` first. Both policies decide,
-    and their per-session limits hold across requests, as for a single server."""
+    and their per-session limits hold across requests, as for a single server. (The limits
+    slide: a fixed window's boundary between two calls would start a new count.)"""
     gateway.write_policy(
         'version: "1"\ntools:\n  one__test_simple_text:\n    rules:\n      - name: two per session\n'
-        "        rate_limit: {max: 2, window: 60}\n",
+        "        rate_limit: {max: 2, window: 1h, mode: sliding}\n",
         gateway.dir / "everyone.yaml",
     )
     gateway.write_policy(
         'version: "1"\ntools:\n  test_simple_text:\n    rules:\n      - name: not from two\n        action: deny\n'
         "  test_image_content:\n    rules:\n      - name: one image per session\n"
-        "        rate_limit: {max: 1, window: 60}\n",
+        "        rate_limit: {max: 1, window: 1h, mode: sliding}\n",
         gateway.dir / "two.yaml",
     )
     fixture = [sys.executable, str(CONFORMANCE_FIXTURE_PY), "stdio"]
