@@ -257,6 +257,15 @@ impl Aggregator {
         Some(sessionless.counter_session.clone())
     }
 
+    /// What a server is asked first: `initialize`, or `server/discover` in the
+    /// 2026-07-28 era.
+    fn handshake_method(&self) -> &'static str {
+        match self.shape.sessionless {
+            Some(_) => "server/discover",
+            None => "initialize",
+        }
+    }
+
     fn mark_settled(&self) {
         self.settled.send_modify(|n| *n += 1);
     }
@@ -1071,8 +1080,9 @@ impl Aggregator {
             return false;
         };
         let Some(result) = result else {
-            tracing::error!(server = %member.spec.name, "the server refused initialize");
-            *member.down_reason.lock() = "it refused initialize".to_string();
+            let asked = self.handshake_method();
+            tracing::error!(server = %member.spec.name, "the server refused {asked}");
+            *member.down_reason.lock() = format!("it refused {asked}");
             if let Some(live) = member.live.lock().as_mut() {
                 live.refused = true;
             }
@@ -1115,9 +1125,8 @@ impl Aggregator {
                 return;
             };
             let own = Own::Handshake { member: index };
-            return self
-                .ask(&session, index, "server/discover", None, own)
-                .await;
+            let method = self.handshake_method();
+            return self.ask(&session, index, method, None, own).await;
         }
         let introduced = {
             let state = self.state.lock();
