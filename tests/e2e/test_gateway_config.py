@@ -673,6 +673,14 @@ def test_a_session_that_would_start_more_processes_than_are_left_is_refused(gate
         assert open_session() == 200  # 3 of 5 processes
         assert open_session() == 503  # 3 more would make 6
 
+        # A request without a session takes its processes from the same count: a listing
+        # of every server would make 6, a call that names one server makes 4.
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            post_sessionless(base + "/mcp", "tools/list", {})
+        assert refused.value.code == 503
+        _, answer = post_sessionless(base + "/mcp", "tools/call", {"name": "a__a_0", "arguments": {}}, "a__a_0")
+        assert answer["id"] == 1
+
 
 CONFORMANCE_FIXTURE_PY = E2E_DIR / "servers" / "conformance_fixture.py"
 SESSIONLESS = "2026-07-28"

@@ -105,9 +105,9 @@ pub(crate) struct Sessionless {
 pub struct Aggregator {
     front: Arc<Gateway>,
     shape: SessionShape,
-    /// Bumped whenever a server becomes ready or gives up (a sessionless request waits on
+    /// Marked changed whenever a server becomes ready or gives up (a sessionless request waits on
     /// it for every server to be one or the other).
-    settled: watch::Sender<u64>,
+    settled: watch::Sender<()>,
     front_session: OnceLock<Arc<Session>>,
     /// By index, which never changes for a server (ids, routes and pages name servers by
     /// it); a server removed from the config leaves its slot empty.
@@ -211,7 +211,7 @@ impl Aggregator {
             me: Weak::clone(me),
             front,
             shape,
-            settled: watch::channel(0).0,
+            settled: watch::channel(()).0,
             front_session: OnceLock::new(),
             members: parking_lot::RwLock::new(
                 members
@@ -246,7 +246,7 @@ impl Aggregator {
     /// as a session's first request waits for `initialize`.
     pub(crate) async fn settle(&self, limit: Duration) {
         let mut settled = self.settled.subscribe();
-        let all_settled = |_: &u64| self.current().iter().all(|(_, m)| m.settled());
+        let all_settled = |_: &()| self.current().iter().all(|(_, m)| m.settled());
         let _ = tokio::time::timeout(limit, settled.wait_for(all_settled)).await;
     }
 
@@ -267,7 +267,7 @@ impl Aggregator {
     }
 
     fn mark_settled(&self) {
-        self.settled.send_modify(|n| *n += 1);
+        self.settled.send_modify(|_| ());
     }
 
     /// Starts a server and the task that watches it.
@@ -358,36 +358,25 @@ impl Aggregator {
     }
 
     async fn answer(&self, front_id: u64, result: &Value) {
-        self.send_result(front_id, result, false).await;
-    }
-
-    /// An answer of the kind the 2026-07-28 era lets a client cache (`server/discover`, a
-    /// listing). A merged one is marked never to be cached (`ttlMs: 0`) and never to be
-    /// shared (`private`): it changes with every server and with the policy in force, whose
-    /// hidden tools may differ by caller.
-    async fn answer_cacheable(&self, front_id: u64, result: &Value) {
-        self.send_result(front_id, result, true).await;
-    }
-
-    async fn send_result(&self, front_id: u64, result: &Value, cacheable: bool) {
-        let marked;
-        let result = match (&self.shape.sessionless, result.as_object()) {
-            (Some(_), Some(members)) => {
-                let mut members = members.clone();
-                members.entry("resultType").or_insert("complete".into());
-                if cacheable {
-                    members.entry("ttlMs").or_insert(0.into());
-                    members.entry("cacheScope").or_insert("private".into());
-                }
-                marked = Value::Object(members);
-                &marked
-            }
-            _ => result,
-        };
         self.to_front(format!(
             "{{\"jsonrpc\":\"2.0\",\"id\":{front_id},\"result\":{result}}}"
         ))
         .await;
+    }
+
+    /// An answer of the kind the 2026-07-28 era lets a client cache (`server/discover`, a
+    /// listing): the only answers of the aggregator's own a sessionless request can get
+    /// (`initialize`, `ping` and `logging/setLevel` are not of the era). There it is marked
+    /// complete, never to be cached (`ttlMs: 0`) and never to be shared (`private`): a
+    /// merged view changes with every server and with the policy in force, whose hidden
+    /// tools may differ by caller.
+    async fn answer_cacheable(&self, front_id: u64, mut result: Value) {
+        if let (Some(_), Some(members)) = (&self.shape.sessionless, result.as_object_mut()) {
+            members.entry("resultType").or_insert("complete".into());
+            members.entry("ttlMs").or_insert(0.into());
+            members.entry("cacheScope").or_insert("private".into());
+        }
+        self.answer(front_id, &result).await;
     }
 
     async fn fail(&self, front_id: u64, code: ErrorCode, message: &str) {
@@ -729,7 +718,7 @@ impl Aggregator {
     /// can do, together (the servers were asked before the request was relayed).
     async fn discover(&self, front_id: u64) {
         let result = merge::discover_result(&self.initialized_answers());
-        self.answer_cacheable(front_id, &result).await;
+        self.answer_cacheable(front_id, result).await;
     }
 
     /// The `initialize` (or `server/discover`) results of the servers ready now, by name.
@@ -896,8 +885,7 @@ impl Aggregator {
                 Value::String(names::encode_cursor(&resume)),
             );
         }
-        self.answer_cacheable(front_id, &Value::Object(result))
-            .await;
+        self.answer_cacheable(front_id, Value::Object(result)).await;
     }
 
     fn spawn_deadline(&self, after: Duration, deadline: Deadline) {

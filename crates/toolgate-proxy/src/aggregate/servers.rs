@@ -67,19 +67,13 @@ impl Servers {
     /// The names a new client session uses: the aggregated view's (`tool_names`), or one
     /// server's own.
     pub fn client_names(&self, only: Option<&str>) -> Arc<ClientNames> {
-        Arc::new(match only {
-            Some(server) => ClientNames::one_server(server),
-            None => ClientNames::aggregated(self.bare_when_unique.load(Ordering::Relaxed)),
-        })
+        names(only, self.bare_when_unique.load(Ordering::Relaxed))
     }
 
     /// The names a single 2026-07-28 request uses: it has no listing of its own to make a
     /// name unique against, so the aggregated view's names are always prefixed.
     pub fn sessionless_names(&self, only: Option<&str>) -> Arc<ClientNames> {
-        Arc::new(match only {
-            Some(server) => ClientNames::one_server(server),
-            None => ClientNames::aggregated(false),
-        })
+        names(only, false)
     }
 
     /// An aggregator for one client session (of every server, or of `shape.only`), told of
@@ -180,6 +174,14 @@ impl Servers {
         }
         (removed, added.into_iter().map(|s| s.name).collect())
     }
+}
+
+/// One server's own names, or the aggregated view's.
+fn names(only: Option<&str>, bare_when_unique: bool) -> Arc<ClientNames> {
+    Arc::new(match only {
+        Some(server) => ClientNames::one_server(server),
+        None => ClientNames::aggregated(bare_when_unique),
+    })
 }
 
 impl std::fmt::Debug for Servers {
