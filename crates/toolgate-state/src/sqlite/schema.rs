@@ -154,6 +154,7 @@ mod tests {
     fn sqlite_is_built_without_extensions_or_full_text_search() {
         let conn = Connection::open_in_memory().unwrap();
         assert!(compiled_with(&conn, "OMIT_LOAD_EXTENSION"));
+        assert!(compiled_with(&conn, "DEFAULT_MEMSTATUS=0"));
         for unused in ["ENABLE_FTS3", "ENABLE_FTS5", "ENABLE_RTREE", "ENABLE_STAT4"] {
             assert!(!compiled_with(&conn, unused), "{unused}");
         }

@@ -7,9 +7,11 @@
 //! bounded channel gives back-pressure, and the async side only ever awaits a reply.
 //!
 //! Group commit: the thread takes every request waiting in its queue (up to [`MAX_BATCH`])
-//! and runs the reservations and rollbacks among them in one `BEGIN IMMEDIATE` transaction,
-//! each call in a savepoint of its own — read the windows, check, upsert — so each stays
-//! all-or-none, and the whole batch is atomic against every other process sharing the file.
+//! and runs the reservations and rollbacks among them in one `BEGIN IMMEDIATE` transaction —
+//! for each call, read the windows, check, upsert — and the whole batch is atomic against
+//! every other process sharing the file. No call has a savepoint of its own (two parsed
+//! statements a call): a call whose step fails rolls the whole transaction back, and the
+//! batch runs again one call per transaction, so each call stays all-or-none.
 //! A call reads what the calls before it in the batch wrote, exactly as if each had its own
 //! transaction in that order; only the commit is shared, which is what makes a busy store
 //! cheap. Replies go out after the commit: no call is forwarded on a reservation that could
@@ -139,6 +141,23 @@ const DELETE_EXPIRED: &str = "DELETE FROM counters
 /// that the write lock is never held for long.
 const MAX_BATCH: usize = 256;
 
+/// Why a batch's transaction was not committed.
+enum Failure {
+    /// It could not start or commit (what it was doing, and why): every change of it fails.
+    Transaction(&'static str, rusqlite::Error),
+    /// One change failed: the others may succeed on their own.
+    Step(StoreError),
+}
+
+impl Failure {
+    fn into_error(self, path: &std::path::Path) -> StoreError {
+        match self {
+            Failure::Transaction(doing, error) => store_error(path, doing, &error),
+            Failure::Step(error) => error,
+        }
+    }
+}
+
 /// What one request of a batch produced, to be sent once the batch has committed.
 enum Answer {
     Reserve(ReserveReply, Result<ReserveOutcome, StoreError>),
@@ -194,64 +213,82 @@ impl Worker {
         }
     }
 
-    /// Applies reservations and rollbacks in one transaction, each in a savepoint of its own,
-    /// and commits. When the transaction cannot start or commit, every one of them fails.
+    /// Applies reservations and rollbacks in one transaction and commits; each is answered as
+    /// if it had run alone, in order. A change that fails takes the transaction with it (it
+    /// is rolled back, nothing of it written), and the batch then runs again one change per
+    /// transaction, so only the failing change fails. When a transaction cannot start or
+    /// commit, every change of it fails.
     fn apply(&mut self, changes: Vec<Request>) -> Vec<Answer> {
-        let path = self.path.clone();
-        let mut tx = match self
+        let results = match self.run_in_one_transaction(&changes) {
+            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+            Err(Failure::Step(error)) if changes.len() == 1 => vec![Err(error)],
+            Err(Failure::Step(_)) => changes
+                .iter()
+                .map(|change| {
+                    self.run_in_one_transaction(std::slice::from_ref(change))
+                        .map(|outcomes| outcomes.into_iter().next().flatten())
+                        .map_err(|failure| failure.into_error(&self.path))
+                })
+                .collect(),
+            Err(Failure::Transaction(doing, error)) => changes
+                .iter()
+                .map(|_| Err(store_error(&self.path, doing, &error)))
+                .collect(),
+        };
+        changes
+            .into_iter()
+            .zip(results)
+            .filter_map(|(change, result)| match (change, result) {
+                (Request::Reserve { reply, .. }, Ok(Some(outcome))) => {
+                    Some(Answer::Reserve(reply, Ok(outcome)))
+                }
+                (Request::Reserve { reply, .. }, Err(error)) => {
+                    Some(Answer::Reserve(reply, Err(error)))
+                }
+                (Request::Rollback { reply, .. }, result) => {
+                    Some(Answer::Rollback(reply, result.map(drop)))
+                }
+                // Every reservation gets an outcome, and reads are not changes. Were one left
+                // without, its reply would be dropped, which its caller takes for "unavailable".
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Runs `changes` in one write transaction, without savepoints: a step that fails leaves
+    /// the transaction to be rolled back whole (dropping it does that). Gives each change its
+    /// outcome: a reservation's, or `None` for a rollback.
+    fn run_in_one_transaction(
+        &mut self,
+        changes: &[Request],
+    ) -> Result<Vec<Option<ReserveOutcome>>, Failure> {
+        let path = &self.path;
+        let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-        {
-            Ok(tx) => tx,
-            Err(e) => return all_failed(changes, || store_error(&path, "reserving", &e)),
-        };
+            .map_err(|e| Failure::Transaction("reserving", e))?;
         // Read after the write lock is held: the window is the one current when this
         // process is the only writer.
         let now = self.clock.now_ms();
-        // A call alone needs no savepoint: should it fail, its transaction is not committed.
-        let alone = changes.len() == 1;
-        let mut answers = Vec::with_capacity(changes.len());
+        let mut applied = Vec::with_capacity(changes.len());
         for change in changes {
-            answers.push(match change {
-                Request::Reserve { items, reply } => {
-                    let doing = "reserving";
-                    let step = |sp: &Connection| reserve(sp, &self.prefix, &items, now, &path);
-                    Answer::Reserve(reply, guarded(&mut tx, alone, &path, doing, step))
+            applied.push(match change {
+                Request::Reserve { items, .. } => {
+                    let outcome = reserve(&tx, &self.prefix, items, now, path);
+                    Some(outcome.map_err(Failure::Step)?)
                 }
-                Request::Rollback { ticket, reply } => {
-                    let doing = "rolling back";
-                    let step = |sp: &Connection| {
-                        subtract(sp, &self.prefix, &ticket)
-                            .map_err(|e| store_error(&path, doing, &e))
-                    };
-                    Answer::Rollback(reply, guarded(&mut tx, alone, &path, doing, step))
+                Request::Rollback { ticket, .. } => {
+                    subtract(&tx, &self.prefix, ticket)
+                        .map_err(|e| Failure::Step(store_error(path, "rolling back", &e)))?;
+                    None
                 }
                 // Reads are served between transactions (`serve`).
-                Request::Current { .. } => continue,
+                Request::Current { .. } => None,
             });
         }
-        let failed_alone = alone
-            && answers.iter().any(|a| match a {
-                Answer::Reserve(_, outcome) => outcome.is_err(),
-                Answer::Rollback(_, result) => result.is_err(),
-            });
-        if failed_alone {
-            // Dropping the transaction undoes whatever the failed call wrote.
-            return answers;
-        }
-        match tx.commit() {
-            Ok(()) => answers,
-            Err(e) => answers
-                .into_iter()
-                .map(|answer| {
-                    let error = store_error(&path, "committing", &e);
-                    match answer {
-                        Answer::Reserve(reply, _) => Answer::Reserve(reply, Err(error)),
-                        Answer::Rollback(reply, _) => Answer::Rollback(reply, Err(error)),
-                    }
-                })
-                .collect(),
-        }
+        tx.commit()
+            .map_err(|e| Failure::Transaction("committing", e))?;
+        Ok(applied)
     }
 
     /// Hands a reservation's outcome to its caller; one nobody waits for any more is undone.
@@ -337,26 +374,6 @@ impl Worker {
     }
 }
 
-/// Runs `step` in a savepoint — kept when it succeeds, undone when it fails, so one call's
-/// error never leaves half its writes in the batch — or, for a call `alone` in its
-/// transaction, directly (the caller does not commit a failed one).
-fn guarded<T>(
-    tx: &mut rusqlite::Transaction<'_>,
-    alone: bool,
-    path: &std::path::Path,
-    doing: &str,
-    step: impl FnOnce(&Connection) -> Result<T, StoreError>,
-) -> Result<T, StoreError> {
-    if alone {
-        return step(tx);
-    }
-    let fail = |e: rusqlite::Error| store_error(path, doing, &e);
-    let savepoint = tx.savepoint().map_err(fail)?;
-    let value = step(&savepoint)?;
-    savepoint.commit().map_err(fail)?;
-    Ok(value)
-}
-
 /// Checks and records one call's reservation: every counter or none.
 fn reserve(
     conn: &Connection,
@@ -411,18 +428,6 @@ fn subtract(conn: &Connection, prefix: &str, ticket: &Ticket) -> rusqlite::Resul
     Ok(())
 }
 
-/// Every change of a batch whose transaction could not start fails, with `error()` each.
-fn all_failed(changes: Vec<Request>, error: impl Fn() -> StoreError) -> Vec<Answer> {
-    changes
-        .into_iter()
-        .filter_map(|change| match change {
-            Request::Reserve { reply, .. } => Some(Answer::Reserve(reply, Err(error()))),
-            Request::Rollback { reply, .. } => Some(Answer::Rollback(reply, Err(error()))),
-            Request::Current { .. } => None,
-        })
-        .collect()
-}
-
 fn read_counts(
     conn: &Connection,
     prefix: &str,
@@ -461,7 +466,9 @@ fn sql_ms(ms: u64) -> i64 {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::clock::ManualClock;
 
     fn ticket() -> Ticket {
         Ticket {
@@ -497,5 +504,66 @@ mod tests {
         };
         drop(Delivery::new(refused, requests.downgrade()));
         assert!(queue.try_recv().is_err());
+    }
+
+    fn item(key: &str) -> ReserveItem {
+        ReserveItem {
+            key: key.into(),
+            window: Window::fixed(60_000),
+            max: Amount::from_units(10).unwrap(),
+            amount: Amount::ONE,
+        }
+    }
+
+    /// A batch in which one call's write fails: the batch runs again call by call, so the
+    /// others are reserved exactly once and the failing one leaves nothing behind.
+    #[test]
+    fn a_failing_call_fails_alone_and_its_batch_counts_exactly_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let conn = super::super::schema::open(&path, Duration::from_secs(5)).unwrap();
+        // Any write to the counter `poison` fails, after its call has read its windows.
+        conn.execute_batch(
+            "CREATE TRIGGER poison BEFORE INSERT ON counters WHEN NEW.key = 'poison'
+             BEGIN SELECT RAISE(ABORT, 'poisoned'); END;",
+        )
+        .unwrap();
+        let (requests, _queue) = mpsc::channel(4);
+        let mut worker = Worker {
+            conn,
+            path: path.clone(),
+            prefix: "p".into(),
+            clock: Arc::new(ManualClock::new(1_000)),
+            cleanup_interval: Duration::from_secs(60),
+            undo: requests.downgrade(),
+            next_cleanup_ms: u64::MAX,
+        };
+        let mut batch = Vec::new();
+        let mut answers = Vec::new();
+        for key in ["a", "poison", "a", "b"] {
+            let (reply, answer) = oneshot::channel();
+            batch.push(Request::Reserve {
+                items: vec![item(key)],
+                reply: ReserveReply::Awaited(reply),
+            });
+            answers.push(answer);
+        }
+        worker.serve(&mut batch);
+        let outcomes: Vec<_> = answers
+            .into_iter()
+            .map(|mut answer| answer.try_recv().unwrap().map(Delivery::into_outcome))
+            .collect();
+        assert!(matches!(outcomes[0], Ok(ReserveOutcome::Reserved(_))));
+        let error = outcomes[1].as_ref().unwrap_err().to_string();
+        assert!(
+            error.contains("reserving") && error.contains("RAISE"),
+            "{error}"
+        );
+        assert!(matches!(outcomes[2], Ok(ReserveOutcome::Reserved(_))));
+        assert!(matches!(outcomes[3], Ok(ReserveOutcome::Reserved(_))));
+        let mut count = |key: &str| worker.current(key, Window::fixed(60_000)).unwrap();
+        assert_eq!(count("a"), Amount::from_units(2).unwrap());
+        assert_eq!(count("b"), Amount::ONE);
+        assert_eq!(count("poison"), Amount::ZERO);
     }
 }
