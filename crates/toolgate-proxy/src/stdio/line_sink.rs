@@ -12,7 +12,9 @@
 //! A reader thread that handles a burst of input *corks* itself ([`cork_this_thread`]): what
 //! it sends is only buffered, and it calls [`flush_this_thread`] once its input runs dry, so a
 //! burst's answers leave in one write — to every sink it wrote to, which behind a gateway
-//! config includes other sessions' (the client's stdout, each server's stdin).
+//! config includes other sessions' (the client's stdout, each server's stdin). A corked
+//! thread's buffer that reaches [`MAX_PENDING_BYTES`] is written at once: the thread must not
+//! wait for room that only its own flush would make.
 
 use std::cell::Cell;
 use std::fs::File;
@@ -187,7 +189,9 @@ impl LineSink {
         }
         state.buf.extend_from_slice(message.as_bytes());
         state.buf.push(b'\n');
-        if CORKED.with(Cell::get) {
+        // A corked thread's lines wait for its flush, but not past the bound: the thread
+        // that would then wait for room is the one that would write them.
+        if CORKED.with(Cell::get) && state.waiting_bytes() < MAX_PENDING_BYTES {
             CORKED_SINKS.with(|sinks| {
                 let mut sinks = sinks.borrow_mut();
                 if !sinks.iter().any(|s| Arc::ptr_eq(s, self)) {
@@ -399,6 +403,45 @@ mod tests {
         sink.flush();
         let n = read.read(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"a\nb\n");
+    }
+
+    /// A burst that buffers more than the bound is written as it goes: the corked thread
+    /// must not wait for room only its own flush would make.
+    #[test]
+    fn a_corked_thread_never_waits_for_its_own_flush() {
+        let (mut read, write) = pipe();
+        let sink = LineSink::start("test", write).unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            read.read_to_end(&mut all).unwrap();
+            all.len()
+        });
+        let line = "x".repeat(3 * 1024 * 1024);
+        let (sent, sent_rx) = std::sync::mpsc::channel();
+        std::thread::spawn({
+            let sink = Arc::clone(&sink);
+            let line = line.clone();
+            move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap();
+                cork_this_thread();
+                for _ in 0..5 {
+                    assert!(runtime.block_on(sink.send(&line)));
+                }
+                flush_this_thread();
+                sent.send(()).unwrap();
+            }
+        });
+        sent_rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the corked thread waited for room it alone could make");
+        sink.close();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(sink.closed());
+        assert_eq!(reader.join().unwrap(), 5 * (line.len() + 1));
     }
 
     #[test]
