@@ -768,6 +768,31 @@ def test_malformed_json_line_gets_a_parse_error(gateway: Gateway) -> None:
 
 
 @needs_gateway
+def test_a_message_larger_than_a_pipes_backlog_does_not_stall_the_next(gateway: Gateway) -> None:
+    """A 9 MiB call and a small one in one write: the gateway reads them in one burst, and
+    must send the first on before the second instead of waiting for room only it can make."""
+    gateway.write_policy(BASE_POLICY)
+    raw = gateway.raw()
+    try:
+        raw.initialize()
+        big = "x" * (9 * 1024 * 1024)
+        first, second = raw.new_id(), raw.new_id()
+        lines = [
+            {"jsonrpc": "2.0", "id": first, "method": "tools/call",
+             "params": {"name": "echo", "arguments": {"message": big}}},
+            {"jsonrpc": "2.0", "id": second, "method": "tools/call",
+             "params": {"name": "echo", "arguments": {"message": "small"}}},
+        ]
+        raw.send_line("\n".join(json.dumps(line, separators=(",", ":")) for line in lines))
+        answer = raw.response_to(first, timeout=30)
+        assert answer["result"]["content"][0]["text"] == "Echo: " + big
+        answer = raw.response_to(second, timeout=30)
+        assert answer["result"]["content"][0]["text"] == "Echo: small"
+    finally:
+        raw.close()
+
+
+@needs_gateway
 def test_batch_is_rejected_as_invalid_request(gateway: Gateway) -> None:
     gateway.write_policy(BASE_POLICY)
     raw = gateway.raw()
