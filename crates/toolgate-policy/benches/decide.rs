@@ -1,6 +1,7 @@
 //! Decision and compile time for generated policies of 50 and 1,000 tools, each with three
 //! rules: a regex condition, a numeric condition and a rate limit, plus one `"*"` rate limit.
 //! A decision should take well under a microsecond and not grow with the number of tools.
+//! Also: the canonical text of the same arguments (counter partitions, argument hashes).
 //!
 //! Run: `cargo bench -p toolgate-policy --bench decide`
 
@@ -90,4 +91,12 @@ fn decide_wildcard_only_tool(bencher: Bencher, tools: usize) {
 fn compile_1000_tools(bencher: Bencher) {
     let text = policy_text(1000);
     bencher.bench_local(|| toolgate_policy::compile(black_box(&text)).is_ok());
+}
+
+/// The canonical text of a call's arguments: what the audit log hashes and approvals
+/// fingerprint, on every call with the audit log on.
+#[divan::bench]
+fn canonical_arguments(bencher: Bencher) {
+    let arguments = arguments();
+    bencher.bench_local(|| toolgate_policy::canonical::canonical_json(black_box(&arguments)));
 }

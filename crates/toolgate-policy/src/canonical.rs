@@ -15,6 +15,8 @@
 //!   number. Values an exact reader tells apart may then share a counter, which can only
 //!   count more, never less.
 
+use std::fmt::Write;
+
 use serde_json::Value;
 
 use crate::number::{as_double, Exact};
@@ -41,8 +43,9 @@ pub fn write_canonical(out: &mut String, value: &Value, numbers: Numbers) {
         Value::Bool(false) => out.push_str("false"),
         Value::Number(n) => {
             if let Some(i) = crate::number::as_plain_integer(n) {
-                // Both readings agree on it, and this is its one spelling.
-                out.push_str(&i.to_string());
+                // Both readings agree on it, and this is its one spelling. Writing to a
+                // `String` cannot fail.
+                let _ = write!(out, "{i}");
                 return;
             }
             let exact = match numbers {
@@ -86,8 +89,17 @@ pub fn write_canonical(out: &mut String, value: &Value, numbers: Numbers) {
     }
 }
 
-/// Appends `s` as a JSON string.
+/// Appends `s` as a JSON string, escaped as serde_json escapes it.
 pub fn write_string(out: &mut String, s: &str) {
+    // serde_json escapes only `"`, `\` and control characters; most names and values have
+    // none, and are copied as they are, without a string of their own.
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.reserve(s.len() + 2);
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     // Serializing a string cannot fail.
     out.push_str(&serde_json::to_string(s).unwrap_or_default());
 }
@@ -150,5 +162,39 @@ mod tests {
             r#"{"a":null,"b":[1,"x\""]}"#
         );
         assert_eq!(canonical(r#""\u0061""#), r#""a""#);
+    }
+
+    #[test]
+    fn strings_are_escaped_exactly_as_serde_json_escapes_them() {
+        let mut every_byte_char: String = (0u8..=0x7f).map(char::from).collect();
+        every_byte_char.push_str("\u{80}\u{2028}\u{2029}\u{fffd}é😀");
+        for s in [
+            "",
+            "plain",
+            "with space/and slash",
+            "quote\"",
+            "back\\slash",
+            "line\nbreak",
+            "\u{7f}del",
+            "\u{0}nul",
+            every_byte_char.as_str(),
+        ] {
+            let mut out = String::from("x");
+            write_string(&mut out, s);
+            assert_eq!(
+                out,
+                format!("x{}", serde_json::to_string(s).unwrap()),
+                "{s:?}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_string_is_escaped_as_serde_json_escapes_it(s in "\\PC*|[\\x00-\\x7f]*") {
+            let mut out = String::new();
+            write_string(&mut out, &s);
+            proptest::prop_assert_eq!(out, serde_json::to_string(&s).unwrap());
+        }
     }
 }

@@ -12,7 +12,9 @@ use sha2::Sha256;
 
 #[derive(Clone)]
 pub struct ArgsHasher {
-    key: [u8; 32],
+    /// The HMAC already keyed: each hash starts from a copy of it rather than hashing the
+    /// key's two pads again.
+    keyed: Hmac<Sha256>,
 }
 
 impl ArgsHasher {
@@ -28,18 +30,22 @@ impl ArgsHasher {
                 ),
             )
         })?;
-        Ok(ArgsHasher { key })
+        Ok(ArgsHasher::from_key(key))
     }
 
     pub fn from_key(key: [u8; 32]) -> ArgsHasher {
-        ArgsHasher { key }
+        // HMAC pads a key shorter than the hash's 64-byte block with zeros; padding it here
+        // gives the same MAC through the constructor that cannot fail.
+        let mut block = [0u8; 64];
+        block[..32].copy_from_slice(&key);
+        ArgsHasher {
+            keyed: <Hmac<Sha256> as Mac>::new(&block.into()),
+        }
     }
 
     /// `hmac-sha256:<hex>` of the canonical form of `arguments`.
     pub fn hash(&self, arguments: &Value) -> String {
-        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.key) else {
-            return String::new();
-        };
+        let mut mac = self.keyed.clone();
         mac.update(canonical_json(arguments).as_bytes());
         format!("hmac-sha256:{}", hex::encode(mac.finalize().into_bytes()))
     }
@@ -60,6 +66,18 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_keyed_copy_gives_the_standard_hmac_of_the_canonical_text() {
+        let key = [7u8; 32];
+        let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+        mac.update(br#"{"a":1,"b":"x"}"#);
+        let expected = format!("hmac-sha256:{}", hex::encode(mac.finalize().into_bytes()));
+        let hasher = ArgsHasher::from_key(key);
+        assert_eq!(hasher.hash(&json!({"b": "x", "a": 1.0})), expected);
+        // Every hash starts from the keyed state, not from the one before.
+        assert_eq!(hasher.hash(&json!({"b": "x", "a": 1.0})), expected);
+    }
 
     #[test]
     fn canonical_form_ignores_key_order_and_number_spelling() {
