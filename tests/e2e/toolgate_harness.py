@@ -444,10 +444,12 @@ class Gateway:
         return target
 
     def audit_events(self) -> list[dict[str, Any]]:
-        """Every line of the audit log, across files."""
+        """Every line of the audit log, across files. The gateway may be writing as this
+        reads, so a last line without its newline (half written) is left for the next read."""
         events = []
         for path in self.audit_dir.glob("*.jsonl"):
-            events += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            whole = path.read_text().split("\n")[:-1]
+            events += [json.loads(line) for line in whole if line.strip()]
         return events
 
     def wait_for_audit(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 5.0) -> list[dict[str, Any]]:

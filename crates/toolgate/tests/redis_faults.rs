@@ -60,11 +60,14 @@ fn gateway(dir: &Path, port: u16, fail_mode: &str) -> Gateway {
     )
 }
 
+/// The audit lines written so far. The gateway is still running, so the last line may be
+/// half written: only whole lines (ending in a newline) are read.
 fn audit_lines(dir: &Path) -> Vec<serde_json::Value> {
     let mut lines = Vec::new();
     for entry in std::fs::read_dir(dir.join("audit")).unwrap() {
         let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-        lines.extend(text.lines().map(|l| serde_json::from_str(l).unwrap()));
+        let whole = text.split_inclusive('\n').filter(|l| l.ends_with('\n'));
+        lines.extend(whole.map(|l| serde_json::from_str(l).unwrap()));
     }
     lines
 }
