@@ -46,6 +46,7 @@ pub use memory::MemoryStore;
 pub use pins::{
     open_pins, MemoryPins, Observation, PinEntry, PinRecord, PinStore, SharedPins, SqlitePins,
 };
+pub use sqlite::here::reserve_here;
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use store::{
     AfterReserve, CounterStore, ReserveItem, ReserveOutcome, ReserveResult, SharedStore,

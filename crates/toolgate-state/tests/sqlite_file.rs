@@ -232,6 +232,122 @@ async fn a_continuation_runs_once_on_the_database_thread_after_the_commit() {
     }
 }
 
+/// A thread allowed to reserve here runs the transaction itself, continuation and all, when
+/// nothing holds the database; the counts are the same as through the store's thread.
+#[test]
+fn a_thread_allowed_to_reserve_here_runs_the_reservation_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let store = Arc::new(open(&db, Arc::new(ManualClock::new(T0))));
+    let item = calls("search._rate_minute", fixed(MINUTE), 2);
+    toolgate_state::reserve_here(true);
+    let (tx, rx) = std::sync::mpsc::channel();
+    for _ in 0..3 {
+        let tx = tx.clone();
+        let then = AfterReserve::new(move |outcome| {
+            let thread = std::thread::current().id();
+            let _ = tx.send((outcome, thread));
+        });
+        Arc::clone(&store).reserve_then(vec![item.clone()], then);
+    }
+    toolgate_state::reserve_here(false);
+    let here = std::thread::current().id();
+    let outcomes: Vec<_> = rx.try_iter().collect();
+    assert_eq!(
+        outcomes.len(),
+        3,
+        "every continuation ran before reserve_then returned"
+    );
+    for (i, (outcome, thread)) in outcomes.into_iter().enumerate() {
+        assert_eq!(thread, here, "call {i} ran on another thread");
+        match (i, outcome.unwrap()) {
+            (0 | 1, ReserveOutcome::Reserved(_))
+            | (2, ReserveOutcome::Exceeded { index: 0, .. }) => {}
+            (i, other) => panic!("call {i}: {other:?}"),
+        }
+    }
+    let other = rusqlite::Connection::open(&db).unwrap();
+    let committed: i64 = other
+        .query_row("SELECT coalesce(sum(value), 0) FROM counters", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(committed, 2_000_000);
+}
+
+/// While another connection holds the write lock, a thread allowed to reserve here does not
+/// wait for it: the reservation goes to the store's thread, which waits and then answers.
+#[tokio::test]
+async fn a_held_write_lock_sends_the_reservation_to_the_store_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let store = Arc::new(open(&db, Arc::new(ManualClock::new(T0))));
+    let mut holder = rusqlite::Connection::open(&db).unwrap();
+    let lock = holder
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let then = AfterReserve::new(move |outcome| {
+        let thread = std::thread::current().name().map(str::to_owned);
+        let _ = tx.send((outcome, thread));
+    });
+    let started = Instant::now();
+    toolgate_state::reserve_here(true);
+    Arc::clone(&store).reserve_then(vec![calls("k", fixed(MINUTE), 5)], then);
+    toolgate_state::reserve_here(false);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "the calling thread waited for the lock"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    lock.rollback().unwrap();
+    let (outcome, thread) = rx.await.unwrap();
+    assert!(matches!(outcome, Ok(ReserveOutcome::Reserved(_))));
+    assert_eq!(thread.as_deref(), Some("toolgate-sqlite"));
+}
+
+/// Threads reserving here and the store's thread, all at once on one counter: exactly the
+/// limit is granted, as between processes.
+#[test]
+fn reservations_here_and_on_the_store_thread_never_overshoot() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(open(
+        &dir.path().join("state.db"),
+        Arc::new(ManualClock::new(T0)),
+    ));
+    let item = calls("shared._rate_minute", fixed(MINUTE), 300);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let (store, item, tx) = (Arc::clone(&store), item.clone(), tx.clone());
+            std::thread::spawn(move || {
+                // Half the threads may reserve here; the others always hand over.
+                toolgate_state::reserve_here(t % 2 == 0);
+                for _ in 0..150 {
+                    let tx = tx.clone();
+                    let then = AfterReserve::new(move |outcome| drop(tx.send(outcome)));
+                    Arc::clone(&store).reserve_then(vec![item.clone()], then);
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let outcomes: Vec<_> = rx.iter().collect();
+    assert_eq!(outcomes.len(), 600);
+    let granted = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(ReserveOutcome::Reserved(_))))
+        .count();
+    let refused = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(ReserveOutcome::Exceeded { .. })))
+        .count();
+    assert_eq!((granted, refused), (300, 300));
+}
+
 #[tokio::test]
 async fn a_continuation_the_store_drops_runs_as_unavailable() {
     let (tx, rx) = tokio::sync::oneshot::channel();

@@ -8,7 +8,9 @@
 //! which is the back-pressure wanted: a stalled peer stops the reading of its input.
 //!
 //! The thread is corked: what it sends waits until no whole line is buffered in its input,
-//! then everything goes out, one write per pipe per burst, to every pipe it sent to.
+//! then everything goes out, one write per pipe per burst, to every pipe it sent to. For the
+//! last message of a burst, an SQLite reservation may run on this thread too (no hand-over
+//! to the store's thread; `toolgate_state::reserve_here`).
 
 use std::fs::File;
 use std::future::Future;
@@ -56,8 +58,12 @@ impl ReaderThread {
                     if stopped.load(Ordering::Acquire) {
                         break;
                     }
+                    // The last message of a burst may run an SQLite reservation on this
+                    // thread: nothing else waits for it here.
+                    let last_of_burst = !reader.line_waiting();
+                    toolgate_state::reserve_here(last_of_burst);
                     runtime.block_on(handle_frame(frame));
-                    if !reader.line_waiting() {
+                    if last_of_burst {
                         flush_this_thread();
                     }
                 }

@@ -7,6 +7,7 @@
 //! only send a request and await the reply, so the runtime is never blocked.
 
 pub(crate) mod error;
+pub(crate) mod here;
 pub(crate) mod schema;
 mod worker;
 
@@ -21,6 +22,7 @@ use toolgate_policy::{Amount, Window};
 use crate::clock::Clock;
 use crate::reservation;
 use crate::store::{AfterReserve, CounterStore, ReserveItem, ReserveOutcome, StoreError, Ticket};
+use here::Here;
 use worker::{Request, ReserveReply, Worker};
 
 /// Requests queued for the worker before callers wait to enqueue (back-pressure).
@@ -47,10 +49,20 @@ impl Default for SqliteOptions {
 
 /// Counters in an SQLite file. Dropping the store (every clone) stops its worker thread
 /// and closes the file.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SqliteStore {
     requests: mpsc::Sender<Request>,
+    /// For reservations a thread may run itself (`here`).
+    here: Arc<Here>,
     path: Arc<Path>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SqliteStore {
@@ -73,6 +85,13 @@ impl SqliteStore {
     ) -> Result<SqliteStore, StoreError> {
         let path: PathBuf = path.as_ref().to_path_buf();
         let conn = schema::open(&path, options.busy_timeout)?;
+        let here = Here::new(
+            schema::open(&path, options.busy_timeout)?,
+            prefix.to_owned(),
+            Arc::clone(&clock),
+            path.clone(),
+        )
+        .map_err(|e| error::store_error(&path, "configuring", &e))?;
         let (requests, receiver) = mpsc::channel(QUEUE_DEPTH);
         let worker = Worker {
             undo: requests.downgrade(),
@@ -94,6 +113,7 @@ impl SqliteStore {
             })?;
         Ok(SqliteStore {
             requests,
+            here: Arc::new(here),
             path: path.into(),
         })
     }
@@ -163,13 +183,21 @@ impl CounterStore for SqliteStore {
             .await
     }
 
-    /// The continuation runs on the database thread, right after the commit.
+    /// The continuation runs on the database thread, right after the commit — or on this
+    /// thread, when it may run the reservation itself ([`here`]) and nothing else waits for
+    /// the database.
     fn reserve_then(self: Arc<Self>, items: Vec<ReserveItem>, then: AfterReserve) {
         if let Err(e) = reservation::validate_items(&items) {
             return then.run(Err(e));
         }
         if items.is_empty() {
             return then.run(Ok(ReserveOutcome::Reserved(Ticket { taken: Vec::new() })));
+        }
+        let queue_empty = self.requests.capacity() == self.requests.max_capacity();
+        if here::allowed() && queue_empty {
+            if let Some(outcome) = self.here.try_reserve(&items) {
+                return then.run(Ok(outcome));
+            }
         }
         let request = Request::Reserve {
             items,

@@ -375,7 +375,7 @@ impl Worker {
 }
 
 /// Checks and records one call's reservation: every counter or none.
-fn reserve(
+pub(super) fn reserve(
     conn: &Connection,
     prefix: &str,
     items: &[ReserveItem],
