@@ -240,6 +240,11 @@ fn a_thread_allowed_to_reserve_here_runs_the_reservation_itself() {
     let db = dir.path().join("state.db");
     let store = Arc::new(open(&db, Arc::new(ManualClock::new(T0))));
     let item = calls("search._rate_minute", fixed(MINUTE), 2);
+    // The store's first call runs its first cleanup, on the store's thread.
+    let (first, done) = std::sync::mpsc::channel();
+    let then = AfterReserve::new(move |outcome| drop(first.send(outcome)));
+    Arc::clone(&store).reserve_then(vec![calls("warm-up", fixed(MINUTE), 1)], then);
+    done.recv_timeout(Duration::from_secs(10)).unwrap().unwrap();
     toolgate_state::reserve_here(true);
     let (tx, rx) = std::sync::mpsc::channel();
     for _ in 0..3 {
@@ -268,11 +273,56 @@ fn a_thread_allowed_to_reserve_here_runs_the_reservation_itself() {
     }
     let other = rusqlite::Connection::open(&db).unwrap();
     let committed: i64 = other
-        .query_row("SELECT coalesce(sum(value), 0) FROM counters", [], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT coalesce(sum(value), 0) FROM counters WHERE key = ?1",
+            [&item.key],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(committed, 2_000_000);
+}
+
+/// With every call allowed to reserve here, expired windows are still deleted on time: a
+/// call made once a cleanup is due goes to the store's thread, which cleans up first.
+#[test]
+fn reserving_here_leaves_the_due_cleanup_to_the_store_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let clock = Arc::new(ManualClock::new(T0));
+    let store = Arc::new(open(&db, clock.clone()));
+    let reserve = |key: &str| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let then = AfterReserve::new(move |outcome| {
+            let _ = tx.send((outcome, std::thread::current().id()));
+        });
+        Arc::clone(&store).reserve_then(vec![calls(key, fixed(MINUTE), 5)], then);
+        let (outcome, thread) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert!(matches!(outcome, Ok(ReserveOutcome::Reserved(_))));
+        thread == std::thread::current().id()
+    };
+    let rows = || -> i64 {
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .query_row("SELECT count(*) FROM counters", [], |r| r.get(0))
+            .unwrap()
+    };
+    toolgate_state::reserve_here(true);
+    assert!(
+        !reserve("old"),
+        "the first call runs the first cleanup on the store's thread"
+    );
+    assert!(
+        reserve("old"),
+        "within the interval, calls are reserved here"
+    );
+    clock.advance(Duration::from_secs(5 * 60));
+    assert!(
+        !reserve("new"),
+        "a due cleanup sends the call to the store's thread"
+    );
+    assert_eq!(rows(), 1, "the expired window of `old` was deleted");
+    assert!(reserve("new"));
+    toolgate_state::reserve_here(false);
 }
 
 /// While another connection holds the write lock, a thread allowed to reserve here does not

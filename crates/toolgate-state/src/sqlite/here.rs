@@ -16,6 +16,7 @@
 
 use std::cell::Cell;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -45,6 +46,10 @@ pub(crate) struct Here {
     prefix: String,
     clock: Arc<dyn Clock>,
     path: PathBuf,
+    /// When the store's thread next deletes expired windows. A reservation made once that is
+    /// due goes to the store's thread, which cleans up first: with every call reserved here,
+    /// the store's thread would otherwise never wake to do it.
+    next_cleanup_ms: Arc<AtomicU64>,
 }
 
 impl Here {
@@ -55,6 +60,7 @@ impl Here {
         prefix: String,
         clock: Arc<dyn Clock>,
         path: PathBuf,
+        next_cleanup_ms: Arc<AtomicU64>,
     ) -> rusqlite::Result<Here> {
         conn.busy_timeout(Duration::ZERO)?;
         Ok(Here {
@@ -62,14 +68,19 @@ impl Here {
             prefix,
             clock,
             path,
+            next_cleanup_ms,
         })
     }
 
     /// Reserves `items` in a transaction of their own on this thread. `None` when that could
     /// not be done without waiting (the connection is in use, the write lock is held
-    /// elsewhere) or failed: the caller then hands the reservation to the store's thread,
-    /// which reports its own errors. Nothing of a `None` was written.
+    /// elsewhere), when a cleanup is due, or when it failed: the caller then hands the
+    /// reservation to the store's thread, which reports its own errors. Nothing of a `None`
+    /// was written.
     pub fn try_reserve(&self, items: &[ReserveItem]) -> Option<ReserveOutcome> {
+        if self.clock.now_ms() >= self.next_cleanup_ms.load(Ordering::Acquire) {
+            return None;
+        }
         let mut conn = self.conn.try_lock().ok()?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)

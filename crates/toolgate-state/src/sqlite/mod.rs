@@ -12,6 +12,7 @@ pub(crate) mod schema;
 mod worker;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -85,11 +86,14 @@ impl SqliteStore {
     ) -> Result<SqliteStore, StoreError> {
         let path: PathBuf = path.as_ref().to_path_buf();
         let conn = schema::open(&path, options.busy_timeout)?;
+        // 0: the first request runs a cleanup.
+        let next_cleanup_ms = Arc::new(AtomicU64::new(0));
         let here = Here::new(
             schema::open(&path, options.busy_timeout)?,
             prefix.to_owned(),
             Arc::clone(&clock),
             path.clone(),
+            Arc::clone(&next_cleanup_ms),
         )
         .map_err(|e| error::store_error(&path, "configuring", &e))?;
         let (requests, receiver) = mpsc::channel(QUEUE_DEPTH);
@@ -100,7 +104,7 @@ impl SqliteStore {
             prefix: prefix.to_owned(),
             clock,
             cleanup_interval: options.cleanup_interval,
-            next_cleanup_ms: 0,
+            next_cleanup_ms,
         };
         std::thread::Builder::new()
             .name("toolgate-sqlite".into())

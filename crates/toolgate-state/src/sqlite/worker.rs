@@ -19,6 +19,7 @@
 //! reservation that was made is undone at once, so a cancelled `reserve` never leaks quota.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -118,8 +119,10 @@ pub(crate) struct Worker {
     pub cleanup_interval: Duration,
     /// This worker's own queue, for undoing reservations whose delivery failed.
     pub undo: mpsc::WeakSender<Request>,
-    /// Clock time at which the next cleanup is due; 0 runs one on the first request.
-    pub next_cleanup_ms: u64,
+    /// Clock time at which the next cleanup is due; 0 runs one on the first request. Shared
+    /// with the reservations run on callers' threads (`here`), which leave a due cleanup's
+    /// reservation to this thread.
+    pub next_cleanup_ms: Arc<AtomicU64>,
 }
 
 /// Rows one cleanup pass deletes at most, so it never holds the write lock for long; a
@@ -352,18 +355,19 @@ impl Worker {
     /// a timer, not per call, and a failure only delays it.
     fn cleanup_if_due(&mut self) {
         let now = self.clock.now_ms();
-        if now < self.next_cleanup_ms {
+        if now < self.next_cleanup_ms.load(Ordering::Acquire) {
             return;
         }
         let interval = u64::try_from(self.cleanup_interval.as_millis()).unwrap_or(u64::MAX);
-        self.next_cleanup_ms = now.saturating_add(interval);
+        self.next_cleanup_ms
+            .store(now.saturating_add(interval), Ordering::Release);
         let deleted = self
             .conn
             .prepare_cached(DELETE_EXPIRED)
             .and_then(|mut delete| delete.execute(params![sql_ms(now), CLEANUP_BATCH]));
         match deleted {
             Ok(n) if i64::try_from(n).unwrap_or(i64::MAX) >= CLEANUP_BATCH => {
-                self.next_cleanup_ms = now;
+                self.next_cleanup_ms.store(now, Ordering::Release);
             }
             Ok(n) => tracing::debug!(deleted = n, "state database cleanup"),
             Err(err) => {
@@ -536,7 +540,7 @@ mod tests {
             clock: Arc::new(ManualClock::new(1_000)),
             cleanup_interval: Duration::from_secs(60),
             undo: requests.downgrade(),
-            next_cleanup_ms: u64::MAX,
+            next_cleanup_ms: Arc::new(AtomicU64::new(u64::MAX)),
         };
         let mut batch = Vec::new();
         let mut answers = Vec::new();
