@@ -1,5 +1,5 @@
-//! A reservation run on the calling thread, when that thread may and nothing waits for the
-//! database.
+//! A reservation run on the calling thread, when that thread is allowed to and nothing
+//! holds the database.
 //!
 //! Handing a reservation to the store's thread costs a thread wake-up each way, and with one
 //! call in flight that hand-over is a large part of what SQLite adds to a call. A thread that
