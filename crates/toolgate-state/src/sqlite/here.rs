@@ -78,14 +78,16 @@ impl Here {
     /// reservation to the store's thread, which reports its own errors. Nothing of a `None`
     /// was written.
     pub fn try_reserve(&self, items: &[ReserveItem]) -> Option<ReserveOutcome> {
-        if self.clock.now_ms() >= self.next_cleanup_ms.load(Ordering::Acquire) {
-            return None;
-        }
         let mut conn = self.conn.try_lock().ok()?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .ok()?;
+        // Read once the write lock is held, as the store's thread does; a due cleanup drops
+        // the transaction unused (about once a minute).
         let now = self.clock.now_ms();
+        if now >= self.next_cleanup_ms.load(Ordering::Acquire) {
+            return None;
+        }
         let outcome = reserve(&tx, &self.prefix, items, now, &self.path).ok()?;
         tx.commit().ok()?;
         Some(outcome)

@@ -197,8 +197,8 @@ impl CounterStore for SqliteStore {
         if items.is_empty() {
             return then.run(Ok(ReserveOutcome::Reserved(Ticket { taken: Vec::new() })));
         }
-        let queue_empty = self.requests.capacity() == self.requests.max_capacity();
-        if here::allowed() && queue_empty {
+        // Only a thread allowed to (a stdio reader) asks whether the queue is empty.
+        if here::allowed() && self.requests.capacity() == self.requests.max_capacity() {
             if let Some(outcome) = self.here.try_reserve(&items) {
                 return then.run(Ok(outcome));
             }
